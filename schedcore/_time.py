@@ -1,0 +1,80 @@
+"""Small helpers for aware datetimes and millisecond epochs.
+
+Stores keep instants as integer milliseconds since the Unix epoch; the public API
+uses aware datetimes only. Naive datetimes are refused everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from schedcore.exceptions import ValidationError
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def require_aware(value: Any, field: str) -> datetime:
+    """Return ``value`` if it is an aware datetime, else raise ValidationError naming ``field``."""
+    if not isinstance(value, datetime):
+        raise ValidationError(field, value, "expected a timezone-aware datetime")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValidationError(
+            field, value, "naive datetimes are ambiguous; attach a timezone (e.g. tzinfo=timezone.utc)"
+        )
+    return value
+
+
+def to_utc(value: datetime) -> datetime:
+    """Convert an aware datetime to UTC."""
+    return value.astimezone(timezone.utc)
+
+
+def to_ms(value: datetime) -> int:
+    """Milliseconds since the epoch, rounding toward the past."""
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def from_ms(ms: int) -> datetime:
+    """Aware UTC datetime for a millisecond epoch."""
+    return EPOCH + timedelta(milliseconds=ms)
+
+
+def trunc_ms(value: datetime) -> datetime:
+    """Aware UTC datetime truncated to whole milliseconds (what stores can keep)."""
+    return from_ms(to_ms(value))
+
+
+def to_timedelta(value: Any, field: str, *, allow_zero: bool = True) -> timedelta:
+    """Accept seconds (int/float) or a timedelta; refuse negatives (and zero unless allowed)."""
+    if isinstance(value, bool):
+        raise ValidationError(field, value, "expected seconds or a timedelta")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValidationError(field, value, "must be a finite number of seconds")
+        value = timedelta(seconds=value)
+    if not isinstance(value, timedelta):
+        raise ValidationError(field, value, "expected seconds or a timedelta")
+    if value < timedelta(0) or (not allow_zero and value == timedelta(0)):
+        raise ValidationError(field, value, "must be positive" if not allow_zero else "must not be negative")
+    return value
+
+
+def parse_instant(text: str, field: str) -> datetime:
+    """Parse an ISO-8601 instant with an offset ('Z' accepted); naive text is refused."""
+    if not isinstance(text, str):
+        raise ValidationError(field, text, "expected an ISO-8601 string")
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValidationError(field, text, "not an ISO-8601 date-time") from None
+    return require_aware(value, field)
+
+
+def iso(value: datetime) -> str:
+    """ISO-8601 text of an aware datetime, with milliseconds only when needed."""
+    if value.microsecond:
+        return value.isoformat(timespec="milliseconds")
+    return value.isoformat(timespec="seconds")

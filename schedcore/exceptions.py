@@ -1,0 +1,116 @@
+"""Every error schedcore raises on purpose.
+
+The tree::
+
+    SchedcoreError
+    ├── ValidationError (also ValueError)   bad input, refused at the boundary; names field and value
+    ├── ScheduleExists                       add(..., conflict="error") found the id taken
+    ├── ScheduleNotFound (also KeyError)     the id names no stored schedule
+    ├── LeaseLost                            a claim's lease expired or was taken over; nothing was written
+    ├── StoreError                           the store failed
+    │   ├── StoreUnavailable                 cannot reach the store now; retry later
+    │   └── CorruptScheduleData              stored data for one schedule cannot be read
+    ├── ExecutorError                        the executor failed
+    │   └── ExecutorUnavailable              cannot hand runs over now; retry later
+    ├── PluginError                          a plugin is missing, misnamed or broken
+    └── ConfigError                          a settings or schedule file is invalid
+
+Adapters (Redis, RQ, ...) translate their driver's exceptions into these, so that
+no driver type ever leaks into the core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "CorruptScheduleData",
+    "ExecutorError",
+    "ExecutorUnavailable",
+    "LeaseLost",
+    "PluginError",
+    "SchedcoreError",
+    "ScheduleExists",
+    "ScheduleNotFound",
+    "StoreError",
+    "StoreUnavailable",
+    "ValidationError",
+]
+
+
+class SchedcoreError(Exception):
+    """Base class of every error schedcore raises on purpose."""
+
+
+class ValidationError(SchedcoreError, ValueError):
+    """A value was refused at the boundary.
+
+    ``field`` names what was wrong (``"trigger.expr"``, ``"id"``, ...) and ``value``
+    holds what was given, so that the one-line message is enough to fix it.
+    """
+
+    def __init__(self, field: str, value: Any, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        shown = repr(value)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        super().__init__(f"invalid {field}={shown}: {reason}")
+
+
+class ScheduleExists(SchedcoreError):
+    """A schedule with this id is already stored (conflict policy ``"error"``)."""
+
+    def __init__(self, schedule_id: str) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"schedule {schedule_id!r} already exists")
+
+
+class ScheduleNotFound(SchedcoreError, KeyError):
+    """No schedule is stored under this id."""
+
+    def __init__(self, schedule_id: str) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(schedule_id)
+
+    def __str__(self) -> str:
+        return f"no schedule with id {self.schedule_id!r}"
+
+
+class LeaseLost(SchedcoreError):
+    """The lease on a claim is no longer held; the store refused to write."""
+
+
+class StoreError(SchedcoreError):
+    """The store failed to carry out an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now; the operation may be retried."""
+
+
+class CorruptScheduleData(StoreError):
+    """Stored data for one schedule cannot be decoded (hand-edited, foreign or newer schema)."""
+
+    def __init__(self, schedule_id: str, reason: str) -> None:
+        self.schedule_id = schedule_id
+        self.reason = reason
+        super().__init__(f"schedule {schedule_id!r} has unreadable data: {reason}")
+
+
+class ExecutorError(SchedcoreError):
+    """The executor failed to carry out an operation."""
+
+
+class ExecutorUnavailable(ExecutorError):
+    """The executor cannot accept runs right now; the claims are released and retried."""
+
+
+class PluginError(SchedcoreError):
+    """A plugin, store or executor name is unknown, or a plugin is broken."""
+
+
+class ConfigError(SchedcoreError):
+    """A settings or schedule file is invalid."""

@@ -1,0 +1,208 @@
+"""The contracts every trigger, store and executor keeps -- all in one place.
+
+The engine (:class:`schedcore.Scheduler`) talks to storage and execution only
+through :class:`Store` and :class:`Executor`. Implementations are checked by the
+shared conformance suite in :mod:`schedcore.testing`; :class:`schedcore.MemoryStore`
+is the reference implementation of :class:`Store`.
+
+How one occurrence travels (the exactly-once protocol)::
+
+    store.claim_due(now)    --> Claim (lease + fencing token)     atomically, many schedulers may race
+    executor.submit(runs)   --> idempotent per Run.id             a repeat hand-over is harmless
+    store.commit(commits)   --> next fire time + run records      refused (False) when the lease was lost
+    executor reports Outcome --> store.record_outcome(...)         idempotent per run id; may add a retry
+
+If a scheduler dies between ``submit`` and ``commit``, its lease expires, the entry
+returns to the time index, another scheduler claims it again, rebuilds the same
+runs (run ids are derived from schedule id, nominal fire time and attempt) and
+the executor drops the repeat. Nothing is lost and nothing runs twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from schedcore.model import Conflict, Schedule
+    from schedcore.records import AddResult, Claim, Commit, Outcome, Pending, Run, RunRecord, StoredSchedule
+
+__all__ = ["Executor", "Store", "Trigger"]
+
+
+@runtime_checkable
+class Trigger(Protocol):
+    """When a schedule fires. Triggers are pure, immutable and serializable."""
+
+    def next_after(self, instant: datetime) -> datetime | None:
+        """Return the first fire time strictly after ``instant`` (aware), or None if there is none.
+
+        Naive ``instant`` raises :class:`~schedcore.exceptions.ValidationError`. The result is
+        aware; successive calls fed with their own result yield a strictly increasing series.
+        """
+        ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict with a ``"type"`` key; :func:`schedcore.triggers.trigger_from_dict` reverses it."""
+        ...
+
+    def describe(self) -> str:
+        """A short human-readable description (``"cron '0 3 * * *' Europe/Paris"``)."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where schedules, their pending occurrences (the time index) and run history live.
+
+    Every method is safe to call from several threads, and -- for shared stores --
+    from several processes at once. Instants are aware UTC datetimes with millisecond
+    precision. Errors reaching the store are raised as
+    :class:`~schedcore.exceptions.StoreUnavailable`; data that cannot be decoded for
+    one schedule is reported for that schedule and skipped, never failing the others.
+
+    The time index holds :class:`~schedcore.records.Pending` entries: at most one
+    ``fire`` entry per schedule (its next occurrence) plus any number of ``retry``,
+    ``manual`` and ``backfill`` entries, each keyed by :attr:`Pending.key` within its
+    schedule. A schedule may also hold one *parked* entry (overlap ``buffer_one``)
+    outside the index until its running runs have all finished.
+    """
+
+    # -- definitions -----------------------------------------------------------------
+
+    def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
+        """Store ``schedule`` with ``first`` as its fire entry (None: nothing to fire).
+
+        Atomic. When the id is taken: ``conflict="error"`` raises ScheduleExists and
+        changes nothing; ``"keep"`` changes nothing and returns ``KEPT``; ``"replace"``
+        stores the new definition and returns ``REPLACED`` -- or ``UNCHANGED`` without
+        writing when the definition is equal. On replace the existing fire entry is kept
+        when :meth:`Schedule.same_timing` holds between old and new (so a re-sync never
+        skips or repeats an occurrence) and replaced by ``first`` otherwise; run counts,
+        running runs, retries and history are kept.
+        """
+        ...
+
+    def remove(self, schedule_id: str) -> bool:
+        """Delete the definition, its index entries, parked entry, state and history at once.
+
+        Returns False when there was no such schedule. Claims held on the schedule can
+        no longer be committed (commit returns False for them).
+        """
+        ...
+
+    def get(self, schedule_id: str) -> StoredSchedule | None:
+        """The stored schedule with its state, or None."""
+        ...
+
+    def list_schedules(self, *, after: str | None = None, limit: int = 100) -> list[StoredSchedule]:
+        """Up to ``limit`` schedules with ids greater than ``after``, in id order (pagination)."""
+        ...
+
+    def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
+        """Pause or resume atomically; raises ScheduleNotFound.
+
+        Pausing stores the definition with ``paused=True`` and takes its fire entry out of
+        the index (retries already scheduled still run). Resuming stores ``paused=False``
+        and makes ``next_fire`` its fire entry. Pausing a paused schedule (or resuming a
+        running one) changes nothing.
+        """
+        ...
+
+    def enqueue(self, schedule_id: str, entries: Sequence[Pending]) -> int:
+        """Add extra ``manual``/``backfill`` entries to the index; raises ScheduleNotFound.
+
+        Entries whose key is already present are ignored. Returns how many were added.
+        """
+        ...
+
+    def history(self, schedule_id: str, limit: int = 50) -> list[RunRecord]:
+        """The schedule's newest run records first (bounded; the store keeps a capped history)."""
+        ...
+
+    # -- the time index ----------------------------------------------------------------
+
+    def claim_due(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> list[Claim]:
+        """Atomically take up to ``limit`` entries due at or before ``now``, earliest first.
+
+        Each claimed entry leaves the index and is held under a lease until
+        ``now + lease`` with a fresh fencing token (strictly greater than any token the
+        store issued before). Entries whose lease expired at or before ``now`` are due
+        again and may be claimed by anyone. Two concurrent callers never receive the
+        same entry under live leases. Entries of schedules whose data cannot be decoded
+        are reported (logged) and left in place, not returned.
+        """
+        ...
+
+    def commit(self, commits: Sequence[Commit]) -> list[bool]:
+        """Apply each commit atomically, only while its claim's lease (token) is held.
+
+        For each item, in one atomic step: append ``dispatched`` and ``skipped`` records to
+        the history, mark the dispatched runs as running, add ``runs_started``, put
+        ``next_fire`` in the index as the schedule's fire entry (claims of fire entries
+        only), park ``park`` (replacing a parked entry), and release the claim. Returns one
+        bool per item: False means the lease was lost or the schedule removed, and that
+        nothing of that item was written.
+        """
+        ...
+
+    def release(self, claims: Sequence[Claim]) -> None:
+        """Give claims back unchanged: their entries return to the index at once (lease held only)."""
+        ...
+
+    def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
+        """Record how a run ended, atomically and at most once per run id.
+
+        Updates the run's history record and removes it from the running runs; adds
+        ``retry`` to the index when given; and when no run of the schedule is left
+        running, moves a parked entry into the index. Returns False and changes nothing
+        when the run is not running (unknown, already finished, or schedule removed).
+        """
+        ...
+
+    def next_due(self) -> datetime | None:
+        """Earliest instant at which something needs the engine: the earliest index entry
+        or the earliest lease expiry of a claim in flight. None when both are empty."""
+        ...
+
+    def watch(self, callback: Callable[[datetime], None]) -> Callable[[], None]:
+        """Call ``callback(due)`` whenever an entry is put in the index by anyone (for
+        shared stores: by any process), so that a sleeping engine can wake early.
+
+        Returns a function that stops the notifications. Callbacks may come from another
+        thread and must return quickly.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections and threads. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What runs the tasks. Hand-over is idempotent per :attr:`Run.id`."""
+
+    def validate(self, schedule: Schedule) -> None:
+        """Check executor-specific options of ``schedule`` at add time; raise ValidationError."""
+        ...
+
+    def start(self, report: Callable[[Outcome], None]) -> None:
+        """Begin work. ``report`` is called (from any thread) once per finished run; a
+        repeat report for the same run is allowed and ignored by the core."""
+        ...
+
+    def submit(self, runs: Sequence[Run]) -> None:
+        """Hand ``runs`` over for execution.
+
+        Idempotent: a run whose id was handed over before is not executed again. A task
+        that cannot be imported or called is a *failed run* (reported), never an error
+        here. Raises ExecutorUnavailable when nothing could be handed over now -- the
+        engine then releases the claims to try again later.
+        """
+        ...
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop accepting runs; with ``wait``, let running ones finish and report. Idempotent."""
+        ...

@@ -1,0 +1,1 @@
+"""Redis store for schedcore (issue 3)."""

@@ -1,0 +1,1 @@
+"""RQ executor for schedcore (issue 4)."""
