@@ -1,0 +1,28 @@
+"""Test helpers shipped with schedcore, for schedcore itself and for plugin authors.
+
+* :class:`StoreConformance` (:mod:`schedcore.testing.store_suite`) -- the contract suite
+  every :class:`~schedcore.protocols.Store` implementation runs against itself.
+* :mod:`schedcore.testing.factories` -- small builders for schedules and index entries.
+* :mod:`schedcore.testing.tasks` -- tiny task functions importable by reference.
+
+``import schedcore`` never imports this package; importing this package imports
+pytest and hypothesis only when :class:`StoreConformance` is first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from schedcore.testing.store_suite import StoreConformance
+
+__all__ = ["StoreConformance"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that the pytest plugin (which lives in this package) loads nothing heavy.
+    if name == "StoreConformance":
+        from schedcore.testing.store_suite import StoreConformance
+
+        return StoreConformance
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
