@@ -1,0 +1,114 @@
+"""Finding plugins and calling their hooks safely.
+
+Plugins come from the ``schedcore`` entry-point group (the built-ins too). Set
+``SCHEDCORE_TRACE_HOOKS=1`` to log every hook call, which helps plugin authors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+import pluggy
+
+from schedcore import hookspecs
+from schedcore.exceptions import PluginError
+from schedcore.protocols import Executor, Store
+
+__all__ = ["ExecutorFactory", "Hooks", "StoreFactory", "get_plugin_manager"]
+
+log = logging.getLogger("schedcore.plugins")
+
+
+@attrs.frozen(kw_only=True)
+class StoreFactory:
+    """A store a plugin offers under ``name``; ``create(options)`` builds it."""
+
+    name: str
+    create: Callable[[Mapping[str, Any]], Store]
+    description: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ExecutorFactory:
+    """An executor a plugin offers under ``name``; ``create(options)`` builds it."""
+
+    name: str
+    create: Callable[[Mapping[str, Any]], Executor]
+    description: str = ""
+
+
+def get_plugin_manager(*, entry_points: bool = True, plugins: tuple[object, ...] = ()) -> pluggy.PluginManager:
+    """A plugin manager with schedcore's hookspecs, entry-point plugins and ``plugins`` registered."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    if entry_points:
+        try:
+            pm.load_setuptools_entrypoints(hookspecs.PROJECT)
+        except Exception as exc:  # a broken third-party plugin must say who it is
+            raise PluginError(f"could not load a schedcore plugin: {type(exc).__name__}: {exc}") from exc
+    else:
+        from schedcore import _builtin
+
+        if not pm.is_registered(_builtin):
+            pm.register(_builtin, name="memory")
+    for plugin in plugins:
+        pm.register(plugin)
+    pm.check_pending()  # a misspelled hook implementation fails loudly here
+    if os.environ.get("SCHEDCORE_TRACE_HOOKS"):
+        pm.trace.root.setwriter(lambda message: log.debug("hook: %s", message.rstrip()))
+        pm.enable_tracing()
+    return pm
+
+
+class Hooks:
+    """Calls lifecycle hooks one implementation at a time, so that one failing plugin is
+    logged with its name and never breaks the scheduler or the other plugins."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+
+    def emit(self, name: str, **kwargs: Any) -> None:
+        """Call hook ``name`` with ``kwargs`` on every implementation, isolating failures."""
+        caller = getattr(self.pm.hook, name)
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                impl.function(*(kwargs[arg] for arg in impl.argnames))
+            except Exception:
+                log.exception("plugin %r raised in hook %s; continuing", impl.plugin_name, name)
+
+    def store_factories(self) -> dict[str, StoreFactory]:
+        """Every registered store, by name (a later plugin may not shadow an earlier name)."""
+        return _collect(self.pm.hook.schedcore_store_factories(), "store")
+
+    def executor_factories(self) -> dict[str, ExecutorFactory]:
+        """Every registered executor, by name."""
+        return _collect(self.pm.hook.schedcore_executor_factories(), "executor")
+
+    def create_store(self, name: str, options: Mapping[str, Any]) -> Store:
+        """Build the store registered as ``name``; PluginError lists the known names."""
+        factories = self.store_factories()
+        if name not in factories:
+            raise PluginError(f"unknown store {name!r}; registered stores: {', '.join(sorted(factories)) or 'none'}")
+        return factories[name].create(options)
+
+    def create_executor(self, name: str, options: Mapping[str, Any]) -> Executor:
+        """Build the executor registered as ``name``; PluginError lists the known names."""
+        factories = self.executor_factories()
+        if name not in factories:
+            known = ", ".join(sorted(factories)) or "none"
+            raise PluginError(f"unknown executor {name!r}; registered executors: {known}")
+        return factories[name].create(options)
+
+
+def _collect(results: list[Any], kind: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for batch in results:
+        for factory in batch:
+            if factory.name in found:
+                raise PluginError(f"two plugins register a {kind} named {factory.name!r}")
+            found[factory.name] = factory
+    return found
