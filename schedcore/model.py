@@ -6,7 +6,7 @@ import base64
 import hashlib
 import pickle
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
@@ -288,8 +288,12 @@ class Schedule:
         """A copy with ``changes`` applied (validated like a new schedule)."""
         return attrs.evolve(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict carrying the schema version; :meth:`from_dict` reverses it."""
+    def to_dict(self, *, compact: bool = False) -> dict[str, Any]:
+        """A JSON-safe dict carrying the schema version; :meth:`from_dict` reverses it.
+
+        ``compact=True`` leaves out fields that hold their default value (stores use it
+        to keep each schedule small); :meth:`from_dict` fills them back in.
+        """
         data: dict[str, Any] = {
             "schema": SCHEMA_VERSION,
             "id": self.id,
@@ -315,6 +319,9 @@ class Schedule:
             data["kwargs"] = self.kwargs
         else:
             data["payload"] = base64.b64encode(pickle.dumps((self.args, self.kwargs))).decode("ascii")
+        if compact:
+            defaults = _default_dict()
+            data = {k: v for k, v in data.items() if k in _ALWAYS_KEPT or defaults.get(k, _MISSING) != v}
         return data
 
     @classmethod
@@ -348,3 +355,20 @@ def _no_unknown_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> 
         raise ValidationError(
             f"{where}.{unknown[0]}", data[unknown[0]], f"unknown key (allowed: {', '.join(sorted(allowed))})"
         )
+
+
+_MISSING = object()
+_ALWAYS_KEPT = frozenset({"schema", "id", "task", "trigger"})
+
+
+def _default_dict() -> dict[str, Any]:
+    """to_dict() of a schedule whose every optional field holds its default."""
+    global _DEFAULTS
+    if _DEFAULTS is None:
+        from schedcore.triggers import At
+
+        _DEFAULTS = Schedule(id="x", task="x:x", trigger=At(datetime(2000, 1, 1, tzinfo=timezone.utc))).to_dict()
+    return _DEFAULTS
+
+
+_DEFAULTS: dict[str, Any] | None = None
