@@ -7,7 +7,10 @@ patching of ``datetime.now``.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
@@ -53,9 +56,11 @@ class SystemClock:
 class FakeClock:
     """A simulated clock: time moves only when told to, or when someone waits.
 
-    ``wait`` never blocks: if the event is not set it jumps straight to the deadline.
-    Waiting with no deadline and no event set is an error, since in simulated time
-    it would block forever.
+    ``wait`` never blocks: if the event is not set it jumps straight to the deadline,
+    firing on the way, in order, the timers registered with :meth:`call_at` (a timer
+    may set the event, which ends the wait at the timer's instant). Waiting with no
+    deadline jumps to the next timer; with no timer and no event set it is an error,
+    since in simulated time it would block forever.
     """
 
     def __init__(self, start: datetime | None = None) -> None:
@@ -63,35 +68,85 @@ class FakeClock:
             start = datetime(2025, 1, 1, tzinfo=timezone.utc)
         self._now = to_utc(require_aware(start, "start"))
         self._lock = threading.Lock()
+        self._timers: list[tuple[datetime, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
 
     def now(self) -> datetime:
         with self._lock:
             return self._now
 
+    def call_at(self, when: datetime, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` when simulated time reaches ``when`` (at once if it has already).
+
+        Timers fire in instant order (then registration order), outside the clock's lock,
+        while :meth:`wait`, :meth:`advance` or :meth:`set` move the time past them.
+        """
+        when = to_utc(require_aware(when, "when"))
+        with self._lock:
+            heapq.heappush(self._timers, (when, next(self._seq), fn))
+            due = when <= self._now
+        if due:
+            self._run_timers(when)
+
+    def pending_timers(self) -> int:
+        """How many timers have not fired yet."""
+        with self._lock:
+            return len(self._timers)
+
+    def next_timer(self) -> datetime | None:
+        """The instant of the earliest timer not fired yet."""
+        with self._lock:
+            return self._timers[0][0] if self._timers else None
+
     def set(self, instant: datetime) -> None:
-        """Move to ``instant`` (never backwards)."""
+        """Move to ``instant`` (never backwards), firing the timers up to it."""
         instant = to_utc(require_aware(instant, "instant"))
         with self._lock:
             if instant < self._now:
                 raise ValueError(f"FakeClock cannot go back from {self._now} to {instant}")
-            self._now = instant
+        self._move_to(instant, None)
 
     def advance(self, delta: timedelta | float) -> datetime:
-        """Move forward by ``delta`` (seconds or timedelta) and return the new now."""
+        """Move forward by ``delta`` (seconds or timedelta), firing timers; return the new now."""
         if not isinstance(delta, timedelta):
             delta = timedelta(seconds=delta)
         if delta < timedelta(0):
             raise ValueError("FakeClock cannot go back in time")
         with self._lock:
-            self._now += delta
-            return self._now
+            target = self._now + delta
+        self._move_to(target, None)
+        return self.now()
 
     def wait(self, event: threading.Event, deadline: datetime | None) -> bool:
         if event.is_set():
             return True
         if deadline is None:
-            raise RuntimeError("FakeClock.wait with no deadline would block forever")
-        with self._lock:
-            if deadline > self._now:
-                self._now = to_utc(deadline)
+            target = self.next_timer()
+            if target is None:
+                raise RuntimeError("FakeClock.wait with no deadline and no timer would block forever")
+            self._move_to(max(target, self.now()), event)
+            return event.is_set()
+        self._move_to(to_utc(deadline), event)
         return event.is_set()
+
+    def _move_to(self, target: datetime, event: threading.Event | None) -> None:
+        """Advance to ``target`` timer by timer; stop early when ``event`` gets set."""
+        while True:
+            with self._lock:
+                if self._timers and self._timers[0][0] <= target:
+                    when, _, fn = heapq.heappop(self._timers)
+                    self._now = max(self._now, when)
+                else:
+                    self._now = max(self._now, target)
+                    return
+            fn()  # outside the lock: timers may read the clock or register timers
+            if event is not None and event.is_set():
+                return
+
+    def _run_timers(self, upto: datetime) -> None:
+        while True:
+            with self._lock:
+                if not (self._timers and self._timers[0][0] <= max(upto, self._now)):
+                    return
+                _, _, fn = heapq.heappop(self._timers)
+            fn()

@@ -1,0 +1,523 @@
+"""The engine: claims due occurrences, plans them, hands runs over and records outcomes.
+
+One loop per :class:`Scheduler`; any number of schedulers (threads or processes) may
+share one store -- the store's leases make each occurrence go to one of them, and run
+ids make a repeated hand-over harmless (see :mod:`schedcore.protocols`). The loop
+sleeps until the store's next due instant exactly; it is woken early by the store
+(``watch``), by ``add``/``trigger_now``/... and by outcomes the executor reports.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any
+
+import pluggy
+
+from schedcore._planner import Plan, backfill_entries, first_fire, plan, retry_entry
+from schedcore.clock import Clock, SystemClock
+from schedcore.exceptions import ExecutorUnavailable, ScheduleNotFound
+from schedcore.model import Conflict, Schedule
+from schedcore.plugins import Hooks, get_plugin_manager
+from schedcore.protocols import Executor, Store
+from schedcore.records import (
+    AddResult,
+    Claim,
+    Outcome,
+    OutcomeStatus,
+    Pending,
+    PendingKind,
+    RunRecord,
+    RunStatus,
+    StoredSchedule,
+    make_run_id,
+)
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger("schedcore.scheduler")
+
+_MS = timedelta(milliseconds=1)
+_MAX_ROUNDS = 10_000  # claim rounds per tick: a guard against a store that keeps handing entries back
+
+
+class Scheduler:
+    """Runs schedules from ``store`` on ``executor``.
+
+    ``store`` defaults to a new :class:`~schedcore.memory.MemoryStore`, ``executor`` to a
+    :class:`~schedcore.executors.LocalExecutor`, ``clock`` to the system clock and
+    ``plugins`` to the plugin manager of :func:`schedcore.plugins.get_plugin_manager`
+    (pass a ``pluggy.PluginManager``, or plugin objects to register on a new one).
+    ``owner`` names this scheduler in leases (default: host, pid and a random suffix);
+    ``batch_size`` bounds the entries claimed at once; ``lease`` is how long a claim is
+    held before another scheduler may take it over; store outages are retried with
+    exponential back-off up to ``max_backoff``.
+
+    Use :meth:`run` for the loop, or :meth:`tick` to drive it yourself (tests, simulation).
+    """
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        executor: Executor | None = None,
+        *,
+        clock: Clock | None = None,
+        plugins: pluggy.PluginManager | Iterable[object] | None = None,
+        owner: str | None = None,
+        batch_size: int = 256,
+        lease: timedelta = timedelta(seconds=30),
+        max_backoff: timedelta = timedelta(seconds=30),
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError("batch_size must be a positive integer")
+        if lease <= timedelta(0):
+            raise ValueError("lease must be positive")
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        if store is None:
+            from schedcore.memory import MemoryStore
+
+            store = MemoryStore()
+        if executor is None:
+            from schedcore.executors import LocalExecutor
+
+            executor = LocalExecutor(clock=self.clock)
+        self.store: Store = store
+        self.executor: Executor = executor
+        pm = plugins if isinstance(plugins, pluggy.PluginManager) else get_plugin_manager(plugins=tuple(plugins or ()))
+        self.plugin_manager = pm
+        self.hooks = Hooks(pm)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.batch_size = batch_size
+        self.lease = lease
+        self.max_backoff = max_backoff
+        self._wake = threading.Event()  # set: something may be due sooner than planned
+        self._stopping = threading.Event()
+        self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._unapplied: deque[Outcome] = deque()  # taken off the queue, not yet in the store
+        self._lock = threading.Lock()
+        self._started = False
+        self._failures = 0  # consecutive failed ticks, for the back-off
+
+    def __repr__(self) -> str:
+        return f"<Scheduler owner={self.owner!r} store={self.store!r} executor={self.executor!r}>"
+
+    # -- schedules ---------------------------------------------------------------------
+
+    def add(self, schedule: Schedule, conflict: Conflict | str = "replace") -> AddResult:
+        """Store ``schedule`` (see :meth:`Store.add` for ``conflict``); returns what happened.
+
+        Its first fire time is its first occurrence at or after now: occurrences in the
+        past are not run (use :meth:`backfill` for those).
+        """
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"expected a Schedule, got {type(schedule).__name__}")
+        conflict = Conflict(conflict)
+        self.executor.validate(schedule)
+        runs_started = 0
+        if schedule.max_runs is not None:
+            existing = self.store.get(schedule.id)
+            runs_started = existing.runs_started if existing is not None else 0
+        first = first_fire(schedule, self.clock.now(), runs_started)
+        result = self.store.add(schedule, first, conflict)
+        self._event(
+            "schedule_added",
+            f"schedule {schedule.id} {result.value}",
+            schedule_id=schedule.id,
+            result=result.value,
+            next_fire=first.nominal if first else None,
+        )
+        self.hooks.emit("schedcore_schedule_added", scheduler=self, schedule=schedule, result=result.value)
+        self._wake.set()
+        return result
+
+    def remove(self, schedule_id: str) -> bool:
+        """Delete a schedule with its pending entries and history; False if there was none."""
+        removed = self.store.remove(schedule_id)
+        if removed:
+            self._event("schedule_removed", f"schedule {schedule_id} removed", schedule_id=schedule_id)
+            self.hooks.emit("schedcore_schedule_removed", scheduler=self, schedule_id=schedule_id)
+        return removed
+
+    def get(self, schedule_id: str) -> StoredSchedule | None:
+        """The stored schedule with its state, or None."""
+        return self.store.get(schedule_id)
+
+    def list(self) -> list[StoredSchedule]:
+        """Every stored schedule, in id order."""
+        return list(self.iter_schedules())
+
+    def iter_schedules(self, page_size: int = 100) -> Iterator[StoredSchedule]:
+        """Every stored schedule, in id order, fetched a page at a time."""
+        after: str | None = None
+        while True:
+            page = self.store.list_schedules(after=after, limit=page_size)
+            yield from page
+            if len(page) < page_size:
+                return
+            after = page[-1].schedule.id
+
+    def history(self, schedule_id: str, limit: int = 50) -> builtins.list[RunRecord]:
+        """The schedule's newest run records first."""
+        return self.store.history(schedule_id, limit)
+
+    def pause(self, schedule_id: str) -> StoredSchedule:
+        """Stop firing the schedule's occurrences (scheduled retries still run); ScheduleNotFound."""
+        stored = self.store.set_paused(schedule_id, True, None)
+        self._event("schedule_paused", f"schedule {schedule_id} paused", schedule_id=schedule_id)
+        self.hooks.emit("schedcore_schedule_paused", scheduler=self, schedule_id=schedule_id)
+        return stored
+
+    def resume(self, schedule_id: str) -> StoredSchedule:
+        """Fire again from now on: occurrences that fell in the pause are not run; ScheduleNotFound."""
+        current = self._require(schedule_id)
+        next_fire = first_fire(current.schedule.evolve(paused=False), self.clock.now(), current.runs_started)
+        stored = self.store.set_paused(schedule_id, False, next_fire)
+        nominal = next_fire.nominal if next_fire else None
+        self._event("schedule_resumed", f"schedule {schedule_id} resumed", schedule_id=schedule_id, next_fire=nominal)
+        self.hooks.emit("schedcore_schedule_resumed", scheduler=self, schedule_id=schedule_id, next_fire=nominal)
+        self._wake.set()
+        return stored
+
+    def trigger_now(self, schedule_id: str) -> str:
+        """Run the schedule once now, outside its timing; returns the run id. ScheduleNotFound.
+
+        The manual run's nominal time is now, moved on by a millisecond while it would
+        coincide with an occurrence or a known run (run ids must stay unique).
+        """
+        stored = self._require(schedule_id)
+        now = self.clock.now()
+        taken = set(stored.running) | {r.run_id for r in self.store.history(schedule_id, 1000)}
+        nominal = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        for _ in range(10_000):
+            occurs = stored.schedule.trigger.next_after(nominal - _MS) == nominal
+            if not occurs and make_run_id(schedule_id, nominal, 1) not in taken:
+                break
+            nominal += _MS
+        entry = Pending(kind=PendingKind.MANUAL, nominal=nominal, due=now)
+        self.store.enqueue(schedule_id, [entry])
+        run_id = make_run_id(schedule_id, entry.nominal, 1)
+        self._event("run_triggered", f"manual run {run_id} queued", schedule_id=schedule_id, run_id=run_id)
+        self._wake.set()
+        return run_id
+
+    def backfill(self, schedule_id: str, start: datetime, end: datetime) -> int:
+        """Queue a run for each occurrence in ``[start, end]`` (``end`` capped at now) that has
+        no run record in the history (skipped ones are run); returns how many were queued."""
+        stored = self._require(schedule_id)
+        end = min(end, self.clock.now())
+        if end < start:
+            return 0
+        entries = backfill_entries(stored.schedule, start, end)
+        known = set(stored.running) | {
+            r.run_id for r in self.store.history(schedule_id, 100_000) if r.status is not RunStatus.SKIPPED
+        }
+        fresh = [e for e in entries if make_run_id(schedule_id, e.nominal, 1) not in known]
+        added = self.store.enqueue(schedule_id, fresh) if fresh else 0
+        self._event("backfill_queued", f"{added} backfill runs queued", schedule_id=schedule_id, count=added)
+        self._wake.set()
+        return added
+
+    def _require(self, schedule_id: str) -> StoredSchedule:
+        stored = self.store.get(schedule_id)
+        if stored is None:
+            raise ScheduleNotFound(schedule_id)
+        return stored
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self, burst: bool = False) -> None:
+        """Run the loop until :meth:`stop` (or SIGINT/SIGTERM on the main thread).
+
+        Stopping is clean: no new claims, the executor finishes its running runs
+        (``shutdown(wait=True)``), their outcomes are recorded. With ``burst=True``,
+        dispatch what is due now, wait for those runs to finish, record them and return
+        (retries due later are left in the store).
+        """
+        restore = self._install_signal_handlers()
+        unwatch = self.store.watch(self._on_store_put)
+        self._ensure_started()
+        self.hooks.emit("schedcore_scheduler_started", scheduler=self)
+        self._event("scheduler_started", f"scheduler {self.owner} started", owner=self.owner, burst=burst)
+        try:
+            if burst:
+                self.tick()
+            else:
+                while not self._stopping.is_set():
+                    self._wake.clear()  # before the tick: a wake-up during it is kept
+                    wake_at = self.tick()
+                    if self._stopping.is_set():
+                        break
+                    self.clock.wait(self._wake, wake_at)
+        finally:
+            try:
+                unwatch()
+                self.executor.shutdown(wait=True)
+                self._apply_outcomes_safely()
+            finally:
+                restore()
+                self._event("scheduler_stopped", f"scheduler {self.owner} stopped", owner=self.owner)
+                self.hooks.emit("schedcore_scheduler_stopped", scheduler=self)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to stop (from any thread or a signal handler); returns at once."""
+        self._stopping.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopping.is_set()
+
+    def tick(self) -> datetime | None:
+        """Apply reported outcomes, then claim and dispatch everything due now, in batches.
+
+        Returns the instant the loop should wake up next (None: nothing scheduled). Never
+        raises for a store or executor outage: it logs it and returns a back-off instant.
+        """
+        self._ensure_started()
+        try:
+            for _ in range(_MAX_ROUNDS):
+                self._apply_outcomes()
+                if self._stopping.is_set():
+                    break
+                claimed = self._dispatch_batch()
+                if claimed < self.batch_size and self._outcomes.empty() and not self._unapplied:
+                    break
+            wake_at = self.store.next_due()
+        except ExecutorUnavailable as exc:
+            return self._back_off("executor unavailable", exc)
+        except Exception as exc:
+            return self._back_off("store error", exc)
+        self._failures = 0
+        return wake_at
+
+    def wait(self, deadline: datetime | None) -> bool:
+        """Sleep on this scheduler's clock until ``deadline`` or an early wake-up (True)."""
+        return self.clock.wait(self._wake, deadline)
+
+    def clear_wakeup(self) -> None:
+        """Forget earlier wake-up requests (call before :meth:`tick` when driving the loop)."""
+        self._wake.clear()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        self.executor.start(self._report)
+
+    def _report(self, outcome: Outcome) -> None:
+        """The executor's callback (any thread): queue the outcome for the loop and wake it."""
+        self._outcomes.put(outcome)
+        self._wake.set()
+
+    def _on_store_put(self, due: datetime) -> None:
+        self._wake.set()
+
+    def _back_off(self, what: str, exc: Exception) -> datetime:
+        self._failures += 1
+        seconds = min(0.5 * 2 ** min(self._failures - 1, 20), self.max_backoff.total_seconds())
+        log.warning(
+            "%s (%s: %s); retrying in %.1fs",
+            what,
+            type(exc).__name__,
+            exc,
+            seconds,
+            exc_info=not isinstance(exc, ExecutorUnavailable),
+            extra={"event": "backoff", "error": f"{type(exc).__name__}: {exc}", "delay": seconds},
+        )
+        return self.clock.now() + timedelta(seconds=seconds)
+
+    def _dispatch_batch(self) -> int:
+        """Claim one batch due now, plan it, hand the runs over, commit; return how many were claimed."""
+        now = self.clock.now()
+        claims = self.store.claim_due(now, limit=self.batch_size, lease=self.lease, owner=self.owner)
+        if not claims:
+            return 0
+        plans: list[Plan] = []
+        for claim in claims:
+            try:
+                plans.append(plan(claim, now))
+            except Exception:
+                # One bad schedule (a trigger that raises...) must not stop the others; its
+                # claim is kept until the lease expires, which paces the next attempt.
+                log.exception(
+                    "cannot plan %s of schedule %s",
+                    claim.entry.kind.value,
+                    claim.schedule_id,
+                    extra={"event": "plan_failed", "schedule_id": claim.schedule_id},
+                )
+        runs = [run for p in plans for run in p.runs]
+        if runs:
+            try:
+                self.executor.submit(runs)
+            except Exception:
+                self._release([p.commit.claim for p in plans])
+                raise
+        results = self.store.commit([p.commit for p in plans])
+        for p, ok in zip(plans, results, strict=True):
+            self._after_commit(p, ok)
+        return len(claims)
+
+    def _release(self, claims: Sequence[Claim]) -> None:
+        try:
+            self.store.release(claims)
+        except Exception:
+            log.exception("could not release %d claims; their leases will expire", len(claims))
+
+    def _after_commit(self, p: Plan, ok: bool) -> None:
+        claim = p.commit.claim
+        sid = claim.schedule_id
+        if not ok:
+            # The lease was lost (or the schedule removed): another scheduler owns the entry
+            # now and rebuilds the same run ids, which the executor drops as repeats.
+            log.warning(
+                "commit refused for %s of schedule %s (lease lost or schedule removed)",
+                claim.entry.kind.value,
+                sid,
+                extra={"event": "lease_lost", "schedule_id": sid, "runs": [r.id for r in p.runs]},
+            )
+            return
+        for run, record in zip(p.runs, p.commit.dispatched, strict=True):
+            self._event(
+                "run_dispatched",
+                f"dispatched {run.id}",
+                schedule_id=sid,
+                run_id=run.id,
+                kind=run.kind.value,
+                attempt=run.attempt,
+                nominal=run.nominal,
+                lateness=record.lateness,
+            )
+            self.hooks.emit("schedcore_run_dispatched", scheduler=self, run=run, record=record)
+        for record in p.skipped:
+            reason = record.note or "skipped"
+            self._event(
+                "misfire_skipped",
+                f"skipped {record.run_id} ({reason})",
+                schedule_id=sid,
+                run_id=record.run_id,
+                nominal=record.nominal,
+                reason=reason,
+            )
+            self.hooks.emit(
+                "schedcore_misfire_skipped", scheduler=self, schedule_id=sid, nominal=record.nominal, reason=reason
+            )
+        if p.unrecorded or p.jumped:
+            log.warning(
+                "schedule %s: %s more missed occurrences skipped without a history record",
+                sid,
+                "many" if p.jumped else p.unrecorded,
+                extra={"event": "misfire_skipped_bulk", "schedule_id": sid, "count": p.unrecorded},
+            )
+        if p.commit.park is not None:
+            parked = p.commit.park
+            self._event(
+                "run_buffered",
+                f"buffered {make_run_id(sid, parked.nominal, parked.attempt)}",
+                schedule_id=sid,
+                nominal=parked.nominal,
+            )
+        if claim.entry.kind is PendingKind.FIRE and p.commit.next_fire is None and not claim.schedule.paused:
+            self._event("schedule_finished", f"schedule {sid} has no more occurrences", schedule_id=sid)
+
+    def _apply_outcomes(self) -> None:
+        """Record reported outcomes in the store (raises on a store error; nothing is lost)."""
+        while True:
+            try:
+                self._unapplied.append(self._outcomes.get_nowait())
+            except queue.Empty:
+                break
+        while self._unapplied:
+            self._apply(self._unapplied[0])  # kept queued until the store has it
+            self._unapplied.popleft()
+
+    def _apply_outcomes_safely(self) -> None:
+        try:
+            self._apply_outcomes()
+        except Exception:
+            log.exception("could not record %d outcomes", len(self._unapplied) + self._outcomes.qsize())
+
+    def _apply(self, outcome: Outcome) -> None:
+        sid = outcome.schedule_id
+        stored = self.store.get(sid)
+        if stored is None:
+            log.info(
+                "outcome of %s ignored: schedule %s is gone",
+                outcome.run_id,
+                sid,
+                extra={"event": "outcome_ignored", "schedule_id": sid, "run_id": outcome.run_id},
+            )
+            return
+        retry = retry_entry(outcome, stored.schedule)
+        if not self.store.record_outcome(outcome, retry):
+            log.debug("repeat outcome of %s ignored", outcome.run_id)
+            return  # a duplicate report (or a run this store does not know): no events
+        fields: dict[str, Any] = {
+            "schedule_id": sid,
+            "run_id": outcome.run_id,
+            "attempt": outcome.attempt,
+            "status": outcome.status.value,
+        }
+        if outcome.status is OutcomeStatus.SUCCEEDED:
+            self._event("run_succeeded", f"run {outcome.run_id} succeeded", **fields)
+            self.hooks.emit("schedcore_run_succeeded", scheduler=self, outcome=outcome)
+            return
+        self._event(
+            "run_failed", f"run {outcome.run_id} {outcome.status.value}: {outcome.error}", error=outcome.error, **fields
+        )
+        self.hooks.emit("schedcore_run_failed", scheduler=self, outcome=outcome)
+        if retry is not None:
+            self._event(
+                "run_retry_scheduled",
+                f"run {outcome.run_id} will be retried at {retry.due.isoformat()}",
+                retry_at=retry.due,
+                **fields,
+            )
+            self.hooks.emit(
+                "schedcore_run_retry_scheduled",
+                scheduler=self,
+                outcome=outcome,
+                retry_at=retry.due,
+                attempt=retry.attempt,
+            )
+        elif outcome.status is not OutcomeStatus.STOPPED:
+            self._event("run_exhausted", f"run {outcome.run_id} failed on its last attempt", **fields)
+            self.hooks.emit("schedcore_run_exhausted", scheduler=self, outcome=outcome)
+
+    def _event(self, event: str, message: str, **fields: Any) -> None:
+        log.info(message, extra={"event": event, **fields})
+
+    def _install_signal_handlers(self) -> Any:
+        """SIGINT/SIGTERM stop the loop cleanly; returns a function restoring the old handlers."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handle(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %s: stopping", signum, extra={"event": "signal", "signal": signum})
+            self.stop()
+
+        previous: dict[int, Any] = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, OSError):  # not supported on this platform
+                previous[sig] = signal.signal(sig, handle)
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
