@@ -108,6 +108,9 @@ def trigger_from_dict(data: Mapping[str, Any]) -> Trigger:
     unknown = sorted(set(fields) - allowed)
     if unknown:
         raise ValidationError(f"trigger.{unknown[0]}", fields[unknown[0]], f"unknown key for a {kind} trigger")
+    missing = [a.name for a in attrs.fields(cls) if a.default is attrs.NOTHING and a.name not in fields]
+    if missing:
+        raise ValidationError(f"trigger.{missing[0]}", None, f"missing from a {kind} trigger")
     trigger: Trigger = cls(**fields)
     return trigger
 
