@@ -303,7 +303,8 @@ def _plan_fire(claim: Claim, now: datetime) -> Plan:
             break
         due_list.append(current)
         current = timeline.after(current)
-    if jumped and current is not None:
+    capped = jumped
+    if capped and current is not None:
         gap = (current - due_list[0]) / len(due_list)
         tail = _tail(timeline, current, now, gap)
         if tail and tail[0] == current:
@@ -338,8 +339,14 @@ def _plan_fire(claim: Claim, now: datetime) -> Plan:
         else:
             skips.append((entry, "overlap"))
 
-    # 4. The next fire entry: the occurrence after the last one considered.
-    following = timeline.after(due_list[-1]) if due_list else current
+    # 4. The next fire entry: the first occurrence not due yet.
+    following = current
+    if capped:
+        # The newest due occurrence may lie in the part jumped over, so search from the
+        # earliest instant an undue occurrence can have (due <= nominal + jitter).
+        following = timeline.first_at_or_after(max(current, now - schedule.jitter)) if current else None
+        while following is not None and timeline.due(following) <= now:
+            following = timeline.after(following)
     finished = budget is not None and len(dispatch) + (park is not None) >= budget
     next_fire = None if finished or following is None else _fire(timeline, following)
     return _build(
