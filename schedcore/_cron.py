@@ -278,9 +278,14 @@ def _offset(zone: ZoneInfo, instant: int) -> int:
 
 
 @functools.lru_cache(maxsize=256)
-def _is_fixed(key: str) -> bool:
-    """True for zones that never change offset (UTC, Etc/GMT+5, ...): no transition search."""
-    return key in {"UTC", "UCT", "GMT", "Zulu", "Universal", "Greenwich"} or key.startswith("Etc/")
+def _fixed_offset(key: str) -> int | None:
+    """The constant offset of zones that never change it (UTC, Etc/GMT+5, ...), else None.
+
+    Those zones skip the transition search altogether.
+    """
+    if key in {"UTC", "UCT", "GMT", "Zulu", "Universal", "Greenwich"} or key.startswith("Etc/"):
+        return _offset(_zone(key), 0)
+    return None
 
 
 class _Transition(NamedTuple):
@@ -289,15 +294,24 @@ class _Transition(NamedTuple):
     after: int
 
 
+class _YearTable(NamedTuple):
+    first: int  # offset in force at the year's first second
+    ats: tuple[int, ...]  # the transitions' instants, for bisection
+    transitions: tuple[_Transition, ...]
+
+
 @functools.lru_cache(maxsize=8192)
-def _year_transitions(key: str, year: int) -> tuple[_Transition, ...]:
-    """Offset transitions of zone ``key`` with ``at`` inside UTC calendar year ``year``."""
+def _year_table(key: str, year: int) -> _YearTable:
+    """Offset transitions of zone ``key`` with ``at`` inside UTC calendar year ``year``.
+
+    Sampled every 12 hours and bisected to the exact second (tzdata transitions fall on
+    whole seconds); computed once per zone and year.
+    """
     zone = _zone(key)
     start = (date(year, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY
     end = (date(year + 1, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY
     found: list[_Transition] = []
     prev_t, prev_o = start - 1, _offset(zone, start - 1)
-    t = start
     while prev_t < end - 1:
         t = min(prev_t + _SAMPLE_STEP, end - 1)
         o = _offset(zone, t)
@@ -316,51 +330,60 @@ def _year_transitions(key: str, year: int) -> tuple[_Transition, ...]:
             found.append(_Transition(b, lo_o, new_o))
             lo, lo_o = b, new_o
         prev_t, prev_o = t, o
-    return tuple(found)
+    return _YearTable(_offset(zone, start), tuple(tr.at for tr in found), tuple(found))
+
+
+def _year_transitions(key: str, year: int) -> tuple[_Transition, ...]:
+    return _year_table(key, year).transitions
 
 
 def _year_of(instant: int) -> int:
     return date.fromordinal(_EPOCH_ORDINAL + instant // _DAY).year
 
 
+def _offset_at(key: str, instant: int) -> int:
+    """UTC offset at POSIX second ``instant``, from the cached transition table."""
+    table = _year_table(key, _year_of(instant))
+    i = bisect_right(table.ats, instant)
+    return table.transitions[i - 1].after if i else table.first
+
+
 def _next_transition(key: str, after: int, until: int) -> _Transition | None:
     """The first transition with ``after < at <= until``, or None."""
     for year in range(_year_of(after), _year_of(until) + 1):
-        trans = _year_transitions(key, year)
-        i = bisect_right([tr.at for tr in trans], after)
-        if i < len(trans) and trans[i].at <= until:
-            return trans[i]
-        if i < len(trans):
-            return None
+        table = _year_table(key, year)
+        i = bisect_right(table.ats, after)
+        if i < len(table.ats):
+            return table.transitions[i] if table.ats[i] <= until else None
     return None
 
 
-def _max_local_before(key: str, zone: ZoneInfo, instant: int) -> int:
+def _max_local_before(key: str, instant: int) -> int:
     """``H(instant)``: the largest wall-clock time shown at or before ``instant``.
 
     It differs from the current wall-clock time only during the second pass of a repeated
     hour, where it is the last second shown before the clock was turned back.
     """
-    best = instant + _offset(zone, instant)
+    best = instant + _offset_at(key, instant)
     window = 2 * _DAY  # longer than any backward jump in tzdata
     for year in range(_year_of(instant - window), _year_of(instant) + 1):
-        for tr in _year_transitions(key, year):
-            if instant - window < tr.at <= instant:
-                best = max(best, tr.at - 1 + tr.before)
+        table = _year_table(key, year)
+        lo, hi = bisect_right(table.ats, instant - window), bisect_right(table.ats, instant)
+        for tr in table.transitions[lo:hi]:
+            best = max(best, tr.at - 1 + tr.before)
     return best
 
 
 def _next_fire(expr: str, key: str, instant: int) -> int | None:
     """First fire time (POSIX seconds) strictly after POSIX second ``instant``."""
     spec = _parse(expr)
-    zone = _zone(key)
     t = instant + 1  # first instant that may fire; every segment start below is inclusive
-    if _is_fixed(key):
-        off = _offset(zone, t)
+    off = _fixed_offset(key)
+    if off is not None:
         local = _next_local(spec, t + off)
         return None if local is None else local - off
     limit = t + (_HORIZON_YEARS + 1) * 366 * _DAY
-    off = _offset(zone, t)
+    off = _offset_at(key, t)
     if spec.wildcard:
         while t < limit:
             local = _next_local(spec, t + off)
@@ -374,7 +397,7 @@ def _next_fire(expr: str, key: str, instant: int) -> int | None:
             # from the transition on (inclusive, as that instant itself may match).
             t, off = tr.at, tr.after
         return None
-    target = _next_local(spec, _max_local_before(key, zone, instant) + 1)
+    target = _next_local(spec, _max_local_before(key, instant) + 1)
     if target is None:
         return None
     while t < limit:
