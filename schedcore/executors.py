@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
+from schedcore._time import trunc_ms
 from schedcore._validate import resolve_task
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import ExecutorUnavailable
@@ -64,9 +65,11 @@ class LocalExecutor:
             if self._closed or self._pool is None:
                 raise ExecutorUnavailable("LocalExecutor is not running (not started or shut down)")
             pool = self._pool
-            fresh = [run for run in runs if run.id not in self._seen]
-            for run in fresh:
-                self._seen[run.id] = None
+            fresh = []
+            for run in runs:
+                if run.id not in self._seen:  # also drops a repeat within this batch
+                    self._seen[run.id] = None
+                    fresh.append(run)
             while len(self._seen) > self._remember:
                 self._seen.popitem(last=False)
         for run in fresh:
@@ -106,7 +109,7 @@ class LocalExecutor:
             nominal=run.nominal,
             attempt=run.attempt,
             status=status,
-            started_at=started,
+            started_at=trunc_ms(started),  # stores keep milliseconds
             finished_at=finished,
             error=error,
         )

@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from schedcore._time import to_timedelta
+from schedcore._time import to_timedelta, trunc_ms
 from schedcore.clock import Clock, FakeClock, SystemClock
 from schedcore.exceptions import ExecutorUnavailable
 from schedcore.model import Schedule
@@ -158,7 +158,7 @@ class CallbackExecutor:
                 nominal=run.nominal,
                 attempt=run.attempt,
                 status=status,
-                started_at=started,
+                started_at=trunc_ms(started),
                 finished_at=finished,
                 error=error if status is not OutcomeStatus.SUCCEEDED else None,
             )
