@@ -1,0 +1,130 @@
+"""How schedules, index entries and run records are written as Redis strings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from schedcore._time import from_ms, iso, to_ms
+from schedcore.exceptions import CorruptScheduleData
+from schedcore.model import Schedule
+from schedcore.records import Outcome, Pending, PendingKind, RunRecord
+
+__all__ = [
+    "decode_fire",
+    "decode_parked",
+    "decode_record",
+    "decode_schedule",
+    "encode_fire",
+    "encode_parked",
+    "encode_record",
+    "encode_schedule",
+    "member",
+    "member_sid",
+    "outcome_patch",
+    "parse_member",
+    "text",
+]
+
+KIND_CHAR = {
+    PendingKind.FIRE: "f",
+    PendingKind.RETRY: "r",
+    PendingKind.MANUAL: "m",
+    PendingKind.BACKFILL: "b",
+    PendingKind.BUFFERED: "u",
+}
+CHAR_KIND = {v: k for k, v in KIND_CHAR.items()}
+
+
+def text(value: Any) -> str:
+    """A reply value as text, whatever the client's ``decode_responses``."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _int(value: Any) -> int:
+    return int(float(text(value)))
+
+
+def member(schedule_id: str, entry: Pending) -> str:
+    """The index member of ``entry``: the bare id for the fire entry, ``id|k|nominal|attempt`` otherwise."""
+    if entry.kind is PendingKind.FIRE:
+        return schedule_id
+    return f"{schedule_id}|{KIND_CHAR[entry.kind]}|{to_ms(entry.nominal)}|{entry.attempt}"
+
+
+def member_sid(value: str) -> str:
+    """The schedule id of an index member."""
+    return value.split("|", 1)[0]
+
+
+def parse_member(value: str, due: Any) -> Pending:
+    """The non-fire entry named by ``value`` due at ``due`` (ms)."""
+    _, kind, nominal, attempt = value.split("|")
+    return Pending(kind=CHAR_KIND[kind], nominal=from_ms(int(nominal)), due=from_ms(_int(due)), attempt=int(attempt))
+
+
+def encode_fire(entry: Pending) -> str:
+    """The ``f`` field: ``nominal,due,attempt``."""
+    return f"{to_ms(entry.nominal)},{to_ms(entry.due)},{entry.attempt}"
+
+
+def decode_fire(value: Any) -> Pending:
+    """Reverse :func:`encode_fire`."""
+    nominal, due, attempt = text(value).split(",")
+    return Pending(kind=PendingKind.FIRE, nominal=from_ms(int(nominal)), due=from_ms(int(due)), attempt=int(attempt))
+
+
+def encode_parked(entry: Pending) -> str:
+    """The ``p`` field: ``kind|nominal|due|attempt``."""
+    return f"{KIND_CHAR[entry.kind]}|{to_ms(entry.nominal)}|{to_ms(entry.due)}|{entry.attempt}"
+
+
+def decode_parked(value: Any) -> Pending:
+    """Reverse :func:`encode_parked`."""
+    kind, nominal, due, attempt = text(value).split("|")
+    return Pending(kind=CHAR_KIND[kind], nominal=from_ms(int(nominal)), due=from_ms(int(due)), attempt=int(attempt))
+
+
+def encode_schedule(schedule: Schedule) -> str:
+    """Compact JSON of the definition (defaults left out)."""
+    return json.dumps(schedule.to_dict(compact=True), separators=(",", ":"))
+
+
+def decode_schedule(schedule_id: str, raw: Any) -> Schedule:
+    """The schedule stored as ``raw``; CorruptScheduleData when it cannot be read."""
+    if raw is None:
+        raise CorruptScheduleData(schedule_id, "no definition stored")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise CorruptScheduleData(schedule_id, f"definition is not JSON ({exc})") from None
+    try:
+        schedule = Schedule.from_dict(data)
+    except Exception as exc:  # ValidationError, TypeError from a foreign shape...
+        raise CorruptScheduleData(schedule_id, f"{type(exc).__name__}: {exc}") from None
+    if schedule.id != schedule_id:
+        raise CorruptScheduleData(schedule_id, f"definition carries another id {schedule.id!r}")
+    return schedule
+
+
+def encode_record(record: RunRecord) -> str:
+    """A history line: the record's JSON, run id first, null fields left out."""
+    return json.dumps({k: v for k, v in record.to_dict().items() if v is not None}, separators=(",", ":"))
+
+
+def decode_record(raw: Any) -> RunRecord:
+    """Reverse :func:`encode_record` (also reads what the Lua scripts re-encode)."""
+    return RunRecord.from_dict(json.loads(raw))
+
+
+def outcome_patch(outcome: Outcome, retry: Pending | None) -> str:
+    """The fields ``record_outcome`` sets on the run's history record, as JSON."""
+    patch: dict[str, Any] = {
+        "status": outcome.status.value,
+        "finished_at": iso(outcome.finished_at),
+        "error": outcome.error,
+        "retry_at": iso(retry.due) if retry is not None else None,
+    }
+    return json.dumps(patch, separators=(",", ":"))

@@ -1,0 +1,90 @@
+"""Translation of redis-py exceptions into schedcore's own, at the adapter boundary.
+
+Every class of :mod:`redis.exceptions` is listed in :data:`MAPPING` (a test fails when
+redis-py grows one that is not), so no driver type ever leaks past the store::
+
+    ConnectionError, TimeoutError, BusyLoadingError,
+    ReadOnlyError, MasterDownError, TryAgainError, ClusterDown... --> StoreUnavailable (retry later)
+    AuthenticationError, AuthorizationError                    --> StoreUnavailable (with the reason)
+    everything else (ResponseError, DataError, ...)            --> StoreError
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis.exceptions as rex
+
+from schedcore.exceptions import SchedcoreError, StoreError, StoreUnavailable
+
+__all__ = ["MAPPING", "translate", "translated"]
+
+#: redis-py exception class -> schedcore exception class. Checked most-derived first.
+MAPPING: dict[type[BaseException], type[StoreError]] = {
+    rex.AskError: StoreUnavailable,
+    rex.AuthenticationError: StoreUnavailable,
+    rex.AuthenticationWrongNumberOfArgsError: StoreUnavailable,
+    rex.AuthorizationError: StoreUnavailable,
+    rex.BusyLoadingError: StoreUnavailable,
+    rex.ChildDeadlockedError: StoreError,
+    rex.ClusterCrossSlotError: StoreError,
+    rex.ClusterDownError: StoreUnavailable,
+    rex.ClusterError: StoreUnavailable,
+    rex.ConnectionError: StoreUnavailable,
+    rex.CrossSlotTransactionError: StoreError,
+    rex.DataError: StoreError,
+    rex.ExecAbortError: StoreError,
+    rex.ExternalAuthProviderError: StoreUnavailable,
+    rex.InvalidPipelineStack: StoreError,
+    rex.InvalidResponse: StoreUnavailable,
+    rex.LockError: StoreError,
+    rex.LockNotOwnedError: StoreError,
+    rex.MasterDownError: StoreUnavailable,
+    rex.MaxConnectionsError: StoreUnavailable,
+    rex.ModuleError: StoreError,
+    rex.MovedError: StoreUnavailable,
+    rex.NoPermissionError: StoreError,
+    rex.NoScriptError: StoreError,
+    rex.NoSuchFieldsetError: StoreError,
+    rex.OutOfMemoryError: StoreError,
+    rex.PubSubError: StoreError,
+    rex.ReadOnlyError: StoreUnavailable,
+    rex.RedisClusterException: StoreError,
+    rex.RedisError: StoreError,
+    rex.ResponseError: StoreError,
+    rex.SlotNotCoveredError: StoreUnavailable,
+    rex.TimeoutError: StoreUnavailable,
+    rex.TryAgainError: StoreUnavailable,
+    rex.WatchError: StoreError,
+}
+
+# Replies that mean "the server cannot serve now" although redis-py raises a plain ResponseError.
+_TRANSIENT_REPLY = re.compile(r"^(BUSY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS)\b")
+
+
+def translate(exc: BaseException, doing: str) -> SchedcoreError:
+    """The schedcore exception for a redis-py exception raised while ``doing`` something."""
+    if isinstance(exc, SchedcoreError):
+        return exc
+    kind: type[StoreError] = StoreError
+    for cls in type(exc).__mro__:
+        if cls in MAPPING:
+            kind = MAPPING[cls]
+            break
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if kind is StoreError and _TRANSIENT_REPLY.match(text):
+        kind = StoreUnavailable
+    if isinstance(exc, OSError):  # socket errors redis-py did not wrap
+        kind = StoreUnavailable
+    return kind(f"redis: {doing} failed: {type(exc).__name__}: {text}")
+
+
+@contextmanager
+def translated(doing: str) -> Iterator[None]:
+    """Re-raise redis (and socket) errors inside the block as schedcore store errors."""
+    try:
+        yield
+    except (rex.RedisError, OSError) as exc:
+        raise translate(exc, doing) from exc

@@ -1,0 +1,715 @@
+"""RedisStore: the :class:`~schedcore.protocols.Store` on Redis, shared by any number of schedulers.
+
+Layout in :mod:`schedcore_redis._keys`; every change touching more than one key is one
+Lua script (:mod:`schedcore_redis._scripts`), so claims, commits and outcomes are atomic
+and fenced on the server. Readings where the protocol leaves room follow
+:class:`schedcore.memory.MemoryStore`, the reference implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.exceptions as rex
+from redis.commands.core import Script
+
+from schedcore._time import from_ms, require_aware, to_ms
+from schedcore.exceptions import (
+    CorruptScheduleData,
+    ScheduleExists,
+    ScheduleNotFound,
+    StoreError,
+    ValidationError,
+)
+from schedcore.model import Conflict, Schedule
+from schedcore.records import (
+    AddResult,
+    Claim,
+    Commit,
+    Outcome,
+    Pending,
+    PendingKind,
+    RunRecord,
+    StoredSchedule,
+)
+from schedcore_redis import _scripts
+from schedcore_redis._codec import (
+    decode_fire,
+    decode_parked,
+    decode_record,
+    decode_schedule,
+    encode_fire,
+    encode_parked,
+    encode_record,
+    encode_schedule,
+    member,
+    member_sid,
+    outcome_patch,
+    parse_member,
+    text,
+)
+from schedcore_redis._errors import translate, translated
+from schedcore_redis._keys import Keys, check_namespace
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger("schedcore.redis")
+
+_URL_SCHEMES = ("redis", "rediss", "unix")
+_CAS_ATTEMPTS = 50  # optimistic retries of add/set_paused under concurrent writers
+
+
+class RedisStore:
+    """A :class:`~schedcore.protocols.Store` on Redis: safe for many schedulers in many processes.
+
+    ``client`` is a :class:`redis.Redis` (its ``decode_responses`` setting does not matter);
+    every key lives under ``{schedcore:<namespace>}:`` (one Redis Cluster slot). The run
+    history keeps the newest ``history_limit`` records per schedule; with ``history_ttl``
+    (seconds or a timedelta) a schedule's history expires that long after its last change.
+
+    Redis errors are raised as :class:`~schedcore.exceptions.StoreUnavailable` (cannot
+    reach the server now: retry later) or :class:`~schedcore.exceptions.StoreError`;
+    data that cannot be decoded for one schedule is logged and skipped
+    (:class:`~schedcore.exceptions.CorruptScheduleData` from :meth:`get`).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        namespace: str = "default",
+        history_limit: int = 50,
+        history_ttl: float | timedelta | None = None,
+    ) -> None:
+        if not isinstance(client, redis.Redis):
+            raise ValidationError("client", client, "expected a redis.Redis client")
+        if isinstance(history_limit, bool) or not isinstance(history_limit, int) or history_limit < 1:
+            raise ValidationError("history_limit", history_limit, "must be an integer >= 1")
+        self.namespace = check_namespace(namespace)
+        self.keys = Keys(namespace)
+        self.history_limit = history_limit
+        self.history_ttl = _ttl_seconds(history_ttl)
+        self._client = client
+        self._owns_client = False
+        self._lock = threading.Lock()
+        self._unreadable: dict[str, str] = {}  # schedule id -> raw definition that failed to decode
+        self._reported: set[tuple[str, str]] = set()  # (schedule id, reason) logged already
+        self._watchers: list[Callable[[], None]] = []
+        self._closed = False
+        self._claim = self._script(_scripts.CLAIM)
+        self._commit = self._script(_scripts.COMMIT)
+        self._release = self._script(_scripts.RELEASE)
+        self._outcome = self._script(_scripts.RECORD_OUTCOME)
+        self._add = self._script(_scripts.ADD)
+        self._set_paused = self._script(_scripts.SET_PAUSED)
+        self._enqueue = self._script(_scripts.ENQUEUE)
+        self._remove = self._script(_scripts.REMOVE)
+
+    def _script(self, source: str) -> Script:
+        return self._client.register_script(source)  # EVALSHA, falling back to EVAL on NOSCRIPT
+
+    # -- construction ----------------------------------------------------------------
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        namespace: str = "default",
+        history_limit: int = 50,
+        history_ttl: float | timedelta | None = None,
+        check: bool = True,
+        **client_options: Any,
+    ) -> RedisStore:
+        """A store on the server at ``url``: ``redis://[user:password@]host[:port][/db]``,
+        ``rediss://...`` (TLS) or ``unix:///path/to/socket[?db=N]``.
+
+        An unparsable URL or invalid namespace raises ValidationError; with ``check`` (the
+        default) the server is contacted at once (:meth:`check_server`), so that an
+        unreachable server or a refused AUTH is a one-line StoreUnavailable here rather
+        than an error later. ``client_options`` go to :meth:`redis.Redis.from_url`.
+        """
+        shown = _redact(url)
+        check_namespace(namespace)
+        if not isinstance(url, str) or not url.strip():
+            raise ValidationError("url", url, "expected a redis://, rediss:// or unix:// URL")
+        try:
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
+            if scheme not in _URL_SCHEMES:
+                raise ValueError("expected a redis://, rediss:// or unix:// URL")
+            if scheme != "unix" and not parts.hostname:
+                raise ValueError("no host given")
+            if scheme == "unix" and not parts.path:
+                raise ValueError("no socket path given")
+            _ = parts.port  # raises ValueError for a bad port
+            options: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 30.0}
+            options.update(client_options)
+            client = redis.Redis.from_url(url, **options)
+        except ValidationError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ValidationError("url", shown, str(exc) or "cannot be parsed") from None
+        store = cls(client, namespace=namespace, history_limit=history_limit, history_ttl=history_ttl)
+        store._owns_client = True
+        store._url = shown
+        if check:
+            try:
+                store.check_server()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    _url: str | None = None
+
+    def check_server(self) -> None:
+        """Contact the server; warn when its configuration can silently lose schedules.
+
+        Raises StoreUnavailable (one line, naming the server) when it cannot be reached or
+        refuses AUTH. Logs a warning when ``maxmemory-policy`` is not ``noeviction`` (keys
+        may be evicted) or when neither RDB snapshots nor AOF are enabled (a restart loses
+        everything). Servers that refuse CONFIG (managed services, ACLs) are not checked.
+        """
+        where = self._url or repr(self._client)
+        try:
+            self._client.ping()
+        except (rex.RedisError, OSError) as exc:
+            err = translate(exc, f"connecting to {where}")
+            raise type(err)(str(err)) from None
+        try:
+            policy = self._config("maxmemory-policy")
+            save = self._config("save")
+            appendonly = self._config("appendonly")
+        except (rex.RedisError, OSError):
+            return  # CONFIG refused or unknown: nothing to check
+        if policy is not None and policy != "noeviction":
+            log.warning(
+                "redis at %s has maxmemory-policy=%s: schedules may be evicted under memory pressure; "
+                "use maxmemory-policy noeviction",
+                where,
+                policy,
+            )
+        if save is not None and appendonly is not None and not save.strip() and appendonly == "no":
+            log.warning(
+                "redis at %s has persistence off (no RDB snapshots, appendonly no): a restart loses every schedule",
+                where,
+            )
+
+    def _config(self, name: str) -> str | None:
+        reply = self._client.config_get(name)
+        for key, value in dict(reply).items():
+            if text(key) == name:
+                return text(value)
+        return None
+
+    # -- definitions -------------------------------------------------------------------
+
+    def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
+        """See :meth:`schedcore.protocols.Store.add`. One Lua call, retried if a writer raced us."""
+        if not isinstance(schedule, Schedule):
+            raise ValidationError("schedule", schedule, "expected a Schedule")
+        _check_fire(first, "first")
+        conflict = _conflict(conflict)
+        sid = schedule.id
+        raw_new = encode_schedule(schedule)
+        self._forget_unreadable(sid)
+        for _ in range(_CAS_ATTEMPTS):
+            with translated("add"):
+                exists, raw_old = self._pipe_read(sid)
+            if not exists:
+                mode = "set" if first is not None and not schedule.paused else "drop"
+                result = AddResult.ADDED
+            elif conflict is Conflict.ERROR:
+                raise ScheduleExists(sid)
+            elif conflict is Conflict.KEEP:
+                return AddResult.KEPT
+            else:
+                try:
+                    old: Schedule | None = decode_schedule(sid, raw_old)
+                except CorruptScheduleData:
+                    old = None  # unreadable: replacing it repairs the schedule
+                if old is not None and old == schedule:
+                    return AddResult.UNCHANGED
+                if schedule.paused:
+                    mode = "drop"
+                elif old is None or old.paused or not old.same_timing(schedule):
+                    mode = "set" if first is not None else "drop"
+                else:
+                    mode = "keep"
+                result = AddResult.REPLACED
+            args: list[Any] = [self.keys.prefix, self.keys.channel, sid, raw_old or "", raw_new, mode]
+            args += [encode_fire(first), to_ms(first.due)] if first is not None and mode == "set" else ["", 0]
+            with translated("add"):
+                written = self._add(keys=self._k(self.keys.ids), args=args)
+            if int(written) == 1:
+                return result
+        raise StoreError(f"redis: add of {sid!r} kept racing with other writers; try again")
+
+    def _pipe_read(self, sid: str) -> tuple[bool, str | None]:
+        """(the schedule's hash exists, its raw definition)."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.exists(self.keys.schedule(sid))
+        pipe.type(self.keys.schedule(sid))
+        exists, kind = pipe.execute()
+        if not exists:
+            return False, None
+        if text(kind) != "hash":
+            raise CorruptScheduleData(sid, f"key {self.keys.schedule(sid)} is a {text(kind)}, not a hash")
+        raw = self._client.hget(self.keys.schedule(sid), "d")
+        return True, None if raw is None else text(raw)
+
+    def remove(self, schedule_id: str) -> bool:
+        """See :meth:`schedcore.protocols.Store.remove`: one Lua call deletes everything of the schedule."""
+        self._forget_unreadable(schedule_id)
+        with translated("remove"):
+            return bool(self._remove(keys=self._k(self.keys.ids), args=[self.keys.prefix, schedule_id]))
+
+    def get(self, schedule_id: str) -> StoredSchedule | None:
+        """See :meth:`schedcore.protocols.Store.get`; raises CorruptScheduleData for unreadable data."""
+        with translated("get"):
+            found = self._read_many([schedule_id])
+        value = found[0]
+        if isinstance(value, CorruptScheduleData):
+            raise value
+        return value
+
+    def list_schedules(self, *, after: str | None = None, limit: int = 100) -> list[StoredSchedule]:
+        """See :meth:`schedcore.protocols.Store.list_schedules` (ZRANGEBYLEX pages; unreadable ones skipped)."""
+        _check_limit(limit)
+        out: list[StoredSchedule] = []
+        cursor = after
+        while len(out) < limit:
+            want = limit - len(out)
+            low = "-" if cursor is None else f"({cursor}"
+            with translated("list_schedules"):
+                ids = [text(i) for i in self._client.zrangebylex(self.keys.ids, low, "+", start=0, num=want)]
+                found = self._read_many(ids)
+            for value in found:
+                if isinstance(value, CorruptScheduleData):
+                    self._report(value)
+                elif value is not None:
+                    out.append(value)
+            if len(ids) < want:
+                break
+            cursor = ids[-1]
+        return out
+
+    def _read_many(self, ids: Sequence[str]) -> list[StoredSchedule | CorruptScheduleData | None]:
+        if not ids:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for sid in ids:
+            pipe.hgetall(self.keys.schedule(sid))
+            pipe.smembers(self.keys.running(sid))
+        replies = pipe.execute(raise_on_error=False)
+        out: list[StoredSchedule | CorruptScheduleData | None] = []
+        for n, sid in enumerate(ids):
+            fields, running = replies[2 * n], replies[2 * n + 1]
+            for reply in (fields, running):
+                if isinstance(reply, rex.ConnectionError | rex.TimeoutError):
+                    raise reply
+            if isinstance(fields, Exception) or isinstance(running, Exception):
+                out.append(
+                    CorruptScheduleData(sid, f"foreign data: {fields if isinstance(fields, Exception) else running}")
+                )
+                continue
+            if not fields:
+                out.append(None)
+                continue
+            out.append(self._stored(sid, {text(k): text(v) for k, v in fields.items()}, running))
+        return out
+
+    def _stored(self, sid: str, fields: Mapping[str, str], running: Any) -> StoredSchedule | CorruptScheduleData:
+        try:
+            schedule = decode_schedule(sid, fields.get("d"))
+            try:
+                next_fire = decode_fire(fields["f"]) if "f" in fields else None
+                parked = decode_parked(fields["p"]) if "p" in fields else None
+                runs_started = int(fields.get("n", "0"))
+            except (ValueError, KeyError) as exc:
+                raise CorruptScheduleData(sid, f"unreadable state ({type(exc).__name__}: {exc})") from None
+        except CorruptScheduleData as exc:
+            return exc
+        return StoredSchedule(
+            schedule=schedule,
+            next_fire=next_fire,
+            runs_started=runs_started,
+            running=tuple(sorted(text(r) for r in running)),
+            parked=parked,
+        )
+
+    def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
+        """See :meth:`schedcore.protocols.Store.set_paused` (compare-and-set of the definition in Lua)."""
+        if not isinstance(paused, bool):
+            raise ValidationError("paused", paused, "must be true or false")
+        _check_fire(next_fire, "next_fire")
+        for _ in range(_CAS_ATTEMPTS):
+            stored = self.get(schedule_id)
+            if stored is None:
+                raise ScheduleNotFound(schedule_id)
+            if stored.schedule.paused == paused:
+                return stored  # pausing a paused schedule (resuming a running one) changes nothing
+            with translated("set_paused"):
+                raw_old = self._client.hget(self.keys.schedule(schedule_id), "d")
+            if raw_old is None:
+                continue
+            new = stored.schedule.evolve(paused=paused)
+            fire = next_fire if not paused else None
+            args: list[Any] = [self.keys.prefix, self.keys.channel, schedule_id, text(raw_old), encode_schedule(new)]
+            args += [encode_fire(fire), to_ms(fire.due)] if fire is not None else ["", 0]
+            with translated("set_paused"):
+                written = int(self._set_paused(keys=self._k(), args=args))
+            if written == -1:
+                raise ScheduleNotFound(schedule_id)
+            if written == 1:
+                after = self.get(schedule_id)
+                if after is None:
+                    raise ScheduleNotFound(schedule_id)
+                return after
+        raise StoreError(f"redis: set_paused of {schedule_id!r} kept racing with other writers; try again")
+
+    def enqueue(self, schedule_id: str, entries: Sequence[Pending]) -> int:
+        """See :meth:`schedcore.protocols.Store.enqueue`."""
+        args: list[Any] = [self.keys.prefix, self.keys.channel, schedule_id]
+        for entry in entries:
+            _check_extra(entry, "entries")
+            args += [member(schedule_id, entry), to_ms(entry.due)]
+        with translated("enqueue"):
+            added = int(self._enqueue(keys=[self.keys.index, self.keys.leases], args=args))
+        if added < 0:
+            raise ScheduleNotFound(schedule_id)
+        return added
+
+    def history(self, schedule_id: str, limit: int = 50) -> list[RunRecord]:
+        """See :meth:`schedcore.protocols.Store.history`; undecodable lines are logged and skipped."""
+        _check_limit(limit)
+        with translated("history"):
+            try:
+                lines = self._client.lrange(self.keys.history(schedule_id), 0, limit - 1)
+            except rex.ResponseError as exc:
+                self._report(CorruptScheduleData(schedule_id, f"history is foreign data ({exc})"))
+                return []
+        out: list[RunRecord] = []
+        for line in lines:
+            try:
+                out.append(decode_record(line))
+            except Exception as exc:
+                self._report(CorruptScheduleData(schedule_id, f"history record unreadable ({type(exc).__name__})"))
+        return out
+
+    # -- the time index ----------------------------------------------------------------
+
+    def claim_due(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> list[Claim]:
+        """See :meth:`schedcore.protocols.Store.claim_due`: one Lua call for the whole batch.
+
+        Expired leases go back to the index first; entries of unreadable schedules are
+        logged once and left in place.
+        """
+        now_ms = to_ms(require_aware(now, "now"))
+        _check_limit(limit)
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ValidationError("lease", lease, "must be a positive timedelta")
+        if not isinstance(owner, str):
+            raise ValidationError("owner", owner, "must be a string")
+        expires_ms = now_ms + max(1, -(-lease // timedelta(milliseconds=1)))
+        with self._lock:
+            skip = list(self._unreadable.items())
+        args: list[Any] = [now_ms, limit, expires_ms, owner, self.keys.prefix, self.keys.channel, len(skip)]
+        for sid, raw in skip:
+            args += [sid, raw]
+        with translated("claim_due"):
+            items, bad = self._claim(keys=self._k(self.keys.token), args=args)
+        claims: list[Claim] = []
+        refused: list[tuple[str, str]] = []
+        for n in range(0, len(items), 8):
+            m, due, raw, fire, started, parked, running, token = (text(v) for v in items[n : n + 8])
+            sid = member_sid(m)
+            try:
+                schedule = decode_schedule(sid, raw)
+                try:
+                    entry = decode_fire(fire) if m == sid else parse_member(m, due)
+                except (ValueError, KeyError) as exc:
+                    raise CorruptScheduleData(sid, f"unreadable index entry {m!r} ({exc})") from None
+            except CorruptScheduleData as exc:
+                with self._lock:
+                    self._unreadable[sid] = raw
+                self._report(exc)
+                refused.append((m, token))
+                continue
+            with self._lock:
+                self._unreadable.pop(sid, None)
+            claims.append(
+                Claim(
+                    schedule=schedule,
+                    entry=entry,
+                    token=int(token),
+                    owner=owner,
+                    lease_expires=from_ms(expires_ms),
+                    runs_started=int(started),
+                    running=int(running),
+                    parked=parked == "1",
+                )
+            )
+        for n in range(0, len(bad), 2):
+            self._report(CorruptScheduleData(text(bad[n]), text(bad[n + 1])))
+        if refused:  # undecodable: give them back untouched (skipped from now on)
+            with translated("claim_due"):
+                self._release(keys=self._k(), args=[self.keys.channel, *(v for pair in refused for v in pair)])
+        return claims
+
+    def commit(self, commits: Sequence[Commit]) -> list[bool]:
+        """See :meth:`schedcore.protocols.Store.commit`: the whole batch in one Lua call, each
+        item fenced by its token (a lost lease writes nothing for that item)."""
+        args: list[Any] = [self.keys.prefix, self.keys.channel, self.history_limit, self.history_ttl]
+        for item in commits:
+            if not isinstance(item, Commit):
+                raise ValidationError("commits", item, "expected Commit items")
+            _check_fire(item.next_fire, "next_fire")
+            if item.park is not None:
+                _check_extra(item.park, "park")
+            if item.runs_started < 0:
+                raise ValidationError("runs_started", item.runs_started, "must not be negative")
+            claim = item.claim
+            sid = claim.schedule_id
+            records = sorted((*item.dispatched, *item.skipped), key=lambda r: (r.nominal, r.attempt))
+            nxt = item.next_fire
+            args += [
+                member(sid, claim.entry),
+                sid,
+                claim.token,
+                encode_fire(nxt) if nxt is not None else "",
+                to_ms(nxt.due) if nxt is not None else 0,
+                encode_parked(item.park) if item.park is not None else "",
+                item.runs_started,
+                len(records),
+                *(encode_record(r) for r in records),
+                len(item.dispatched),
+                *(r.run_id for r in item.dispatched),
+            ]
+        if not commits:
+            return []
+        with translated("commit"):
+            done = self._commit(keys=self._k(), args=args)
+        return [int(v) == 1 for v in done]
+
+    def release(self, claims: Sequence[Claim]) -> None:
+        """See :meth:`schedcore.protocols.Store.release`."""
+        if not claims:
+            return
+        args: list[Any] = [self.keys.channel]
+        for claim in claims:
+            args += [member(claim.schedule_id, claim.entry), claim.token]
+        with translated("release"):
+            self._release(keys=self._k(), args=args)
+
+    def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
+        """See :meth:`schedcore.protocols.Store.record_outcome`: one Lua call, at most once per run id."""
+        if not isinstance(outcome, Outcome):
+            raise ValidationError("outcome", outcome, "expected an Outcome")
+        if retry is not None:
+            _check_extra(retry, "retry")
+        sid = outcome.schedule_id
+        args: list[Any] = [
+            self.keys.prefix,
+            self.keys.channel,
+            sid,
+            outcome.run_id,
+            outcome_patch(outcome, retry),
+            member(sid, retry) if retry is not None else "",
+            to_ms(retry.due) if retry is not None else 0,
+            self.history_ttl,
+        ]
+        with translated("record_outcome"):
+            return int(self._outcome(keys=[self.keys.index, self.keys.leases], args=args)) == 1
+
+    def next_due(self) -> datetime | None:
+        """See :meth:`schedcore.protocols.Store.next_due` (index head and earliest lease; skips
+        entries of schedules known to be unreadable)."""
+        with self._lock:
+            unreadable = set(self._unreadable)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zrange(self.keys.index, 0, len(unreadable), withscores=True)
+        pipe.zrange(self.keys.leases, 0, 0, withscores=True)
+        with translated("next_due"):
+            head, leases = pipe.execute()
+        candidates = [score for m, score in head if member_sid(text(m)) not in unreadable][:1]
+        candidates += [score for _, score in leases]
+        return from_ms(int(min(candidates))) if candidates else None
+
+    def watch(self, callback: Callable[[datetime], None]) -> Callable[[], None]:
+        """See :meth:`schedcore.protocols.Store.watch`: a pub/sub subscription on the namespace's
+        wake channel, read by a background thread with its own connection (reconnecting after
+        errors; after a reconnect the callback is called with :meth:`next_due`)."""
+        if not callable(callback):
+            raise ValidationError("callback", callback, "must be callable")
+        watcher = _Watcher(self, callback)
+        watcher.start()
+        with self._lock:
+            self._watchers.append(watcher.stop)
+        return watcher.stop
+
+    def close(self) -> None:
+        """Stop the watchers and, when the store made its own client (``from_url``), close it."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            watchers, self._watchers = self._watchers, []
+        for stop in watchers:
+            stop()
+        if self._owns_client:
+            with contextlib.suppress(rex.RedisError, OSError):
+                self._client.close()
+
+    def __repr__(self) -> str:
+        return f"<RedisStore namespace={self.namespace!r} {self._url or self._client!r}>"
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _k(self, *extra: str) -> list[str]:
+        return [self.keys.index, self.keys.leases, self.keys.claims, *extra]
+
+    def _report(self, exc: CorruptScheduleData) -> None:
+        """Log unreadable data once per schedule and reason (it is skipped, not fatal)."""
+        key = (exc.schedule_id, exc.reason)
+        with self._lock:
+            if key in self._reported:
+                return
+            if len(self._reported) > 10_000:
+                self._reported.clear()
+            self._reported.add(key)
+        log.error("%s; skipping it (fix it or remove the schedule)", exc)
+
+    def _forget_unreadable(self, sid: str) -> None:
+        with self._lock:
+            self._unreadable.pop(sid, None)
+
+
+class _Watcher:
+    """One ``watch`` subscription: a daemon thread reading the wake channel."""
+
+    def __init__(self, store: RedisStore, callback: Callable[[datetime], None]) -> None:
+        self._store = store
+        self._callback = callback
+        self._stopped = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"schedcore-redis-watch-{store.namespace}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(timeout=5.0)  # subscribed (or failed once and retrying in the background)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+
+    def _call(self, due: datetime) -> None:
+        try:
+            self._callback(due)
+        except Exception:
+            log.exception("store watch callback %r failed", self._callback)
+
+    def _run(self) -> None:
+        channel = self._store.keys.channel
+        backoff = 0.05
+        failed = False
+        while not self._stopped.is_set():
+            pubsub = self._store._client.pubsub()  # type: ignore[no-untyped-call]
+            try:
+                pubsub.subscribe(channel)
+                while (confirm := pubsub.get_message(timeout=1.0)) is None or confirm.get("type") != "subscribe":
+                    if self._stopped.is_set():
+                        return
+                self._ready.set()
+                if failed:
+                    log.warning("redis watch on %s reconnected", channel)
+                    failed, backoff = False, 0.05
+                    due = self._store.next_due()  # notifications may have been missed meanwhile
+                    if due is not None:
+                        self._call(due)
+                while not self._stopped.is_set():
+                    message = pubsub.get_message(timeout=0.25)
+                    if message is not None and message.get("type") == "message":
+                        try:
+                            dues = [from_ms(int(part)) for part in text(message["data"]).split(",")]
+                        except (ValueError, OverflowError):
+                            continue  # not ours
+                        for due in dues:
+                            self._call(due)
+            except (rex.RedisError, OSError, StoreError) as exc:
+                self._ready.set()
+                if not failed:
+                    log.warning("redis watch on %s lost its connection (%s); reconnecting", channel, exc)
+                failed = True
+                self._stopped.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                with contextlib.suppress(rex.RedisError, OSError):
+                    pubsub.close()
+
+
+def _redact(url: object) -> str:
+    """``url`` with its password replaced by ``***`` (for messages)."""
+    if not isinstance(url, str):
+        return repr(url)
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rsplit("@", 1)
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
+    except ValueError:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def _ttl_seconds(value: float | timedelta | None) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise ValidationError("history_ttl", value, "expected seconds, a timedelta or None")
+    if not math.isfinite(seconds) or seconds < 1:
+        raise ValidationError("history_ttl", value, "must be at least one second")
+    return math.ceil(seconds)
+
+
+def _conflict(value: object) -> Conflict:
+    try:
+        return Conflict(value)
+    except ValueError:
+        raise ValidationError("conflict", value, "expected 'replace', 'keep' or 'error'") from None
+
+
+def _check_limit(limit: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError("limit", limit, "must be an integer >= 1")
+
+
+def _check_fire(entry: Pending | None, field: str) -> None:
+    if entry is None:
+        return
+    if not isinstance(entry, Pending):
+        raise ValidationError(field, entry, "expected a Pending entry or None")
+    if entry.kind is not PendingKind.FIRE:
+        raise ValidationError(field, entry, "a fire entry must be of kind 'fire'")
+
+
+def _check_extra(entry: Pending, field: str) -> None:
+    if not isinstance(entry, Pending):
+        raise ValidationError(field, entry, "expected a Pending entry")
+    if entry.kind is PendingKind.FIRE:
+        raise ValidationError(field, entry, "must not be of kind 'fire' (a schedule has one fire entry)")
