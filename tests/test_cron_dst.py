@@ -340,7 +340,7 @@ class Fields(NamedTuple):
 
 
 MONTH_NAMES = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
-DOW_NAMES = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"]
+DOW_NAMES = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]  # 7 stays numeric: "SUN-7" reads as 0-7
 
 
 @st.composite
@@ -351,7 +351,7 @@ def field(
     star_hi = hi if star_hi is None else star_hi
 
     def show(v: int) -> str:
-        if names and draw(st.booleans()):
+        if names and v - lo < len(names) and draw(st.booleans()):
             name = names[v - lo]
             return draw(st.sampled_from([name, name.lower(), name.title()]))
         return str(v)
