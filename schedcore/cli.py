@@ -170,7 +170,9 @@ def cli(ctx: click.Context, debug: bool, log_level: str, log_format: str) -> Non
 @click.option("--every", type=float, metavar="SECONDS", help="Fire every SECONDS, at start + k * SECONDS.")
 @click.option("--start", metavar="ISO8601", help="Anchor of --every (default the Unix epoch).")
 @click.option("--after", metavar="ISO8601", help="List fire times strictly after this instant (default now).")
-@click.option("-n", "count", type=click.IntRange(1, 100_000), default=5, show_default=True, help="How many.")
+@click.option(
+    "-n", "count", type=click.IntRange(1, 100_000), metavar="N", default=5, show_default=True, help="How many times."
+)
 def next_command(
     *,
     cron_expr: str | None,
@@ -280,6 +282,7 @@ def _zone(name: str) -> tzinfo:
 @click.option(
     "--store",
     "store_name",
+    metavar="NAME",
     default="memory",
     show_default=True,
     envvar="SCHEDCORE_STORE",
@@ -288,6 +291,7 @@ def _zone(name: str) -> tzinfo:
 @click.option(
     "--executor",
     "executor_name",
+    metavar="NAME",
     default="local",
     show_default=True,
     envvar="SCHEDCORE_EXECUTOR",
@@ -297,8 +301,9 @@ def _zone(name: str) -> tzinfo:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
+    metavar="N",
     envvar="SCHEDCORE_WORKERS",
-    help="Worker threads of the local executor (env: SCHEDCORE_WORKERS).",
+    help="Workers of the executor: threads for local (env: SCHEDCORE_WORKERS).",
 )
 def run_command(config_path: str | None, store_name: str, executor_name: str, burst: bool, workers: int | None) -> None:
     """Run a scheduler until Ctrl-C or SIGTERM (or, with --burst, until nothing is due).

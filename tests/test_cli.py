@@ -350,26 +350,34 @@ def test_cli_json_logs_go_to_stderr(tmp_path: Path) -> None:
 # -- run: the embedded default, end to end -----------------------------------------------
 
 
-def _due_now_config(tmp_path: Path) -> Path:
-    """A schedule file whose first schedule is due the moment it is added."""
-    start = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat(timespec="milliseconds")
+def _due_now_config(tmp_path: Path, fillers: int = 150) -> Path:
+    """A schedule file whose first schedule is due the moment the scheduler starts.
+
+    A schedule added at ``now`` first fires at its first occurrence at or after ``now``;
+    every 1 ms with ``max_runs = 1`` makes that occurrence fall within the millisecond it
+    is added, and the ``fillers`` schedules added after it (far-off cron jobs) make sure
+    that millisecond has passed when ``--burst`` looks for due runs.
+    """
+    lines = [
+        "[[schedule]]",
+        'id = "due-now"',
+        'task = "schedcore.demo:hello"',
+        "every = 0.001",
+        "max_runs = 1",
+        'args = ["burst"]',
+    ]
+    for number in range(fillers):
+        lines += [
+            "",
+            "[[schedule]]",
+            f'id = "later-{number}"',
+            'task = "schedcore.demo:hello"',
+            'cron = "0 0 1 1 *"',
+            'tz = "Pacific/Kiritimati"',
+            'args = ["never in this test"]',
+        ]
     path = tmp_path / "due.toml"
-    path.write_text(
-        "[[schedule]]\n"
-        'id = "due-now"\n'
-        'task = "schedcore.demo:hello"\n'
-        "every = 3600\n"
-        f'start = "{start}"\n'
-        'args = ["burst"]\n'
-        "misfire_grace = 3600\n"
-        "\n"
-        "[[schedule]]\n"
-        'id = "later"\n'
-        'task = "schedcore.demo:hello"\n'
-        'cron = "0 0 1 1 *"\n'
-        'args = ["never in this test"]\n',
-        encoding="utf-8",
-    )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
@@ -378,7 +386,8 @@ def test_run_burst_dispatches_what_is_due(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "hello, burst!" in result.stdout
     assert "never in this test" not in result.stdout
-    assert "loaded 2 schedule(s)" in result.stderr
+    assert "loaded 151 schedule(s)" in result.stderr
+    assert result.stdout.count("hello, burst!") == 1
 
 
 def test_real_process_burst_with_json_logs(tmp_path: Path) -> None:
@@ -390,7 +399,7 @@ def test_real_process_burst_with_json_logs(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "hello, burst!" in proc.stdout
     records = [json.loads(line) for line in proc.stderr.splitlines()]
-    assert any(r.get("event") == "config_loaded" and r.get("count") == 2 for r in records)
+    assert any(r.get("event") == "config_loaded" and r.get("count") == 151 for r in records)
     assert any(r.get("greeting") == "hello, burst!" for r in records)
 
 

@@ -1,0 +1,132 @@
+"""Packaging: a light import, typing markers, console script and entry points as declared."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def _modules_after(code: str) -> set[str]:
+    """The modules loaded by ``code`` in a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def _top_level(modules: set[str]) -> set[str]:
+    return {name.partition(".")[0] for name in modules}
+
+
+def test_import_schedcore_imports_neither_redis_nor_rq() -> None:
+    loaded = _top_level(_modules_after("import schedcore"))
+    assert "schedcore" in loaded
+    assert not loaded & {"redis", "rq", "fakeredis", "schedcore_redis", "schedcore_rq"}
+
+
+@pytest.mark.parametrize("module", ["schedcore.cli", "schedcore.config", "schedcore.plugins", "schedcore.testing"])
+def test_core_modules_stay_free_of_optional_drivers(module: str) -> None:
+    loaded = _top_level(_modules_after(f"import {module}"))
+    assert not loaded & {"redis", "rq", "fakeredis"}
+
+
+def test_import_schedcore_does_not_load_test_tools() -> None:
+    loaded = _top_level(_modules_after("import schedcore"))
+    assert not loaded & {"pytest", "hypothesis", "click"}
+
+
+def test_the_embedded_default_runs_without_redis_or_rq_installed(tmp_path: Path) -> None:
+    """``pip install schedcore`` (no extras) must be enough for ``schedcore run`` on the default."""
+    config = tmp_path / "one.toml"
+    config.write_text('[[schedule]]\nid = "a"\ntask = "schedcore.demo:hello"\nevery = 60\n', encoding="utf-8")
+    code = (
+        "import sys\n"
+        "for name in ('redis', 'rq', 'fakeredis'):\n"
+        "    sys.modules[name] = None  # any import of them now raises ImportError\n"
+        "from schedcore.cli import main\n"
+        f"main(['run', '--config', {str(config)!r}, '--burst'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "error:" not in proc.stderr
+
+
+def test_running_the_memory_default_needs_no_driver() -> None:
+    code = "from schedcore.plugins import Hooks, get_plugin_manager\n" + (
+        "h = Hooks(get_plugin_manager()); h.create_store('memory', {}).close(); "
+        "h.create_executor('local', {}).shutdown(wait=True)"
+    )
+    loaded = _top_level(_modules_after(code))
+    assert not loaded & {"redis", "rq"}
+
+
+@pytest.mark.parametrize("package", ["schedcore", "schedcore_redis", "schedcore_rq"])
+def test_py_typed_ships(package: str) -> None:
+    assert files(package).joinpath("py.typed").is_file()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "py.typed" in pyproject["tool"]["setuptools"]["package-data"][package]
+
+
+@pytest.mark.slow
+def test_the_build_ships_the_typing_markers(tmp_path: Path) -> None:
+    """Run setuptools' ``build_py`` on a copy of the sources: what a wheel would contain."""
+    pytest.importorskip("setuptools")
+    import shutil
+
+    source = tmp_path / "src"
+    source.mkdir()
+    shutil.copy(ROOT / "pyproject.toml", source / "pyproject.toml")
+    (source / "README.md").write_text("readme\n", encoding="utf-8")
+    for package in ("schedcore", "schedcore_redis", "schedcore_rq"):
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path / "lib"
+    build = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", "import setuptools; setuptools.setup()", "-q", "build_py",
+         "--build-lib", str(out)],
+        cwd=source, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    built = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
+    assert {"schedcore/py.typed", "schedcore_redis/py.typed", "schedcore_rq/py.typed"} <= built
+    assert {"schedcore/cli.py", "schedcore/__init__.py"} <= built
+    assert not any(name.startswith("tests/") for name in built)
+
+
+def test_console_script_and_entry_points() -> None:
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts.get("schedcore") == "schedcore.cli:main"
+    plugins = {ep.name: ep.value for ep in entry_points(group="schedcore")}
+    assert plugins.get("memory") == "schedcore._builtin"
+
+
+def test_core_dependencies_are_only_the_declared_few() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    names = {
+        dep.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip()
+        for dep in pyproject["project"]["dependencies"]
+    }
+    assert names <= {"attrs", "croniter", "pluggy", "click", "tomli", "tzdata"}
+    extras = pyproject["project"]["optional-dependencies"]
+    assert {"redis", "rq", "test"} <= set(extras)
+
+
+def test_python_m_schedcore_cli_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "schedcore.cli", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0
+    assert "Usage: schedcore" in proc.stdout

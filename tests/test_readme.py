@@ -1,0 +1,172 @@
+"""The README and docs say what works: their commands, snippets and outputs are run here."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from schedcore.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+#: The docs pages whose examples are executed (plugins.md shows fragments of a plugin).
+DOCS = [ROOT / "docs" / name for name in ("index.md", "concepts.md", "cli.md", "api.md")]
+
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def marked_block(text: str, marker: str) -> str:
+    """The fenced block right after ``<!-- marker -->``."""
+    match = re.search(rf"<!-- {re.escape(marker)} -->\n```\w*\n(.*?)^```$", text, re.MULTILINE | re.DOTALL)
+    assert match, f"no block marked {marker!r}"
+    return match.group(1)
+
+
+def blocks(path: Path, language: str) -> list[str]:
+    return [body for lang, body in FENCE.findall(path.read_text(encoding="utf-8")) if lang == language]
+
+
+def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False, cwd=cwd
+    )
+
+
+def test_quick_start_snippet_runs(tmp_path: Path) -> None:
+    code = marked_block(README.read_text(encoding="utf-8"), "quick-start")
+    assert (
+        "from schedcore import Scheduler, Schedule, At, Interval, Cron, RetryPolicy, MemoryStore, LocalExecutor" in code
+    )
+    # run() loops until a signal; in the test it runs in burst mode so that it returns.
+    assert code.count("sched.run()") == 1
+    code = code.replace("sched.run()", "sched.run(burst=True)")
+    code += (
+        "\n(stored,) = sched.list()\n"
+        "assert stored.schedule.id == 'nightly' and stored.next_fire is not None\n"
+        "from zoneinfo import ZoneInfo\n"
+        "assert stored.next_fire.nominal.astimezone(ZoneInfo('Europe/Paris')).hour == 3\n"
+        "print('quick start ok')\n"
+    )
+    proc = run_python(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("quick start ok")
+
+
+def test_simulated_time_snippet_prints_what_it_says(tmp_path: Path) -> None:
+    code = marked_block(README.read_text(encoding="utf-8"), "simulated")
+    expected = [line[2:] for line in code.splitlines() if line.startswith("# ")]
+    assert expected, "the snippet shows its output in a trailing comment"
+    proc = run_python(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "hello, simulated time!" in proc.stdout
+    assert proc.stdout.splitlines()[-len(expected) :] == expected
+
+
+def test_run_command_is_one_line_and_points_at_a_real_example() -> None:
+    command = marked_block(README.read_text(encoding="utf-8"), "run-command").strip()
+    assert "\n" not in command
+    assert command.startswith("python3 -m venv .venv && .venv/bin/pip install -e . && ")
+    words = shlex.split(command.rpartition("&& ")[2])
+    assert words[:2] == [".venv/bin/schedcore", "run"]
+    config = words[words.index("--config") + 1]
+    assert (ROOT / config).is_file()
+
+
+def test_readme_toml_excerpt_matches_the_example_file() -> None:
+    (excerpt,) = blocks(README, "toml")
+    example = (ROOT / "examples" / "hello.toml").read_text(encoding="utf-8").splitlines()
+    for line in excerpt.splitlines():
+        assert line in example, f"README shows {line!r}, which examples/hello.toml does not have"
+
+
+def test_test_command_is_one_line_and_is_what_ci_runs() -> None:
+    command = marked_block(README.read_text(encoding="utf-8"), "test-command").strip()
+    assert "\n" not in command
+    assert command == "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/python -m pytest"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert ci.startswith("#!/usr/bin/env bash\n")
+    assert "set -euo pipefail" in ci
+    assert re.search(r'^\s*"?\$VENV/bin/python"? -m pytest\s*$', ci, re.MULTILINE), "CI runs the README's pytest"
+    assert "install -q -e '.[test]'" in ci
+    for step in ("ruff check .", "ruff format --check .", "mypy"):
+        assert step in ci
+    assert (ROOT / ".ci" / "run").stat().st_mode & 0o111, ".ci/run is executable"
+
+
+@pytest.mark.parametrize("path", [README, *DOCS], ids=lambda p: p.name)
+def test_local_links_resolve(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+        assert (path.parent / target).exists(), f"{path.name} links to missing {target}"
+
+
+def _console_examples() -> list[tuple[str, str, list[str]]]:
+    """Every ``$ schedcore next ...`` line in the README and docs, with the output shown under it."""
+    found = []
+    for path in [README, *DOCS]:
+        for body in blocks(path, "console"):
+            lines = body.splitlines()
+            for index, line in enumerate(lines):
+                if line.startswith("$ schedcore next "):
+                    output = []
+                    for following in lines[index + 1 :]:
+                        if following.startswith("$ "):
+                            break
+                        output.append(following)
+                    found.append((path.name, line[2:], output))
+    return found
+
+
+@pytest.mark.parametrize(("page", "command", "output"), _console_examples())
+def test_console_examples_print_what_the_docs_show(page: str, command: str, output: list[str]) -> None:
+    args = shlex.split(command)[1:]
+    result = CliRunner().invoke(cli, args)
+    if output and output[0].startswith("error: "):
+        assert result.exit_code != 0
+        assert result.stderr.splitlines() == output
+    else:
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines() == output
+
+
+def test_there_are_console_examples() -> None:
+    assert len(_console_examples()) >= 3
+
+
+def _trailing_comments(code: str) -> list[str]:
+    """The ``# output`` lines that end a snippet: what it prints."""
+    shown: list[str] = []
+    for line in reversed(code.rstrip().splitlines()):
+        if not line.startswith("# "):
+            break
+        shown.insert(0, line[2:])
+    return shown
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_python_examples_in_the_docs_run(path: Path, tmp_path: Path) -> None:
+    for code in blocks(path, "python"):
+        proc = run_python(code, tmp_path)
+        assert proc.returncode == 0, f"{path.name}:\n{code}\n{proc.stderr}"
+        printed = proc.stdout.splitlines()
+        for line in _trailing_comments(code):
+            assert line in printed, f"{path.name}: the snippet says it prints {line!r}; it printed {printed}"
+
+
+def test_there_are_python_examples_in_the_docs() -> None:
+    assert sum(len(blocks(path, "python")) for path in DOCS) >= 3
+
+
+def test_schedule_files_in_the_docs_are_valid() -> None:
+    from schedcore.config import parse_schedules
+
+    examples = [body for path in DOCS for body in blocks(path, "toml") if "[[schedule]]" in body]
+    assert examples
+    for body in examples:
+        assert parse_schedules(body, source="docs")
