@@ -467,6 +467,10 @@ class Cron:
 
         Fire times are whole seconds. Returns None only near the end of the calendar
         (year 9998), as every accepted expression fires again within a few decades.
+
+        The result carries ``fold=1`` in the second pass of a repeated hour. Python compares
+        two datetimes of the *same* zone by wall clock, ignoring ``fold`` (PEP 495), so
+        order or store fire times as UTC (``.astimezone(timezone.utc)``), never as local.
         """
         require_aware(instant, "instant")
         delta = instant - _EPOCH
