@@ -297,6 +297,24 @@ def _zone(name: str) -> tzinfo:
     envvar="SCHEDCORE_EXECUTOR",
     help="Executor registered by a plugin (env: SCHEDCORE_EXECUTOR).",
 )
+@click.option(
+    "-S",
+    "--store-option",
+    "store_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    envvar="SCHEDCORE_STORE_OPTIONS",
+    help="Store option, repeatable: -S url=redis://host:6379/0 (env: SCHEDCORE_STORE_OPTIONS, space-separated).",
+)
+@click.option(
+    "-E",
+    "--executor-option",
+    "executor_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    envvar="SCHEDCORE_EXECUTOR_OPTIONS",
+    help="Executor option, repeatable: -E queue=low (env: SCHEDCORE_EXECUTOR_OPTIONS, space-separated).",
+)
 @click.option("--burst", is_flag=True, help="Dispatch everything due now, wait for it, then exit.")
 @click.option(
     "--workers",
@@ -305,18 +323,33 @@ def _zone(name: str) -> tzinfo:
     envvar="SCHEDCORE_WORKERS",
     help="Workers of the executor: threads for local (env: SCHEDCORE_WORKERS).",
 )
-def run_command(config_path: str | None, store_name: str, executor_name: str, burst: bool, workers: int | None) -> None:
+def run_command(
+    *,
+    config_path: str | None,
+    store_name: str,
+    executor_name: str,
+    store_options: tuple[str, ...],
+    executor_options: tuple[str, ...],
+    burst: bool,
+    workers: int | None,
+) -> None:
     """Run a scheduler until Ctrl-C or SIGTERM (or, with --burst, until nothing is due).
 
     With no --store or --executor it runs on the embedded default: the memory store
-    and the local executor, with the schedules of --config.
+    and the local executor, with the schedules of --config. Option values are read as
+    JSON when they parse (numbers, true/false, lists), as text otherwise.
     """
     import logging
 
     from schedcore.config import load_schedules
+    from schedcore.exceptions import ConfigError
     from schedcore.plugins import Hooks, get_plugin_manager
 
     log = logging.getLogger("schedcore.cli")
+    store_opts = _key_values(store_options, "--store-option")
+    executor_opts = _key_values(executor_options, "--executor-option")
+    if workers:
+        executor_opts["workers"] = workers
     schedules = load_schedules(config_path) if config_path else []
 
     pm = get_plugin_manager()
@@ -327,13 +360,20 @@ def run_command(config_path: str | None, store_name: str, executor_name: str, bu
     executors = hooks.executor_factories()
     if executor_name not in executors:
         raise click.UsageError(f"unknown executor {executor_name!r}; registered executors: {_names(executors)}")
-    executor_options: dict[str, Any] = {"workers": workers} if workers else {}
 
     from schedcore.scheduler import Scheduler
 
-    store = hooks.create_store(store_name, {})
     try:
-        executor = hooks.create_executor(executor_name, executor_options)
+        store = hooks.create_store(store_name, store_opts)
+    except (ValidationError, ConfigError) as exc:
+        raise click.UsageError(f"store {store_name!r}: {exc}") from None
+    executor = None
+    running = False
+    try:
+        try:
+            executor = hooks.create_executor(executor_name, executor_opts)
+        except (ValidationError, ConfigError) as exc:
+            raise click.UsageError(f"executor {executor_name!r}: {exc}") from None
         scheduler = Scheduler(store=store, executor=executor, plugins=pm)
         for schedule in schedules:
             scheduler.add(schedule, conflict="replace")
@@ -353,9 +393,30 @@ def run_command(config_path: str | None, store_name: str, executor_name: str, bu
             ", burst" if burst else "",
             extra={"event": "cli_run", "store": store_name, "executor": executor_name, "burst": burst},
         )
-        scheduler.run(burst=burst)
+        running = True
+        scheduler.run(burst=burst)  # shuts the executor down when it returns
     finally:
+        if executor is not None and not running:
+            executor.shutdown(wait=False)
         store.close()
+
+
+def _key_values(items: Sequence[str], option: str) -> dict[str, Any]:
+    """``["url=redis://x", "limit=5"]`` -> ``{"url": "redis://x", "limit": 5}`` (JSON when it parses)."""
+    import json
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise click.UsageError(f"invalid {option}={item!r}: expected KEY=VALUE")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        options[key] = value
+    return options
 
 
 def _names(factories: dict[str, Any]) -> str:

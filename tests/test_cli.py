@@ -442,3 +442,67 @@ def test_real_process_hello_example_prints_and_stops_on_sigterm() -> None:
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert any("hello, world!" in line for line in lines)
+
+
+# -- run: settings and plugin options ------------------------------------------------------
+
+
+def test_flags_win_over_the_environment() -> None:
+    result = invoke("run", "--store", "memory", "--burst", env={"SCHEDCORE_STORE": "nosuch"})
+    assert result.exit_code == 0, result.output
+    assert "nothing will run" in result.stderr
+
+
+def test_store_and_executor_options_reach_the_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    import schedcore.plugins
+    from schedcore import LocalExecutor, MemoryStore
+    from schedcore.hookspecs import hookimpl
+    from schedcore.plugins import ExecutorFactory, StoreFactory
+    from schedcore.protocols import Executor, Store
+
+    seen: dict[str, Mapping[str, Any]] = {}
+
+    def store(options: Mapping[str, Any]) -> Store:
+        seen["store"] = dict(options)
+        return MemoryStore()
+
+    def executor(options: Mapping[str, Any]) -> Executor:
+        seen["executor"] = dict(options)
+        return LocalExecutor(max_workers=int(options["workers"]))
+
+    class Recording:
+        @hookimpl
+        def schedcore_store_factories(self) -> Sequence[StoreFactory]:
+            return [StoreFactory(name="recording", create=store)]
+
+        @hookimpl
+        def schedcore_executor_factories(self) -> Sequence[ExecutorFactory]:
+            return [ExecutorFactory(name="recording", create=executor)]
+
+    real = schedcore.plugins.get_plugin_manager
+    monkeypatch.setattr(schedcore.plugins, "get_plugin_manager", lambda **kw: real(plugins=(Recording(),)))
+    result = invoke(
+        "run", "--store", "recording", "-S", "url=redis://h:1/0", "-S", "limit=5",
+        "--executor", "recording", "-E", "queues=[\"a\", \"b\"]", "--burst",
+        env={"SCHEDCORE_WORKERS": "3", "SCHEDCORE_STORE_OPTIONS": "ignored=1"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert seen["store"] == {"url": "redis://h:1/0", "limit": 5}
+    assert seen["executor"] == {"queues": ["a", "b"], "workers": 3}
+
+
+def test_bad_plugin_options_are_usage_errors() -> None:
+    assert_user_error(invoke("run", "-E", "novalue", "--burst"), 2, "invalid --executor-option='novalue'", "KEY=VALUE")
+    assert_user_error(invoke("run", "-S", "=1", "--burst"), 2, "--store-option")
+
+
+def test_an_unreachable_store_is_a_runtime_error() -> None:
+    from schedcore.plugins import Hooks, get_plugin_manager
+
+    if "redis" not in Hooks(get_plugin_manager()).store_factories():
+        pytest.skip("the redis store plugin is not registered")
+    result = invoke("run", "--store", "redis", "-S", "url=redis://127.0.0.1:1/0", "--burst")
+    assert_user_error(result, 1, "redis")
