@@ -24,11 +24,12 @@ from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
+import attrs
 import pluggy
 
 from schedcore._planner import Plan, backfill_entries, first_fire, plan, retry_entry
 from schedcore.clock import Clock, SystemClock
-from schedcore.exceptions import ExecutorUnavailable, ScheduleNotFound
+from schedcore.exceptions import ExecutorUnavailable, ScheduleNotFound, StoreUnavailable
 from schedcore.model import Conflict, Schedule
 from schedcore.plugins import Hooks, get_plugin_manager
 from schedcore.protocols import Executor, Store
@@ -109,6 +110,7 @@ class Scheduler:
         self._lock = threading.Lock()
         self._started = False
         self._failures = 0  # consecutive failed ticks, for the back-off
+        self._last_manual: dict[str, datetime] = {}  # newest manual nominal time per schedule
 
     def __repr__(self) -> str:
         return f"<Scheduler owner={self.owner!r} store={self.store!r} executor={self.executor!r}>"
@@ -194,17 +196,25 @@ class Scheduler:
         """Run the schedule once now, outside its timing; returns the run id. ScheduleNotFound.
 
         The manual run's nominal time is now, moved on by a millisecond while it would
-        coincide with an occurrence or a known run (run ids must stay unique).
+        coincide with an occurrence, a known run or an earlier manual run of this
+        scheduler (run ids must stay unique). Two schedulers triggering the same schedule
+        within the same millisecond get one run.
         """
         stored = self._require(schedule_id)
         now = self.clock.now()
         taken = set(stored.running) | {r.run_id for r in self.store.history(schedule_id, 1000)}
         nominal = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        with self._lock:  # two calls within one millisecond: the second gets the next one
+            last = self._last_manual.get(schedule_id)
+            if last is not None and nominal <= last:
+                nominal = last + _MS
         for _ in range(10_000):
             occurs = stored.schedule.trigger.next_after(nominal - _MS) == nominal
             if not occurs and make_run_id(schedule_id, nominal, 1) not in taken:
                 break
             nominal += _MS
+        with self._lock:
+            self._last_manual[schedule_id] = max(nominal, self._last_manual.get(schedule_id, nominal))
         entry = Pending(kind=PendingKind.MANUAL, nominal=nominal, due=now)
         self.store.enqueue(schedule_id, [entry])
         run_id = make_run_id(schedule_id, entry.nominal, 1)
@@ -337,7 +347,7 @@ class Scheduler:
             type(exc).__name__,
             exc,
             seconds,
-            exc_info=not isinstance(exc, ExecutorUnavailable),
+            exc_info=not isinstance(exc, (ExecutorUnavailable, StoreUnavailable)),  # expected outages: one line
             extra={"event": "backoff", "error": f"{type(exc).__name__}: {exc}", "delay": seconds},
         )
         return self.clock.now() + timedelta(seconds=seconds)
@@ -349,8 +359,20 @@ class Scheduler:
         if not claims:
             return 0
         plans: list[Plan] = []
-        for claim in claims:
+        # Claims of one schedule in one batch (a fire entry and an un-parked one, say) were
+        # taken together, so each sees the state before the others: add what the earlier
+        # plans of the batch did, or overlap and max_runs would be decided on stale counts.
+        for claimed in claims:
+            claim = claimed
             try:
+                previous = [p for p in plans if p.commit.claim.schedule_id == claim.schedule_id]
+                if previous:
+                    claim = attrs.evolve(
+                        claimed,
+                        running=claim.running + sum(len(p.runs) for p in previous),
+                        runs_started=claim.runs_started + sum(p.commit.runs_started for p in previous),
+                        parked=claim.parked or any(p.commit.park is not None for p in previous),
+                    )
                 plans.append(plan(claim, now))
             except Exception:
                 # One bad schedule (a trigger that raises...) must not stop the others; its
