@@ -1,0 +1,522 @@
+"""RQExecutor: hands runs to RQ queues exactly once and brings their outcomes back."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError, RedisError
+
+from schedcore._validate import check_id
+from schedcore.exceptions import ExecutorUnavailable, ValidationError
+from schedcore.model import Schedule
+from schedcore.records import Outcome, OutcomeStatus, Run
+from schedcore_rq._jobs import (
+    HANDOFF_LUA,
+    ON_FAILURE,
+    ON_STOPPED,
+    ON_SUCCESS,
+    RUN_TASK,
+    JobOptions,
+    job_id_for,
+    parse_options,
+    run_info,
+)
+from schedcore_rq._outcomes import (
+    FINISH_LUA,
+    META_KEY,
+    Keys,
+    RunInfo,
+    error_text,
+    now_ms,
+    outcome_from_payload,
+    payload,
+)
+
+__all__ = ["RQExecutor"]
+
+log = logging.getLogger("schedcore.rq")
+
+_CHUNK = 100  # runs per script call; all chunks of a batch go in one pipeline (one round trip)
+_LOST_MARKERS = ("AbandonedJobError", "Work-horse terminated unexpectedly")
+_DRIVER_ERRORS = (RedisError, OSError)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class RQExecutor:
+    """Runs schedcore runs as RQ jobs, executed by ordinary ``rq worker`` processes.
+
+    :param connection: the ``redis.Redis`` connection RQ uses (``decode_responses=False``).
+    :param queue: the RQ queue for schedules that name no queue of their own (``Schedule.queue``
+        left at ``"default"`` and no ``queue`` executor option).
+    :param serializer: RQ serializer for job data (a class, instance or dotted path, as RQ
+        accepts; ``None`` is RQ's pickle serializer). Workers must use the same one.
+    :param namespace: schedcore namespace; keys of this executor live under
+        ``{schedcore:<namespace>}:rq:``.
+    :param handoff_ttl: seconds a hand-off marker is kept; a run handed over again within
+        this time is recognised and dropped (must exceed the store's lease by far).
+    :param heartbeat_interval: seconds between liveness beats of a running task; a task
+        whose beats stop for three intervals while RQ says it is started is reported LOST.
+    :param reconcile_interval: seconds between reconciler passes over outstanding jobs.
+    :param poll_interval: longest block on the outcome list (bounds shutdown latency).
+
+    Per-schedule options (``Schedule.executor_options``): ``queue``, ``job_timeout``,
+    ``result_ttl``, ``ttl``, ``failure_ttl`` (seconds), ``at_front`` (bool),
+    ``description`` (str) and ``meta`` (dict). RQ's own ``Retry`` is never used: the
+    schedule's ``RetryPolicy`` decides, and a retry is a new run with a new job id.
+    """
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        queue: str = "default",
+        serializer: Any = None,
+        *,
+        namespace: str = "default",
+        handoff_ttl: float = 86_400.0,
+        heartbeat_interval: float = 10.0,
+        reconcile_interval: float = 15.0,
+        poll_interval: float = 1.0,
+    ) -> None:
+        from rq.serializers import resolve_serializer
+
+        from schedcore._validate import check_queue
+
+        self._connection = connection
+        self._default_queue = check_queue(queue, "queue")
+        self._namespace = check_id(namespace, "namespace")
+        try:
+            self._serializer = resolve_serializer(serializer)
+        except Exception as exc:
+            raise ValidationError("serializer", serializer, f"not an RQ serializer ({exc})") from None
+        self._serializer_arg = serializer
+        for name, value in (
+            ("handoff_ttl", handoff_ttl),
+            ("heartbeat_interval", heartbeat_interval),
+            ("reconcile_interval", reconcile_interval),
+            ("poll_interval", poll_interval),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValidationError(name, value, "must be a positive number of seconds")
+        self._handoff_ttl_ms = max(int(handoff_ttl * 1000), 1000)
+        self._heartbeat = float(heartbeat_interval)
+        self._reconcile_interval = float(reconcile_interval)
+        self._poll = float(poll_interval)
+        self.keys = Keys(self._namespace)
+        self._queues: dict[str, Any] = {}
+        self._handoff_sha: str | None = None
+        self._finish = connection.register_script(FINISH_LUA)
+        self._report: Callable[[Outcome], None] | None = None
+        self._lock = threading.RLock()  # serialises reporting (thread vs. process_outcomes)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._suspects: dict[str, float] = {}  # job id -> monotonic time first seen started but silent
+        self._retry: list[bytes | str] = []  # payloads whose report raised; retried later
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def namespace(self) -> str:
+        """The schedcore namespace of this executor's keys."""
+        return self._namespace
+
+    def queue_for(self, run_or_schedule: Run | Schedule) -> str:
+        """The RQ queue a run (or every run of a schedule) goes to."""
+        options = parse_options(run_or_schedule.executor_options)
+        return self._queue_name(options, run_or_schedule.queue)
+
+    def validate(self, schedule: Schedule) -> None:
+        """Check ``executor_options`` and that the RQ serializer accepts the arguments.
+
+        Raises ValidationError naming the option (``executor_options.job_timeout``, ...).
+        """
+        parse_options(schedule.executor_options)
+        try:
+            self._serializer.dumps((RUN_TASK, None, (schedule.task, *schedule.args), schedule.kwargs))
+        except Exception as exc:
+            raise ValidationError("args", schedule.args, f"the RQ serializer refuses the arguments ({exc})") from None
+
+    def start(self, report: Callable[[Outcome], None]) -> None:
+        """Start the background thread that reports outcomes and reconciles outstanding jobs.
+
+        Outcomes left in the processing list by an executor that died are reported again
+        first (the core ignores repeats). Calling start again after :meth:`shutdown` reopens
+        the executor.
+        """
+        with self._lock:
+            self._report = report
+            self._closed = False
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="schedcore-rq-outcomes", daemon=True)
+            self._thread.start()
+
+    def submit(self, runs: Sequence[Run]) -> None:
+        """Hand ``runs`` to RQ: one job per run id, never two, in one round trip per batch.
+
+        A run whose job cannot be built (arguments the serializer refuses, a bad option) is
+        reported as a failed run. Redis errors raise ExecutorUnavailable; the core releases
+        its claims and hands the runs over again later, which is harmless.
+        """
+        self.handoff(runs)
+
+    def handoff(self, runs: Sequence[Run]) -> list[bool]:
+        """Like :meth:`submit`, returning per run whether it was handed over now (False: before)."""
+        if self._closed:
+            raise ExecutorUnavailable("the RQ executor is shut down")
+        if not runs:
+            return []
+        entries: list[list[Any]] = []
+        try:
+            for run in runs:
+                entries.append(self._entry(run))
+            return self._run_handoff(entries)
+        except _DRIVER_ERRORS as exc:
+            raise ExecutorUnavailable(f"cannot hand runs to RQ: {type(exc).__name__}: {exc}") from exc
+
+    def process_outcomes(self) -> int:
+        """Report every outcome waiting in Redis now (without blocking); returns how many.
+
+        The background thread does this continuously; call it directly in tests and for
+        one-shot (``--burst``) use.
+        """
+        if self._report is None:
+            raise RuntimeError("start(report) first")
+        count = 0
+        try:
+            with self._lock:
+                count += self._retry_failed()
+                while True:
+                    item = self._connection.lmove(self.keys.outcomes, self.keys.processing, "RIGHT", "LEFT")
+                    if item is None:
+                        break
+                    count += self._handle(item)
+        except _DRIVER_ERRORS as exc:
+            raise ExecutorUnavailable(f"cannot read RQ outcomes: {type(exc).__name__}: {exc}") from exc
+        return count
+
+    def reconcile(self) -> int:
+        """One pass over outstanding jobs whose outcome never came; returns how many it found.
+
+        Finished/failed/stopped/canceled jobs are reported from their RQ status; a job that
+        vanished is LOST; a started job whose worker stopped beating is LOST once it has been
+        silent for three heartbeat intervals across passes.
+        """
+        try:
+            return self._reconcile()
+        except _DRIVER_ERRORS as exc:
+            raise ExecutorUnavailable(f"cannot reconcile RQ jobs: {type(exc).__name__}: {exc}") from exc
+
+    def outstanding(self) -> int:
+        """How many handed-over jobs have no outcome yet."""
+        try:
+            return int(self._connection.zcard(self.keys.outstanding))
+        except _DRIVER_ERRORS as exc:
+            raise ExecutorUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop accepting runs and stop the outcome thread. Idempotent.
+
+        Jobs run on remote workers, so nothing is waited for but the thread; with ``wait``
+        the outcomes already in Redis are reported first. Outcomes arriving later stay in
+        Redis and are reported by the next executor started on the namespace.
+        """
+        self._closed = True
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self._poll + 5.0)
+        self._thread = None
+        if wait and self._report is not None:
+            try:
+                self.process_outcomes()
+            except ExecutorUnavailable:
+                log.warning("could not report the last RQ outcomes at shutdown; they stay in Redis")
+
+    # -- hand-off ----------------------------------------------------------------------------
+
+    def _queue_name(self, options: JobOptions, run_queue: str) -> str:
+        if options.queue:
+            return options.queue
+        return run_queue if run_queue != "default" else self._default_queue
+
+    def _queue(self, name: str) -> Any:
+        queue = self._queues.get(name)
+        if queue is None:
+            from rq import Queue
+
+            queue = Queue(name, connection=self._connection, serializer=self._serializer_arg)
+            self._queues[name] = queue
+        return queue
+
+    def _entry(self, run: Run) -> list[Any]:
+        """The script arguments of one run: job id, job key, info, failure payload, commands."""
+        from rq.job import Job
+
+        job_id = job_id_for(run.id, self._namespace)
+        info = run_info(run)
+        info_json = json.dumps(info.to_dict(), separators=(",", ":"))
+        try:
+            commands = self._job_commands(run, job_id, info)
+        except _DRIVER_ERRORS:
+            raise
+        except Exception as exc:  # a run RQ refuses is a failed run, not a broken scheduler
+            log.warning("run %s cannot become an RQ job: %s", run.id, error_text(type(exc), exc))
+            failure = payload(job_id, info, OutcomeStatus.FAILED, error=error_text(type(exc), exc))
+            return [job_id, Job.key_for(job_id), info_json, failure, 0]
+        entry: list[Any] = [job_id, Job.key_for(job_id), info_json, "", len(commands)]
+        for command in commands:
+            entry.append(len(command))
+            entry.extend(command)
+        return entry
+
+    def _job_commands(self, run: Run, job_id: str, info: RunInfo) -> list[tuple[Any, ...]]:
+        """The writes RQ makes to enqueue this run's job, captured without executing them."""
+        from rq import Callback
+
+        options = parse_options(run.executor_options)
+        queue = self._queue(self._queue_name(options, run.queue))
+        meta = dict(options.meta)
+        meta[META_KEY] = {**info.to_dict(), "ns": self._namespace, "hb": self._heartbeat}
+        job = queue.create_job(
+            RUN_TASK,
+            args=(run.task, *run.args),
+            kwargs=dict(run.kwargs),
+            timeout=options.job_timeout,
+            result_ttl=options.result_ttl,
+            ttl=options.ttl,
+            failure_ttl=options.failure_ttl,
+            description=options.description or f"{run.task} [schedcore {run.id}]",
+            job_id=job_id,
+            meta=meta,
+            on_success=Callback(ON_SUCCESS),
+            on_failure=Callback(ON_FAILURE),
+            on_stopped=Callback(ON_STOPPED),
+        )
+        pipe = self._connection.pipeline(transaction=False)
+        try:
+            queue.enqueue_job(job, pipeline=pipe, at_front=options.at_front)
+            commands = [tuple(args) for args, _options in pipe.command_stack]
+        finally:
+            pipe.reset()
+        if not any(str(c[0]).upper() in ("RPUSH", "LPUSH") for c in commands):
+            raise RuntimeError(f"RQ did not push job {job_id} onto a queue (unsupported RQ version?)")
+        return commands
+
+    def _run_handoff(self, entries: list[list[Any]]) -> list[bool]:
+        keys = [self.keys.outstanding, self.keys.runs, self.keys.outcomes]
+        head = [now_ms(), self._handoff_ttl_ms, self.keys.handed_prefix]
+        chunks: list[list[Any]] = [[arg for entry in chunk for arg in entry] for chunk in _chunks(entries, _CHUNK)]
+        results: list[Any] = [None] * len(chunks)
+        todo = list(range(len(chunks)))
+        for _ in range(2):
+            if self._handoff_sha is None:
+                self._handoff_sha = str(self._connection.script_load(HANDOFF_LUA))
+            pipe = self._connection.pipeline(transaction=False)
+            for index in todo:
+                pipe.evalsha(self._handoff_sha, len(keys), *keys, *head, *chunks[index])  # type: ignore[arg-type]
+            replies = pipe.execute(raise_on_error=False)
+            missing = []
+            for index, reply in zip(todo, replies, strict=True):
+                if isinstance(reply, NoScriptError):
+                    missing.append(index)
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    results[index] = reply
+            if not missing:
+                break
+            todo = missing
+            self._handoff_sha = None  # the server lost its script cache (restart, SCRIPT FLUSH)
+        else:
+            raise ExecutorUnavailable("the hand-off script keeps disappearing from the Redis script cache")
+        return [bool(int(flag)) for reply in results for flag in reply]
+
+    # -- outcomes ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        backoff = 0.0
+        next_reconcile = 0.0
+        recovered = False
+        while not self._stop.is_set():
+            try:
+                if not recovered:
+                    self._recover_processing()
+                    recovered = True
+                if time.monotonic() >= next_reconcile:
+                    self._reconcile()
+                    next_reconcile = time.monotonic() + self._reconcile_interval
+                with self._lock:
+                    self._retry_failed()
+                timeout = max(min(self._poll, next_reconcile - time.monotonic()), 0.01)
+                item = self._connection.blmove(
+                    self.keys.outcomes,
+                    self.keys.processing,
+                    timeout,  # type: ignore[arg-type]  # Redis takes fractional seconds
+                    "RIGHT",
+                    "LEFT",
+                )
+                if item is not None:
+                    with self._lock:
+                        self._handle(item)
+                backoff = 0.0
+            except Exception as exc:
+                backoff = min(max(backoff * 2, 0.5), 30.0)
+                log.warning("RQ outcome loop: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff)
+                self._stop.wait(backoff)
+
+    def _recover_processing(self) -> None:
+        """Report payloads a previous executor took but may not have reported (at-least-once)."""
+        items = self._connection.lrange(self.keys.processing, 0, -1)
+        with self._lock:
+            for item in reversed(items):
+                self._handle(item)
+
+    def _handle(self, item: bytes | str) -> int:
+        """Report one payload from the processing list, then remove it. Returns 1 if reported."""
+        try:
+            job_id, outcome = outcome_from_payload(item)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("dropping a malformed RQ outcome payload %r: %s", item[:200], exc)
+            self._connection.lrem(self.keys.processing, 1, item)  # type: ignore[arg-type]
+            return 0
+        assert self._report is not None
+        try:
+            self._report(outcome)
+        except Exception:
+            log.exception("reporting the outcome of run %s failed; will retry", outcome.run_id)
+            if item not in self._retry:
+                self._retry.append(item)
+            return 0
+        pipe = self._connection.pipeline(transaction=True)
+        pipe.lrem(self.keys.processing, 1, item)  # type: ignore[arg-type]
+        pipe.hdel(self.keys.runs, job_id)
+        pipe.execute()
+        self._suspects.pop(job_id, None)
+        return 1
+
+    def _retry_failed(self) -> int:
+        items, self._retry = self._retry, []
+        return sum(self._handle(item) for item in items)
+
+    # -- reconciler --------------------------------------------------------------------------
+
+    def _reconcile(self) -> int:
+        from rq.job import Job
+
+        ids: list[str] = []
+        offset = 0
+        while True:
+            page = self._connection.zrange(self.keys.outstanding, offset, offset + 999)
+            ids.extend(_text(i) or "" for i in page)
+            if len(page) < 1000:
+                break
+            offset += 1000
+        found = 0
+        now = time.monotonic()
+        silent_for = 3 * self._heartbeat
+        seen = set(ids)
+        for job_id in list(self._suspects):
+            if job_id not in seen:
+                del self._suspects[job_id]
+        for chunk in _chunks(ids, 200):
+            pipe = self._connection.pipeline(transaction=False)
+            for job_id in chunk:
+                pipe.hget(Job.key_for(job_id), "status")
+                pipe.exists(self.keys.alive(job_id))
+            pipe.hmget(self.keys.runs, list(chunk))
+            replies = pipe.execute()
+            infos = replies[-1]
+            finishes: list[tuple[str, str, str, str]] = []  # job id, payload, must-miss key 1, key 2
+            for index, job_id in enumerate(chunk):
+                status = _text(replies[2 * index])
+                alive = bool(replies[2 * index + 1])
+                raw_info = infos[index]
+                if raw_info is None:
+                    log.error("RQ job %s is outstanding but its run info is gone; forgetting it", job_id)
+                    self._connection.zrem(self.keys.outstanding, job_id)
+                    continue
+                info = RunInfo.from_dict(json.loads(raw_info))
+                decided = self._decide(job_id, status, alive, now, silent_for)
+                if decided is None:
+                    continue
+                outcome_status, error, guard_job, guard_alive = decided
+                body = payload(job_id, info, outcome_status, error=error)
+                finishes.append((job_id, body, guard_job, guard_alive))
+            for job_id, body, guard_job, guard_alive in finishes:
+                keys = [self.keys.outstanding, self.keys.outcomes]
+                if self._finish(keys=keys, args=[job_id, body, guard_job, guard_alive]) == 1:
+                    log.info("RQ job %s: outcome found by the reconciler", job_id)
+                    self._suspects.pop(job_id, None)
+                    found += 1
+        return found
+
+    def _decide(
+        self, job_id: str, status: str | None, alive: bool, now: float, silent_for: float
+    ) -> tuple[OutcomeStatus, str | None, str, str] | None:
+        from rq.job import Job
+
+        if status != "started" or alive:
+            self._suspects.pop(job_id, None)
+        if status is None:
+            return (
+                OutcomeStatus.LOST,
+                "the RQ job vanished (deleted or expired) before it finished",
+                Job.key_for(job_id),
+                "",
+            )
+        if status == "finished":
+            return OutcomeStatus.SUCCEEDED, None, "", ""
+        if status == "failed":
+            error = self._failure_text(job_id)
+            if any(marker in error for marker in _LOST_MARKERS):
+                return OutcomeStatus.LOST, f"worker died mid-job ({error})", "", ""
+            return OutcomeStatus.FAILED, error, "", ""
+        if status in ("stopped", "canceled"):
+            return OutcomeStatus.STOPPED, f"RQ job {status}", "", ""
+        if status == "started" and not alive:
+            first = self._suspects.setdefault(job_id, now)
+            if now - first >= silent_for:
+                return (
+                    OutcomeStatus.LOST,
+                    f"worker died mid-job (no heartbeat for {silent_for:.0f}s)",
+                    "",
+                    self.keys.alive(job_id),
+                )
+        return None
+
+    def _failure_text(self, job_id: str) -> str:
+        """``"Type: message"`` from the job's last recorded failure."""
+        from rq.job import Job
+
+        try:
+            job = Job.fetch(job_id, connection=self._connection, serializer=self._serializer_arg)
+            result = job.latest_result()
+            text = str(getattr(result, "exc_string", None) or "")
+        except _DRIVER_ERRORS:
+            raise
+        except Exception as exc:
+            return f"job failed (its error could not be read: {type(exc).__name__})"
+        lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+        if not lines:
+            return "job failed"
+        if any(marker in text for marker in _LOST_MARKERS):
+            return lines[0]
+        return lines[-1][:2000]

@@ -1,0 +1,168 @@
+"""Job ids, per-schedule options and building RQ jobs from runs.
+
+The hand-off of a batch is one Lua script call per chunk, all chunks in one pipeline:
+for each run the script checks the hand-off marker and the job key, and only when
+neither exists replays the writes RQ itself would make to enqueue the job (captured
+from ``Queue.enqueue_job(job, pipeline=...)`` without executing them), sets the marker
+and records the run as outstanding -- atomically. A repeat hand-over is a no-op and
+never touches an existing job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+from schedcore._time import to_ms
+from schedcore._validate import check_queue
+from schedcore.exceptions import ValidationError
+from schedcore.records import Run
+from schedcore_rq._outcomes import META_KEY, RunInfo
+
+__all__ = ["HANDOFF_LUA", "OPTION_NAMES", "JobOptions", "job_id_for", "parse_options"]
+
+#: RQ's own rule for job ids.
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_READABLE_MAX = 96
+
+#: The function every job runs on the worker.
+RUN_TASK = "schedcore_rq._worker_side.run_task"
+ON_SUCCESS = "schedcore_rq._worker_side.on_success"
+ON_FAILURE = "schedcore_rq._worker_side.on_failure"
+ON_STOPPED = "schedcore_rq._worker_side.on_stopped"
+
+OPTION_NAMES = ("queue", "job_timeout", "result_ttl", "ttl", "failure_ttl", "at_front", "description", "meta")
+
+
+def job_id_for(run_id: str, namespace: str = "default") -> str:
+    """The RQ job id of a run: deterministic, readable, within ``[A-Za-z0-9_-]``.
+
+    ``"nightly@1735700400000.1"`` becomes ``"sc_nightly_1735700400000_1_<12 hex>"``; the hash
+    covers the namespace and the exact run id, so two runs whose ids only differ in
+    characters that sanitising merges (``a.b`` / ``a_b``) still get different job ids.
+    """
+    readable = _UNSAFE.sub("_", run_id)
+    if len(readable) > _READABLE_MAX:
+        readable = readable[:_READABLE_MAX]
+    digest = hashlib.sha256(f"{namespace}\x00{run_id}".encode()).hexdigest()[:12]
+    return f"sc_{readable}_{digest}"
+
+
+@attrs.frozen(kw_only=True)
+class JobOptions:
+    """Per-schedule RQ options, validated (from ``Schedule.executor_options``)."""
+
+    queue: str | None = None
+    job_timeout: int | None = None
+    result_ttl: int | None = None
+    ttl: int | None = None
+    failure_ttl: int | None = None
+    at_front: bool = False
+    description: str | None = None
+    meta: dict[str, Any] = attrs.field(factory=dict)
+
+
+def _seconds(name: str, value: Any, *, allow_infinite: bool, allow_zero: bool = False) -> int:
+    field = f"executor_options.{name}"
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(field, value, "expected a number of seconds")
+    if allow_infinite and value == -1:
+        return -1
+    if value < 0 or (value == 0 and not allow_zero):
+        allowed = "a positive number of seconds"
+        if allow_zero:
+            allowed = "zero or a positive number of seconds"
+        if allow_infinite:
+            allowed += " (or -1 for no limit)"
+        raise ValidationError(field, value, f"must be {allowed}")
+    return max(math.ceil(value), 1) if value > 0 else 0
+
+
+def parse_options(options: Mapping[str, Any]) -> JobOptions:
+    """Validate ``executor_options``; ValidationError names the offending option."""
+    if not isinstance(options, Mapping):
+        raise ValidationError("executor_options", options, "expected a dict")
+    for name in options:
+        if name not in OPTION_NAMES:
+            raise ValidationError(
+                f"executor_options.{name}", options[name], f"unknown RQ option (known: {', '.join(OPTION_NAMES)})"
+            )
+    values: dict[str, Any] = {}
+    if options.get("queue") is not None:
+        values["queue"] = check_queue(options["queue"], "executor_options.queue")
+    if options.get("job_timeout") is not None:
+        values["job_timeout"] = _seconds("job_timeout", options["job_timeout"], allow_infinite=True)
+    if options.get("result_ttl") is not None:
+        values["result_ttl"] = _seconds("result_ttl", options["result_ttl"], allow_infinite=True, allow_zero=True)
+    if options.get("ttl") is not None:
+        values["ttl"] = _seconds("ttl", options["ttl"], allow_infinite=False)
+    if options.get("failure_ttl") is not None:
+        values["failure_ttl"] = _seconds("failure_ttl", options["failure_ttl"], allow_infinite=True)
+    if "at_front" in options:
+        if not isinstance(options["at_front"], bool):
+            raise ValidationError("executor_options.at_front", options["at_front"], "must be true or false")
+        values["at_front"] = options["at_front"]
+    if options.get("description") is not None:
+        description = options["description"]
+        if not isinstance(description, str) or len(description) > 1000:
+            raise ValidationError("executor_options.description", description, "must be a string of at most 1000")
+        values["description"] = description
+    if options.get("meta") is not None:
+        meta = options["meta"]
+        if not isinstance(meta, Mapping) or not all(isinstance(k, str) for k in meta):
+            raise ValidationError("executor_options.meta", meta, "expected a dict with string keys")
+        if META_KEY in meta:
+            raise ValidationError("executor_options.meta", meta, f"the key {META_KEY!r} is reserved for schedcore")
+        values["meta"] = dict(meta)
+    return JobOptions(**values)
+
+
+def run_info(run: Run) -> RunInfo:
+    """The run info kept with the job (meta) and in the ``runs`` hash."""
+    return RunInfo(run_id=run.id, schedule_id=run.schedule_id, nominal_ms=to_ms(run.nominal), attempt=run.attempt)
+
+
+# KEYS: 1 outstanding zset, 2 runs hash, 3 outcomes list.
+# ARGV: 1 now ms, 2 marker TTL ms, 3 marker key prefix, then one entry per run:
+#   job id, job key, run info JSON, failure payload ('' = none), number of commands,
+#   then per command: number of arguments, arguments...
+# Returns one integer per run: 1 handed over now, 0 handed over before (nothing written).
+HANDOFF_LUA = """
+local now, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
+local i = 4
+local result = {}
+while i <= #ARGV do
+  local job_id, job_key, info, failure = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local ncmd = tonumber(ARGV[i + 4])
+  i = i + 5
+  local marker = prefix .. job_id
+  local fresh = redis.call('EXISTS', marker) == 0 and redis.call('EXISTS', job_key) == 0
+  for _ = 1, ncmd do
+    local nargs = tonumber(ARGV[i])
+    if fresh then redis.call(unpack(ARGV, i + 1, i + nargs)) end
+    i = i + 1 + nargs
+  end
+  if fresh then
+    redis.call('SET', marker, '1', 'PX', ttl)
+    if failure ~= '' then
+      redis.call('LPUSH', KEYS[3], failure)
+    else
+      redis.call('ZADD', KEYS[1], now, job_id)
+      redis.call('HSET', KEYS[2], job_id, info)
+    end
+    result[#result + 1] = 1
+  else
+    result[#result + 1] = 0
+  end
+end
+return result
+"""

@@ -1,0 +1,173 @@
+"""Keys, outcome payloads and the claim-once script shared by the executor and the worker side.
+
+Every key of ours lives under ``{schedcore:<namespace>}:rq:`` on the RQ connection:
+
+``handed:<job id>``   hand-off marker (string with a TTL): this run was handed over once
+``outstanding``       sorted set of job ids handed over whose outcome is not known yet (score: hand-off ms)
+``runs``              hash job id -> JSON run info (run id, schedule id, nominal ms, attempt)
+``outcomes``          list of outcome payloads (JSON) waiting to be reported to the core
+``processing``        list of payloads taken from ``outcomes`` and being reported (at-least-once)
+``alive:<job id>``    worker-side liveness key (string with a short TTL) while a task runs
+
+An outcome enters ``outcomes`` only through :data:`FINISH_LUA`, which removes the job id
+from ``outstanding`` and pushes the payload in one atomic step -- and only if the id was
+still outstanding. Worker callbacks and the executor's reconciler both go through it, so
+exactly one of them reports each job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from schedcore._time import from_ms
+from schedcore.records import Outcome, OutcomeStatus
+
+__all__ = ["FINISH_LUA", "META_KEY", "Keys", "RunInfo", "error_text", "outcome_from_payload", "payload"]
+
+#: The key of schedcore's entry in an RQ job's ``meta``.
+META_KEY = "schedcore"
+
+#: KEYS: outstanding, outcomes. ARGV: job id, payload, a key that must be missing ('' = none),
+#: another key that must be missing ('' = none). Returns 1 when the payload was pushed, 0 when
+#: the job was no longer outstanding (someone reported it already), <0 when a guard key exists.
+FINISH_LUA = """
+if ARGV[3] ~= '' and redis.call('EXISTS', ARGV[3]) == 1 then return -1 end
+if ARGV[4] ~= '' and redis.call('EXISTS', ARGV[4]) == 1 then return -2 end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('LPUSH', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_MAX_ERROR = 2000
+
+
+@attrs.frozen
+class Keys:
+    """The Redis keys of one schedcore namespace on the RQ connection."""
+
+    namespace: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{{schedcore:{self.namespace}}}:rq:"
+
+    @property
+    def outstanding(self) -> str:
+        return self.prefix + "outstanding"
+
+    @property
+    def runs(self) -> str:
+        return self.prefix + "runs"
+
+    @property
+    def outcomes(self) -> str:
+        return self.prefix + "outcomes"
+
+    @property
+    def processing(self) -> str:
+        return self.prefix + "processing"
+
+    @property
+    def handed_prefix(self) -> str:
+        return self.prefix + "handed:"
+
+    def handed(self, job_id: str) -> str:
+        return self.handed_prefix + job_id
+
+    def alive(self, job_id: str) -> str:
+        return self.prefix + "alive:" + job_id
+
+
+@attrs.frozen(kw_only=True)
+class RunInfo:
+    """What the executor needs to know about a handed-over run to report its outcome."""
+
+    run_id: str
+    schedule_id: str
+    nominal_ms: int
+    attempt: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run_id, "sid": self.schedule_id, "nominal": self.nominal_ms, "attempt": self.attempt}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunInfo:
+        return cls(
+            run_id=str(data["run"]),
+            schedule_id=str(data["sid"]),
+            nominal_ms=int(data["nominal"]),
+            attempt=int(data["attempt"]),
+        )
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def error_text(exc_type: Any, exc_value: Any) -> str:
+    """``"ExceptionType: message"``, bounded in length."""
+    name = getattr(exc_type, "__name__", None) or type(exc_value).__name__
+    message = str(exc_value) if exc_value is not None else ""
+    text = f"{name}: {message}" if message else name
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."
+
+
+def payload(
+    job_id: str,
+    info: RunInfo,
+    status: OutcomeStatus,
+    *,
+    error: str | None = None,
+    started_ms: int | None = None,
+    finished_ms: int | None = None,
+) -> str:
+    """The JSON text of one outcome, as pushed to the ``outcomes`` list."""
+    data = info.to_dict()
+    data.update(
+        {
+            "job": job_id,
+            "status": status.value,
+            "error": error,
+            "started": started_ms,
+            "finished": finished_ms if finished_ms is not None else now_ms(),
+        }
+    )
+    return json.dumps(data, separators=(",", ":"))
+
+
+def outcome_from_payload(raw: bytes | str) -> tuple[str, Outcome]:
+    """Decode a payload into ``(job id, Outcome)``; ValueError/KeyError/TypeError when malformed."""
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("outcome payload is not an object")
+    info = RunInfo.from_dict(data)
+    started = data.get("started")
+    outcome = Outcome(
+        run_id=info.run_id,
+        schedule_id=info.schedule_id,
+        nominal=from_ms(info.nominal_ms),
+        attempt=info.attempt,
+        status=OutcomeStatus(data["status"]),
+        finished_at=from_ms(int(data["finished"])),
+        started_at=from_ms(int(started)) if started is not None else None,
+        error=data.get("error"),
+    )
+    return str(data["job"]), outcome
+
+
+def ms_of(value: datetime | None) -> int | None:
+    """Milliseconds since the epoch of an RQ timestamp (naive UTC or aware), or None."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        from datetime import timezone
+
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp() * 1000)

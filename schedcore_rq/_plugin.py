@@ -1,0 +1,84 @@
+"""The ``rq`` executor plugin (entry point ``schedcore.rq``): ``--executor rq``.
+
+Options: ``redis_url`` (default ``redis://localhost:6379/0``), ``queue`` (default
+``"default"``), ``namespace`` and ``workers`` (how many ``rq worker`` processes the CLI
+starts and supervises next to the scheduler; read by the CLI through :func:`worker_pool`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from schedcore.exceptions import ConfigError, PluginError
+from schedcore.hookspecs import hookimpl
+from schedcore.plugins import ExecutorFactory
+from schedcore.protocols import Executor
+
+__all__ = ["DEFAULT_URL", "create_executor", "schedcore_executor_factories", "worker_pool"]
+
+DEFAULT_URL = "redis://localhost:6379/0"
+_KNOWN = {"redis_url", "queue", "workers", "namespace", "serializer", "burst", "worker_class"}
+
+
+def _check(options: Mapping[str, Any]) -> None:
+    unknown = sorted(set(options) - _KNOWN)
+    if unknown:
+        raise ConfigError(f"unknown rq executor option {unknown[0]!r} (known: {', '.join(sorted(_KNOWN))})")
+
+
+def create_executor(options: Mapping[str, Any]) -> Executor:
+    """Build an :class:`~schedcore_rq.RQExecutor` from plugin options."""
+    _check(options)
+    try:
+        import redis
+
+        from schedcore_rq._executor import RQExecutor
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise PluginError(f"the rq executor needs 'rq' and 'redis': pip install 'schedcore[rq]' ({exc})") from None
+    url = str(options.get("redis_url") or DEFAULT_URL)
+    try:
+        connection = redis.Redis.from_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"invalid redis_url {url!r}: {exc}") from None
+    return RQExecutor(
+        connection,
+        queue=str(options.get("queue") or "default"),
+        serializer=options.get("serializer"),
+        namespace=str(options.get("namespace") or "default"),
+    )
+
+
+def worker_pool(options: Mapping[str, Any]) -> Any:
+    """The :class:`~schedcore_rq.WorkerPool` that ``--workers N`` asks for, or None when N is 0/absent."""
+    _check(options)
+    workers = options.get("workers")
+    if not workers:
+        return None
+    try:
+        count = int(workers)
+    except (TypeError, ValueError):
+        raise ConfigError(f"workers must be a whole number, got {workers!r}") from None
+    if count < 0:
+        raise ConfigError(f"workers must not be negative, got {count}")
+    from schedcore_rq._supervisor import WorkerPool
+
+    return WorkerPool(
+        str(options.get("redis_url") or DEFAULT_URL),
+        [str(options.get("queue") or "default")],
+        count,
+        worker_class=str(options.get("worker_class") or "rq.worker.Worker"),
+        burst=bool(options.get("burst", False)),
+        serializer=options.get("serializer"),
+    )
+
+
+@hookimpl
+def schedcore_executor_factories() -> Sequence[ExecutorFactory]:
+    return [
+        ExecutorFactory(
+            name="rq",
+            create=create_executor,
+            description="hands runs to RQ queues for `rq worker` processes (options: redis_url, queue, workers)",
+        )
+    ]

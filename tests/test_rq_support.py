@@ -1,0 +1,128 @@
+"""Shared fixtures and helpers of the RQ executor tests (no tests here).
+
+A private ``redis-server`` on a unix socket in a temporary directory, started once per
+session and flushed between tests -- never a Redis the tests did not start. Without
+``redis-server`` the tests skip, unless ``SCHEDCORE_REQUIRE_REDIS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+TESTS_DIR = Path(__file__).resolve().parent
+WORKER_CLASSES = ["rq.worker.Worker", "rq.worker.SimpleWorker"]
+
+
+def _redis_server_binary() -> str | None:
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
+
+
+@pytest.fixture(scope="session")
+def rq_redis_url() -> Iterator[str]:
+    """URL of a private redis-server started for this session."""
+    binary = _redis_server_binary()
+    if binary is None:
+        if os.environ.get("SCHEDCORE_REQUIRE_REDIS") == "1":
+            pytest.fail("redis-server is required (SCHEDCORE_REQUIRE_REDIS=1) but was not found")
+        pytest.skip("redis-server not found: the RQ executor tests need a real Redis (install redis-server)")
+    tmp = tempfile.mkdtemp(prefix="schedcore-rq-")
+    sock = os.path.join(tmp, "redis.sock")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            "0",
+            "--unixsocket",
+            sock,
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            tmp,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"unix://{sock}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the private redis-server did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def rconn(rq_redis_url: str) -> Iterator[redis.Redis]:
+    """A connection to the private server, emptied before each test."""
+    conn = redis.Redis.from_url(rq_redis_url)
+    conn.flushall()
+    yield conn
+    conn.close()
+
+
+def worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS_DIR), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def worker_cmd(url: str, worker_class: str, *, burst: bool = True, queues: tuple[str, ...] = ("default",)) -> list[str]:
+    cmd = [sys.executable, "-m", "rq.cli", "worker", "--url", url, "--worker-class", worker_class, "--quiet"]
+    if burst:
+        cmd.append("--burst")
+    return cmd + list(queues)
+
+
+def run_burst_worker(url: str, worker_class: str, queues: tuple[str, ...] = ("default",), timeout: float = 60) -> None:
+    """Run one ``rq worker --burst`` to completion."""
+    subprocess.run(
+        worker_cmd(url, worker_class, queues=queues),
+        env=worker_env(),
+        check=True,
+        timeout=timeout,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def start_worker(url: str, worker_class: str, *, burst: bool = False) -> subprocess.Popen[bytes]:
+    """Start an ``rq worker`` in the background."""
+    return subprocess.Popen(
+        worker_cmd(url, worker_class, burst=burst),
+        env=worker_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for(condition, timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)

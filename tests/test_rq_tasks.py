@@ -1,0 +1,41 @@
+"""Tasks the RQ e2e tests run on real ``rq worker`` processes (imported as ``test_rq_tasks``).
+
+Each task counts its executions in Redis (``INCR``), so that tests count what ran on the
+worker side, not what was queued. No tests here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+
+
+def _conn(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url)
+
+
+def incr(url: str, key: str) -> int:
+    """Count one execution."""
+    return int(_conn(url).incr(key))
+
+
+def fail(url: str, key: str) -> None:
+    """Count one execution, then fail."""
+    _conn(url).incr(key)
+    raise RuntimeError("task failed on purpose")
+
+
+def slow(url: str, key: str, seconds: float) -> None:
+    """Count one execution, then take ``seconds``."""
+    _conn(url).incr(key)
+    time.sleep(seconds)
+
+
+def slow_once(url: str, key: str, seconds: float) -> None:
+    """Count one execution and record the pid; the first execution takes ``seconds``."""
+    conn = _conn(url)
+    conn.set(f"{key}:pid", os.getpid())
+    if int(conn.incr(key)) == 1:
+        time.sleep(seconds)

@@ -1,0 +1,517 @@
+"""RQExecutor unit tests against a private real redis-server: job ids, options, idempotent
+batch hand-off, outcome mapping, the reconciler and the plugin."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import given
+from hypothesis import strategies as st
+from rq import Queue
+from rq.job import Job, JobStatus
+from test_rq_support import rconn, rq_redis_url  # noqa: F401
+
+from schedcore import Interval, Schedule
+from schedcore.exceptions import ExecutorUnavailable, ValidationError
+from schedcore.records import Outcome, OutcomeStatus, Pending, PendingKind, Run, make_run_id
+from schedcore_rq import RQExecutor, job_id_for
+from schedcore_rq import _worker_side as worker_side
+from schedcore_rq._outcomes import Keys
+
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+_DUMMY = redis.Redis(unix_socket_path="/nonexistent")
+JOB_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def schedule(sid: str = "s1", **kwargs: Any) -> Schedule:
+    kwargs.setdefault("task", "test_rq_tasks:incr")
+    kwargs.setdefault("args", ["unix:///nowhere", "k"])
+    return Schedule(id=sid, trigger=Interval(60, start=T0), **kwargs)
+
+
+def run_of(s: Schedule, nominal: datetime = T0, attempt: int = 1) -> Run:
+    return Run.create(s, Pending(kind=PendingKind.FIRE, nominal=nominal, due=nominal, attempt=attempt))
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.outcomes.append(outcome)
+
+    def wait(self, executor: RQExecutor, n: int, timeout: float = 5.0) -> list[Outcome]:
+        """Wait until ``n`` outcomes arrived (the background thread may be reporting them)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            executor.process_outcomes()
+            with self.lock:
+                if len(self.outcomes) >= n:
+                    break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {n} outcomes, got {self.outcomes}")
+            time.sleep(0.02)
+        time.sleep(0.1)  # and no more than n
+        executor.process_outcomes()
+        return list(self.outcomes)
+
+
+@pytest.fixture
+def executor(rconn: redis.Redis) -> Any:  # noqa: F811
+    ex = RQExecutor(rconn, heartbeat_interval=0.2, reconcile_interval=3600, poll_interval=0.1)
+    yield ex
+    ex.shutdown(wait=False)
+
+
+# -- job ids -----------------------------------------------------------------------------------
+
+
+def test_job_id_is_deterministic_readable_and_in_rq_charset() -> None:
+    rid = make_run_id("nightly.report", T0, 1)
+    jid = job_id_for(rid)
+    assert jid == job_id_for(rid)
+    assert JOB_ID.match(jid)
+    assert jid.startswith("sc_nightly_report_1735689600000_1_")
+
+
+def test_job_ids_differ_per_attempt_nominal_namespace_and_sanitised_collisions() -> None:
+    ids = {
+        job_id_for(make_run_id("a.b", T0, 1)),
+        job_id_for(make_run_id("a_b", T0, 1)),  # sanitises to the same readable part
+        job_id_for(make_run_id("a.b", T0, 2)),
+        job_id_for(make_run_id("a.b", T0 + timedelta(milliseconds=1), 1)),
+        job_id_for(make_run_id("a.b", T0, 1), namespace="other"),
+    }
+    assert len(ids) == 5
+
+
+@given(st.from_regex(r"[A-Za-z0-9._-]{1,200}", fullmatch=True), st.integers(0, 2**45), st.integers(1, 1000))
+def test_job_id_charset_and_length_for_any_run(sid: str, ms: int, attempt: int) -> None:
+    rid = f"{sid}@{ms}.{attempt}"
+    jid = job_id_for(rid)
+    assert JOB_ID.match(jid)
+    assert len(jid) <= 3 + 96 + 1 + 12
+    Job(connection=_DUMMY).id = jid  # RQ itself accepts it (its setter validates)
+
+
+# -- validate() --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"queue_name": "x"}, "executor_options.queue_name"),
+        ({"retry": 3}, "executor_options.retry"),
+        ({"queue": "bad queue!"}, "executor_options.queue"),
+        ({"queue": 5}, "executor_options.queue"),
+        ({"job_timeout": 0}, "executor_options.job_timeout"),
+        ({"job_timeout": "10"}, "executor_options.job_timeout"),
+        ({"job_timeout": True}, "executor_options.job_timeout"),
+        ({"result_ttl": -5}, "executor_options.result_ttl"),
+        ({"ttl": 0}, "executor_options.ttl"),
+        ({"ttl": -1}, "executor_options.ttl"),
+        ({"failure_ttl": "1d"}, "executor_options.failure_ttl"),
+        ({"at_front": "yes"}, "executor_options.at_front"),
+        ({"description": 5}, "executor_options.description"),
+        ({"meta": [1]}, "executor_options.meta"),
+        ({"meta": {"schedcore": 1}}, "executor_options.meta"),
+    ],
+)
+def test_validate_names_the_bad_option(executor: RQExecutor, options: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        executor.validate(schedule(executor_options=options))
+    assert info.value.field == field
+    assert field in str(info.value)
+
+
+def test_validate_accepts_every_documented_option(executor: RQExecutor) -> None:
+    executor.validate(
+        schedule(
+            executor_options={
+                "queue": "high",
+                "job_timeout": 30,
+                "result_ttl": 0,
+                "ttl": 600,
+                "failure_ttl": -1,
+                "at_front": True,
+                "description": "hello",
+                "meta": {"team": "data"},
+            }
+        )
+    )
+
+
+def test_validate_refuses_arguments_the_rq_serializer_refuses(rconn: redis.Redis) -> None:  # noqa: F811
+    ex = RQExecutor(rconn, serializer="rq.serializers.JSONSerializer")
+    with pytest.raises(ValidationError) as info:
+        ex.validate(schedule(args=[{1, 2}], serializer="pickle"))
+    assert info.value.field == "args"
+
+
+def test_constructor_refuses_bad_queue_and_namespace(rconn: redis.Redis) -> None:  # noqa: F811
+    with pytest.raises(ValidationError):
+        RQExecutor(rconn, queue="no spaces")
+    with pytest.raises(ValidationError):
+        RQExecutor(rconn, namespace="a:b")
+
+
+# -- hand-off ----------------------------------------------------------------------------------
+
+
+def test_same_run_twice_is_one_job(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+    run = run_of(schedule())
+    assert executor.handoff([run]) == [True]
+    assert executor.handoff([run]) == [False]
+    executor.submit([run])
+    q = Queue("default", connection=rconn)
+    assert q.job_ids == [job_id_for(run.id)]
+    job = q.fetch_job(job_id_for(run.id))
+    assert job.func_name == "schedcore_rq._worker_side.run_task"
+    assert job.args == ("test_rq_tasks:incr", "unix:///nowhere", "k")
+    assert job.meta["schedcore"]["run"] == run.id
+    assert executor.outstanding() == 1
+
+
+def test_repeat_hand_off_never_resets_an_existing_job(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+    run = run_of(schedule())
+    executor.submit([run])
+    jid = job_id_for(run.id)
+    rconn.hset(Job.key_for(jid), "status", "started")  # a worker took it
+    rconn.delete(Keys("default").handed(jid))  # even with the marker gone (expired)
+    assert executor.handoff([run]) == [False]
+    assert rconn.hget(Job.key_for(jid), "status") == b"started"
+    assert Queue("default", connection=rconn).count == 1
+
+
+def test_concurrent_hand_offs_of_the_same_runs_make_one_job_each(rconn: redis.Redis) -> None:  # noqa: F811
+    runs = [run_of(schedule(f"s{i}")) for i in range(50)]
+    results: list[list[bool]] = []
+
+    def go() -> None:
+        ex = RQExecutor(redis.Redis(connection_pool=rconn.connection_pool))
+        results.append(ex.handoff(runs))
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [sum(col) for col in zip(*results, strict=True)] == [1] * 50
+    assert Queue("default", connection=rconn).count == 50
+
+
+def test_a_batch_is_one_round_trip(
+    executor: RQExecutor,
+    rconn: redis.Redis,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs = [run_of(schedule(f"s{i}"), T0, 1) for i in range(250)]
+    executor.handoff(runs[:1])  # warm up: queue server version, script cache
+    sent: list[str] = []
+    probe = rconn.connection_pool.get_connection()
+    rconn.connection_pool.release(probe)
+    connection_class = type(probe)
+    original = connection_class.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        sent.append(repr(command)[:150])
+        original(self, command, check_health)
+
+    monkeypatch.setattr(connection_class, "send_packed_command", counting)
+    assert executor.handoff(runs[1:]) == [True] * 249
+    monkeypatch.undo()
+    assert len(sent) == 1, sent  # one write to the socket: 3 script calls in one pipeline
+    assert Queue("default", connection=rconn).count == 250
+
+
+def test_hand_off_survives_a_script_flush(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+    executor.handoff([run_of(schedule("a"))])
+    rconn.script_flush()
+    assert executor.handoff([run_of(schedule("b"))]) == [True]
+
+
+def test_options_reach_the_rq_job(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+    s = schedule(
+        queue="ignored-by-option",
+        executor_options={
+            "queue": "high",
+            "job_timeout": 30,
+            "result_ttl": 5,
+            "ttl": 600,
+            "failure_ttl": 100,
+            "description": "nightly",
+            "meta": {"team": "data"},
+        },
+    )
+    executor.submit([run_of(s), run_of(schedule("front", executor_options={"queue": "high", "at_front": True}))])
+    q = Queue("high", connection=rconn)
+    assert q.job_ids[0] == job_id_for(run_of(schedule("front")).id)
+    job = q.fetch_job(job_id_for(run_of(s).id))
+    assert (job.timeout, job.result_ttl, job.ttl, job.failure_ttl) == (30, 5, 600, 100)
+    assert job.description == "nightly"
+    assert job.meta["team"] == "data"
+    assert 590 < rconn.ttl(job.key) <= 600
+
+
+def test_schedule_queue_is_used_and_default_falls_back_to_the_executors(rconn: redis.Redis) -> None:  # noqa: F811
+    ex = RQExecutor(rconn, queue="main")
+    ex.submit([run_of(schedule("a")), run_of(schedule("b", queue="low"))])
+    assert Queue("main", connection=rconn).count == 1
+    assert Queue("low", connection=rconn).count == 1
+
+
+def test_a_run_rq_cannot_serialize_is_a_failed_run_not_an_error(rconn: redis.Redis) -> None:  # noqa: F811
+    ex = RQExecutor(rconn, serializer="rq.serializers.JSONSerializer", reconcile_interval=3600)
+    got = Collector()
+    ex.start(got)
+    try:
+        bad = run_of(schedule("bad", args=[{1, 2}], serializer="pickle"))
+        good = run_of(schedule("good"))
+        assert ex.handoff([bad, good]) == [True, True]
+        assert ex.handoff([bad]) == [False]
+        got.wait(ex, 1)
+        assert [(o.run_id, o.status) for o in got.outcomes] == [(bad.id, OutcomeStatus.FAILED)]
+        assert "TypeError" in (got.outcomes[0].error or "")
+        assert Queue("default", connection=rconn).count == 1
+    finally:
+        ex.shutdown()
+
+
+def test_redis_errors_become_executor_unavailable() -> None:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    dead = redis.Redis(unix_socket_path="/nonexistent/redis.sock", retry=Retry(NoBackoff(), 0))
+    ex = RQExecutor(dead)
+    with pytest.raises(ExecutorUnavailable):
+        ex.submit([run_of(schedule())])
+    with pytest.raises(ExecutorUnavailable):
+        ex.reconcile()
+    with pytest.raises(ExecutorUnavailable):
+        ex.outstanding()
+
+
+def test_submit_after_shutdown_is_refused(executor: RQExecutor) -> None:
+    executor.shutdown()
+    with pytest.raises(ExecutorUnavailable):
+        executor.submit([run_of(schedule())])
+
+
+# -- outcomes ----------------------------------------------------------------------------------
+
+
+def handed_job(executor: RQExecutor, rconn: redis.Redis, sid: str = "s1") -> tuple[Run, Job]:  # noqa: F811
+    run = run_of(schedule(sid))
+    executor.submit([run])
+    return run, Job.fetch(job_id_for(run.id), connection=rconn)
+
+
+def test_callbacks_map_to_outcomes(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+    from rq.exceptions import AbandonedJobError
+
+    got = Collector()
+    executor.start(got)
+    runs = {}
+    for sid, call in [
+        ("ok", lambda j: worker_side.on_success(j, rconn, 42)),
+        ("bad", lambda j: worker_side.on_failure(j, rconn, ValueError, ValueError("nope"), None)),
+        ("gone", lambda j: worker_side.on_failure(j, rconn, AbandonedJobError, AbandonedJobError(), None)),
+        ("halt", lambda j: worker_side.on_stopped(j, rconn)),
+    ]:
+        run, job = handed_job(executor, rconn, sid)
+        runs[sid] = run
+        call(job)
+        call(job)  # a repeat callback reports nothing more
+    got.wait(executor, 4)
+    by_sid = {o.schedule_id: o for o in got.outcomes}
+    assert len(got.outcomes) == 4
+    assert by_sid["ok"].status is OutcomeStatus.SUCCEEDED
+    assert by_sid["bad"].status is OutcomeStatus.FAILED
+    assert by_sid["bad"].error == "ValueError: nope"
+    assert by_sid["gone"].status is OutcomeStatus.LOST
+    assert by_sid["halt"].status is OutcomeStatus.STOPPED
+    assert by_sid["ok"].run_id == runs["ok"].id and by_sid["ok"].nominal == T0 and by_sid["ok"].attempt == 1
+    assert executor.outstanding() == 0
+    assert rconn.llen(executor.keys.processing) == 0
+    assert rconn.hlen(executor.keys.runs) == 0
+
+
+def test_run_task_imports_and_calls_and_wraps_import_errors() -> None:
+    assert worker_side.run_task("schedcore.testing.tasks:echo", 5) == 5
+    with pytest.raises(ImportError, match="nope"):
+        worker_side.run_task("nope.nowhere:f")
+    with pytest.raises(ImportError, match="missing"):
+        worker_side.run_task("schedcore.testing.tasks:missing")
+
+
+@pytest.mark.parametrize(
+    ("status", "exc", "expected", "error_part"),
+    [
+        ("finished", None, OutcomeStatus.SUCCEEDED, None),
+        ("failed", "Traceback...\nKeyError: 'x'", OutcomeStatus.FAILED, "KeyError: 'x'"),
+        ("failed", "Work-horse terminated unexpectedly; waitpid returned 9 (signal 9); ", OutcomeStatus.LOST, "died"),
+        ("stopped", None, OutcomeStatus.STOPPED, None),
+        ("canceled", None, OutcomeStatus.STOPPED, None),
+    ],
+)
+def test_reconciler_reports_jobs_whose_callback_never_came(
+    executor: RQExecutor,
+    rconn: redis.Redis,  # noqa: F811
+    status: str,
+    exc: str | None,
+    expected: OutcomeStatus,
+    error_part: str | None,
+) -> None:
+    got = Collector()
+    _run, job = handed_job(executor, rconn)
+    rconn.hset(job.key, "status", status)
+    if exc:
+        from rq.results import Result
+
+        Result.create_failure(job, ttl=60, exc_string=exc)
+    assert executor.reconcile() == 1
+    assert executor.reconcile() == 0
+    executor.start(got)
+    got.wait(executor, 1)
+    assert [o.status for o in got.outcomes] == [expected]
+    if error_part:
+        assert error_part in (got.outcomes[0].error or "")
+
+
+def test_reconciler_leaves_queued_and_live_started_jobs_alone(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+    _, _queued = handed_job(executor, rconn, "q")
+    _, started = handed_job(executor, rconn, "s")
+    rconn.hset(started.key, "status", JobStatus.STARTED.value)
+    rconn.set(executor.keys.alive(started.id), 1, px=60_000)
+    for _ in range(3):
+        assert executor.reconcile() == 0
+    assert executor.outstanding() == 2
+
+
+def test_reconciler_reports_a_vanished_job_as_lost(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+    got = Collector()
+    run, job = handed_job(executor, rconn)
+    rconn.delete(job.key)
+    assert executor.reconcile() == 1
+    executor.start(got)
+    got.wait(executor, 1)
+    assert [(o.run_id, o.status) for o in got.outcomes] == [(run.id, OutcomeStatus.LOST)]
+    assert "vanished" in (got.outcomes[0].error or "")
+
+
+def test_reconciler_reports_a_silent_started_job_as_lost_only_after_the_grace(
+    executor: RQExecutor,
+    rconn: redis.Redis,  # noqa: F811
+) -> None:
+    got = Collector()
+    _run, job = handed_job(executor, rconn)
+    rconn.hset(job.key, "status", JobStatus.STARTED.value)
+    assert executor.reconcile() == 0  # first seen silent: only a suspect
+    time.sleep(0.7)  # three heartbeat intervals of 0.2 s
+    assert executor.reconcile() == 1
+    executor.start(got)
+    got.wait(executor, 1)
+    assert [o.status for o in got.outcomes] == [OutcomeStatus.LOST]
+
+
+def test_callback_after_the_reconciler_decided_reports_nothing(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+    got = Collector()
+    _, job = handed_job(executor, rconn)
+    rconn.delete(job.key)
+    executor.reconcile()
+    worker_side.on_success(job, rconn, None)
+    executor.start(got)
+    got.wait(executor, 1)
+    assert [o.status for o in got.outcomes] == [OutcomeStatus.LOST]
+
+
+def test_outcomes_are_reported_at_least_once_across_a_crash(rconn: redis.Redis) -> None:  # noqa: F811
+    first = RQExecutor(rconn, reconcile_interval=3600)
+    run, job = handed_job(first, rconn)
+    worker_side.on_success(job, rconn, None)
+
+    def crash(outcome: Outcome) -> None:
+        raise RuntimeError("store down")
+
+    first.start(crash)
+    first.process_outcomes()  # taken into the processing list, report failed
+    first.shutdown(wait=False)
+    assert rconn.llen(first.keys.processing) == 1
+    got = Collector()
+    second = RQExecutor(rconn, reconcile_interval=3600, poll_interval=0.1)
+    second.start(got)  # recovers the processing list
+    try:
+        deadline = time.monotonic() + 5
+        while not got.outcomes and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [(o.run_id, o.status) for o in got.outcomes] == [(run.id, OutcomeStatus.SUCCEEDED)]
+        assert rconn.llen(second.keys.processing) == 0
+    finally:
+        second.shutdown()
+
+
+def test_background_thread_reports_without_being_asked(rconn: redis.Redis) -> None:  # noqa: F811
+    ex = RQExecutor(rconn, reconcile_interval=3600, poll_interval=0.1)
+    got = Collector()
+    ex.start(got)
+    try:
+        _, job = handed_job(ex, rconn)
+        worker_side.on_success(job, rconn, None)
+        deadline = time.monotonic() + 5
+        while not got.outcomes and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(got.outcomes) == 1
+    finally:
+        ex.shutdown()
+
+
+def test_malformed_payloads_are_dropped(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+    got = Collector()
+    executor.start(got)
+    rconn.lpush(executor.keys.outcomes, b"not json", json.dumps({"job": "x"}))
+    executor.process_outcomes()
+    time.sleep(0.3)
+    assert got.outcomes == []
+    assert rconn.llen(executor.keys.processing) == 0
+    assert rconn.llen(executor.keys.outcomes) == 0
+
+
+def test_keys_share_one_hash_tag(executor: RQExecutor) -> None:
+    keys = [executor.keys.outstanding, executor.keys.runs, executor.keys.outcomes, executor.keys.processing]
+    keys += [executor.keys.handed("j"), executor.keys.alive("j")]
+    assert all(k.startswith("{schedcore:default}:rq:") for k in keys)
+
+
+# -- plugin ------------------------------------------------------------------------------------
+
+
+def test_plugin_registers_the_rq_executor(rq_redis_url: str) -> None:  # noqa: F811
+    from schedcore.plugins import Hooks, get_plugin_manager
+
+    hooks = Hooks(get_plugin_manager())
+    assert "rq" in hooks.executor_factories()
+    ex = hooks.create_executor("rq", {"redis_url": rq_redis_url, "queue": "jobs"})
+    assert isinstance(ex, RQExecutor)
+    assert ex.queue_for(schedule()) == "jobs"
+
+
+def test_plugin_refuses_unknown_options_and_builds_a_worker_pool(rq_redis_url: str) -> None:  # noqa: F811
+    from schedcore.exceptions import ConfigError
+    from schedcore_rq import WorkerPool
+    from schedcore_rq._plugin import create_executor, worker_pool
+
+    with pytest.raises(ConfigError, match="redis_ulr"):
+        create_executor({"redis_ulr": "x"})
+    assert worker_pool({"redis_url": rq_redis_url}) is None
+    pool = worker_pool({"redis_url": rq_redis_url, "workers": "2", "queue": "jobs"})
+    assert isinstance(pool, WorkerPool)
+    assert pool.n == 2 and pool.queues == ["jobs"]
