@@ -176,7 +176,10 @@ class Scheduler:
 
     def pause(self, schedule_id: str) -> StoredSchedule:
         """Stop firing the schedule's occurrences (scheduled retries still run); ScheduleNotFound."""
+        current = self._require(schedule_id)
         stored = self.store.set_paused(schedule_id, True, None)
+        if current.schedule.paused:
+            return stored  # already paused: nothing happened
         self._event("schedule_paused", f"schedule {schedule_id} paused", schedule_id=schedule_id)
         self.hooks.emit("schedcore_schedule_paused", scheduler=self, schedule_id=schedule_id)
         return stored
@@ -184,6 +187,8 @@ class Scheduler:
     def resume(self, schedule_id: str) -> StoredSchedule:
         """Fire again from now on: occurrences that fell in the pause are not run; ScheduleNotFound."""
         current = self._require(schedule_id)
+        if not current.schedule.paused:
+            return current  # not paused: its fire entry stays as it is
         next_fire = first_fire(current.schedule.evolve(paused=False), self.clock.now(), current.runs_started)
         stored = self.store.set_paused(schedule_id, False, next_fire)
         nominal = next_fire.nominal if next_fire else None
@@ -530,6 +535,10 @@ class Scheduler:
             return lambda: None
 
         def handle(signum: int, frame: FrameType | None) -> None:
+            if self._stopping.is_set():
+                # A second signal while running tasks finish: give up waiting for them.
+                log.warning("signal %s again: exiting without waiting", signum, extra={"event": "signal"})
+                raise KeyboardInterrupt
             log.info("signal %s: stopping", signum, extra={"event": "signal", "signal": signum})
             self.stop()
 

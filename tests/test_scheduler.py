@@ -341,10 +341,12 @@ def test_pause_and_resume_skip_the_paused_occurrences() -> None:
     sim.scheduler.add(sched())
     sim.run_until(at(90))
     sim.scheduler.pause("s")
+    sim.scheduler.pause("s")  # already paused: no second event
     stored = sim.scheduler.get("s")
     assert stored is not None and stored.schedule.paused and stored.next_fire is None
     sim.run_until(at(330))
     sim.scheduler.resume("s")
+    sim.scheduler.resume("s")  # not paused any more: nothing changes
     sim.run_until(at(500))
     assert dispatched(sim) == [0, 60, 360, 420, 480]
     assert rec.named("paused") == ["s"] and rec.named("resumed") == [("s", at(360))]
