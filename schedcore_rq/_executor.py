@@ -37,6 +37,7 @@ from schedcore_rq._outcomes import (
     outcome_from_payload,
     payload,
 )
+from schedcore_rq._supervisor import WorkerPool
 
 __all__ = ["RQExecutor"]
 
@@ -74,6 +75,12 @@ class RQExecutor:
         whose beats stop for three intervals while RQ says it is started is reported LOST.
     :param reconcile_interval: seconds between reconciler passes over outstanding jobs.
     :param poll_interval: longest block on the outcome list (bounds shutdown latency).
+    :param workers: a :class:`~schedcore_rq.WorkerPool` this executor owns: started by
+        :meth:`start`, stopped by :meth:`shutdown` (``schedcore run --workers N``).
+    :param drain_timeout: how long ``shutdown(wait=True)`` waits for the jobs this executor
+        handed over to report (default: 300 s with an owned worker pool -- so that
+        ``run(burst=True)`` dispatches, waits for the runs and records them -- else 0:
+        remote workers report to whichever executor runs next).
 
     Per-schedule options (``Schedule.executor_options``): ``queue``, ``job_timeout``,
     ``result_ttl``, ``ttl``, ``failure_ttl`` (seconds), ``at_front`` (bool),
@@ -92,6 +99,8 @@ class RQExecutor:
         heartbeat_interval: float = 10.0,
         reconcile_interval: float = 15.0,
         poll_interval: float = 1.0,
+        workers: WorkerPool | None = None,
+        drain_timeout: float | None = None,
     ) -> None:
         from rq.serializers import resolve_serializer
 
@@ -128,6 +137,13 @@ class RQExecutor:
         self._closed = False
         self._suspects: dict[str, float] = {}  # job id -> monotonic time first seen started but silent
         self._retry: list[bytes | str] = []  # payloads whose report raised; retried later
+        self._mine: set[str] = set()  # job ids handed over by this instance, not reported yet
+        self.workers = workers
+        if drain_timeout is None:
+            drain_timeout = 300.0 if workers is not None else 0.0
+        if isinstance(drain_timeout, bool) or not isinstance(drain_timeout, (int, float)) or drain_timeout < 0:
+            raise ValidationError("drain_timeout", drain_timeout, "must be zero or a positive number of seconds")
+        self._drain_timeout = float(drain_timeout)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -162,6 +178,8 @@ class RQExecutor:
         with self._lock:
             self._report = report
             self._closed = False
+            if self.workers is not None:
+                self.workers.start()
             if self._thread is not None and self._thread.is_alive():
                 return
             self._stop.clear()
@@ -187,6 +205,7 @@ class RQExecutor:
         try:
             for run in runs:
                 entries.append(self._entry(run))
+            self._mine.update(str(entry[0]) for entry in entries if not entry[3])
             return self._run_handoff(entries)
         except _DRIVER_ERRORS as exc:
             raise ExecutorUnavailable(f"cannot hand runs to RQ: {type(exc).__name__}: {exc}") from exc
@@ -232,13 +251,15 @@ class RQExecutor:
             raise ExecutorUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop accepting runs and stop the outcome thread. Idempotent.
+        """Stop accepting runs, stop the outcome thread and an owned worker pool. Idempotent.
 
-        Jobs run on remote workers, so nothing is waited for but the thread; with ``wait``
-        the outcomes already in Redis are reported first. Outcomes arriving later stay in
-        Redis and are reported by the next executor started on the namespace.
+        With ``wait``, first wait up to ``drain_timeout`` for the jobs this executor handed
+        over to report, then report the outcomes already in Redis. Outcomes arriving later
+        stay in Redis and are reported by the next executor started on the namespace.
         """
         self._closed = True
+        if wait and self._report is not None and self._drain_timeout > 0:
+            self._drain(time.monotonic() + self._drain_timeout)
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -249,6 +270,30 @@ class RQExecutor:
                 self.process_outcomes()
             except ExecutorUnavailable:
                 log.warning("could not report the last RQ outcomes at shutdown; they stay in Redis")
+        if self.workers is not None:
+            self.workers.stop()
+
+    def _drain(self, deadline: float) -> None:
+        next_reconcile = 0.0
+        while time.monotonic() < deadline:
+            try:
+                self.process_outcomes()
+                if time.monotonic() >= next_reconcile:
+                    self.reconcile()
+                    next_reconcile = time.monotonic() + max(self._heartbeat, 1.0)
+                mine = sorted(self._mine)
+                if mine:
+                    pipe = self._connection.pipeline(transaction=False)
+                    for job_id in mine:
+                        pipe.zscore(self.keys.outstanding, job_id)
+                    pending = {job_id for job_id, score in zip(mine, pipe.execute(), strict=True) if score is not None}
+                    self._mine &= pending
+                if not self._mine:
+                    return
+            except ExecutorUnavailable as exc:
+                log.warning("waiting for RQ outcomes: %s", exc)
+            time.sleep(0.1)
+        log.warning("shutdown: %d RQ jobs still running after the drain timeout; not waiting", len(self._mine))
 
     # -- hand-off ----------------------------------------------------------------------------
 
@@ -397,6 +442,7 @@ class RQExecutor:
             log.error("dropping a malformed RQ outcome payload %r: %s", item[:200], exc)
             self._connection.lrem(self.keys.processing, 1, item)  # type: ignore[arg-type]
             return 0
+        self._mine.discard(job_id)
         assert self._report is not None
         try:
             self._report(outcome)
@@ -433,6 +479,7 @@ class RQExecutor:
         now = time.monotonic()
         silent_for = 3 * self._heartbeat
         seen = set(ids)
+        self._mine &= seen
         for job_id in list(self._suspects):
             if job_id not in seen:
                 del self._suspects[job_id]

@@ -1,8 +1,10 @@
 """The ``rq`` executor plugin (entry point ``schedcore.rq``): ``--executor rq``.
 
 Options: ``redis_url`` (default ``redis://localhost:6379/0``), ``queue`` (default
-``"default"``), ``namespace`` and ``workers`` (how many ``rq worker`` processes the CLI
-starts and supervises next to the scheduler; read by the CLI through :func:`worker_pool`).
+``"default"``), ``namespace``, ``serializer`` and ``workers``: with ``workers=N``
+(``schedcore run --executor rq --workers N``) the executor owns a :class:`WorkerPool` of
+N ``rq worker`` processes (``worker_class`` picks the RQ worker class), started and
+supervised with the scheduler and stopped with it -- one command runs the whole system.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from schedcore.protocols import Executor
 __all__ = ["DEFAULT_URL", "create_executor", "schedcore_executor_factories", "worker_pool"]
 
 DEFAULT_URL = "redis://localhost:6379/0"
-_KNOWN = {"redis_url", "queue", "workers", "namespace", "serializer", "burst", "worker_class"}
+_KNOWN = {"redis_url", "queue", "workers", "namespace", "serializer", "worker_class"}
 
 
 def _check(options: Mapping[str, Any]) -> None:
@@ -46,6 +48,7 @@ def create_executor(options: Mapping[str, Any]) -> Executor:
         queue=str(options.get("queue") or "default"),
         serializer=options.get("serializer"),
         namespace=str(options.get("namespace") or "default"),
+        workers=worker_pool(options),
     )
 
 
@@ -68,7 +71,6 @@ def worker_pool(options: Mapping[str, Any]) -> Any:
         [str(options.get("queue") or "default")],
         count,
         worker_class=str(options.get("worker_class") or "rq.worker.Worker"),
-        burst=bool(options.get("burst", False)),
         serializer=options.get("serializer"),
     )
 

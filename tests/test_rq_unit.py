@@ -1,6 +1,7 @@
 """RQExecutor unit tests against a private real redis-server: job ids, options, idempotent
 batch hand-off, outcome mapping, the reconciler and the plugin."""
 
+# ruff: noqa: F401, F811  (pytest fixtures imported from test_rq_support)
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rq import Queue
 from rq.job import Job, JobStatus
-from test_rq_support import rconn, rq_redis_url  # noqa: F401
+from test_rq_support import rconn, rq_redis_url
 
 from schedcore import Interval, Schedule
 from schedcore.exceptions import ExecutorUnavailable, ValidationError
@@ -66,7 +67,7 @@ class Collector:
 
 
 @pytest.fixture
-def executor(rconn: redis.Redis) -> Any:  # noqa: F811
+def executor(rconn: redis.Redis) -> Any:
     ex = RQExecutor(rconn, heartbeat_interval=0.2, reconcile_interval=3600, poll_interval=0.1)
     yield ex
     ex.shutdown(wait=False)
@@ -150,14 +151,14 @@ def test_validate_accepts_every_documented_option(executor: RQExecutor) -> None:
     )
 
 
-def test_validate_refuses_arguments_the_rq_serializer_refuses(rconn: redis.Redis) -> None:  # noqa: F811
+def test_validate_refuses_arguments_the_rq_serializer_refuses(rconn: redis.Redis) -> None:
     ex = RQExecutor(rconn, serializer="rq.serializers.JSONSerializer")
     with pytest.raises(ValidationError) as info:
         ex.validate(schedule(args=[{1, 2}], serializer="pickle"))
     assert info.value.field == "args"
 
 
-def test_constructor_refuses_bad_queue_and_namespace(rconn: redis.Redis) -> None:  # noqa: F811
+def test_constructor_refuses_bad_queue_and_namespace(rconn: redis.Redis) -> None:
     with pytest.raises(ValidationError):
         RQExecutor(rconn, queue="no spaces")
     with pytest.raises(ValidationError):
@@ -167,7 +168,7 @@ def test_constructor_refuses_bad_queue_and_namespace(rconn: redis.Redis) -> None
 # -- hand-off ----------------------------------------------------------------------------------
 
 
-def test_same_run_twice_is_one_job(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+def test_same_run_twice_is_one_job(executor: RQExecutor, rconn: redis.Redis) -> None:
     run = run_of(schedule())
     assert executor.handoff([run]) == [True]
     assert executor.handoff([run]) == [False]
@@ -181,7 +182,7 @@ def test_same_run_twice_is_one_job(executor: RQExecutor, rconn: redis.Redis) -> 
     assert executor.outstanding() == 1
 
 
-def test_repeat_hand_off_never_resets_an_existing_job(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+def test_repeat_hand_off_never_resets_an_existing_job(executor: RQExecutor, rconn: redis.Redis) -> None:
     run = run_of(schedule())
     executor.submit([run])
     jid = job_id_for(run.id)
@@ -192,7 +193,7 @@ def test_repeat_hand_off_never_resets_an_existing_job(executor: RQExecutor, rcon
     assert Queue("default", connection=rconn).count == 1
 
 
-def test_concurrent_hand_offs_of_the_same_runs_make_one_job_each(rconn: redis.Redis) -> None:  # noqa: F811
+def test_concurrent_hand_offs_of_the_same_runs_make_one_job_each(rconn: redis.Redis) -> None:
     runs = [run_of(schedule(f"s{i}")) for i in range(50)]
     results: list[list[bool]] = []
 
@@ -211,7 +212,7 @@ def test_concurrent_hand_offs_of_the_same_runs_make_one_job_each(rconn: redis.Re
 
 def test_a_batch_is_one_round_trip(
     executor: RQExecutor,
-    rconn: redis.Redis,  # noqa: F811
+    rconn: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     runs = [run_of(schedule(f"s{i}"), T0, 1) for i in range(250)]
@@ -233,13 +234,13 @@ def test_a_batch_is_one_round_trip(
     assert Queue("default", connection=rconn).count == 250
 
 
-def test_hand_off_survives_a_script_flush(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+def test_hand_off_survives_a_script_flush(executor: RQExecutor, rconn: redis.Redis) -> None:
     executor.handoff([run_of(schedule("a"))])
     rconn.script_flush()
     assert executor.handoff([run_of(schedule("b"))]) == [True]
 
 
-def test_options_reach_the_rq_job(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+def test_options_reach_the_rq_job(executor: RQExecutor, rconn: redis.Redis) -> None:
     s = schedule(
         queue="ignored-by-option",
         executor_options={
@@ -262,14 +263,14 @@ def test_options_reach_the_rq_job(executor: RQExecutor, rconn: redis.Redis) -> N
     assert 590 < rconn.ttl(job.key) <= 600
 
 
-def test_schedule_queue_is_used_and_default_falls_back_to_the_executors(rconn: redis.Redis) -> None:  # noqa: F811
+def test_schedule_queue_is_used_and_default_falls_back_to_the_executors(rconn: redis.Redis) -> None:
     ex = RQExecutor(rconn, queue="main")
     ex.submit([run_of(schedule("a")), run_of(schedule("b", queue="low"))])
     assert Queue("main", connection=rconn).count == 1
     assert Queue("low", connection=rconn).count == 1
 
 
-def test_a_run_rq_cannot_serialize_is_a_failed_run_not_an_error(rconn: redis.Redis) -> None:  # noqa: F811
+def test_a_run_rq_cannot_serialize_is_a_failed_run_not_an_error(rconn: redis.Redis) -> None:
     ex = RQExecutor(rconn, serializer="rq.serializers.JSONSerializer", reconcile_interval=3600)
     got = Collector()
     ex.start(got)
@@ -309,13 +310,13 @@ def test_submit_after_shutdown_is_refused(executor: RQExecutor) -> None:
 # -- outcomes ----------------------------------------------------------------------------------
 
 
-def handed_job(executor: RQExecutor, rconn: redis.Redis, sid: str = "s1") -> tuple[Run, Job]:  # noqa: F811
+def handed_job(executor: RQExecutor, rconn: redis.Redis, sid: str = "s1") -> tuple[Run, Job]:
     run = run_of(schedule(sid))
     executor.submit([run])
     return run, Job.fetch(job_id_for(run.id), connection=rconn)
 
 
-def test_callbacks_map_to_outcomes(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+def test_callbacks_map_to_outcomes(executor: RQExecutor, rconn: redis.Redis) -> None:
     from rq.exceptions import AbandonedJobError
 
     got = Collector()
@@ -365,7 +366,7 @@ def test_run_task_imports_and_calls_and_wraps_import_errors() -> None:
 )
 def test_reconciler_reports_jobs_whose_callback_never_came(
     executor: RQExecutor,
-    rconn: redis.Redis,  # noqa: F811
+    rconn: redis.Redis,
     status: str,
     exc: str | None,
     expected: OutcomeStatus,
@@ -387,7 +388,7 @@ def test_reconciler_reports_jobs_whose_callback_never_came(
         assert error_part in (got.outcomes[0].error or "")
 
 
-def test_reconciler_leaves_queued_and_live_started_jobs_alone(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+def test_reconciler_leaves_queued_and_live_started_jobs_alone(executor: RQExecutor, rconn: redis.Redis) -> None:
     _, _queued = handed_job(executor, rconn, "q")
     _, started = handed_job(executor, rconn, "s")
     rconn.hset(started.key, "status", JobStatus.STARTED.value)
@@ -397,7 +398,7 @@ def test_reconciler_leaves_queued_and_live_started_jobs_alone(executor: RQExecut
     assert executor.outstanding() == 2
 
 
-def test_reconciler_reports_a_vanished_job_as_lost(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+def test_reconciler_reports_a_vanished_job_as_lost(executor: RQExecutor, rconn: redis.Redis) -> None:
     got = Collector()
     run, job = handed_job(executor, rconn)
     rconn.delete(job.key)
@@ -410,7 +411,7 @@ def test_reconciler_reports_a_vanished_job_as_lost(executor: RQExecutor, rconn: 
 
 def test_reconciler_reports_a_silent_started_job_as_lost_only_after_the_grace(
     executor: RQExecutor,
-    rconn: redis.Redis,  # noqa: F811
+    rconn: redis.Redis,
 ) -> None:
     got = Collector()
     _run, job = handed_job(executor, rconn)
@@ -423,7 +424,7 @@ def test_reconciler_reports_a_silent_started_job_as_lost_only_after_the_grace(
     assert [o.status for o in got.outcomes] == [OutcomeStatus.LOST]
 
 
-def test_callback_after_the_reconciler_decided_reports_nothing(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+def test_callback_after_the_reconciler_decided_reports_nothing(executor: RQExecutor, rconn: redis.Redis) -> None:
     got = Collector()
     _, job = handed_job(executor, rconn)
     rconn.delete(job.key)
@@ -434,7 +435,7 @@ def test_callback_after_the_reconciler_decided_reports_nothing(executor: RQExecu
     assert [o.status for o in got.outcomes] == [OutcomeStatus.LOST]
 
 
-def test_outcomes_are_reported_at_least_once_across_a_crash(rconn: redis.Redis) -> None:  # noqa: F811
+def test_outcomes_are_reported_at_least_once_across_a_crash(rconn: redis.Redis) -> None:
     first = RQExecutor(rconn, reconcile_interval=3600)
     run, job = handed_job(first, rconn)
     worker_side.on_success(job, rconn, None)
@@ -459,7 +460,7 @@ def test_outcomes_are_reported_at_least_once_across_a_crash(rconn: redis.Redis) 
         second.shutdown()
 
 
-def test_background_thread_reports_without_being_asked(rconn: redis.Redis) -> None:  # noqa: F811
+def test_background_thread_reports_without_being_asked(rconn: redis.Redis) -> None:
     ex = RQExecutor(rconn, reconcile_interval=3600, poll_interval=0.1)
     got = Collector()
     ex.start(got)
@@ -474,7 +475,7 @@ def test_background_thread_reports_without_being_asked(rconn: redis.Redis) -> No
         ex.shutdown()
 
 
-def test_malformed_payloads_are_dropped(executor: RQExecutor, rconn: redis.Redis) -> None:  # noqa: F811
+def test_malformed_payloads_are_dropped(executor: RQExecutor, rconn: redis.Redis) -> None:
     got = Collector()
     executor.start(got)
     rconn.lpush(executor.keys.outcomes, b"not json", json.dumps({"job": "x"}))
@@ -494,7 +495,7 @@ def test_keys_share_one_hash_tag(executor: RQExecutor) -> None:
 # -- plugin ------------------------------------------------------------------------------------
 
 
-def test_plugin_registers_the_rq_executor(rq_redis_url: str) -> None:  # noqa: F811
+def test_plugin_registers_the_rq_executor(rq_redis_url: str) -> None:
     from schedcore.plugins import Hooks, get_plugin_manager
 
     hooks = Hooks(get_plugin_manager())
@@ -504,7 +505,7 @@ def test_plugin_registers_the_rq_executor(rq_redis_url: str) -> None:  # noqa: F
     assert ex.queue_for(schedule()) == "jobs"
 
 
-def test_plugin_refuses_unknown_options_and_builds_a_worker_pool(rq_redis_url: str) -> None:  # noqa: F811
+def test_plugin_refuses_unknown_options_and_builds_a_worker_pool(rq_redis_url: str) -> None:
     from schedcore.exceptions import ConfigError
     from schedcore_rq import WorkerPool
     from schedcore_rq._plugin import create_executor, worker_pool
