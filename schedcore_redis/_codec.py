@@ -7,7 +7,7 @@ from typing import Any
 
 from schedcore._time import from_ms, iso, to_ms
 from schedcore.exceptions import CorruptScheduleData
-from schedcore.model import Schedule
+from schedcore.model import RetryPolicy, Schedule
 from schedcore.records import Outcome, Pending, PendingKind, RunRecord
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "member_sid",
     "outcome_patch",
     "parse_member",
+    "split_state",
     "text",
 ]
 
@@ -66,13 +67,20 @@ def parse_member(value: str, due: Any) -> Pending:
 
 
 def encode_fire(entry: Pending) -> str:
-    """The ``f`` field: ``nominal,due,attempt``."""
-    return f"{to_ms(entry.nominal)},{to_ms(entry.due)},{entry.attempt}"
+    """The fire entry as stored: ``nominal,due,attempt``, or just ``nominal`` when due is
+    nominal and attempt is 1 (the common case)."""
+    nominal, due = to_ms(entry.nominal), to_ms(entry.due)
+    if due == nominal and entry.attempt == 1:
+        return str(nominal)
+    return f"{nominal},{due},{entry.attempt}"
 
 
 def decode_fire(value: Any) -> Pending:
     """Reverse :func:`encode_fire`."""
-    nominal, due, attempt = text(value).split(",")
+    parts = text(value).split(",")
+    if len(parts) == 1:
+        parts += [parts[0], "1"]
+    nominal, due, attempt = parts
     return Pending(kind=PendingKind.FIRE, nominal=from_ms(int(nominal)), due=from_ms(int(due)), attempt=int(attempt))
 
 
@@ -87,19 +95,38 @@ def decode_parked(value: Any) -> Pending:
     return Pending(kind=CHAR_KIND[kind], nominal=from_ms(int(nominal)), due=from_ms(int(due)), attempt=int(attempt))
 
 
+_RETRY_DEFAULTS = RetryPolicy().to_dict()
+
+
 def encode_schedule(schedule: Schedule) -> str:
-    """Compact JSON of the definition (defaults left out)."""
-    return json.dumps(schedule.to_dict(compact=True), separators=(",", ":"))
+    """The definition as stored: its schema version, then compact JSON without the id (the
+    field name holds it) and without default values (also default retry settings)."""
+    data = schedule.to_dict(compact=True)
+    del data["id"]
+    version = data.pop("schema")
+    retry = data.get("retry")
+    if isinstance(retry, dict):
+        data["retry"] = {k: v for k, v in retry.items() if _RETRY_DEFAULTS.get(k) != v}
+    return f"{version}{json.dumps(data, separators=(',', ':'))}"
 
 
 def decode_schedule(schedule_id: str, raw: Any) -> Schedule:
     """The schedule stored as ``raw``; CorruptScheduleData when it cannot be read."""
     if raw is None:
         raise CorruptScheduleData(schedule_id, "no definition stored")
+    raw = text(raw)
+    version, brace, body = raw.partition("{")
+    if not brace or (version and not version.isdigit()):
+        raise CorruptScheduleData(schedule_id, "definition is not '<schema version>{json}'")
     try:
-        data = json.loads(raw)
+        data = json.loads(brace + body)
     except ValueError as exc:
         raise CorruptScheduleData(schedule_id, f"definition is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CorruptScheduleData(schedule_id, f"definition is a JSON {type(data).__name__}, not an object")
+    data.setdefault("id", schedule_id)
+    if version:
+        data.setdefault("schema", int(version))
     try:
         schedule = Schedule.from_dict(data)
     except Exception as exc:  # ValidationError, TypeError from a foreign shape...
@@ -107,6 +134,15 @@ def decode_schedule(schedule_id: str, raw: Any) -> Schedule:
     if schedule.id != schedule_id:
         raise CorruptScheduleData(schedule_id, f"definition carries another id {schedule.id!r}")
     return schedule
+
+
+def split_state(schedule_id: str, value: Any) -> tuple[str, str, str, str]:
+    """``(f, n, p, definition)`` of a ``sched`` hash value; CorruptScheduleData if malformed."""
+    head, newline, definition = text(value).partition("\n")
+    parts = head.split(";")
+    if not newline or len(parts) != 3:
+        raise CorruptScheduleData(schedule_id, "stored state is not in the schedcore layout")
+    return parts[0], parts[1], parts[2], definition
 
 
 def encode_record(record: RunRecord) -> str:

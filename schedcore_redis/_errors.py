@@ -37,6 +37,7 @@ MAPPING: dict[type[BaseException], type[StoreError]] = {
     rex.DataError: StoreError,
     rex.ExecAbortError: StoreError,
     rex.ExternalAuthProviderError: StoreUnavailable,
+    rex.IncorrectPolicyType: StoreError,
     rex.InvalidPipelineStack: StoreError,
     rex.InvalidResponse: StoreUnavailable,
     rex.LockError: StoreError,
@@ -59,6 +60,8 @@ MAPPING: dict[type[BaseException], type[StoreError]] = {
     rex.TryAgainError: StoreUnavailable,
     rex.WatchError: StoreError,
 }
+
+_CAUGHT: tuple[type[BaseException], ...] = (*MAPPING, OSError)
 
 # Replies that mean "the server cannot serve now" although redis-py raises a plain ResponseError.
 _TRANSIENT_REPLY = re.compile(r"^(BUSY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS)\b")
@@ -86,5 +89,5 @@ def translated(doing: str) -> Iterator[None]:
     """Re-raise redis (and socket) errors inside the block as schedcore store errors."""
     try:
         yield
-    except (rex.RedisError, OSError) as exc:
+    except _CAUGHT as exc:
         raise translate(exc, doing) from exc

@@ -3,21 +3,27 @@
 =========================== ====== ===================================================
 key                         type   holds
 =========================== ====== ===================================================
+``{schedcore:ns}:sched``    hash   schedule id -> ``<f>;<n>;<p>\n<definition JSON>``
+``{schedcore:ns}:ids``      zset   every schedule id, score 0 (listing by ZRANGEBYLEX)
 ``{schedcore:ns}:idx``      zset   the time index: member -> due (ms epoch)
 ``{schedcore:ns}:lease``    zset   entries claimed: member -> lease expiry (ms epoch)
-``{schedcore:ns}:claims``   hash   member -> ``token|due|owner`` of its live claim
+``{schedcore:ns}:claims``   hash   member -> ``token|due|held|owner`` of its live claim
 ``{schedcore:ns}:token``    string fencing-token counter (INCRBY)
-``{schedcore:ns}:ids``      zset   every schedule id, score 0 (listing by ZRANGEBYLEX)
-``{schedcore:ns}:s:<id>``   hash   ``d`` definition JSON, ``f`` fire entry, ``n`` runs started,
-                                   ``p`` parked entry
-``{schedcore:ns}:r:<id>``   set    ids of runs dispatched and not finished
-``{schedcore:ns}:x:<id>``   set    the schedule's non-fire members in ``idx``/``lease``
-``{schedcore:ns}:h:<id>``   list   run history, newest first (LPUSH + LTRIM)
-``{schedcore:ns}:wake``     -      pub/sub channel: due (ms) of entries put in the index
+``{schedcore:ns}:r:<id>``   set    ids of runs dispatched and not finished (while any)
+``{schedcore:ns}:x:<id>``   set    the schedule's non-fire members in ``idx``/``lease`` (while any)
+``{schedcore:ns}:h:<id>``   list   run history, newest first (LPUSH + LTRIM, optional TTL)
+``{schedcore:ns}:wake``     -      pub/sub channel: dues (ms) of entries put in the index
 =========================== ====== ===================================================
 
+In ``sched``: ``f`` is the fire entry ``nominal,due,attempt`` (empty: none), ``n`` the
+runs started (empty: 0), ``p`` the parked entry ``kind|nominal|due|attempt`` (empty:
+none); the definition is ``Schedule.to_dict(compact=True)`` without its id (the field
+name holds it) and with default retry settings left out. One field in one shared hash
+costs far less memory than a key per schedule, which keeps a stored cron schedule
+under 500 bytes including its index entries.
+
 Index members: the fire entry of schedule ``id`` is the member ``id`` itself (its data is
-in ``s:<id>`` field ``f``); every other entry is ``id|<kind>|<nominal ms>|<attempt>``.
+``f``); every other entry is ``id|<kind>|<nominal ms>|<attempt>``.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ def check_namespace(value: object) -> str:
 class Keys:
     """The names of every key of one namespace."""
 
-    __slots__ = ("channel", "claims", "ids", "index", "leases", "prefix", "token")
+    __slots__ = ("channel", "claims", "ids", "index", "leases", "prefix", "schedules", "token")
 
     def __init__(self, namespace: str) -> None:
         prefix = f"{{schedcore:{check_namespace(namespace)}}}:"
@@ -51,11 +57,13 @@ class Keys:
         self.claims = prefix + "claims"
         self.token = prefix + "token"
         self.ids = prefix + "ids"
+        self.schedules = prefix + "sched"
         self.channel = prefix + "wake"
 
-    def schedule(self, schedule_id: str) -> str:
-        """The hash holding the definition and state of ``schedule_id``."""
-        return f"{self.prefix}s:{schedule_id}"
+    @property
+    def scripts(self) -> list[str]:
+        """The KEYS every Lua script receives."""
+        return [self.index, self.leases, self.claims, self.schedules, self.ids, self.token]
 
     def running(self, schedule_id: str) -> str:
         """The set of running run ids of ``schedule_id``."""

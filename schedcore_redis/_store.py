@@ -12,14 +12,16 @@ import contextlib
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import redis
 import redis.exceptions as rex
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import Script
+from redis.retry import Retry
 
 from schedcore._time import from_ms, require_aware, to_ms
 from schedcore.exceptions import (
@@ -54,6 +56,7 @@ from schedcore_redis._codec import (
     member_sid,
     outcome_patch,
     parse_member,
+    split_state,
     text,
 )
 from schedcore_redis._errors import translate, translated
@@ -100,7 +103,8 @@ class RedisStore:
         self._client = client
         self._owns_client = False
         self._lock = threading.Lock()
-        self._unreadable: dict[str, str] = {}  # schedule id -> raw definition that failed to decode
+        # schedule id -> its definition that failed to decode (None: rejected by the claim script)
+        self._unreadable: dict[str, str | None] = {}
         self._reported: set[tuple[str, str]] = set()  # (schedule id, reason) logged already
         self._watchers: list[Callable[[], None]] = []
         self._closed = False
@@ -151,7 +155,18 @@ class RedisStore:
             if scheme == "unix" and not parts.path:
                 raise ValueError("no socket path given")
             _ = parts.port  # raises ValueError for a bad port
-            options: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 30.0}
+            db = parts.path.strip("/") if scheme != "unix" else ""
+            for key, value in parse_qsl(parts.query):
+                if key == "db":
+                    db = value
+            if db and not db.isdigit():
+                raise ValueError(f"database {db!r} is not a number")
+            options: dict[str, Any] = {
+                "socket_connect_timeout": 5.0,
+                "socket_timeout": 30.0,
+                # a few quick retries for blips; longer outages are the engine's back-off
+                "retry": Retry(ExponentialWithJitterBackoff(base=0.025, cap=0.25), 3),
+            }
             options.update(client_options)
             client = redis.Redis.from_url(url, **options)
         except ValidationError:
@@ -222,10 +237,9 @@ class RedisStore:
         sid = schedule.id
         raw_new = encode_schedule(schedule)
         self._forget_unreadable(sid)
+        stored_value = ""  # first guess: a new schedule (one round trip)
         for _ in range(_CAS_ATTEMPTS):
-            with translated("add"):
-                exists, raw_old = self._pipe_read(sid)
-            if not exists:
+            if not stored_value:
                 mode = "set" if first is not None and not schedule.paused else "drop"
                 result = AddResult.ADDED
             elif conflict is Conflict.ERROR:
@@ -234,7 +248,7 @@ class RedisStore:
                 return AddResult.KEPT
             else:
                 try:
-                    old: Schedule | None = decode_schedule(sid, raw_old)
+                    old: Schedule | None = decode_schedule(sid, split_state(sid, stored_value)[3])
                 except CorruptScheduleData:
                     old = None  # unreadable: replacing it repairs the schedule
                 if old is not None and old == schedule:
@@ -246,32 +260,20 @@ class RedisStore:
                 else:
                     mode = "keep"
                 result = AddResult.REPLACED
-            args: list[Any] = [self.keys.prefix, self.keys.channel, sid, raw_old or "", raw_new, mode]
+            args: list[Any] = [self.keys.prefix, self.keys.channel, sid, stored_value, raw_new, mode]
             args += [encode_fire(first), to_ms(first.due)] if first is not None and mode == "set" else ["", 0]
             with translated("add"):
-                written = self._add(keys=self._k(self.keys.ids), args=args)
-            if int(written) == 1:
+                reply = self._add(keys=self.keys.scripts, args=args)
+            if int(reply[0]) == 1:
                 return result
+            stored_value = text(reply[1])
         raise StoreError(f"redis: add of {sid!r} kept racing with other writers; try again")
-
-    def _pipe_read(self, sid: str) -> tuple[bool, str | None]:
-        """(the schedule's hash exists, its raw definition)."""
-        pipe = self._client.pipeline(transaction=False)
-        pipe.exists(self.keys.schedule(sid))
-        pipe.type(self.keys.schedule(sid))
-        exists, kind = pipe.execute()
-        if not exists:
-            return False, None
-        if text(kind) != "hash":
-            raise CorruptScheduleData(sid, f"key {self.keys.schedule(sid)} is a {text(kind)}, not a hash")
-        raw = self._client.hget(self.keys.schedule(sid), "d")
-        return True, None if raw is None else text(raw)
 
     def remove(self, schedule_id: str) -> bool:
         """See :meth:`schedcore.protocols.Store.remove`: one Lua call deletes everything of the schedule."""
         self._forget_unreadable(schedule_id)
         with translated("remove"):
-            return bool(self._remove(keys=self._k(self.keys.ids), args=[self.keys.prefix, schedule_id]))
+            return bool(self._remove(keys=self.keys.scripts, args=[self.keys.prefix, schedule_id]))
 
     def get(self, schedule_id: str) -> StoredSchedule | None:
         """See :meth:`schedcore.protocols.Store.get`; raises CorruptScheduleData for unreadable data."""
@@ -307,34 +309,32 @@ class RedisStore:
         if not ids:
             return []
         pipe = self._client.pipeline(transaction=False)
+        pipe.hmget(self.keys.schedules, list(ids))
         for sid in ids:
-            pipe.hgetall(self.keys.schedule(sid))
             pipe.smembers(self.keys.running(sid))
-        replies = pipe.execute(raise_on_error=False)
+        values, *runnings = pipe.execute(raise_on_error=False)
+        if isinstance(values, Exception):
+            raise values
         out: list[StoredSchedule | CorruptScheduleData | None] = []
-        for n, sid in enumerate(ids):
-            fields, running = replies[2 * n], replies[2 * n + 1]
-            for reply in (fields, running):
-                if isinstance(reply, rex.ConnectionError | rex.TimeoutError):
-                    raise reply
-            if isinstance(fields, Exception) or isinstance(running, Exception):
-                out.append(
-                    CorruptScheduleData(sid, f"foreign data: {fields if isinstance(fields, Exception) else running}")
-                )
-                continue
-            if not fields:
+        for sid, value, running in zip(ids, values, runnings, strict=True):
+            if isinstance(running, rex.ConnectionError | rex.TimeoutError):
+                raise running
+            if value is None:
                 out.append(None)
-                continue
-            out.append(self._stored(sid, {text(k): text(v) for k, v in fields.items()}, running))
+            elif isinstance(running, Exception):
+                out.append(CorruptScheduleData(sid, f"foreign data under {self.keys.running(sid)}: {running}"))
+            else:
+                out.append(self._stored(sid, value, running))
         return out
 
-    def _stored(self, sid: str, fields: Mapping[str, str], running: Any) -> StoredSchedule | CorruptScheduleData:
+    def _stored(self, sid: str, value: Any, running: Any) -> StoredSchedule | CorruptScheduleData:
         try:
-            schedule = decode_schedule(sid, fields.get("d"))
+            fire, started, parked, definition = split_state(sid, value)
+            schedule = decode_schedule(sid, definition)
             try:
-                next_fire = decode_fire(fields["f"]) if "f" in fields else None
-                parked = decode_parked(fields["p"]) if "p" in fields else None
-                runs_started = int(fields.get("n", "0"))
+                next_fire = decode_fire(fire) if fire else None
+                parked_entry = decode_parked(parked) if parked else None
+                runs_started = int(started or "0")
             except (ValueError, KeyError) as exc:
                 raise CorruptScheduleData(sid, f"unreadable state ({type(exc).__name__}: {exc})") from None
         except CorruptScheduleData as exc:
@@ -344,7 +344,7 @@ class RedisStore:
             next_fire=next_fire,
             runs_started=runs_started,
             running=tuple(sorted(text(r) for r in running)),
-            parked=parked,
+            parked=parked_entry,
         )
 
     def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
@@ -359,7 +359,7 @@ class RedisStore:
             if stored.schedule.paused == paused:
                 return stored  # pausing a paused schedule (resuming a running one) changes nothing
             with translated("set_paused"):
-                raw_old = self._client.hget(self.keys.schedule(schedule_id), "d")
+                raw_old = self._client.hget(self.keys.schedules, schedule_id)
             if raw_old is None:
                 continue
             new = stored.schedule.evolve(paused=paused)
@@ -367,7 +367,7 @@ class RedisStore:
             args: list[Any] = [self.keys.prefix, self.keys.channel, schedule_id, text(raw_old), encode_schedule(new)]
             args += [encode_fire(fire), to_ms(fire.due)] if fire is not None else ["", 0]
             with translated("set_paused"):
-                written = int(self._set_paused(keys=self._k(), args=args))
+                written = int(self._set_paused(keys=self.keys.scripts, args=args))
             if written == -1:
                 raise ScheduleNotFound(schedule_id)
             if written == 1:
@@ -384,7 +384,7 @@ class RedisStore:
             _check_extra(entry, "entries")
             args += [member(schedule_id, entry), to_ms(entry.due)]
         with translated("enqueue"):
-            added = int(self._enqueue(keys=[self.keys.index, self.keys.leases], args=args))
+            added = int(self._enqueue(keys=self.keys.scripts, args=args))
         if added < 0:
             raise ScheduleNotFound(schedule_id)
         return added
@@ -422,12 +422,12 @@ class RedisStore:
             raise ValidationError("owner", owner, "must be a string")
         expires_ms = now_ms + max(1, -(-lease // timedelta(milliseconds=1)))
         with self._lock:
-            skip = list(self._unreadable.items())
+            skip = [(sid, definition) for sid, definition in self._unreadable.items() if definition is not None]
         args: list[Any] = [now_ms, limit, expires_ms, owner, self.keys.prefix, self.keys.channel, len(skip)]
         for sid, raw in skip:
             args += [sid, raw]
         with translated("claim_due"):
-            items, bad = self._claim(keys=self._k(self.keys.token), args=args)
+            items, bad = self._claim(keys=self.keys.scripts, args=args)
         claims: list[Claim] = []
         refused: list[tuple[str, str]] = []
         for n in range(0, len(items), 8):
@@ -454,16 +454,19 @@ class RedisStore:
                     token=int(token),
                     owner=owner,
                     lease_expires=from_ms(expires_ms),
-                    runs_started=int(started),
+                    runs_started=int(started or "0"),
                     running=int(running),
                     parked=parked == "1",
                 )
             )
         for n in range(0, len(bad), 2):
-            self._report(CorruptScheduleData(text(bad[n]), text(bad[n + 1])))
+            sid = text(bad[n])
+            with self._lock:
+                self._unreadable.setdefault(sid, None)
+            self._report(CorruptScheduleData(sid, text(bad[n + 1])))
         if refused:  # undecodable: give them back untouched (skipped from now on)
             with translated("claim_due"):
-                self._release(keys=self._k(), args=[self.keys.channel, *(v for pair in refused for v in pair)])
+                self._release(keys=self.keys.scripts, args=[self.keys.channel, *(v for pair in refused for v in pair)])
         return claims
 
     def commit(self, commits: Sequence[Commit]) -> list[bool]:
@@ -498,7 +501,7 @@ class RedisStore:
         if not commits:
             return []
         with translated("commit"):
-            done = self._commit(keys=self._k(), args=args)
+            done = self._commit(keys=self.keys.scripts, args=args)
         return [int(v) == 1 for v in done]
 
     def release(self, claims: Sequence[Claim]) -> None:
@@ -509,7 +512,7 @@ class RedisStore:
         for claim in claims:
             args += [member(claim.schedule_id, claim.entry), claim.token]
         with translated("release"):
-            self._release(keys=self._k(), args=args)
+            self._release(keys=self.keys.scripts, args=args)
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
         """See :meth:`schedcore.protocols.Store.record_outcome`: one Lua call, at most once per run id."""
@@ -529,19 +532,24 @@ class RedisStore:
             self.history_ttl,
         ]
         with translated("record_outcome"):
-            return int(self._outcome(keys=[self.keys.index, self.keys.leases], args=args)) == 1
+            return int(self._outcome(keys=self.keys.scripts, args=args)) == 1
 
     def next_due(self) -> datetime | None:
         """See :meth:`schedcore.protocols.Store.next_due` (index head and earliest lease; skips
         entries of schedules known to be unreadable)."""
         with self._lock:
             unreadable = set(self._unreadable)
-        pipe = self._client.pipeline(transaction=False)
-        pipe.zrange(self.keys.index, 0, len(unreadable), withscores=True)
-        pipe.zrange(self.keys.leases, 0, 0, withscores=True)
-        with translated("next_due"):
-            head, leases = pipe.execute()
-        candidates = [score for m, score in head if member_sid(text(m)) not in unreadable][:1]
+        window = len(unreadable) + 1
+        while True:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zrange(self.keys.index, 0, window - 1, withscores=True)
+            pipe.zrange(self.keys.leases, 0, 0, withscores=True)
+            with translated("next_due"):
+                head, leases = pipe.execute()
+            candidates = [score for m, score in head if member_sid(text(m)) not in unreadable][:1]
+            if candidates or len(head) < window:
+                break
+            window *= 4  # the head is all unreadable entries: look further
         candidates += [score for _, score in leases]
         return from_ms(int(min(candidates))) if candidates else None
 
@@ -574,9 +582,6 @@ class RedisStore:
         return f"<RedisStore namespace={self.namespace!r} {self._url or self._client!r}>"
 
     # -- internals ---------------------------------------------------------------------
-
-    def _k(self, *extra: str) -> list[str]:
-        return [self.keys.index, self.keys.leases, self.keys.claims, *extra]
 
     def _report(self, exc: CorruptScheduleData) -> None:
         """Log unreadable data once per schedule and reason (it is skipped, not fatal)."""

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 __all__ = ["RedisServer", "find_redis_server", "redis_server", "require_redis_server"]
 
@@ -63,16 +64,19 @@ def require_redis_server() -> str:
 class RedisServer:
     """One private server process on a unix socket in its own temporary directory."""
 
-    def __init__(self, executable: str, *, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, executable: str, *, extra_args: tuple[str, ...] = (), password: str | None = None) -> None:
         self.executable = executable
         self.extra_args = extra_args
+        self.password = password
         self.directory = Path(tempfile.mkdtemp(prefix="schedcore-redis-"))
         self.socket = self.directory / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """``unix://`` URL of the server (database 0)."""
+        """``unix://`` URL of the server (database 0), with the password if it has one."""
+        if self.password:
+            return f"unix://:{self.password}@{self.socket}"
         return f"unix://{self.socket}"
 
     @property
@@ -94,6 +98,7 @@ class RedisServer:
             "--appendonly", "no",
             "--daemonize", "no",
             "--logfile", str(self.directory / "redis.log"),
+            *(("--requirepass", self.password) if self.password else ()),
             *self.extra_args,
         ]  # fmt: skip
         self.process = subprocess.Popen(
@@ -111,13 +116,25 @@ class RedisServer:
         self.kill()
         raise RuntimeError(f"redis-server did not answer PING within {timeout} s: {self._log_tail()}")
 
+    def _client(self, timeout: float) -> Any:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        return redis.Redis(
+            unix_socket_path=str(self.socket),
+            socket_timeout=timeout,
+            password=self.password,
+            retry=Retry(NoBackoff(), 0),
+        )
+
     def _ping(self) -> bool:
         import redis
 
         if not self.socket.exists():
             return False
         try:
-            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1)
+            client = self._client(1.0)
             try:
                 return bool(client.ping())
             finally:
@@ -137,7 +154,7 @@ class RedisServer:
 
         if not self.running:
             return
-        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout)
+        client = self._client(timeout)
         try:
             client.shutdown(save=True)
         except redis.RedisError:

@@ -1,0 +1,349 @@
+"""RedisStore beyond the conformance suite: layout, bad input, corrupt data, errors, memory, outages."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import fakeredis
+import pytest
+import redis
+import redis.exceptions as rex
+from redis_helpers import BACKENDS, fresh_namespace, make_store, private_server, redis_server_url  # noqa: F401
+
+from schedcore import Cron, RetryPolicy, Schedule
+from schedcore.exceptions import CorruptScheduleData, StoreError, StoreUnavailable, ValidationError
+from schedcore.model import Conflict
+from schedcore.plugins import Hooks, get_plugin_manager
+from schedcore.records import Pending, PendingKind, RunStatus
+from schedcore.testing.factories import at, commit_for, entry, fire_entry, make_schedule, outcome_for
+from schedcore.testing.redis_server import RedisServer, require_redis_server
+from schedcore_redis import RedisStore
+from schedcore_redis._errors import MAPPING, translate
+
+LEASE = timedelta(seconds=30)
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest) -> Iterator[RedisStore]:
+    s = make_store(request.param, request)
+    yield s
+    s.close()
+
+
+def claim(store: RedisStore, now: datetime, limit: int = 100, lease: timedelta = LEASE) -> list:  # type: ignore[type-arg]
+    return store.claim_due(now, limit=limit, lease=lease, owner="test")
+
+
+def raw(store: RedisStore) -> redis.Redis:
+    return store._client
+
+
+# -- layout ------------------------------------------------------------------------------
+
+
+def test_every_key_carries_the_namespace_hash_tag(store: RedisStore) -> None:
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    store.enqueue("a", [entry("manual", 1)])
+    [c, m] = claim(store, at(5))
+    assert store.commit([commit_for(c, next_fire=fire_entry(60)), commit_for(m)]) == [True, True]
+    prefix = f"{{schedcore:{store.namespace}}}:"
+    keys = [k.decode() for k in raw(store).keys(f"*{store.namespace}*")]  # a test may use KEYS; the store never does
+    assert keys and all(k.startswith(prefix) for k in keys)
+
+
+def test_remove_leaves_nothing_but_the_token_counter(store: RedisStore) -> None:
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    store.enqueue("a", [entry("manual", 1), entry("backfill", 2)])
+    [c, *_] = claim(store, at(5), limit=1)
+    store.commit([commit_for(c, next_fire=fire_entry(60), park=entry("buffered", 3))])
+    assert store.remove("a")
+    keys = sorted(k.decode() for k in raw(store).keys(f"*{store.namespace}*"))
+    assert keys == [f"{{schedcore:{store.namespace}}}:token"]
+
+
+def test_the_store_never_uses_keys_or_scan() -> None:
+    import schedcore_redis._scripts as scripts
+    import schedcore_redis._store as store_module
+
+    for module in (scripts, store_module):
+        source = inspect.getsource(module)
+        for banned in ("'KEYS'", '"KEYS"', "'SCAN'", "scan_iter", ".keys(", "hscan", "zscan", "sscan"):
+            assert banned not in source, f"{module.__name__} uses {banned}"
+
+
+def test_history_is_capped_and_can_expire(request: pytest.FixtureRequest) -> None:
+    s = make_store("fakeredis", request, history_limit=3, history_ttl=timedelta(hours=1))
+    s.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    for n in range(5):
+        [c] = claim(s, at(60 * n))
+        assert s.commit([commit_for(c, next_fire=fire_entry(60 * (n + 1)))]) == [True]
+    assert [r.nominal for r in s.history("a")] == [at(240), at(180), at(120)]
+    assert 3500 < raw(s).ttl(s.keys.history("a")) <= 3600
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    # never a URL of a server that could exist: the tests touch no Redis they did not start
+    ["http://localhost:1", "redis://localhost:notaport/0", "redis://localhost:1/notadb", "unix://", "", "nope"],
+)
+def test_unparsable_url_is_a_one_line_validation_error(url: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        RedisStore.from_url(url)
+    assert "\n" not in str(info.value) and "url" in str(info.value)
+
+
+@pytest.mark.parametrize("namespace", ["", "a b", "{x}", "a:b", "x" * 101, None])
+def test_invalid_namespace_is_refused(namespace: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        RedisStore(fakeredis.FakeRedis(), namespace=namespace)  # type: ignore[arg-type]
+    assert "namespace" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ValidationError):
+        RedisStore.from_url("redis://localhost:1/0", namespace=namespace)  # type: ignore[arg-type]
+
+
+def test_unreachable_server_is_a_one_line_store_unavailable(tmp_path: object) -> None:
+    with pytest.raises(StoreUnavailable) as info:
+        RedisStore.from_url(f"unix://{tmp_path}/no.sock")
+    assert "\n" not in str(info.value) and "no.sock" in str(info.value)
+
+
+@pytest.mark.redis
+def test_refused_auth_is_a_one_line_error_without_the_password() -> None:
+    server = RedisServer(require_redis_server(), password="right-secret")
+    try:
+        server.start()
+        with pytest.raises(StoreUnavailable) as info:
+            RedisStore.from_url(f"unix://:wrong-secret@{server.socket}")
+        message = str(info.value)
+        assert "\n" not in message and "wrong-secret" not in message and "Authentication" in message
+        with pytest.raises(StoreUnavailable):
+            RedisStore.from_url(f"unix://{server.socket}")  # no password at all
+        good = RedisStore.from_url(server.url, namespace=fresh_namespace())
+        assert good.list_schedules() == []
+        good.close()
+    finally:
+        server.close()
+
+
+def test_plugin_builds_the_store(redis_server_url: str) -> None:  # noqa: F811
+    hooks = Hooks(get_plugin_manager())
+    store = hooks.create_store("redis", {"url": redis_server_url, "namespace": fresh_namespace()})
+    try:
+        assert isinstance(store, RedisStore)
+        assert store.list_schedules() == []
+    finally:
+        store.close()
+    with pytest.raises(ValidationError):
+        hooks.create_store("redis", {"url": redis_server_url, "nmespace": "x"})
+
+
+# -- warnings at start-up -------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_check_server_warns_about_eviction_and_missing_persistence(
+    redis_server_url: str,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = RedisStore.from_url(redis_server_url, namespace=fresh_namespace(), check=False)
+    client = raw(store)
+    try:
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        with caplog.at_level(logging.WARNING, logger="schedcore.redis"):
+            store.check_server()
+        text = caplog.text
+        assert "maxmemory-policy=allkeys-lru" in text and "persistence off" in text
+    finally:
+        client.config_set("maxmemory-policy", "noeviction")
+        store.close()
+
+
+def test_check_server_is_quiet_when_config_is_refused(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = RedisStore(fakeredis.FakeRedis(), namespace=fresh_namespace())
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise rex.NoPermissionError("NOPERM this user has no permissions to run the 'config|get' command")
+
+    monkeypatch.setattr(store._client, "config_get", refuse)
+    with caplog.at_level(logging.WARNING):
+        store.check_server()
+    assert caplog.text == ""
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_every_redis_exception_is_mapped() -> None:
+    for name in dir(rex):
+        cls = getattr(rex, name)
+        if isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__ == rex.__name__:
+            assert cls in MAPPING, f"redis.exceptions.{name} is not mapped in schedcore_redis._errors.MAPPING"
+
+
+def test_translation() -> None:
+    assert type(translate(rex.ConnectionError("gone"), "x")) is StoreUnavailable
+    assert type(translate(rex.TimeoutError("slow"), "x")) is StoreUnavailable
+    assert type(translate(rex.BusyLoadingError("loading"), "x")) is StoreUnavailable
+    assert type(translate(rex.ResponseError("READONLY You can't write against a read only replica."), "x")) is (
+        StoreUnavailable
+    )
+    assert type(translate(rex.ResponseError("BUSY Redis is busy running a script"), "x")) is StoreUnavailable
+    assert type(translate(rex.ResponseError("WRONGTYPE Operation against a key"), "x")) is StoreError
+    err = translate(rex.ConnectionError("Error 111\nconnecting"), "claim_due")
+    assert str(err) == "redis: claim_due failed: ConnectionError: Error 111 connecting"
+
+
+def test_a_dead_connection_raises_store_unavailable() -> None:
+    server = fakeredis.FakeServer()
+    store = RedisStore(fakeredis.FakeRedis(server=server), namespace=fresh_namespace())
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    server.connected = False
+    for call in (
+        lambda: claim(store, at(0)),
+        store.next_due,
+        lambda: store.get("a"),
+        lambda: store.list_schedules(),
+        lambda: store.add(make_schedule("b"), None, Conflict.ERROR),
+        lambda: store.history("a"),
+        lambda: store.remove("a"),
+    ):
+        with pytest.raises(StoreUnavailable):
+            call()
+    server.connected = True
+    assert [c.schedule_id for c in claim(store, at(0))] == ["a"]
+
+
+# -- corrupt and foreign data ---------------------------------------------------------------
+
+
+def _corrupt(store: RedisStore, sid: str, value: str) -> None:
+    raw(store).hset(store.keys.schedules, sid, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0;;\n1{not json",  # hand-edited JSON
+        '0;;\n7{"task":"a.b:c","trigger":{"type":"interval","every":60}}',  # an unknown (newer) schema
+        '0;;\n1{"task":"a.b:c","trigger":{"type":"warp"}}',  # a trigger this version does not know
+        "something else entirely",  # not our layout
+    ],
+)
+def test_an_unreadable_schedule_is_reported_and_skipped(
+    store: RedisStore, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for sid in ("a", "b", "c"):
+        store.add(make_schedule(sid), fire_entry(0), Conflict.ERROR)
+    _corrupt(store, "b", value.replace("0;", f"{1735689600000};", 1))
+    with caplog.at_level(logging.ERROR, logger="schedcore.redis"):
+        first = claim(store, at(10), limit=2)
+        second = claim(store, at(10), limit=2)
+    assert sorted(c.schedule_id for c in first + second) == ["a", "c"]
+    assert caplog.text.count("'b'") == 1  # reported once, not at every claim
+    with pytest.raises(CorruptScheduleData):
+        store.get("b")
+    assert [s.schedule.id for s in store.list_schedules()] == ["a", "c"]
+    # the others go on normally
+    assert store.commit([commit_for(c, next_fire=fire_entry(60)) for c in first + second]) == [True, True]
+    assert store.next_due() == at(60)
+    # replacing the definition repairs it; it is claimed again
+    store.add(make_schedule("b"), fire_entry(30), Conflict.REPLACE)
+    assert [c.schedule_id for c in claim(store, at(30))] == ["b"]
+
+
+def test_an_index_entry_of_no_schedule_is_skipped(store: RedisStore) -> None:
+    store.add(make_schedule("a"), fire_entry(5), Conflict.ERROR)
+    raw(store).zadd(store.keys.index, {"ghost": 0, "ghost|m|0|1": 1})
+    assert [c.schedule_id for c in claim(store, at(10))] == ["a"]
+
+
+def test_foreign_history_lines_are_skipped(store: RedisStore) -> None:
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    [c] = claim(store, at(0))
+    store.commit([commit_for(c)])
+    raw(store).lpush(store.keys.history("a"), "{broken")
+    assert [r.status for r in store.history("a")] == [RunStatus.DISPATCHED]
+
+
+def test_record_outcome_keeps_the_record_readable(store: RedisStore) -> None:
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    [c] = claim(store, at(0))
+    store.commit([commit_for(c)])
+    error = 'ValueError: "quoted" / slashed \\ and ünïcode'
+    assert store.record_outcome(outcome_for("a", c.entry, "failed", error=error), entry("retry", 0, 30, attempt=2))
+    [record] = store.history("a")
+    assert (record.status, record.error, record.retry_at) == (RunStatus.FAILED, error, at(30))
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_a_typical_cron_schedule_costs_at_most_500_bytes(redis_server_url: str) -> None:  # noqa: F811
+    store = RedisStore.from_url(redis_server_url, namespace=fresh_namespace())
+    client = raw(store)
+    n = 2000
+    base = Schedule(
+        id="x",
+        task="app.jobs:nightly_report",
+        trigger=Cron("0 3 * * *", tz="Europe/Paris"),
+        retry=RetryPolicy(max_attempts=3),
+    )
+    after = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    nxt = base.trigger.next_after(after)
+    assert nxt is not None
+    first = Pending(kind=PendingKind.FIRE, nominal=nxt, due=nxt)
+    before = client.info("memory")["used_memory"]
+    for i in range(n):
+        store.add(base.evolve(id=f"report-{i:05d}"), first, Conflict.ERROR)
+    grown = (client.info("memory")["used_memory"] - before) / n
+    keys = store.keys
+    usage = sum(client.memory_usage(k, samples=0) for k in (keys.schedules, keys.index, keys.ids)) / n
+    per_key = [client.exists(keys.running("report-00001"), keys.extras("report-00001"), keys.history("report-00001"))]
+    store.close()
+    assert per_key == [0]  # nothing else is stored for an idle schedule
+    assert usage <= 500, f"MEMORY USAGE per schedule {usage:.0f} bytes"
+    assert grown <= 500, f"used_memory grew {grown:.0f} bytes per schedule"
+
+
+# -- outages --------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_store_survives_a_redis_restart(private_server: RedisServer) -> None:  # noqa: F811
+    store = RedisStore.from_url(private_server.url, namespace="outage")
+    seen: list[datetime] = []
+    stop_watch = store.watch(seen.append)
+    try:
+        store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+        private_server.stop()  # SHUTDOWN SAVE: the data survives, the connections die
+        for call in (
+            lambda: claim(store, at(0)),
+            store.next_due,
+            lambda: store.get("a"),
+            lambda: store.add(make_schedule("b"), fire_entry(1), Conflict.ERROR),
+        ):
+            with pytest.raises(StoreUnavailable):
+                call()
+        private_server.start()
+        [c] = claim(store, at(0))
+        assert store.commit([commit_for(c, next_fire=fire_entry(60))]) == [True]
+        # the watcher reconnected by itself: a new entry is notified
+        store.add(make_schedule("b"), fire_entry(7), Conflict.ERROR)
+        deadline = datetime.now(timezone.utc) + timedelta(seconds=10)
+        while at(7) not in seen and datetime.now(timezone.utc) < deadline:
+            import time
+
+            time.sleep(0.05)
+        assert at(7) in seen
+    finally:
+        stop_watch()
+        store.close()
