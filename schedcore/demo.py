@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from datetime import datetime, timezone
 
@@ -16,7 +17,9 @@ def hello(name: str = "world") -> str:
     """Print (and log) one greeting line with the time; returns the greeting."""
     now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     text = f"hello, {name}!"
-    print(f"{now} {text} (pid {os.getpid()}, {threading.current_thread().name})", flush=True)
+    # one write per line, so that lines from concurrent runs never interleave
+    sys.stdout.write(f"{now} {text} (pid {os.getpid()}, {threading.current_thread().name})\n")
+    sys.stdout.flush()
     log.info("said hello", extra={"greeting": text})
     return text
 
