@@ -65,15 +65,6 @@ def test_the_embedded_default_runs_without_redis_or_rq_installed(tmp_path: Path)
     assert "error:" not in proc.stderr
 
 
-def test_running_the_memory_default_needs_no_driver() -> None:
-    code = "from schedcore.plugins import Hooks, get_plugin_manager\n" + (
-        "h = Hooks(get_plugin_manager()); h.create_store('memory', {}).close(); "
-        "h.create_executor('local', {}).shutdown(wait=True)"
-    )
-    loaded = _top_level(_modules_after(code))
-    assert not loaded & {"redis", "rq"}
-
-
 @pytest.mark.parametrize("package", ["schedcore", "schedcore_redis", "schedcore_rq"])
 def test_py_typed_ships(package: str) -> None:
     assert files(package).joinpath("py.typed").is_file()
