@@ -506,3 +506,31 @@ def test_an_unreachable_store_is_a_runtime_error() -> None:
         pytest.skip("the redis store plugin is not registered")
     result = invoke("run", "--store", "redis", "-S", "url=redis://127.0.0.1:1/0", "--burst")
     assert_user_error(result, 1, "redis")
+
+
+@pytest.mark.redis
+def test_real_process_run_against_a_real_redis(tmp_path: Path) -> None:
+    """``schedcore run --store redis``: the file's schedules land in the shared store and run."""
+    from schedcore.testing.redis_server import redis_server
+    from schedcore_redis import RedisStore
+
+    with redis_server() as server:
+        base = [*_schedcore_executable(), "run", "--store", "redis", "-S", f"url={server.url}", "-S", "namespace=cli"]
+        first = subprocess.run(
+            [*base, "--config", str(_due_now_config(tmp_path, fillers=150)), "--burst"],
+            capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+        )  # fmt: skip
+        assert first.returncode == 0, first.stderr
+        assert first.stdout.count("hello, burst!") == 1
+        # a second scheduler, without the file: the schedules are in the store already
+        again = subprocess.run([*base, "--burst"], capture_output=True, text=True, timeout=120, check=False)
+        assert again.returncode == 0, again.stderr
+        assert "hello" not in again.stdout  # nothing due: the due-now schedule reached max_runs
+        store = RedisStore.from_url(server.url, namespace="cli")
+        try:
+            ids = {s.schedule.id for s in store.list_schedules(limit=1000)}
+            assert len(ids) == 151 and "due-now" in ids
+            statuses = [r.status.value for r in store.history("due-now")]
+            assert statuses.count("succeeded") == 1, statuses
+        finally:
+            store.close()
