@@ -401,6 +401,11 @@ def test_real_process_burst_with_json_logs(tmp_path: Path) -> None:
     records = [json.loads(line) for line in proc.stderr.splitlines()]
     assert any(r.get("event") == "config_loaded" and r.get("count") == 151 for r in records)
     assert any(r.get("greeting") == "hello, burst!" for r in records)
+    (dispatched,) = [r for r in records if r.get("event") == "run_dispatched"]
+    assert dispatched["schedule_id"] == "due-now"
+    assert dispatched["run_id"].startswith("due-now@")
+    assert isinstance(dispatched["lateness"], (int, float)) and dispatched["lateness"] >= 0
+    assert {"ts", "level", "logger", "message"} <= set(dispatched)
 
 
 def _schedcore_executable() -> list[str]:
