@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -111,10 +112,18 @@ def encode_schedule(schedule: Schedule) -> str:
 
 
 def decode_schedule(schedule_id: str, raw: Any) -> Schedule:
-    """The schedule stored as ``raw``; CorruptScheduleData when it cannot be read."""
+    """The schedule stored as ``raw``; CorruptScheduleData when it cannot be read.
+
+    Decoded schedules are cached by (id, stored text): schedules are immutable and
+    validating one costs far more than a claim's share of the round trip.
+    """
     if raw is None:
         raise CorruptScheduleData(schedule_id, "no definition stored")
-    raw = text(raw)
+    return _decode_cached(schedule_id, text(raw))
+
+
+@functools.lru_cache(maxsize=16384)
+def _decode_cached(schedule_id: str, raw: str) -> Schedule:
     version, brace, body = raw.partition("{")
     if not brace or (version and not version.isdigit()):
         raise CorruptScheduleData(schedule_id, "definition is not '<schema version>{json}'")

@@ -347,3 +347,28 @@ def test_store_survives_a_redis_restart(private_server: RedisServer) -> None:  #
     finally:
         stop_watch()
         store.close()
+
+
+# -- the private server helper --------------------------------------------------------------
+
+
+def test_missing_redis_server_skips_loudly_or_fails_when_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    from schedcore.testing import redis_server as helper
+
+    monkeypatch.setattr(helper, "find_redis_server", lambda: None)
+    monkeypatch.delenv("SCHEDCORE_REQUIRE_REDIS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="REDIS-SERVER NOT FOUND"):
+        helper.require_redis_server()
+    monkeypatch.setenv("SCHEDCORE_REQUIRE_REDIS", "1")
+    with pytest.raises(pytest.fail.Exception, match="SCHEDCORE_REQUIRE_REDIS=1"):
+        helper.require_redis_server()
+
+
+@pytest.mark.redis
+def test_private_server_listens_on_its_own_socket_only(private_server: RedisServer) -> None:  # noqa: F811
+    client = redis.Redis.from_url(private_server.url)
+    try:
+        assert client.config_get("port") == {"port": "0"} or client.config_get("port") == {b"port": b"0"}
+        assert str(private_server.directory) in private_server.url
+    finally:
+        client.close()
