@@ -343,7 +343,7 @@ def run_command(
 
     from schedcore.config import load_schedules
     from schedcore.exceptions import ConfigError
-    from schedcore.plugins import Hooks, get_plugin_manager
+    from schedcore.plugins import Hooks
 
     log = logging.getLogger("schedcore.cli")
     store_opts = _key_values(store_options, "--store-option")
@@ -352,7 +352,7 @@ def run_command(
         executor_opts["workers"] = workers
     schedules = load_schedules(config_path) if config_path else []
 
-    pm = get_plugin_manager()
+    pm = _plugin_manager(store_name, executor_name)
     hooks = Hooks(pm)
     stores = hooks.store_factories()
     if store_name not in stores:
@@ -399,6 +399,26 @@ def run_command(
         if executor is not None and not running:
             executor.shutdown(wait=False)
         store.close()
+
+
+def _plugin_manager(store_name: str, executor_name: str) -> Any:
+    """The plugin manager with every installed plugin; when one cannot be loaded (say its
+    optional driver is not installed) the built-in memory store and local executor still
+    run, with a warning -- anything else needs the plugins and fails."""
+    import logging
+
+    from schedcore.exceptions import PluginError
+    from schedcore.plugins import get_plugin_manager
+
+    try:
+        return get_plugin_manager()
+    except PluginError as exc:
+        if (store_name, executor_name) != ("memory", "local"):
+            raise
+        logging.getLogger("schedcore.cli").warning(
+            "%s; running on the built-in memory store and local executor", exc, extra={"event": "plugin_load_failed"}
+        )
+        return get_plugin_manager(entry_points=False)
 
 
 def _key_values(items: Sequence[str], option: str) -> dict[str, Any]:

@@ -540,3 +540,29 @@ def test_real_process_run_against_a_real_redis(tmp_path: Path) -> None:
             assert stored is not None and stored.runs_started == 1 and stored.next_fire is None
         finally:
             store.close()
+
+
+def test_a_plugin_that_cannot_load_does_not_stop_the_embedded_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typing import Any
+
+    import pluggy
+
+    import schedcore.plugins
+    from schedcore.exceptions import PluginError
+
+    real = schedcore.plugins.get_plugin_manager
+
+    def broken(*, entry_points: bool = True, **kwargs: Any) -> pluggy.PluginManager:
+        if entry_points:
+            raise PluginError("could not load a schedcore plugin: ModuleNotFoundError: No module named 'redis'")
+        return real(entry_points=False, **kwargs)
+
+    monkeypatch.setattr(schedcore.plugins, "get_plugin_manager", broken)
+    result = invoke("run", "--config", str(_due_now_config(tmp_path)), "--burst")
+    assert result.exit_code == 0, result.output
+    assert "hello, burst!" in result.stdout
+    assert "No module named 'redis'" in result.stderr and "built-in memory store" in result.stderr
+    # anything but the built-in default needs the plugins
+    assert_user_error(invoke("run", "--store", "redis", "--burst"), 1, "could not load a schedcore plugin")

@@ -49,20 +49,35 @@ def test_import_schedcore_does_not_load_test_tools() -> None:
     assert not loaded & {"pytest", "hypothesis", "click"}
 
 
+_WITHOUT_DRIVERS = (
+    "import sys\n"
+    "for name in ('redis', 'rq', 'fakeredis'):\n"
+    "    sys.modules[name] = None  # as if not installed: importing them raises ImportError\n"
+)
+
+
 def test_the_embedded_default_runs_without_redis_or_rq_installed(tmp_path: Path) -> None:
-    """``pip install schedcore`` (no extras) must be enough for ``schedcore run`` on the default."""
+    """``pip install schedcore`` (no extras) is enough for ``schedcore run`` on the default."""
     config = tmp_path / "one.toml"
     config.write_text('[[schedule]]\nid = "a"\ntask = "schedcore.demo:hello"\nevery = 60\n', encoding="utf-8")
-    code = (
-        "import sys\n"
-        "for name in ('redis', 'rq', 'fakeredis'):\n"
-        "    sys.modules[name] = None  # any import of them now raises ImportError\n"
-        "from schedcore.cli import main\n"
-        f"main(['run', '--config', {str(config)!r}, '--burst'])\n"
-    )
+    code = _WITHOUT_DRIVERS + f"from schedcore.cli import main\nmain(['run', '--config', {str(config)!r}, '--burst'])\n"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "error:" not in proc.stderr
+
+
+def test_the_plugins_of_this_distribution_load_without_their_drivers() -> None:
+    """The redis and rq plugins ship in the core distribution, so their entry points are
+    always registered: loading them must not import redis or rq (only building a store or
+    executor may), or every plugin lookup fails on an install without the extras."""
+    code = _WITHOUT_DRIVERS + (
+        "from schedcore.plugins import Hooks, get_plugin_manager\n"
+        "hooks = Hooks(get_plugin_manager())\n"
+        "print(sorted(hooks.store_factories()), sorted(hooks.executor_factories()))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "'memory'" in proc.stdout and "'local'" in proc.stdout
 
 
 @pytest.mark.parametrize("package", ["schedcore", "schedcore_redis", "schedcore_rq"])
