@@ -98,17 +98,53 @@ def decode_parked(value: Any) -> Pending:
 
 _RETRY_DEFAULTS = RetryPolicy().to_dict()
 
+# Short names of the definition's own keys (never of user data: args, kwargs, meta and
+# executor options are stored as given). Full names are read too (hand-written data).
+_SHORT = {
+    "task": "k",
+    "trigger": "t",
+    "args": "a",
+    "kwargs": "w",
+    "queue": "q",
+    "retry": "r",
+    "catchup": "c",
+    "catchup_limit": "l",
+    "misfire_grace": "g",
+    "overlap": "o",
+    "jitter": "j",
+    "start_at": "s",
+    "end_at": "e",
+    "max_runs": "n",
+    "paused": "p",
+    "meta": "m",
+    "executor_options": "x",
+    "serializer": "z",
+    "payload": "b",
+}
+_SHORT_RETRY = {"max_attempts": "m", "initial_delay": "d", "factor": "f", "max_delay": "x", "jitter": "j"}
+_SHORT_TRIGGER = {"type": "y"}
+_LONG = {v: k for k, v in _SHORT.items()}
+_LONG_RETRY = {v: k for k, v in _SHORT_RETRY.items()}
+_LONG_TRIGGER = {v: k for k, v in _SHORT_TRIGGER.items()}
+
+
+def _rename(data: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    return {names.get(k, k): v for k, v in data.items()}
+
 
 def encode_schedule(schedule: Schedule) -> str:
-    """The definition as stored: its schema version, then compact JSON without the id (the
-    field name holds it) and without default values (also default retry settings)."""
+    """The definition as stored: its schema version, then compact JSON with short key names,
+    without the id (the field name holds it) and without default values (also default
+    retry settings): ``1{"k":"app.jobs:nightly","t":{"y":"cron","expr":"0 3 * * *"}}``."""
     data = schedule.to_dict(compact=True)
     del data["id"]
     version = data.pop("schema")
-    retry = data.get("retry")
-    if isinstance(retry, dict):
-        data["retry"] = {k: v for k, v in retry.items() if _RETRY_DEFAULTS.get(k) != v}
-    return f"{version}{json.dumps(data, separators=(',', ':'))}"
+    if isinstance(data.get("retry"), dict):
+        retry = {k: v for k, v in data["retry"].items() if _RETRY_DEFAULTS.get(k) != v}
+        data["retry"] = _rename(retry, _SHORT_RETRY)
+    if isinstance(data.get("trigger"), dict):
+        data["trigger"] = _rename(data["trigger"], _SHORT_TRIGGER)
+    return f"{version}{json.dumps(_rename(data, _SHORT), separators=(',', ':'))}"
 
 
 def decode_schedule(schedule_id: str, raw: Any) -> Schedule:
@@ -133,6 +169,11 @@ def _decode_cached(schedule_id: str, raw: str) -> Schedule:
         raise CorruptScheduleData(schedule_id, f"definition is not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise CorruptScheduleData(schedule_id, f"definition is a JSON {type(data).__name__}, not an object")
+    data = _rename(data, _LONG)
+    if isinstance(data.get("retry"), dict):
+        data["retry"] = _rename(data["retry"], _LONG_RETRY)
+    if isinstance(data.get("trigger"), dict):
+        data["trigger"] = _rename(data["trigger"], _LONG_TRIGGER)
     data.setdefault("id", schedule_id)
     if version:
         data.setdefault("schema", int(version))

@@ -290,7 +290,7 @@ def test_record_outcome_keeps_the_record_readable(store: RedisStore) -> None:
 def test_a_typical_cron_schedule_costs_at_most_500_bytes(redis_server_url: str) -> None:  # noqa: F811
     store = RedisStore.from_url(redis_server_url, namespace=fresh_namespace())
     client = raw(store)
-    n = 2000
+    n = 3000
     base = Schedule(
         id="x",
         task="app.jobs:nightly_report",
@@ -301,6 +301,8 @@ def test_a_typical_cron_schedule_costs_at_most_500_bytes(redis_server_url: str) 
     nxt = base.trigger.next_after(after)
     assert nxt is not None
     first = Pending(kind=PendingKind.FIRE, nominal=nxt, due=nxt)
+    store.add(base.evolve(id="warm-up"), first, Conflict.ERROR)  # loads the script into the server
+    assert store.remove("warm-up")
     before = client.info("memory")["used_memory"]
     for i in range(n):
         store.add(base.evolve(id=f"report-{i:05d}"), first, Conflict.ERROR)
@@ -372,3 +374,36 @@ def test_private_server_listens_on_its_own_socket_only(private_server: RedisServ
         assert str(private_server.directory) in private_server.url
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        make_schedule("plain"),
+        Schedule(id="cron", task="app.jobs:nightly", trigger=Cron("0 3 * * *", tz="Europe/Paris")),
+        make_schedule(
+            "full",
+            args=(1, "two", [3]),
+            kwargs={"task": "not a key of ours", "t": 1},
+            meta={"k": "v", "retry": None},
+            executor_options={"queue": "x"},
+            queue="q:1",
+            retry=RetryPolicy(max_attempts=4, initial_delay=3, factor=3, max_delay=100, jitter=1),
+            catchup="all",
+            catchup_limit=7,
+            misfire_grace=5,
+            overlap="buffer_one",
+            jitter=2,
+            start_at=at(0),
+            end_at=at(10_000),
+            max_runs=9,
+            paused=True,
+        ),
+        make_schedule("pickled", args=({1, 2},), serializer="pickle"),
+    ],
+    ids=lambda s: s.id,
+)
+def test_definitions_round_trip_through_the_compact_encoding(schedule: Schedule) -> None:
+    from schedcore_redis._codec import decode_schedule, encode_schedule
+
+    assert decode_schedule(schedule.id, encode_schedule(schedule)) == schedule
