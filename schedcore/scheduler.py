@@ -109,6 +109,7 @@ class Scheduler:
         self._unapplied: deque[Outcome] = deque()  # taken off the queue, not yet in the store
         self._lock = threading.Lock()
         self._started = False
+        self._ran = False
         self._failures = 0  # consecutive failed ticks, for the back-off
         self._last_manual: dict[str, datetime] = {}  # newest manual nominal time per schedule
 
@@ -258,8 +259,12 @@ class Scheduler:
         Stopping is clean: no new claims, the executor finishes its running runs
         (``shutdown(wait=True)``), their outcomes are recorded. With ``burst=True``,
         dispatch what is due now, wait for those runs to finish, record them and return
-        (retries due later are left in the store).
+        (retries due later are left in the store). A scheduler runs once.
         """
+        with self._lock:
+            if self._ran:
+                raise RuntimeError("Scheduler.run() can be called once: the executor is shut down when it returns")
+            self._ran = True
         restore = self._install_signal_handlers()
         unwatch = self.store.watch(self._on_store_put)
         self._ensure_started()

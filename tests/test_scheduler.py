@@ -555,6 +555,8 @@ def test_run_burst_returns_after_the_due_runs_finished() -> None:
     assert tasks.CALLS == [(("due",), {})]
     [flaky] = s.history("flaky")
     assert flaky.status is RunStatus.FAILED and flaky.retry_at is not None  # the retry is not waited for
+    with pytest.raises(RuntimeError):
+        s.run(burst=True)
 
 
 def test_run_wakes_early_when_a_sooner_schedule_is_added_from_another_thread() -> None:
