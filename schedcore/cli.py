@@ -38,6 +38,7 @@ __all__ = ["cli", "main"]
 
 USAGE_ERROR = 2
 RUNTIME_ERROR = 1
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 @attrs.define(kw_only=True)
@@ -105,10 +106,8 @@ class SchedcoreGroup(click.Group):
             _fail(f"{exc.format_message()} (see '{command} --help')", exc.exit_code)
         except click.ClickException as exc:
             _fail(exc.format_message(), exc.exit_code)
-        except click.Abort:
-            _fail("aborted", RUNTIME_ERROR)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
+        except (click.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            _fail("interrupted", INTERRUPTED)
         except OSError as exc:
             if exc.errno != errno.EPIPE:
                 raise

@@ -566,3 +566,13 @@ def test_a_plugin_that_cannot_load_does_not_stop_the_embedded_default(
     assert "No module named 'redis'" in result.stderr and "built-in memory store" in result.stderr
     # anything but the built-in default needs the plugins
     assert_user_error(invoke("run", "--store", "redis", "--burst"), 1, "could not load a schedcore plugin")
+
+
+def test_a_hard_interrupt_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    import schedcore.scheduler
+
+    def interrupted(self: object, burst: bool = False) -> None:
+        raise KeyboardInterrupt  # what a second Ctrl-C does while running tasks finish
+
+    monkeypatch.setattr(schedcore.scheduler.Scheduler, "run", interrupted)
+    assert_user_error(invoke("run", "--config", str(HELLO)), 130, "error: interrupted")
