@@ -1,17 +1,16 @@
 """Shared fixtures and helpers of the RQ executor tests (no tests here).
 
-A private ``redis-server`` on a unix socket in a temporary directory, started once per
-session and flushed between tests -- never a Redis the tests did not start. Without
-``redis-server`` the tests skip, unless ``SCHEDCORE_REQUIRE_REDIS=1``.
+A private ``redis-server`` (:mod:`schedcore.testing.redis_server`: a unix socket in a
+temporary directory), started once per test module and flushed between tests -- never a
+Redis the tests did not start. Without ``redis-server`` the tests skip, unless
+``SCHEDCORE_REQUIRE_REDIS=1``.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,57 +22,13 @@ TESTS_DIR = Path(__file__).resolve().parent
 WORKER_CLASSES = ["rq.worker.Worker", "rq.worker.SimpleWorker"]
 
 
-def _redis_server_binary() -> str | None:
-    return shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
-    )
-
-
 @pytest.fixture(scope="session")
 def rq_redis_url() -> Iterator[str]:
-    """URL of a private redis-server started for this session."""
-    binary = _redis_server_binary()
-    if binary is None:
-        if os.environ.get("SCHEDCORE_REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server is required (SCHEDCORE_REQUIRE_REDIS=1) but was not found")
-        pytest.skip("redis-server not found: the RQ executor tests need a real Redis (install redis-server)")
-    tmp = tempfile.mkdtemp(prefix="schedcore-rq-")
-    sock = os.path.join(tmp, "redis.sock")
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            "0",
-            "--unixsocket",
-            sock,
-            "--unixsocketperm",
-            "700",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            tmp,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"unix://{sock}"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the private redis-server did not start") from None
-                time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+    """URL of a private redis-server started for this session (skips/fails when missing)."""
+    from schedcore.testing.redis_server import redis_server
+
+    with redis_server() as server:
+        yield server.url
 
 
 @pytest.fixture

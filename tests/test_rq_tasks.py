@@ -11,9 +11,15 @@ import time
 
 import redis
 
+_CONNECTIONS: dict[tuple[int, str], redis.Redis] = {}
+
 
 def _conn(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
+    """One connection per process and URL (a forked work horse gets its own)."""
+    key = (os.getpid(), url)
+    if key not in _CONNECTIONS:
+        _CONNECTIONS[key] = redis.Redis.from_url(url)
+    return _CONNECTIONS[key]
 
 
 def incr(url: str, key: str) -> int:
@@ -39,3 +45,8 @@ def slow_once(url: str, key: str, seconds: float) -> None:
     conn.set(f"{key}:pid", os.getpid())
     if int(conn.incr(key)) == 1:
         time.sleep(seconds)
+
+
+def hincr(url: str, key: str, field: str) -> None:
+    """Count one execution of ``field`` in the hash ``key``."""
+    _conn(url).hincrby(key, field, 1)
