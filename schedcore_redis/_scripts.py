@@ -41,6 +41,18 @@ end
 local function save(sid, s)
   redis.call('HSET', sched, sid, s.f .. ';' .. s.n .. ';' .. s.p .. '\n' .. s.d)
 end
+local function split(text)
+  local out, pos = {}, 1
+  while true do
+    local e = string.find(text, '\n', pos, true)
+    if not e then
+      out[#out + 1] = string.sub(text, pos)
+      return out
+    end
+    out[#out + 1] = string.sub(text, pos, e - 1)
+    pos = e + 1
+  end
+end
 local function parse_claim(c)
   local token, due, held, owner = string.match(c, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
   return token, due, held, owner
@@ -103,8 +115,8 @@ end
 """
 
 # ARGV: now, limit, expiry, owner, prefix, channel, nskip, [sid, definition] * nskip
-# Returns {items, bad}: items flat, 8 per claim: member, due, definition, f, n, parked(0/1),
-# running count, token; bad flat, 2 per entry skipped as unreadable: schedule id, reason.
+# Returns {items, bad}: one string per claim, "member\ndue\nf\nn\nparked(0/1)\nrunning\ntoken\n"
+# followed by the definition; bad flat, 2 per entry skipped as unreadable: schedule id, reason.
 CLAIM = (
     _COMMON
     + r"""
@@ -141,7 +153,7 @@ while #taken < limit do
     else
       local running = redis.pcall('SCARD', prefix .. 'r:' .. sid)
       if type(running) ~= 'number' then running = 0 end
-      taken[#taken + 1] = {m, due, s.d, s.f, s.n, s.p ~= '' and '1' or '0', running}
+      taken[#taken + 1] = {m, due, s.f, s.n, s.p ~= '' and '1' or '0', running, s.d}
     end
   end
 end
@@ -155,8 +167,7 @@ if #taken > 0 then
     redis.call('ZREM', idx, t[1])
     redis.call('ZADD', lease, expires, t[1])
     redis.call('HSET', claims, t[1], tok .. '|' .. t[2] .. '|1|' .. owner)
-    for j = 1, 7 do out[#out + 1] = t[j] end
-    out[#out + 1] = tok
+    out[#out + 1] = table.concat({t[1], t[2], t[3], t[4], t[5], t[6], tok, t[7]}, '\n')
   end
 end
 publish(channel)
@@ -164,9 +175,9 @@ return {out, bad}
 """
 )
 
-# ARGV: prefix, channel, history limit, history ttl (0: none), then per item:
-#   member, sid, token, next f ('' none), next due, park ('' none), runs started,
-#   nrec, records (oldest first)..., nrun, run ids...
+# ARGV: prefix, channel, history limit, history ttl (0: none), then one string per item, its
+#   fields separated by newlines: member, sid, token, next f ('' none), next due, park ('' none),
+#   runs started, nrec, records (oldest first)..., nrun, run ids...
 # Returns one 1/0 per item.
 COMMIT = (
     _COMMON
@@ -174,16 +185,15 @@ COMMIT = (
 local prefix, channel = ARGV[1], ARGV[2]
 local hlimit, httl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
-local i = 5
-while i <= #ARGV do
-  local m, sid, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local next_f, next_due, park = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
-  local started = tonumber(ARGV[i + 6])
-  local nrec = tonumber(ARGV[i + 7])
-  local recs_at = i + 8
-  local nrun = tonumber(ARGV[recs_at + nrec])
+for a = 5, #ARGV do
+  local f = split(ARGV[a])
+  local m, sid, token = f[1], f[2], f[3]
+  local next_f, next_due, park = f[4], f[5], f[6]
+  local started = tonumber(f[7])
+  local nrec = tonumber(f[8])
+  local recs_at = 9
+  local nrun = tonumber(f[recs_at + nrec])
   local runs_at = recs_at + nrec + 1
-  i = runs_at + nrun
   local c = redis.call('HGET', claims, m)
   local ctoken, cdue, held
   if c then ctoken, cdue, held = parse_claim(c) end
@@ -194,13 +204,13 @@ while i <= #ARGV do
     redis.call('HDEL', claims, m)
     if nrec > 0 then
       local hkey = prefix .. 'h:' .. sid
-      for k = recs_at, recs_at + nrec - 1 do redis.call('LPUSH', hkey, ARGV[k]) end
+      for k = recs_at, recs_at + nrec - 1 do redis.call('LPUSH', hkey, f[k]) end
       redis.call('LTRIM', hkey, 0, hlimit - 1)
       if httl > 0 then redis.call('EXPIRE', hkey, httl) end
     end
     if nrun > 0 then
       local rkey = prefix .. 'r:' .. sid
-      for k = runs_at, runs_at + nrun - 1 do redis.call('SADD', rkey, ARGV[k]) end
+      for k = runs_at, runs_at + nrun - 1 do redis.call('SADD', rkey, f[k]) end
     end
     if started > 0 then s.n = fmt((tonumber(s.n) or 0) + started) end
     if m == sid then

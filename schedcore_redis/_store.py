@@ -430,8 +430,8 @@ class RedisStore:
             items, bad = self._claim(keys=self.keys.scripts, args=args)
         claims: list[Claim] = []
         refused: list[tuple[str, str]] = []
-        for n in range(0, len(items), 8):
-            m, due, raw, fire, started, parked, running, token = (text(v) for v in items[n : n + 8])
+        for item in items:
+            m, due, fire, started, parked, running, token, raw = text(item).split("\n", 7)
             sid = member_sid(m)
             try:
                 schedule = decode_schedule(sid, raw)
@@ -485,19 +485,20 @@ class RedisStore:
             sid = claim.schedule_id
             records = sorted((*item.dispatched, *item.skipped), key=lambda r: (r.nominal, r.attempt))
             nxt = item.next_fire
-            args += [
+            fields = [
                 member(sid, claim.entry),
                 sid,
-                claim.token,
+                str(claim.token),
                 encode_fire(nxt) if nxt is not None else "",
-                to_ms(nxt.due) if nxt is not None else 0,
+                str(to_ms(nxt.due)) if nxt is not None else "0",
                 encode_parked(item.park) if item.park is not None else "",
-                item.runs_started,
-                len(records),
-                *(encode_record(r) for r in records),
-                len(item.dispatched),
+                str(item.runs_started),
+                str(len(records)),
+                *(encode_record(r) for r in records),  # JSON: never a raw newline
+                str(len(item.dispatched)),
                 *(r.run_id for r in item.dispatched),
             ]
+            args.append("\n".join(fields))
         if not commits:
             return []
         with translated("commit"):
