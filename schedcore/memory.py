@@ -1,0 +1,491 @@
+"""The in-process store: the reference implementation of :class:`~schedcore.protocols.Store`.
+
+Plain dicts plus two heaps (the time index and the lease expiries), everything under
+one re-entrant lock. It is the default store and the oracle the conformance suite
+(:mod:`schedcore.testing`) holds other stores to.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+from bisect import bisect_left, bisect_right, insort
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import attrs
+
+from schedcore._time import from_ms, require_aware, to_ms
+from schedcore.exceptions import ScheduleExists, ScheduleNotFound, ValidationError
+from schedcore.model import Conflict, Schedule
+from schedcore.records import (
+    AddResult,
+    Claim,
+    Commit,
+    Outcome,
+    Pending,
+    PendingKind,
+    RunRecord,
+    RunStatus,
+    StoredSchedule,
+)
+
+__all__ = ["MemoryStore"]
+
+log = logging.getLogger("schedcore.memory")
+
+_FIRE = "fire"  # Pending.key of every fire entry
+
+
+@attrs.define(kw_only=True)
+class _Slot:
+    """A claimed entry: out of the index, held under a lease."""
+
+    entry: Pending
+    token: int
+    owner: str
+    expires_ms: int
+
+
+@attrs.define(kw_only=True)
+class _State:
+    """Everything the store holds for one schedule."""
+
+    schedule: Schedule
+    index: dict[str, tuple[Pending, int]] = attrs.field(factory=dict)  # key -> (entry, heap sequence number)
+    claimed: dict[str, _Slot] = attrs.field(factory=dict)  # key -> claim in flight
+    fire_token: int | None = None  # token of the claim holding the *current* fire entry, if claimed
+    runs_started: int = 0
+    running: dict[str, None] = attrs.field(factory=dict)  # an ordered set of run ids
+    parked: Pending | None = None
+    history: deque[RunRecord] = attrs.field(factory=deque)  # newest first
+
+
+class MemoryStore:
+    """A thread-safe, in-process :class:`~schedcore.protocols.Store`.
+
+    Nothing survives the process; use it for tests, single-process deployments and as the
+    reference the other stores are checked against. ``history_limit`` caps the run history
+    kept per schedule (oldest records are dropped first).
+
+    Where the protocol leaves room, this store takes the reading that keeps exactly-once
+    (the conformance suite checks the same choices, so other stores follow them):
+
+    * *Lease held* means the claim's token is still the current one for its entry. The
+      store has no clock: a lease is lost when a ``claim_due(now)`` with ``now`` at or
+      after its expiry takes the entry back (or when the schedule is removed). Until then
+      the late holder may still commit -- nobody else can have the entry.
+    * A paused schedule never has a fire entry, also when it is added or replaced with
+      ``paused=True`` (``first`` is then ignored). Replacing a paused definition by a
+      running one installs ``first``, as a resume would.
+    * A fire entry held by a claim is still the schedule's fire entry. When it is
+      superseded while claimed (replace with a different timing, pause), the claim stays
+      committable -- its dispatched runs are recorded -- but its ``next_fire`` is
+      ignored, and releasing it (or its lease expiring) drops the entry instead of
+      putting it back. So there is never more than one fire entry per schedule.
+    * ``next_fire`` of a commit of a non-fire claim is ignored. Entries of kind ``fire``
+      are refused (ValidationError) where a non-fire entry is expected (``enqueue``,
+      retries, ``park``), and ``next_fire``/``first`` must be of kind ``fire``.
+    * ``park`` with no run of the schedule left running after the commit (the run ended
+      between claim and commit) goes straight into the index, so it is never stranded.
+    * ``enqueue``, retries and un-parking ignore an entry whose key is already in the
+      index or held by a claim.
+    * The records of one commit enter the history ordered by (nominal, attempt), so the
+      newest occurrence ends up first. ``history`` of an unknown schedule is empty.
+    * ``watch`` callbacks run after the lock is released, on the calling thread; an
+      exception in a callback is logged and does not affect the store.
+    """
+
+    def __init__(self, *, history_limit: int = 50) -> None:
+        if isinstance(history_limit, bool) or not isinstance(history_limit, int) or history_limit < 1:
+            raise ValidationError("history_limit", history_limit, "must be an integer >= 1")
+        self._history_limit = history_limit
+        self._lock = threading.RLock()
+        self._schedules: dict[str, _State] = {}
+        self._ids: list[str] = []  # sorted schedule ids, for list_schedules pagination
+        # The time index: (due ms, sequence, schedule id, key); lazy deletion -- an item is
+        # live only while its schedule's index still maps the key to that sequence number.
+        self._due_heap: list[tuple[int, int, str, str]] = []
+        self._indexed = 0  # live items in _due_heap (to know when to compact it)
+        # Lease expiries: (expires ms, token, schedule id, key); live while the slot has that token.
+        self._lease_heap: list[tuple[int, int, str, str]] = []
+        self._seq = itertools.count()
+        self._last_token = 0  # fencing tokens: store-wide, strictly increasing
+        self._watchers: dict[int, Callable[[datetime], None]] = {}
+        self._watch_ids = itertools.count()
+
+    # -- definitions -------------------------------------------------------------------
+
+    def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
+        if not isinstance(schedule, Schedule):
+            raise ValidationError("schedule", schedule, "expected a Schedule")
+        _check_fire(first, "first")
+        conflict = _conflict(conflict)
+        notes: list[datetime] = []
+        with self._lock:
+            state = self._schedules.get(schedule.id)
+            if state is None:
+                state = _State(schedule=schedule)
+                self._schedules[schedule.id] = state
+                insort(self._ids, schedule.id)
+                if first is not None and not schedule.paused:  # a paused schedule has no fire entry
+                    self._index_put(schedule.id, state, first, notes)
+                result = AddResult.ADDED
+            elif conflict is Conflict.ERROR:
+                raise ScheduleExists(schedule.id)
+            elif conflict is Conflict.KEEP:
+                return AddResult.KEPT
+            elif state.schedule == schedule:
+                return AddResult.UNCHANGED  # equal definition: nothing is written
+            else:
+                old = state.schedule
+                state.schedule = schedule
+                if schedule.paused:
+                    self._drop_fire(state)  # replaced by a paused definition: like pausing
+                elif old.paused or not old.same_timing(schedule):
+                    self._drop_fire(state)  # new timing (or resumed): ``first`` is the fire entry
+                    if first is not None:
+                        self._index_put(schedule.id, state, first, notes)
+                # same timing: the fire entry (in the index or claimed) is kept as it is;
+                # run counts, running runs, retries, parked entry and history are always kept.
+                result = AddResult.REPLACED
+        self._notify(notes)
+        return result
+
+    def remove(self, schedule_id: str) -> bool:
+        with self._lock:
+            state = self._schedules.pop(schedule_id, None)
+            if state is None:
+                return False
+            del self._ids[bisect_left(self._ids, schedule_id)]
+            # Heap items of the schedule die lazily; claims die because the state is gone.
+            self._indexed -= len(state.index)
+            return True
+
+    def get(self, schedule_id: str) -> StoredSchedule | None:
+        with self._lock:
+            state = self._schedules.get(schedule_id)
+            return None if state is None else self._stored(state)
+
+    def list_schedules(self, *, after: str | None = None, limit: int = 100) -> list[StoredSchedule]:
+        _check_limit(limit)
+        with self._lock:
+            start = 0 if after is None else bisect_right(self._ids, after)
+            return [self._stored(self._schedules[i]) for i in self._ids[start : start + limit]]
+
+    def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
+        if not isinstance(paused, bool):
+            raise ValidationError("paused", paused, "must be true or false")
+        _check_fire(next_fire, "next_fire")
+        notes: list[datetime] = []
+        with self._lock:
+            state = self._state(schedule_id)
+            if state.schedule.paused != paused:  # pausing a paused one (resuming a running one) is a no-op
+                state.schedule = state.schedule.evolve(paused=paused)
+                self._drop_fire(state)  # retries, manual entries and the parked entry stay
+                if not paused and next_fire is not None:
+                    self._index_put(schedule_id, state, next_fire, notes)
+            stored = self._stored(state)
+        self._notify(notes)
+        return stored
+
+    def enqueue(self, schedule_id: str, entries: Sequence[Pending]) -> int:
+        for entry in entries:
+            _check_extra(entry, "entries")
+        notes: list[datetime] = []
+        with self._lock:
+            state = self._state(schedule_id)
+            added = sum(self._index_put_new(schedule_id, state, entry, notes) for entry in entries)
+        self._notify(notes)
+        return added
+
+    def history(self, schedule_id: str, limit: int = 50) -> list[RunRecord]:
+        _check_limit(limit)
+        with self._lock:
+            state = self._schedules.get(schedule_id)
+            return [] if state is None else list(itertools.islice(state.history, limit))
+
+    # -- the time index ----------------------------------------------------------------
+
+    def claim_due(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> list[Claim]:
+        now_ms = to_ms(require_aware(now, "now"))
+        _check_limit(limit)
+        if not isinstance(lease, timedelta) or lease <= timedelta(0):
+            raise ValidationError("lease", lease, "must be a positive timedelta")
+        if not isinstance(owner, str):
+            raise ValidationError("owner", owner, "must be a string")
+        expires_ms = now_ms + max(1, -(-lease // timedelta(milliseconds=1)))  # lease rounded up to whole ms
+        notes: list[datetime] = []
+        claims: list[Claim] = []
+        with self._lock:
+            self._expire_leases(now_ms, notes)  # expired leases first: those entries are due again
+            while len(claims) < limit and self._due_heap:
+                due_ms, seq, sid, key = self._due_heap[0]
+                state = self._schedules.get(sid)
+                live = state is not None and key in state.index and state.index[key][1] == seq
+                if live and due_ms > now_ms:
+                    break  # earliest live entry is not due yet
+                heapq.heappop(self._due_heap)
+                if not live or state is None:
+                    continue  # a stale heap item (entry removed or re-indexed)
+                entry, _ = state.index.pop(key)
+                self._indexed -= 1
+                self._last_token += 1
+                token = self._last_token
+                state.claimed[key] = _Slot(entry=entry, token=token, owner=owner, expires_ms=expires_ms)
+                if key == _FIRE:
+                    state.fire_token = token  # this claim now holds the schedule's fire entry
+                heapq.heappush(self._lease_heap, (expires_ms, token, sid, key))
+                claims.append(
+                    Claim(
+                        schedule=state.schedule,
+                        entry=entry,
+                        token=token,
+                        owner=owner,
+                        lease_expires=from_ms(expires_ms),
+                        runs_started=state.runs_started,
+                        running=len(state.running),
+                        parked=state.parked is not None,
+                    )
+                )
+        self._notify(notes)
+        return claims
+
+    def commit(self, commits: Sequence[Commit]) -> list[bool]:
+        for item in commits:
+            if not isinstance(item, Commit):
+                raise ValidationError("commits", item, "expected Commit items")
+            _check_fire(item.next_fire, "next_fire")
+            if item.park is not None:
+                _check_extra(item.park, "park")
+            if item.runs_started < 0:
+                raise ValidationError("runs_started", item.runs_started, "must not be negative")
+        notes: list[datetime] = []
+        results: list[bool] = []
+        with self._lock:
+            for item in commits:
+                results.append(self._commit_one(item, notes))
+        self._notify(notes)
+        return results
+
+    def release(self, claims: Sequence[Claim]) -> None:
+        notes: list[datetime] = []
+        with self._lock:
+            for claim in claims:
+                state = self._schedules.get(claim.schedule_id)
+                key = claim.entry.key(claim.schedule_id)
+                if state is None or not self._holds(state, key, claim.token):
+                    continue  # lease lost or schedule removed: nothing to give back
+                self._unclaim(claim.schedule_id, state, key, notes)
+        self._notify(notes)
+
+    def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
+        if not isinstance(outcome, Outcome):
+            raise ValidationError("outcome", outcome, "expected an Outcome")
+        if retry is not None:
+            _check_extra(retry, "retry")
+        notes: list[datetime] = []
+        with self._lock:
+            state = self._schedules.get(outcome.schedule_id)
+            if state is None or outcome.run_id not in state.running:
+                return False  # unknown, already finished or removed: at most once per run id
+            del state.running[outcome.run_id]
+            for position, record in enumerate(state.history):  # newest dispatched record of the run
+                if record.run_id == outcome.run_id and record.status is RunStatus.DISPATCHED:
+                    state.history[position] = attrs.evolve(
+                        record,
+                        status=RunStatus(outcome.status.value),
+                        finished_at=outcome.finished_at,
+                        error=outcome.error,
+                        retry_at=retry.due if retry is not None else None,
+                    )
+                    break
+            if retry is not None:
+                self._index_put_new(outcome.schedule_id, state, retry, notes)
+            self._maybe_unpark(outcome.schedule_id, state, notes)
+        self._notify(notes)
+        return True
+
+    def next_due(self) -> datetime | None:
+        with self._lock:
+            candidates: list[int] = []
+            while self._due_heap:  # drop dead items off the top
+                _, seq, sid, key = self._due_heap[0]
+                state = self._schedules.get(sid)
+                if state is not None and key in state.index and state.index[key][1] == seq:
+                    candidates.append(self._due_heap[0][0])
+                    break
+                heapq.heappop(self._due_heap)
+            while self._lease_heap:
+                _, token, sid, key = self._lease_heap[0]
+                state = self._schedules.get(sid)
+                if state is not None and self._holds(state, key, token):
+                    candidates.append(self._lease_heap[0][0])
+                    break
+                heapq.heappop(self._lease_heap)
+            return from_ms(min(candidates)) if candidates else None
+
+    def watch(self, callback: Callable[[datetime], None]) -> Callable[[], None]:
+        if not callable(callback):
+            raise ValidationError("callback", callback, "must be callable")
+        with self._lock:
+            watch_id = next(self._watch_ids)
+            self._watchers[watch_id] = callback
+
+        def stop() -> None:
+            with self._lock:
+                self._watchers.pop(watch_id, None)
+
+        return stop
+
+    def close(self) -> None:
+        # Nothing to release but the watchers; the data stays readable.
+        with self._lock:
+            self._watchers.clear()
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore schedules={len(self._schedules)} history_limit={self._history_limit}>"
+
+    # -- internals (called with the lock held) -------------------------------------------
+
+    def _state(self, schedule_id: str) -> _State:
+        state = self._schedules.get(schedule_id)
+        if state is None:
+            raise ScheduleNotFound(schedule_id)
+        return state
+
+    def _stored(self, state: _State) -> StoredSchedule:
+        fire = state.index.get(_FIRE)
+        next_fire = fire[0] if fire is not None else None
+        if next_fire is None and state.fire_token is not None:
+            next_fire = state.claimed[_FIRE].entry  # the fire entry is held by a claim
+        return StoredSchedule(
+            schedule=state.schedule,
+            next_fire=next_fire,
+            runs_started=state.runs_started,
+            running=tuple(state.running),
+            parked=state.parked,
+        )
+
+    @staticmethod
+    def _holds(state: _State, key: str, token: int) -> bool:
+        slot = state.claimed.get(key)
+        return slot is not None and slot.token == token
+
+    def _index_put(self, sid: str, state: _State, entry: Pending, notes: list[datetime]) -> None:
+        """Put ``entry`` in the index under its key (replacing an indexed one with that key)."""
+        key = entry.key(sid)
+        seq = next(self._seq)
+        if key not in state.index:
+            self._indexed += 1
+        state.index[key] = (entry, seq)
+        heapq.heappush(self._due_heap, (to_ms(entry.due), seq, sid, key))
+        notes.append(entry.due)
+        if len(self._due_heap) > 2 * self._indexed + 1024:  # too many dead items: compact
+            self._due_heap = [
+                (to_ms(e.due), s, i, k) for i, st in self._schedules.items() for k, (e, s) in st.index.items()
+            ]
+            heapq.heapify(self._due_heap)
+
+    def _index_put_new(self, sid: str, state: _State, entry: Pending, notes: list[datetime]) -> bool:
+        """Like _index_put, but ignore an entry whose key is indexed or claimed already."""
+        key = entry.key(sid)
+        if key in state.index or key in state.claimed:
+            return False
+        self._index_put(sid, state, entry, notes)
+        return True
+
+    def _drop_fire(self, state: _State) -> None:
+        """Take the fire entry out of the index; a claim holding it no longer holds *the* fire entry."""
+        if state.index.pop(_FIRE, None) is not None:
+            self._indexed -= 1
+        state.fire_token = None
+
+    def _unclaim(self, sid: str, state: _State, key: str, notes: list[datetime]) -> None:
+        """End a claim without committing: its entry returns to the index unless superseded."""
+        slot = state.claimed.pop(key)
+        if key == _FIRE:
+            if state.fire_token != slot.token:
+                return  # a superseded fire entry (replaced or paused meanwhile) is dropped
+            state.fire_token = None
+        self._index_put(sid, state, slot.entry, notes)
+
+    def _expire_leases(self, now_ms: int, notes: list[datetime]) -> None:
+        while self._lease_heap and self._lease_heap[0][0] <= now_ms:
+            _, token, sid, key = heapq.heappop(self._lease_heap)
+            state = self._schedules.get(sid)
+            if state is not None and self._holds(state, key, token):
+                self._unclaim(sid, state, key, notes)  # due again, for anyone
+
+    def _maybe_unpark(self, sid: str, state: _State, notes: list[datetime]) -> None:
+        if state.parked is not None and not state.running:
+            parked, state.parked = state.parked, None
+            self._index_put_new(sid, state, parked, notes)
+
+    def _commit_one(self, item: Commit, notes: list[datetime]) -> bool:
+        claim = item.claim
+        sid = claim.schedule_id
+        key = claim.entry.key(sid)
+        state = self._schedules.get(sid)
+        if state is None or not self._holds(state, key, claim.token):
+            return False  # lease lost or schedule removed: write nothing
+        # History: newest first, capped; one commit's records ordered by occurrence.
+        for record in sorted((*item.dispatched, *item.skipped), key=lambda r: (r.nominal, r.attempt)):
+            state.history.appendleft(record)
+        while len(state.history) > self._history_limit:
+            state.history.pop()
+        for record in item.dispatched:
+            state.running[record.run_id] = None
+        state.runs_started += item.runs_started
+        del state.claimed[key]
+        if key == _FIRE and state.fire_token == claim.token:
+            state.fire_token = None
+            if item.next_fire is not None:  # None: the schedule is finished
+                self._index_put(sid, state, item.next_fire, notes)
+        if item.park is not None:
+            state.parked = item.park  # replaces a parked entry
+            self._maybe_unpark(sid, state, notes)  # nothing running any more: do not strand it
+        return True
+
+    def _notify(self, notes: list[datetime]) -> None:
+        if not notes:
+            return
+        with self._lock:
+            callbacks = list(self._watchers.values())
+        for due in notes:
+            for callback in callbacks:
+                try:
+                    callback(due)
+                except Exception:
+                    log.exception("store watch callback %r failed", callback)
+
+
+def _conflict(value: object) -> Conflict:
+    try:
+        return Conflict(value)
+    except ValueError:
+        raise ValidationError("conflict", value, "expected 'replace', 'keep' or 'error'") from None
+
+
+def _check_limit(limit: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError("limit", limit, "must be an integer >= 1")
+
+
+def _check_fire(entry: Pending | None, field: str) -> None:
+    if entry is None:
+        return
+    if not isinstance(entry, Pending):
+        raise ValidationError(field, entry, "expected a Pending entry or None")
+    if entry.kind is not PendingKind.FIRE:
+        raise ValidationError(field, entry, "a fire entry must be of kind 'fire'")
+
+
+def _check_extra(entry: Pending, field: str) -> None:
+    if not isinstance(entry, Pending):
+        raise ValidationError(field, entry, "expected a Pending entry")
+    if entry.kind is PendingKind.FIRE:
+        raise ValidationError(field, entry, "must not be of kind 'fire' (a schedule has one fire entry)")

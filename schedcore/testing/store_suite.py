@@ -1,0 +1,1288 @@
+"""The conformance suite every :class:`~schedcore.protocols.Store` runs against itself.
+
+Subclass :class:`StoreConformance` in a test module and provide a ``store`` fixture that
+yields a fresh, empty store (and closes it afterwards)::
+
+    import pytest
+    from schedcore.testing import StoreConformance
+
+    class TestMyStore(StoreConformance):
+        history_limit = 50  # the history cap of the stores the fixture builds
+
+        @pytest.fixture
+        def store(self):
+            store = MyStore(...)
+            yield store
+            store.close()
+
+The tests use only the public protocol and pass time explicitly (instants are relative
+to :data:`~schedcore.testing.factories.T0`); nothing sleeps. Watch notifications may
+arrive asynchronously (from another thread): the suite waits up to
+:attr:`StoreConformance.watch_timeout` for them. The stateful test reuses the fixture's
+store for all its examples and empties it between examples with ``remove``.
+
+Where the protocol leaves room, the suite checks the readings documented on
+:class:`schedcore.memory.MemoryStore` (the reference implementation); where both readings
+keep exactly-once (committing a claim whose fire entry was superseded), it accepts both.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from schedcore._time import from_ms, to_ms
+from schedcore.exceptions import ScheduleExists, ScheduleNotFound, ValidationError
+from schedcore.model import Conflict, Schedule
+from schedcore.protocols import Store
+from schedcore.records import (
+    AddResult,
+    Claim,
+    Commit,
+    OutcomeStatus,
+    Pending,
+    PendingKind,
+    RunRecord,
+    RunStatus,
+    StoredSchedule,
+)
+from schedcore.testing.factories import (
+    T0,
+    at,
+    commit_for,
+    dispatched_record,
+    entry,
+    fire_entry,
+    make_schedule,
+    outcome_for,
+    run_id,
+)
+from schedcore.triggers import Interval
+
+__all__ = ["StoreConformance"]
+
+LEASE = timedelta(seconds=30)
+FAR = at(1_000_000)
+
+
+def claim(
+    store: Store, now: datetime, *, limit: int = 100, lease: timedelta = LEASE, owner: str = "test"
+) -> list[Claim]:
+    """``store.claim_due`` with defaults."""
+    return store.claim_due(now, limit=limit, lease=lease, owner=owner)
+
+
+def claim_one(store: Store, now: datetime, **kwargs: Any) -> Claim:
+    """Claim exactly one entry (fails the test otherwise)."""
+    claims = claim(store, now, **kwargs)
+    assert len(claims) == 1, claims
+    return claims[0]
+
+
+def dues(claims: list[Claim]) -> list[datetime]:
+    return [c.entry.due for c in claims]
+
+
+class Watcher:
+    """A watch callback that records notifications and lets the test wait for one."""
+
+    def __init__(self) -> None:
+        self.seen: list[datetime] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, due: datetime) -> None:
+        with self._cond:
+            self.seen.append(due)
+            self._cond.notify_all()
+
+    def wait_for(self, due: datetime, timeout: float) -> bool:
+        """Wait until ``due`` was notified (since the last :meth:`clear`)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: due in self.seen, timeout=timeout)
+
+    def clear(self) -> None:
+        with self._cond:
+            self.seen.clear()
+
+
+class StoreConformance:
+    """Contract tests for a :class:`~schedcore.protocols.Store`; subclass and provide ``store``."""
+
+    #: The run-history cap per schedule of the stores the ``store`` fixture builds.
+    history_limit: ClassVar[int] = 50
+    #: How long to wait for a watch notification (shared stores deliver them asynchronously).
+    watch_timeout: ClassVar[float] = 5.0
+    #: Settings of the hypothesis stateful test (kept moderate; raise them in a subclass).
+    stateful_settings: ClassVar[settings] = settings(
+        max_examples=25,
+        stateful_step_count=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+
+    @pytest.fixture
+    def store(self) -> Iterator[Store]:
+        raise NotImplementedError("subclass StoreConformance and provide a `store` fixture yielding a fresh store")
+
+    # -- helpers --------------------------------------------------------------------
+
+    def add_fire(self, store: Store, sid: str, seconds: float | None, **changes: Any) -> Pending | None:
+        """Add schedule ``sid`` with a fire entry at ``T0 + seconds`` (None: no fire entry)."""
+        first = None if seconds is None else fire_entry(seconds)
+        assert store.add(make_schedule(sid, **changes), first, Conflict.ERROR) is AddResult.ADDED
+        return first
+
+    def dispatch_fire(self, store: Store, sid: str, now: datetime, next_fire: Pending | None) -> Claim:
+        """Claim the (only due) fire entry of ``sid`` and commit it as dispatched."""
+        c = claim_one(store, now)
+        assert c.schedule_id == sid and c.entry.kind is PendingKind.FIRE
+        assert store.commit([commit_for(c, next_fire=next_fire)]) == [True]
+        return c
+
+    # -- the protocol ----------------------------------------------------------------
+
+    def test_satisfies_the_protocol(self, store: Store) -> None:
+        assert isinstance(store, Store)
+
+    def test_empty_store(self, store: Store) -> None:
+        assert store.get("nope") is None
+        assert store.list_schedules() == []
+        assert store.history("nope") == []
+        assert store.next_due() is None
+        assert claim(store, FAR) == []
+        assert store.remove("nope") is False
+
+    # -- add and the conflict policies ---------------------------------------------------
+
+    def test_add_stores_definition_and_fire_entry(self, store: Store) -> None:
+        schedule = make_schedule("a")
+        first = fire_entry(10)
+        assert store.add(schedule, first, Conflict.ERROR) is AddResult.ADDED
+        got = store.get("a")
+        assert got == StoredSchedule(schedule=schedule, next_fire=first, runs_started=0, running=(), parked=None)
+        assert store.next_due() == at(10)
+
+    def test_add_without_first_has_nothing_to_fire(self, store: Store) -> None:
+        self.add_fire(store, "a", None)
+        stored = store.get("a")
+        assert stored is not None and stored.next_fire is None
+        assert claim(store, FAR) == []
+        assert store.next_due() is None
+
+    def test_add_paused_schedule_has_no_fire_entry(self, store: Store) -> None:
+        assert store.add(make_schedule("a", paused=True), fire_entry(0), Conflict.ERROR) is AddResult.ADDED
+        stored = store.get("a")
+        assert stored is not None and stored.schedule.paused and stored.next_fire is None
+        assert claim(store, FAR) == []
+
+    def test_conflict_error_raises_and_changes_nothing(self, store: Store) -> None:
+        first = self.add_fire(store, "a", 0)
+        before = store.get("a")
+        with pytest.raises(ScheduleExists):
+            store.add(make_schedule("a", task="schedcore.testing.tasks:echo"), fire_entry(50), Conflict.ERROR)
+        assert store.get("a") == before
+        assert [c.entry for c in claim(store, FAR)] == [first]
+
+    def test_conflict_keep_changes_nothing(self, store: Store) -> None:
+        first = self.add_fire(store, "a", 0)
+        before = store.get("a")
+        other = make_schedule("a", task="schedcore.testing.tasks:echo", trigger=Interval(30, start=T0))
+        assert store.add(other, fire_entry(50), Conflict.KEEP) is AddResult.KEPT
+        assert store.get("a") == before
+        assert [c.entry for c in claim(store, FAR)] == [first]
+
+    def test_replace_with_equal_definition_is_unchanged(self, store: Store) -> None:
+        first = self.add_fire(store, "a", 0)
+        before = store.get("a")
+        assert store.add(make_schedule("a"), fire_entry(99), Conflict.REPLACE) is AddResult.UNCHANGED
+        assert store.get("a") == before
+        assert [c.entry for c in claim(store, FAR)] == [first]
+
+    def test_replace_with_same_timing_keeps_the_fire_entry(self, store: Store) -> None:
+        first = self.add_fire(store, "a", 0)
+        new = make_schedule("a", args=(1, 2), queue="other")
+        assert store.add(new, fire_entry(60), Conflict.REPLACE) is AddResult.REPLACED
+        stored = store.get("a")
+        assert stored is not None and stored.schedule == new and stored.next_fire == first
+        c = claim_one(store, FAR)
+        assert c.entry == first and c.schedule == new
+
+    def test_replace_with_other_timing_replaces_the_fire_entry(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        new = make_schedule("a", trigger=Interval(30, start=T0))
+        first = fire_entry(30)
+        assert store.add(new, first, Conflict.REPLACE) is AddResult.REPLACED
+        stored = store.get("a")
+        assert stored is not None and stored.schedule == new and stored.next_fire == first
+        assert claim(store, at(29)) == []
+        assert [c.entry for c in claim(store, FAR)] == [first]
+
+    def test_replace_keeps_a_finished_schedule_finished_when_timing_is_the_same(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        self.dispatch_fire(store, "a", at(0), next_fire=None)
+        assert store.add(make_schedule("a", args=(1,)), fire_entry(60), Conflict.REPLACE) is AddResult.REPLACED
+        stored = store.get("a")
+        assert stored is not None and stored.next_fire is None
+        assert claim(store, FAR) == []
+
+    def test_replace_keeps_counts_running_runs_retries_and_history(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        manual = entry("manual", 5)
+        assert store.enqueue("a", [manual]) == 1
+        mc = claim_one(store, at(5))
+        assert store.commit([commit_for(mc)]) == [True]
+        failed = fire_entry(0)
+        retry = entry("retry", 0, due=20, attempt=2)
+        assert store.record_outcome(outcome_for("a", failed, "failed", error="RuntimeError: boom"), retry) is True
+        later = entry("backfill", 40)
+        assert store.enqueue("a", [later]) == 1
+        before = store.get("a")
+        history = store.history("a")
+        assert before is not None and len(history) == 2
+
+        new = make_schedule("a", trigger=Interval(30, start=T0))
+        assert store.add(new, fire_entry(30), Conflict.REPLACE) is AddResult.REPLACED
+        after = store.get("a")
+        assert after is not None
+        assert after.runs_started == before.runs_started == 2
+        assert after.running == (run_id("a", manual),)
+        assert store.history("a") == history
+        assert [c.entry for c in claim(store, FAR)] == [retry, fire_entry(30), later]
+
+    def test_replace_same_timing_while_the_fire_entry_is_claimed(self, store: Store) -> None:
+        first = self.add_fire(store, "a", 0)
+        c = claim_one(store, at(0))
+        assert store.add(make_schedule("a", args=(1,)), fire_entry(500), Conflict.REPLACE) is AddResult.REPLACED
+        stored = store.get("a")
+        assert stored is not None and stored.next_fire == first  # held by the claim
+        assert store.commit([commit_for(c, next_fire=fire_entry(60))]) == [True]
+        stored = store.get("a")
+        assert stored is not None and stored.next_fire == fire_entry(60)
+        assert [cl.entry for cl in claim(store, FAR)] == [fire_entry(60)]
+
+    @pytest.mark.parametrize("finish", ["commit", "release", "expire"])
+    def test_replace_other_timing_while_claimed_leaves_one_fire_entry(self, store: Store, finish: str) -> None:
+        self.add_fire(store, "a", 0)
+        c = claim_one(store, at(0))
+        new_first = fire_entry(30)
+        new = make_schedule("a", trigger=Interval(30, start=T0))
+        assert store.add(new, new_first, Conflict.REPLACE) is AddResult.REPLACED
+        written = False
+        if finish == "commit":
+            [written] = store.commit([commit_for(c, next_fire=fire_entry(60))])
+        elif finish == "release":
+            store.release([c])
+        stored = store.get("a")
+        assert stored is not None and stored.next_fire == new_first
+        # Whether or not the superseded claim could commit, it was all or nothing.
+        assert store.history("a") == ([dispatched_record("a", c.entry)] if written else [])
+        assert stored.running == ((run_id("a", c.entry),) if written else ())
+        assert [cl.entry for cl in claim(store, FAR)] == [new_first]
+
+    # -- remove ----------------------------------------------------------------------
+
+    def test_remove_unknown_returns_false(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        assert store.remove("b") is False
+        assert store.get("a") is not None
+
+    def test_remove_leaves_nothing(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        self.add_fire(store, "b", 1000)
+        self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))  # a run is running
+        first_run = fire_entry(0)
+        assert store.enqueue("a", [entry("manual", 5), entry("backfill", 6), entry("manual", 7)]) == 3
+        mc = claim_one(store, at(5), limit=1, lease=timedelta(hours=1))
+        fc = claim_one(store, at(60), limit=1, lease=timedelta(hours=1))  # the backfill at 6
+        park = entry("buffered", 100)
+        assert store.commit([commit_for(fc, park=park)]) == [True]
+        stored = store.get("a")
+        assert stored is not None and stored.parked == park
+        held = claim(store, at(60))  # the manual at 7 and the fire entry at 60: held in flight
+        assert len(held) == 2
+        assert store.history("a") != []
+
+        assert store.remove("a") is True
+        assert store.get("a") is None
+        assert store.history("a") == []
+        assert [s.schedule.id for s in store.list_schedules()] == ["b"]
+        assert store.commit([commit_for(mc), *(commit_for(h, next_fire=fire_entry(120)) for h in held)]) == [
+            False,
+            False,
+            False,
+        ]
+        store.release(held)
+        assert store.record_outcome(outcome_for("a", first_run), entry("retry", 0, due=1, attempt=2)) is False
+        assert [c.schedule_id for c in claim(store, FAR)] == ["b"]
+        assert store.get("a") is None
+        assert store.next_due() is not None  # b's lease only
+        assert store.remove("a") is False
+
+    def test_readd_after_remove_does_not_revive_old_claims(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        old = claim_one(store, at(0))
+        assert store.remove("a") is True
+        first = self.add_fire(store, "a", 0)
+        assert store.commit([commit_for(old, next_fire=fire_entry(60))]) == [False]
+        store.release([old])
+        stored = store.get("a")
+        assert stored == StoredSchedule(
+            schedule=make_schedule("a"), next_fire=first, runs_started=0, running=(), parked=None
+        )
+        assert store.history("a") == []
+        assert [c.entry for c in claim(store, at(0))] == [first]
+
+    # -- list ------------------------------------------------------------------------
+
+    def test_list_schedules_in_id_order_with_pagination(self, store: Store) -> None:
+        ids = [f"s{i:02d}" for i in range(11)] + ["A", "a.b", "z_9"]
+        for sid in random.Random(7).sample(ids, len(ids)):
+            self.add_fire(store, sid, 0)
+        assert [s.schedule.id for s in store.list_schedules()] == sorted(ids)
+        seen: list[str] = []
+        after: str | None = None
+        while True:
+            page = store.list_schedules(after=after, limit=4)
+            assert len(page) <= 4
+            if not page:
+                break
+            seen += [s.schedule.id for s in page]
+            after = page[-1].schedule.id
+        assert seen == sorted(ids)
+        assert [s.schedule.id for s in store.list_schedules(after="s05", limit=2)] == ["s06", "s07"]
+        assert store.list_schedules(after="zzz") == []
+        listed = store.list_schedules(limit=1)[0]
+        assert listed == store.get(listed.schedule.id)
+
+    def test_list_schedules_refuses_a_bad_limit(self, store: Store) -> None:
+        with pytest.raises(ValidationError):
+            store.list_schedules(limit=0)
+
+    # -- pause and resume --------------------------------------------------------------
+
+    def test_pause_takes_the_fire_entry_out_and_keeps_retries(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        retry = entry("retry", 0, due=10, attempt=2)
+        assert store.record_outcome(outcome_for("a", fire_entry(0), "failed"), retry) is True
+        stored = store.set_paused("a", True, None)
+        assert stored.schedule.paused is True and stored.schedule == make_schedule("a", paused=True)
+        assert stored.next_fire is None and stored.runs_started == 1
+        assert store.get("a") == stored
+        assert [c.entry for c in claim(store, FAR)] == [retry]
+
+    def test_pausing_a_paused_schedule_changes_nothing(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        paused = store.set_paused("a", True, None)
+        assert store.set_paused("a", True, fire_entry(5)) == paused
+        assert store.get("a") == paused
+        assert claim(store, FAR) == []
+
+    def test_resume_makes_next_fire_the_fire_entry(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        store.set_paused("a", True, None)
+        stored = store.set_paused("a", False, fire_entry(120))
+        assert stored.schedule == make_schedule("a") and stored.next_fire == fire_entry(120)
+        assert claim(store, at(119)) == []
+        assert [c.entry for c in claim(store, at(120))] == [fire_entry(120)]
+
+    def test_resuming_a_running_schedule_changes_nothing(self, store: Store) -> None:
+        first = self.add_fire(store, "a", 0)
+        before = store.get("a")
+        assert store.set_paused("a", False, fire_entry(999)) == before
+        assert [c.entry for c in claim(store, FAR)] == [first]
+
+    def test_set_paused_unknown_raises(self, store: Store) -> None:
+        with pytest.raises(ScheduleNotFound):
+            store.set_paused("nope", True, None)
+        with pytest.raises(ScheduleNotFound):
+            store.set_paused("nope", False, fire_entry(0))
+
+    def test_pause_while_the_fire_entry_is_claimed(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        c = claim_one(store, at(0))
+        store.set_paused("a", True, None)
+        [written] = store.commit([commit_for(c, next_fire=fire_entry(60))])
+        stored = store.get("a")
+        assert stored is not None and stored.schedule.paused and stored.next_fire is None
+        assert stored.running == ((run_id("a", c.entry),) if written else ())
+        assert claim(store, FAR) == []
+
+    # -- enqueue ---------------------------------------------------------------------
+
+    def test_enqueue_adds_entries_and_ignores_present_keys(self, store: Store) -> None:
+        self.add_fire(store, "a", 100)
+        m1, m2, b3 = entry("manual", 10), entry("manual", 20), entry("backfill", 30)
+        assert store.enqueue("a", [m1, m2, m1]) == 2
+        assert store.enqueue("a", [m1, b3]) == 1
+        assert store.enqueue("a", []) == 0
+        c = claim_one(store, at(15))
+        assert c.entry == m1
+        assert store.enqueue("a", [m1]) == 0  # claimed keys count as present
+        assert [cl.entry for cl in claim(store, at(44))] == [m2, b3]  # m1's lease holds until 45
+
+    def test_enqueue_same_occurrence_as_manual_and_backfill_are_distinct(self, store: Store) -> None:
+        self.add_fire(store, "a", None)
+        assert store.enqueue("a", [entry("manual", 10), entry("backfill", 10)]) == 2
+        assert store.enqueue("a", [entry("manual", 10, due=50)]) == 0  # same key, other due
+        assert len(claim(store, FAR)) == 2
+
+    def test_enqueue_unknown_raises(self, store: Store) -> None:
+        with pytest.raises(ScheduleNotFound):
+            store.enqueue("nope", [entry("manual", 0)])
+
+    # -- claim_due ---------------------------------------------------------------------
+
+    def test_claim_takes_earliest_first_up_to_limit(self, store: Store) -> None:
+        for sid, seconds in [("a", 40), ("b", 10), ("c", 30), ("d", 0), ("e", 20)]:
+            self.add_fire(store, sid, seconds)
+        assert dues(claim(store, at(100), limit=2)) == [at(0), at(10)]
+        assert dues(claim(store, at(100), limit=2)) == [at(20), at(30)]
+        assert dues(claim(store, at(100), limit=10)) == [at(40)]
+        assert claim(store, at(100)) == []
+
+    def test_claim_orders_entries_of_one_schedule_by_due(self, store: Store) -> None:
+        self.add_fire(store, "a", 25)
+        assert store.enqueue("a", [entry("manual", 5, due=30), entry("backfill", 1, due=10)]) == 2
+        assert dues(claim(store, FAR)) == [at(10), at(25), at(30)]
+
+    def test_claim_excludes_entries_not_yet_due(self, store: Store) -> None:
+        self.add_fire(store, "a", 10)
+        self.add_fire(store, "b", 11)
+        assert claim(store, at(9.999)) == []
+        assert [c.schedule_id for c in claim(store, at(10))] == ["a"]  # due exactly now is due
+        assert [c.schedule_id for c in claim(store, at(11))] == ["b"]
+
+    def test_claim_carries_schedule_state_and_lease(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        park = entry("buffered", 30)
+        assert store.enqueue("a", [entry("manual", 30)]) == 1
+        mc = claim_one(store, at(30))
+        assert store.commit([commit_for(mc, dispatch=False, park=park)]) == [True]
+        c = claim_one(store, at(61), lease=timedelta(seconds=45), owner="node-7")
+        assert c.schedule == make_schedule("a") and c.schedule_id == "a"
+        assert c.entry == fire_entry(60)
+        assert c.owner == "node-7"
+        assert c.lease_expires == at(61 + 45)
+        assert c.runs_started == 1 and c.running == 1 and c.parked is True
+
+    def test_fencing_tokens_strictly_increase(self, store: Store) -> None:
+        for i in range(6):
+            self.add_fire(store, f"s{i}", i)
+        last = 0
+        for now in (at(1), at(3), at(5)):
+            tokens = [c.token for c in claim(store, now)]
+            assert len(tokens) == 2 and len(set(tokens)) == 2
+            assert min(tokens) > last
+            last = max(tokens)
+        c = claim_one(store, at(5 + 30), limit=1)  # an expired lease: re-claimed with a new token
+        assert c.token > last
+
+    def test_entries_under_live_lease_are_not_claimable(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        claim_one(store, at(0), lease=timedelta(seconds=30), owner="one")
+        assert claim(store, at(29.999), owner="two") == []
+        assert claim(store, at(29.999), owner="one") == []
+
+    def test_expired_lease_is_claimable_again_and_the_stale_commit_is_refused(self, store: Store) -> None:
+        first = self.add_fire(store, "a", 0)
+        stale = claim_one(store, at(0), lease=timedelta(seconds=30), owner="dead")
+        fresh = claim_one(store, at(30), owner="alive")  # lease expiry at or before now
+        assert fresh.entry == first and fresh.owner == "alive" and fresh.token > stale.token
+        assert store.commit([commit_for(stale, next_fire=fire_entry(60), park=entry("buffered", 1))]) == [False]
+        stored = store.get("a")
+        assert stored == StoredSchedule(
+            schedule=make_schedule("a"), next_fire=first, runs_started=0, running=(), parked=None
+        )
+        assert store.history("a") == []
+        assert claim(store, at(30)) == []
+        assert store.commit([commit_for(fresh, next_fire=fire_entry(60))]) == [True]
+        assert [c.entry for c in claim(store, at(60))] == [fire_entry(60)]
+
+    def test_stale_release_does_nothing(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        stale = claim_one(store, at(0), lease=timedelta(seconds=10))
+        fresh = claim_one(store, at(10))
+        store.release([stale])
+        assert claim(store, at(11)) == []
+        assert store.commit([commit_for(fresh, next_fire=None)]) == [True]
+        assert claim(store, FAR) == []
+
+    def test_claim_refuses_bad_arguments(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        with pytest.raises(ValidationError):
+            claim(store, datetime(2025, 1, 1))  # naive
+        with pytest.raises(ValidationError):
+            claim(store, at(0), limit=0)
+        with pytest.raises(ValidationError):
+            claim(store, at(0), lease=timedelta(0))
+        with pytest.raises(ValidationError):
+            claim(store, at(0), lease=timedelta(seconds=-1))
+        assert len(claim(store, at(0))) == 1  # nothing was taken by the refused calls
+
+    def test_claim_accepts_other_timezones(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        plus2 = timezone(timedelta(hours=2))
+        assert claim(store, at(-1).astimezone(plus2)) == []
+        c = claim_one(store, at(0).astimezone(plus2))
+        assert c.lease_expires == at(0) + LEASE
+
+    # -- release -----------------------------------------------------------------------
+
+    def test_release_returns_entries_to_the_index(self, store: Store) -> None:
+        first = self.add_fire(store, "a", 0)
+        assert store.enqueue("a", [entry("manual", 1)]) == 1
+        held = claim(store, at(5))
+        assert len(held) == 2
+        stored = store.get("a")
+        assert stored is not None and stored.next_fire == first  # a claimed fire entry is still the fire entry
+        store.release(held)
+        stored = store.get("a")
+        assert stored is not None and stored.next_fire == first and stored.runs_started == 0
+        again = claim(store, at(5))
+        assert [c.entry for c in again] == [c.entry for c in held]
+        assert min(c.token for c in again) > max(c.token for c in held)
+        assert store.commit([commit_for(c) for c in held]) == [False, False]
+        assert store.history("a") == []
+
+    def test_release_nothing_is_fine(self, store: Store) -> None:
+        store.release([])
+        assert store.commit([]) == []
+
+    # -- commit ------------------------------------------------------------------------
+
+    def test_commit_of_a_fire_claim_writes_everything(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        c = claim_one(store, at(0))
+        record = dispatched_record("a", c.entry, dispatched_at=at(0.25))
+        commit = Commit(claim=c, dispatched=(record,), next_fire=fire_entry(60), runs_started=1)
+        assert store.commit([commit]) == [True]
+        assert store.get("a") == StoredSchedule(
+            schedule=make_schedule("a"),
+            next_fire=fire_entry(60),
+            runs_started=1,
+            running=(record.run_id,),
+            parked=None,
+        )
+        assert store.history("a") == [record]
+        assert store.next_due() == at(60)
+        assert claim(store, at(59)) == []
+        assert [cl.entry for cl in claim(store, at(60))] == [fire_entry(60)]
+
+    def test_commit_without_next_fire_finishes_the_schedule(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        self.dispatch_fire(store, "a", at(0), next_fire=None)
+        stored = store.get("a")
+        assert stored is not None and stored.next_fire is None and stored.runs_started == 1
+        assert claim(store, FAR) == []
+        assert store.next_due() is None
+
+    def test_commit_of_a_non_fire_claim_consumes_only_that_entry(self, store: Store) -> None:
+        self.add_fire(store, "a", 100)
+        manual = entry("manual", 0)
+        assert store.enqueue("a", [manual]) == 1
+        c = claim_one(store, at(0))
+        assert c.entry == manual
+        assert store.commit([commit_for(c, next_fire=None)]) == [True]
+        stored = store.get("a")
+        assert stored is not None
+        assert stored.next_fire == fire_entry(100)  # untouched: next_fire is for fire claims only
+        assert stored.running == (run_id("a", manual),) and stored.runs_started == 1
+        assert claim(store, at(99)) == []
+        assert [cl.entry for cl in claim(store, FAR)] == [fire_entry(100)]
+
+    def test_commit_records_skipped_occurrences(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        c = claim_one(store, at(0))
+        assert store.commit([commit_for(c, dispatch=False, skip=True, next_fire=fire_entry(60))]) == [True]
+        stored = store.get("a")
+        assert stored is not None and stored.running == () and stored.runs_started == 0
+        [record] = store.history("a")
+        assert record.status is RunStatus.SKIPPED and record.run_id == run_id("a", c.entry)
+
+    def test_commit_with_dispatched_and_skipped_records(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        c = claim_one(store, at(200))
+        missed = [fire_entry(60), fire_entry(120)]
+        skipped = tuple(attrs.evolve(dispatched_record("a", m), status=RunStatus.SKIPPED) for m in missed)
+        record = dispatched_record("a", fire_entry(180), dispatched_at=at(200))
+        commit = Commit(claim=c, dispatched=(record,), skipped=skipped, next_fire=fire_entry(240), runs_started=1)
+        assert store.commit([commit]) == [True]
+        history = store.history("a")
+        assert sorted(history, key=lambda r: r.nominal) == [*skipped, record]
+        stored = store.get("a")
+        assert stored is not None and stored.running == (record.run_id,)
+
+    def test_commit_twice_is_refused(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        c = claim_one(store, at(0))
+        assert store.commit([commit_for(c, next_fire=fire_entry(60))]) == [True]
+        assert store.commit([commit_for(c, next_fire=fire_entry(120))]) == [False]
+        stored = store.get("a")
+        assert stored is not None and stored.next_fire == fire_entry(60) and stored.runs_started == 1
+        assert len(store.history("a")) == 1
+
+    def test_commit_answers_per_item(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        self.add_fire(store, "b", 0)
+        ca, cb = sorted(claim(store, at(0)), key=lambda c: c.schedule_id)
+        assert store.remove("b") is True
+        assert store.commit([commit_for(ca, next_fire=fire_entry(60)), commit_for(cb)]) == [True, False]
+        assert len(store.history("a")) == 1
+
+    def test_park_replaces_the_parked_entry_and_waits_for_running_runs(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        c = claim_one(store, at(60))
+        assert store.commit([commit_for(c, dispatch=False, park=entry("buffered", 60), next_fire=fire_entry(120))]) == [
+            True
+        ]
+        c = claim_one(store, at(120))
+        park = entry("buffered", 120)
+        assert store.commit([commit_for(c, dispatch=False, park=park, next_fire=fire_entry(180))]) == [True]
+        stored = store.get("a")
+        assert stored is not None and stored.parked == park
+        assert claim(store, at(170)) == []  # parked is outside the index
+        assert store.record_outcome(outcome_for("a", fire_entry(0)), None) is True
+        stored = store.get("a")
+        assert stored is not None and stored.parked is None
+        assert [cl.entry for cl in claim(store, at(170))] == [park]
+
+    def test_park_with_nothing_running_goes_straight_to_the_index(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        c = claim_one(store, at(60))
+        assert c.running == 1
+        # The run finishes between claim and commit: the parked entry must not be stranded.
+        assert store.record_outcome(outcome_for("a", fire_entry(0)), None) is True
+        park = entry("buffered", 60)
+        assert store.commit([commit_for(c, dispatch=False, park=park, next_fire=fire_entry(120))]) == [True]
+        stored = store.get("a")
+        assert stored is not None and stored.parked is None
+        assert [cl.entry for cl in claim(store, at(70))] == [park]
+
+    # -- record_outcome ------------------------------------------------------------------
+
+    @pytest.mark.parametrize("status", list(OutcomeStatus))
+    def test_record_outcome_updates_the_run(self, store: Store, status: OutcomeStatus) -> None:
+        self.add_fire(store, "a", 0)
+        c = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        error = None if status is OutcomeStatus.SUCCEEDED else "RuntimeError: boom"
+        outcome = outcome_for("a", c.entry, status, finished_at=at(3), error=error)
+        assert store.record_outcome(outcome, None) is True
+        stored = store.get("a")
+        assert stored is not None and stored.running == () and stored.runs_started == 1
+        [record] = store.history("a")
+        expected = attrs.evolve(
+            dispatched_record("a", c.entry), status=RunStatus(status.value), finished_at=at(3), error=error
+        )
+        assert record == expected
+
+    def test_record_outcome_at_most_once(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        c = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        assert store.record_outcome(outcome_for("a", c.entry, "succeeded", finished_at=at(2)), None) is True
+        history = store.history("a")
+        retry = entry("retry", 0, due=5, attempt=2)
+        again = outcome_for("a", c.entry, "failed", finished_at=at(4), error="x")
+        assert store.record_outcome(again, retry) is False
+        assert store.history("a") == history
+        assert claim(store, at(59)) == []  # the retry was not added
+
+    def test_record_outcome_of_unknown_runs(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        assert store.record_outcome(outcome_for("a", fire_entry(0)), None) is False  # never dispatched
+        assert store.record_outcome(outcome_for("nope", fire_entry(0)), None) is False
+        assert store.history("a") == []
+
+    def test_record_outcome_with_retry(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        c = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        retry = entry("retry", 0, due=30, attempt=2)
+        outcome = outcome_for("a", c.entry, "failed", finished_at=at(1), error="RuntimeError: boom")
+        assert store.record_outcome(outcome, retry) is True
+        [record] = store.history("a")
+        assert record.status is RunStatus.FAILED and record.retry_at == at(30)
+        assert record.error == "RuntimeError: boom"
+        assert store.next_due() == at(30)
+        assert claim(store, at(29)) == []
+        rc = claim_one(store, at(30))
+        assert rc.entry == retry and rc.entry.key("a") != "fire"
+        assert store.commit([commit_for(rc)]) == [True]
+        stored = store.get("a")
+        assert stored is not None
+        assert stored.runs_started == 1  # retries do not start occurrences
+        assert stored.running == (run_id("a", retry),)
+        assert stored.next_fire == fire_entry(60)
+
+    def test_record_outcome_unparks_when_nothing_is_left_running(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        first = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        manual = entry("manual", 1)
+        assert store.enqueue("a", [manual]) == 1
+        assert store.commit([commit_for(claim_one(store, at(1)))]) == [True]
+        c = claim_one(store, at(60))
+        park = entry("buffered", 60)
+        assert store.commit([commit_for(c, dispatch=False, park=park, next_fire=fire_entry(120))]) == [True]
+        assert store.record_outcome(outcome_for("a", first.entry), None) is True
+        stored = store.get("a")
+        assert stored is not None and stored.parked == park and stored.running == (run_id("a", manual),)
+        assert claim(store, at(100)) == []
+        assert store.record_outcome(outcome_for("a", manual), None) is True
+        stored = store.get("a")
+        assert stored is not None and stored.parked is None and stored.running == ()
+        assert [cl.entry for cl in claim(store, at(100))] == [park]
+
+    def test_record_outcome_after_remove_is_refused(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        c = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        assert store.remove("a") is True
+        assert store.record_outcome(outcome_for("a", c.entry), entry("retry", 0, due=1, attempt=2)) is False
+        assert store.get("a") is None and claim(store, FAR) == []
+
+    # -- history -----------------------------------------------------------------------
+
+    def test_history_is_newest_first_and_bounded_by_limit(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        for i in range(5):
+            self.dispatch_fire(store, "a", at(60 * i), next_fire=fire_entry(60 * (i + 1)))
+        newest_first = [at(60 * i) for i in reversed(range(5))]
+        assert [r.nominal for r in store.history("a")] == newest_first[: self.history_limit]
+        assert [r.nominal for r in store.history("a", limit=2)] == newest_first[: min(2, self.history_limit)]
+        assert store.history("a", limit=1)[0].status is RunStatus.DISPATCHED
+
+    def test_history_is_capped_keeping_the_newest(self, store: Store) -> None:
+        n = self.history_limit + 5
+        self.add_fire(store, "a", None)
+        entries = [entry("manual", i) for i in range(n)]
+        assert store.enqueue("a", entries) == n
+        for c in claim(store, FAR, limit=n):
+            assert store.commit([commit_for(c)]) == [True]
+        history = store.history("a", limit=n + 10)
+        assert [r.nominal for r in history] == [at(i) for i in reversed(range(5, n))]
+
+    def test_history_refuses_a_bad_limit(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        with pytest.raises(ValidationError):
+            store.history("a", limit=0)
+
+    # -- next_due --------------------------------------------------------------------
+
+    def test_next_due_covers_the_index_and_leases_in_flight(self, store: Store) -> None:
+        assert store.next_due() is None
+        self.add_fire(store, "a", 20)
+        self.add_fire(store, "b", 50)
+        assert store.next_due() == at(20)
+        c = claim_one(store, at(20), limit=1, lease=timedelta(seconds=10))
+        assert store.next_due() == at(30)  # the lease expiry comes before b's entry
+        assert store.commit([commit_for(c, next_fire=fire_entry(80))]) == [True]
+        assert store.next_due() == at(50)
+        cb = claim_one(store, at(50), lease=timedelta(seconds=60))
+        assert store.next_due() == at(80)
+        store.release([cb])
+        assert store.next_due() == at(50)
+
+    def test_next_due_includes_an_expired_lease_not_yet_taken_back(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        claim_one(store, at(0), lease=timedelta(seconds=5))
+        assert store.next_due() == at(5)
+
+    # -- watch -----------------------------------------------------------------------
+
+    def test_watch_is_told_whenever_an_entry_enters_the_index(self, store: Store) -> None:
+        w = Watcher()
+        stop = store.watch(w)
+        try:
+
+            def expect(what: str, action: Callable[[], object], due: datetime) -> None:
+                w.clear()
+                action()
+                assert w.wait_for(due, self.watch_timeout), f"no notification for {what}: saw {w.seen}"
+
+            expect("add", lambda: self.add_fire(store, "a", 10), at(10))
+            expect("enqueue", lambda: store.enqueue("a", [entry("manual", 5)]), at(5))
+            held = claim(store, at(10))
+            fire = next(c for c in held if c.entry.kind is PendingKind.FIRE)
+            manual = next(c for c in held if c.entry.kind is PendingKind.MANUAL)
+            expect("release", lambda: store.release([manual]), at(5))
+            expect("commit", lambda: store.commit([commit_for(fire, next_fire=fire_entry(70))]), at(70))
+            store.set_paused("a", True, None)
+            expect("resume", lambda: store.set_paused("a", False, fire_entry(130)), at(130))
+            expect(
+                "retry",
+                lambda: store.record_outcome(
+                    outcome_for("a", fire_entry(10), "failed"), entry("retry", 10, due=140, attempt=2)
+                ),
+                at(140),
+            )
+            assert store.commit([commit_for(claim_one(store, at(7), owner="m"))]) == [True]  # the manual at 5
+            c = claim_one(store, at(130))
+            park = entry("buffered", 131)
+            assert store.commit([commit_for(c, dispatch=False, park=park, next_fire=fire_entry(190))]) == [True]
+            expect("unpark", lambda: store.record_outcome(outcome_for("a", entry("manual", 5)), None), park.due)
+            claim(store, at(140), lease=timedelta(seconds=5))  # the retry and the buffered entry
+            expect("expired lease", lambda: claim(store, at(145), limit=1), at(140))
+            new = make_schedule("a", trigger=Interval(7))
+            expect("replace", lambda: store.add(new, fire_entry(707), Conflict.REPLACE), at(707))
+        finally:
+            stop()
+
+    def test_watch_stops_when_told(self, store: Store) -> None:
+        gone, stays = Watcher(), Watcher()
+        stop = store.watch(gone)
+        stop_stays = store.watch(stays)
+        try:
+            stop()
+            stop()  # idempotent
+            self.add_fire(store, "a", 10)
+            assert stays.wait_for(at(10), self.watch_timeout)
+            assert gone.seen == []
+        finally:
+            stop_stays()
+
+    def test_close_is_idempotent(self, store: Store) -> None:
+        store.close()
+        store.close()
+
+    # -- concurrency -----------------------------------------------------------------
+
+    def test_concurrent_claims_take_every_entry_exactly_once(self, store: Store) -> None:
+        schedules, per_schedule, threads = 200, 10, 8
+        for i in range(schedules):
+            sid = f"s{i:03d}"
+            self.add_fire(store, sid, i)
+            extra = [entry("manual" if j % 2 else "backfill", i + j / 100) for j in range(1, per_schedule)]
+            assert store.enqueue(sid, extra) == per_schedule - 1
+        total = schedules * per_schedule
+        now = at(10_000)
+        taken: list[list[Claim]] = [[] for _ in range(threads)]
+        committed: list[list[bool]] = [[] for _ in range(threads)]
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(threads)
+
+        def worker(n: int) -> None:
+            rng = random.Random(n)
+            try:
+                barrier.wait()
+                while True:
+                    claims = claim(store, now, limit=rng.randint(1, 25), lease=timedelta(hours=1), owner=f"t{n}")
+                    if not claims:
+                        return
+                    taken[n] += claims
+                    if rng.random() < 0.5:
+                        committed[n] += store.commit([commit_for(c) for c in claims])
+            except BaseException as exc:  # re-raised in the test thread
+                errors.append(exc)
+
+        pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join(timeout=120)
+        assert not errors, errors
+        everything = [c for part in taken for c in part]
+        keys = [(c.schedule_id, c.entry.key(c.schedule_id)) for c in everything]
+        assert len(keys) == total and len(set(keys)) == total
+        assert len({c.token for c in everything}) == total
+        assert all(all(part) for part in committed)
+        assert claim(store, now) == []
+
+    def test_concurrent_claims_of_expired_leases_take_each_entry_once(self, store: Store) -> None:
+        for i in range(100):
+            self.add_fire(store, f"s{i:03d}", 0)
+        dead = claim(store, at(0), limit=1000, lease=timedelta(seconds=10), owner="dead")
+        assert len(dead) == 100
+        threads = 8
+        taken: list[list[Claim]] = [[] for _ in range(threads)]
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(threads)
+
+        def worker(n: int) -> None:
+            try:
+                barrier.wait()
+                while claims := claim(store, at(10 + n), limit=3, owner=f"t{n}"):
+                    taken[n] += claims
+            except BaseException as exc:
+                errors.append(exc)
+
+        pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join(timeout=120)
+        assert not errors, errors
+        everything = [c for part in taken for c in part]
+        assert sorted(c.schedule_id for c in everything) == sorted(c.schedule_id for c in dead)
+        assert min(c.token for c in everything) > max(c.token for c in dead)
+        assert store.commit([commit_for(c, next_fire=fire_entry(60)) for c in dead]) == [False] * 100
+        assert all(store.commit([commit_for(c, next_fire=None) for c in everything]))
+
+    # -- the model-based test ---------------------------------------------------------
+
+    def test_behaves_like_the_model(self, store: Store) -> None:
+        tokens = [0]  # the highest token seen, across examples
+        cap = self.history_limit
+
+        class Bound(StoreMachine):
+            def __init__(self) -> None:
+                super().__init__(store, cap, tokens)
+
+        run_state_machine_as_test(Bound, settings=self.stateful_settings)
+
+
+# -- the model ------------------------------------------------------------------------
+
+IDS = ("a", "b", "c")
+
+
+def variants(sid: str) -> list[Schedule]:
+    """Definitions of one schedule: 0 and 1 share their timing, 2 differs, 3 is 0 paused."""
+    return [
+        make_schedule(sid),
+        make_schedule(sid, args=(1,)),
+        make_schedule(sid, trigger=Interval(30, start=T0)),
+        make_schedule(sid, paused=True),
+    ]
+
+
+@attrs.define(kw_only=True)
+class _Held:
+    token: int
+    entry: Pending
+    expires_ms: int
+    current: bool  # fire claims: still holds the schedule's fire entry
+
+
+@attrs.define(kw_only=True)
+class _Model:
+    schedule: Schedule
+    fire: Pending | None = None  # in the index
+    extra: dict[str, Pending] = attrs.field(factory=dict)  # non-fire entries in the index
+    claimed: dict[str, _Held] = attrs.field(factory=dict)
+    runs_started: int = 0
+    running: dict[str, Pending] = attrs.field(factory=dict)
+    parked: Pending | None = None
+    history: list[RunRecord] = attrs.field(factory=list)  # newest first, uncapped
+
+    def fire_entry(self) -> Pending | None:
+        held = self.claimed.get("fire")
+        return self.fire if self.fire is not None else (held.entry if held and held.current else None)
+
+    def drop_fire(self) -> None:
+        self.fire = None
+        if "fire" in self.claimed:
+            self.claimed["fire"].current = False
+
+    def put(self, sid: str, pending: Pending) -> bool:
+        key = pending.key(sid)
+        if key in self.extra or key in self.claimed:
+            return False
+        self.extra[key] = pending
+        return True
+
+    def unpark(self, sid: str) -> None:
+        if self.parked is not None and not self.running:
+            self.put(sid, self.parked)
+            self.parked = None
+
+
+class StoreMachine(RuleBasedStateMachine):
+    """Drives a store and a plain model with the same operations and compares them."""
+
+    def __init__(self, store: Store, history_limit: int, tokens: list[int]) -> None:
+        super().__init__()
+        self.store = store
+        self.cap = history_limit
+        self.tokens = tokens
+        while page := store.list_schedules(limit=100):  # start from an empty store
+            for stored in page:
+                store.remove(stored.schedule.id)
+        self.now_ms = to_ms(T0)
+        self.model: dict[str, _Model] = {}
+        self.claims: list[Claim] = []
+        self.finished: list[tuple[str, Pending]] = []
+        self.counter = itertools.count(1)
+
+    # -- helpers
+
+    @property
+    def now(self) -> datetime:
+        return from_ms(self.now_ms)
+
+    def new_entry(self, kind: PendingKind, due_seconds: int) -> Pending:
+        """A fresh entry: its nominal is unique, so run ids never collide."""
+        nominal = T0 + timedelta(milliseconds=next(self.counter))
+        return Pending(kind=kind, nominal=nominal, due=self.now + timedelta(seconds=due_seconds), attempt=1)
+
+    def held(self, c: Claim) -> _Held | None:
+        m = self.model.get(c.schedule_id)
+        h = m.claimed.get(c.entry.key(c.schedule_id)) if m else None
+        return h if h is not None and h.token == c.token else None
+
+    # -- rules
+
+    @initialize(firsts=st.lists(st.integers(-5, 5), min_size=len(IDS), max_size=len(IDS)))
+    def start(self, firsts: list[int]) -> None:
+        for sid, first in zip(IDS, firsts, strict=True):
+            self.add(sid, 0, first, Conflict.ERROR)
+
+    @rule(
+        sid=st.sampled_from(IDS),
+        variant=st.integers(0, 3),
+        first=st.none() | st.integers(-5, 10),
+        conflict=st.sampled_from(Conflict),
+    )
+    def add(self, sid: str, variant: int, first: int | None, conflict: Conflict) -> None:
+        schedule = variants(sid)[variant]
+        first_entry = None if first is None else self.new_entry(PendingKind.FIRE, first)
+        m = self.model.get(sid)
+        if m is not None and conflict is Conflict.ERROR:
+            with pytest.raises(ScheduleExists):
+                self.store.add(schedule, first_entry, conflict)
+            return
+        result = self.store.add(schedule, first_entry, conflict)
+        if m is None:
+            assert result is AddResult.ADDED
+            self.model[sid] = _Model(schedule=schedule, fire=None if schedule.paused else first_entry)
+        elif conflict is Conflict.KEEP:
+            assert result is AddResult.KEPT
+        elif m.schedule == schedule:
+            assert result is AddResult.UNCHANGED
+        else:
+            assert result is AddResult.REPLACED
+            old, m.schedule = m.schedule, schedule
+            if schedule.paused or old.paused or not old.same_timing(schedule):
+                m.drop_fire()
+                if not schedule.paused:
+                    m.fire = first_entry
+
+    @rule(sid=st.sampled_from(IDS))
+    def remove(self, sid: str) -> None:
+        assert self.store.remove(sid) is (sid in self.model)
+        m = self.model.pop(sid, None)
+        if m is not None:  # their outcomes must now be refused
+            self.finished += [(sid, p) for p in m.running.values()]
+
+    @rule(limit=st.integers(1, 4), lease=st.integers(1, 30))
+    def claim(self, limit: int, lease: int) -> None:
+        for m in self.model.values():  # expired leases return to the index (superseded fire entries vanish)
+            for key, h in list(m.claimed.items()):
+                if h.expires_ms <= self.now_ms:
+                    del m.claimed[key]
+                    if key != "fire":
+                        m.extra[key] = h.entry
+                    elif h.current:
+                        assert m.fire is None
+                        m.fire = h.entry
+        due: dict[tuple[str, str], Pending] = {}
+        for sid, m in self.model.items():
+            for key, pending in [*m.extra.items(), *([("fire", m.fire)] if m.fire else [])]:
+                if pending.due <= self.now:
+                    due[(sid, key)] = pending
+        got = self.store.claim_due(self.now, limit=limit, lease=timedelta(seconds=lease), owner="machine")
+        assert len(got) == min(limit, len(due))
+        keys = [(c.schedule_id, c.entry.key(c.schedule_id)) for c in got]
+        assert len(set(keys)) == len(keys)
+        for c, taken in zip(got, keys, strict=True):
+            assert due.pop(taken) == c.entry
+            m = self.model[c.schedule_id]
+            assert c.schedule == m.schedule and c.owner == "machine"
+            assert c.lease_expires == self.now + timedelta(seconds=lease)
+            assert (c.runs_started, c.running, c.parked) == (m.runs_started, len(m.running), m.parked is not None)
+        if got:  # earliest first: nothing left behind is due before what was taken
+            latest = max(c.entry.due for c in got)
+            assert all(p.due >= latest for p in due.values())
+            tokens = [c.token for c in got]
+            assert len(set(tokens)) == len(tokens) and min(tokens) > self.tokens[0]
+            self.tokens[0] = max(tokens)
+        for c, (sid, key) in zip(got, keys, strict=True):
+            m = self.model[sid]
+            if key == "fire":
+                m.fire = None
+            else:
+                del m.extra[key]
+            m.claimed[key] = _Held(
+                token=c.token, entry=c.entry, expires_ms=to_ms(c.lease_expires), current=key == "fire"
+            )
+        self.claims += got
+
+    def settleable(self) -> list[Claim]:
+        """Claims to commit or release: live ones, and lost ones (to check they are refused)."""
+        return [c for c in self.claims if (h := self.held(c)) is None or h.expires_ms > self.now_ms]
+
+    @precondition(lambda self: bool(self.settleable()))
+    @rule(
+        data=st.data(),
+        action=st.sampled_from(["commit", "commit", "release"]),
+        what=st.sampled_from(["dispatch", "skip", "nothing"]),
+        next_fire=st.none() | st.integers(-5, 10),
+        park=st.booleans(),
+    )
+    def settle(self, data: st.DataObject, action: str, what: str, next_fire: int | None, park: bool) -> None:
+        c = data.draw(st.sampled_from(self.settleable()))
+        h = self.held(c)
+        sid = c.schedule_id
+        key = c.entry.key(sid)
+        if action == "release":
+            self.store.release([c])
+            if h is None:
+                self.claims.remove(c)  # lost: checked once (by the invariant), then forgotten
+                return
+            m = self.model[sid]
+            del m.claimed[key]
+            if key != "fire":
+                m.extra[key] = h.entry
+            elif h.current:
+                m.fire = h.entry
+            return
+        commit = commit_for(
+            c,
+            dispatch=what == "dispatch",
+            skip=what == "skip",
+            next_fire=None if next_fire is None else self.new_entry(PendingKind.FIRE, next_fire),
+            park=self.new_entry(PendingKind.BUFFERED, 0) if park else None,
+        )
+        [ok] = self.store.commit([commit])
+        if h is None:
+            assert not ok, "a commit without the lease was accepted"
+            self.claims.remove(c)
+            return
+        superseded = key == "fire" and not h.current
+        assert ok or superseded  # a superseded fire claim may be refused (all or nothing)
+        if not ok:
+            return
+        m = self.model[sid]
+        del m.claimed[key]
+        for record in (*commit.dispatched, *commit.skipped):
+            m.history.insert(0, record)
+        for record in commit.dispatched:
+            m.running[record.run_id] = c.entry
+        m.runs_started += commit.runs_started
+        if key == "fire" and h.current:
+            m.fire = commit.next_fire
+        if commit.park is not None:
+            m.parked = commit.park
+            m.unpark(sid)
+
+    @precondition(lambda self: bool(self.finished) or any(m.running for m in self.model.values()))
+    @rule(data=st.data(), status=st.sampled_from(OutcomeStatus), retry=st.none() | st.integers(0, 10))
+    def record_outcome(self, data: st.DataObject, status: OutcomeStatus, retry: int | None) -> None:
+        runs = [(sid, p) for sid, m in self.model.items() for p in m.running.values()]
+        sid, pending = data.draw(st.sampled_from(runs + self.finished))
+        rid = run_id(sid, pending)
+        m = self.model.get(sid)
+        retry_entry = None
+        if retry is not None:
+            retry_entry = Pending(
+                kind=PendingKind.RETRY,
+                nominal=pending.nominal,
+                due=self.now + timedelta(seconds=retry),
+                attempt=pending.attempt + 1,
+            )
+        error = None if status is OutcomeStatus.SUCCEEDED else f"{status.value}!"
+        outcome = outcome_for(sid, pending, status, finished_at=self.now, error=error)
+        if m is None or rid not in m.running:
+            assert self.store.record_outcome(outcome, retry_entry) is False  # at most once per run id
+            return
+        assert self.store.record_outcome(outcome, retry_entry) is True
+        del m.running[rid]
+        self.finished.append((sid, pending))
+        for i, record in enumerate(m.history):
+            if record.run_id == rid and record.status is RunStatus.DISPATCHED:
+                m.history[i] = attrs.evolve(
+                    record,
+                    status=RunStatus(status.value),
+                    finished_at=self.now,
+                    error=error,
+                    retry_at=retry_entry.due if retry_entry else None,
+                )
+                break
+        if retry_entry is not None:
+            m.put(sid, retry_entry)
+        m.unpark(sid)
+
+    @rule(
+        sid=st.sampled_from(IDS),
+        dues=st.lists(st.integers(-5, 10), max_size=3),
+        repeat=st.booleans(),
+        kind=st.sampled_from([PendingKind.MANUAL, PendingKind.BACKFILL]),
+    )
+    def enqueue(self, sid: str, dues: list[int], repeat: bool, kind: PendingKind) -> None:
+        entries = [self.new_entry(kind, d) for d in dues]
+        m = self.model.get(sid)
+        if m is None:
+            with pytest.raises(ScheduleNotFound):
+                self.store.enqueue(sid, entries)
+            return
+        present = [*m.extra.values(), *(h.entry for key, h in m.claimed.items() if key != "fire")]
+        if repeat and present:
+            entries.append(present[0])
+        assert self.store.enqueue(sid, entries) == len(dues)
+        for pending in entries:
+            m.put(sid, pending)
+
+    @rule(sid=st.sampled_from(IDS), paused=st.booleans(), next_fire=st.none() | st.integers(-5, 10))
+    def set_paused(self, sid: str, paused: bool, next_fire: int | None) -> None:
+        fire = None if next_fire is None else self.new_entry(PendingKind.FIRE, next_fire)
+        m = self.model.get(sid)
+        if m is None:
+            with pytest.raises(ScheduleNotFound):
+                self.store.set_paused(sid, paused, fire)
+            return
+        stored = self.store.set_paused(sid, paused, fire)
+        if m.schedule.paused != paused:
+            m.schedule = m.schedule.evolve(paused=paused)
+            m.drop_fire()
+            if not paused:
+                m.fire = fire
+        self.compare(sid, stored)
+
+    @rule(seconds=st.integers(0, 15))
+    def advance(self, seconds: int) -> None:
+        self.now_ms += seconds * 1000
+
+    # -- checks
+
+    def compare(self, sid: str, stored: StoredSchedule | None) -> None:
+        m = self.model.get(sid)
+        if m is None:
+            assert stored is None
+            return
+        assert stored is not None
+        assert stored.schedule == m.schedule
+        assert stored.next_fire == m.fire_entry()
+        assert stored.runs_started == m.runs_started
+        assert sorted(stored.running) == sorted(m.running)
+        assert stored.parked == m.parked
+
+    @invariant()
+    def agrees_with_the_model(self) -> None:
+        assert [s.schedule.id for s in self.store.list_schedules(limit=100)] == sorted(self.model)
+        for sid in IDS:
+            self.compare(sid, self.store.get(sid))
+            m = self.model.get(sid)
+            assert self.store.history(sid, limit=1000) == (m.history[: self.cap] if m else [])
+        instants = [
+            *(p.due for m in self.model.values() for p in [*m.extra.values(), *([m.fire] if m.fire else [])]),
+            *(from_ms(h.expires_ms) for m in self.model.values() for h in m.claimed.values()),
+        ]
+        assert self.store.next_due() == (min(instants) if instants else None)
