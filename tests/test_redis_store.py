@@ -407,3 +407,64 @@ def test_definitions_round_trip_through_the_compact_encoding(schedule: Schedule)
     from schedcore_redis._codec import decode_schedule, encode_schedule
 
     assert decode_schedule(schedule.id, encode_schedule(schedule)) == schedule
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"decode_responses": True},
+        pytest.param({"protocol": 3}, marks=pytest.mark.redis),
+        pytest.param({"protocol": 2, "decode_responses": True}, marks=pytest.mark.redis),
+    ],
+    ids=str,
+)
+def test_client_options_do_not_matter(options: dict[str, object], request: pytest.FixtureRequest) -> None:
+    if "protocol" in options:
+        url = request.getfixturevalue("redis_server_url")
+        store = RedisStore.from_url(url, namespace=fresh_namespace(), **options)
+    else:
+        store = RedisStore(fakeredis.FakeRedis(**options), namespace=fresh_namespace())  # type: ignore[arg-type]
+    try:
+        store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+        store.enqueue("a", [entry("manual", 1)])
+        assert store.next_due() == at(0)
+        claims = claim(store, at(5))
+        assert store.commit(
+            [commit_for(c, next_fire=fire_entry(60) if c.entry.kind is PendingKind.FIRE else None) for c in claims]
+        ) == [True, True]
+        assert store.record_outcome(outcome_for("a", claims[0].entry), None)
+        stored = store.get("a")
+        assert stored is not None and stored.runs_started == 2 and stored.next_fire == fire_entry(60)
+        assert [s.schedule.id for s in store.list_schedules()] == ["a"]
+        assert len(store.history("a")) == 2
+    finally:
+        store.close()
+
+
+@pytest.mark.redis
+def test_watch_hears_other_processes_within_milliseconds(redis_server_url: str) -> None:  # noqa: F811
+    import threading
+    import time
+
+    namespace = fresh_namespace()
+    sleeper = RedisStore.from_url(redis_server_url, namespace=namespace)
+    other = RedisStore.from_url(redis_server_url, namespace=namespace)  # its own connections, like another process
+    woke = threading.Event()
+    heard: list[datetime] = []
+
+    def callback(due: datetime) -> None:
+        heard.append(due)
+        woke.set()
+
+    stop = sleeper.watch(callback)
+    try:
+        started = time.monotonic()
+        other.add(make_schedule("a"), fire_entry(42), Conflict.ERROR)
+        assert woke.wait(5.0)
+        latency = time.monotonic() - started
+        assert heard == [at(42)]
+        assert latency < 1.0, f"woke after {latency:.3f} s"
+    finally:
+        stop()
+        sleeper.close()
+        other.close()
