@@ -138,6 +138,9 @@ class RQExecutor:
         self._suspects: dict[str, float] = {}  # job id -> monotonic time first seen started but silent
         self._retry: list[bytes | str] = []  # payloads whose report raised; retried later
         self._mine: set[str] = set()  # job ids handed over by this instance, not reported yet
+        self._mine_lock = threading.Lock()
+        self._reconcile_lock = threading.Lock()
+        self._down = False  # shutdown() completed (and start() not called since)
         self.workers = workers
         if drain_timeout is None:
             drain_timeout = 300.0 if workers is not None else 0.0
@@ -178,6 +181,7 @@ class RQExecutor:
         with self._lock:
             self._report = report
             self._closed = False
+            self._down = False
             if self.workers is not None:
                 self.workers.start()
             if self._thread is not None and self._thread.is_alive():
@@ -205,10 +209,12 @@ class RQExecutor:
         try:
             for run in runs:
                 entries.append(self._entry(run))
-            self._mine.update(str(entry[0]) for entry in entries if not entry[3])
-            return self._run_handoff(entries)
+            handed = self._run_handoff(entries)
         except _DRIVER_ERRORS as exc:
             raise ExecutorUnavailable(f"cannot hand runs to RQ: {type(exc).__name__}: {exc}") from exc
+        with self._mine_lock:
+            self._mine.update(str(entry[0]) for entry in entries if not entry[3])
+        return handed
 
     def process_outcomes(self) -> int:
         """Report every outcome waiting in Redis now (without blocking); returns how many.
@@ -239,7 +245,8 @@ class RQExecutor:
         silent for three heartbeat intervals across passes.
         """
         try:
-            return self._reconcile()
+            with self._reconcile_lock:
+                return self._reconcile()
         except _DRIVER_ERRORS as exc:
             raise ExecutorUnavailable(f"cannot reconcile RQ jobs: {type(exc).__name__}: {exc}") from exc
 
@@ -258,6 +265,8 @@ class RQExecutor:
         stay in Redis and are reported by the next executor started on the namespace.
         """
         self._closed = True
+        if self._down:
+            return
         if wait and self._report is not None and self._drain_timeout > 0:
             self._drain(time.monotonic() + self._drain_timeout)
         self._stop.set()
@@ -272,6 +281,7 @@ class RQExecutor:
                 log.warning("could not report the last RQ outcomes at shutdown; they stay in Redis")
         if self.workers is not None:
             self.workers.stop()
+        self._down = True
 
     def _drain(self, deadline: float) -> None:
         next_reconcile = 0.0
@@ -281,19 +291,22 @@ class RQExecutor:
                 if time.monotonic() >= next_reconcile:
                     self.reconcile()
                     next_reconcile = time.monotonic() + max(self._heartbeat, 1.0)
-                mine = sorted(self._mine)
+                with self._mine_lock:
+                    mine = sorted(self._mine)
                 if mine:
                     pipe = self._connection.pipeline(transaction=False)
                     for job_id in mine:
                         pipe.zscore(self.keys.outstanding, job_id)
-                    pending = {job_id for job_id, score in zip(mine, pipe.execute(), strict=True) if score is not None}
-                    self._mine &= pending
-                if not self._mine:
+                    done = {job_id for job_id, score in zip(mine, pipe.execute(), strict=True) if score is None}
+                    with self._mine_lock:
+                        self._mine -= done
+                        mine = sorted(self._mine)
+                if not mine:
                     return
-            except ExecutorUnavailable as exc:
-                log.warning("waiting for RQ outcomes: %s", exc)
+            except (ExecutorUnavailable, *_DRIVER_ERRORS) as exc:
+                log.warning("waiting for RQ outcomes: %s: %s", type(exc).__name__, exc)
             time.sleep(0.1)
-        log.warning("shutdown: %d RQ jobs still running after the drain timeout; not waiting", len(self._mine))
+        log.warning("shutdown: %d RQ jobs still unfinished after the drain timeout; not waiting", len(self._mine))
 
     # -- hand-off ----------------------------------------------------------------------------
 
@@ -406,7 +419,8 @@ class RQExecutor:
                     self._recover_processing()
                     recovered = True
                 if time.monotonic() >= next_reconcile:
-                    self._reconcile()
+                    with self._reconcile_lock:
+                        self._reconcile()
                     next_reconcile = time.monotonic() + self._reconcile_interval
                 with self._lock:
                     self._retry_failed()
@@ -442,7 +456,8 @@ class RQExecutor:
             log.error("dropping a malformed RQ outcome payload %r: %s", item[:200], exc)
             self._connection.lrem(self.keys.processing, 1, item)  # type: ignore[arg-type]
             return 0
-        self._mine.discard(job_id)
+        with self._mine_lock:
+            self._mine.discard(job_id)
         assert self._report is not None
         try:
             self._report(outcome)
@@ -467,6 +482,8 @@ class RQExecutor:
     def _reconcile(self) -> int:
         from rq.job import Job
 
+        with self._mine_lock:
+            mine_before = set(self._mine)
         ids: list[str] = []
         offset = 0
         while True:
@@ -479,7 +496,8 @@ class RQExecutor:
         now = time.monotonic()
         silent_for = 3 * self._heartbeat
         seen = set(ids)
-        self._mine &= seen
+        with self._mine_lock:
+            self._mine -= mine_before - seen  # reported elsewhere (only ids known before the scan)
         for job_id in list(self._suspects):
             if job_id not in seen:
                 del self._suspects[job_id]

@@ -34,6 +34,7 @@ def create_executor(options: Mapping[str, Any]) -> Executor:
     _check(options)
     try:
         import redis
+        import rq  # noqa: F401
 
         from schedcore_rq._executor import RQExecutor
     except ImportError as exc:  # pragma: no cover - depends on the environment

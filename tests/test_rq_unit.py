@@ -516,3 +516,28 @@ def test_plugin_refuses_unknown_options_and_builds_a_worker_pool(rq_redis_url: s
     pool = worker_pool({"redis_url": rq_redis_url, "workers": "2", "queue": "jobs"})
     assert isinstance(pool, WorkerPool)
     assert pool.n == 2 and pool.queues == ["jobs"]
+
+
+def test_shutdown_with_a_drain_timeout_waits_for_the_jobs_it_handed_over(rconn: redis.Redis) -> None:
+    ex = RQExecutor(rconn, reconcile_interval=3600, poll_interval=0.1, drain_timeout=10)
+    got = Collector()
+    ex.start(got)
+    _, job = handed_job(ex, rconn)
+    timer = threading.Timer(0.5, worker_side.on_success, args=(job, rconn, None))
+    timer.start()
+    started = time.monotonic()
+    ex.shutdown(wait=True)
+    assert 0.4 < time.monotonic() - started < 5
+    assert [o.status for o in got.outcomes] == [OutcomeStatus.SUCCEEDED]
+    ex.shutdown(wait=True)  # idempotent, returns at once
+    assert len(got.outcomes) == 1
+
+
+def test_shutdown_without_a_pool_does_not_wait_for_remote_workers(rconn: redis.Redis) -> None:
+    ex = RQExecutor(rconn, reconcile_interval=3600, poll_interval=0.1)
+    ex.start(Collector())
+    handed_job(ex, rconn)
+    started = time.monotonic()
+    ex.shutdown(wait=True)
+    assert time.monotonic() - started < 2
+    assert ex.outstanding() == 1  # reported later by the next executor on the namespace
