@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import datetime
 from typing import Any
 
-from schedcore._time import from_ms, iso, to_ms
+from schedcore._time import from_ms, to_ms
 from schedcore.exceptions import CorruptScheduleData
 from schedcore.model import RetryPolicy, Schedule
 from schedcore.records import Outcome, Pending, PendingKind, RunRecord
@@ -196,21 +197,60 @@ def split_state(schedule_id: str, value: Any) -> tuple[str, str, str, str]:
 
 
 def encode_record(record: RunRecord) -> str:
-    """A history line: the record's JSON, run id first, null fields left out."""
-    return json.dumps({k: v for k, v in record.to_dict().items() if v is not None}, separators=(",", ":"))
+    """A history line: compact JSON, run id first, instants as ms epochs, nulls left out.
+
+    ``{"i": run id, "k": kind, "n": nominal, "d": due (if not nominal), "a": attempt,
+    "s": status, "t": dispatched at, "f": finished at, "e": error, "r": retry at, "o": note}``
+    -- about half the size of :meth:`RunRecord.to_dict` JSON.
+    """
+    data: dict[str, Any] = {"i": record.run_id, "k": KIND_CHAR[record.kind], "n": to_ms(record.nominal)}
+    if record.due != record.nominal:
+        data["d"] = to_ms(record.due)
+    data["a"] = record.attempt
+    data["s"] = record.status.value
+    for key, instant in (("t", record.dispatched_at), ("f", record.finished_at), ("r", record.retry_at)):
+        if instant is not None:
+            data[key] = to_ms(instant)
+    if record.error is not None:
+        data["e"] = record.error
+    if record.note is not None:
+        data["o"] = record.note
+    return json.dumps(data, separators=(",", ":"))
 
 
 def decode_record(raw: Any) -> RunRecord:
-    """Reverse :func:`encode_record` (also reads what the Lua scripts re-encode)."""
-    return RunRecord.from_dict(json.loads(raw))
+    """Reverse :func:`encode_record` (also reads what the Lua scripts re-encode, and full
+    :meth:`RunRecord.to_dict` JSON)."""
+    data = json.loads(raw)
+    if "i" not in data:
+        return RunRecord.from_dict(data)
+
+    def instant(key: str) -> datetime | None:
+        value = data.get(key)
+        return None if value is None else from_ms(int(value))
+
+    nominal = from_ms(int(data["n"]))
+    return RunRecord(
+        run_id=data["i"],
+        kind=CHAR_KIND[data["k"]],
+        nominal=nominal,
+        due=instant("d") or nominal,
+        attempt=int(data["a"]),
+        status=data["s"],
+        dispatched_at=instant("t"),
+        finished_at=instant("f"),
+        error=data.get("e"),
+        retry_at=instant("r"),
+        note=data.get("o"),
+    )
 
 
 def outcome_patch(outcome: Outcome, retry: Pending | None) -> str:
-    """The fields ``record_outcome`` sets on the run's history record, as JSON."""
+    """The fields ``record_outcome`` sets on the run's history record (compact names), as JSON."""
     patch: dict[str, Any] = {
-        "status": outcome.status.value,
-        "finished_at": iso(outcome.finished_at),
-        "error": outcome.error,
-        "retry_at": iso(retry.due) if retry is not None else None,
+        "s": outcome.status.value,
+        "f": to_ms(outcome.finished_at),
+        "e": outcome.error,
+        "r": to_ms(retry.due) if retry is not None else None,
     }
     return json.dumps(patch, separators=(",", ":"))

@@ -260,11 +260,11 @@ if not s then return 0 end
 if redis.call('SREM', prefix .. 'r:' .. sid, run_id) == 0 then return 0 end
 -- the newest dispatched history record of the run
 local hkey = prefix .. 'h:' .. sid
-local needle = '"run_id":"' .. run_id .. '"'
+local needle = '"i":"' .. run_id .. '"'
 for k, rec in ipairs(redis.call('LRANGE', hkey, 0, -1)) do
   if string.find(rec, needle, 1, true) then
     local ok, obj = pcall(cjson.decode, rec)
-    if ok and type(obj) == 'table' and obj.run_id == run_id and obj.status == 'dispatched' then
+    if ok and type(obj) == 'table' and obj.i == run_id and obj.s == 'dispatched' then
       for key, val in pairs(cjson.decode(ARGV[5])) do obj[key] = val end
       redis.call('LSET', hkey, k - 1, cjson.encode(obj))
       if tonumber(ARGV[8]) > 0 then redis.call('EXPIRE', hkey, ARGV[8]) end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -468,3 +469,27 @@ def test_watch_hears_other_processes_within_milliseconds(redis_server_url: str) 
         stop()
         sleeper.close()
         other.close()
+
+
+def test_history_records_round_trip_compactly() -> None:
+    from schedcore.records import RunRecord
+    from schedcore_redis._codec import decode_record, encode_record
+
+    full = RunRecord(
+        run_id="a@1735689600000.2",
+        kind="retry",
+        nominal=at(0),
+        due=at(30),
+        attempt=2,
+        status="failed",
+        dispatched_at=at(30.5),
+        finished_at=at(31),
+        error='E: "x"',
+        retry_at=at(90),
+        note="n",
+    )
+    bare = RunRecord(run_id="a@1735689600000.1", kind="fire", nominal=at(0), due=at(0), attempt=1, status="skipped")
+    for record in (full, bare):
+        assert decode_record(encode_record(record)) == record
+        assert decode_record(json.dumps(record.to_dict())) == record  # the full format is read too
+    assert len(encode_record(bare)) < len(json.dumps(bare.to_dict())) / 2
