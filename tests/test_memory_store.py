@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import settings
 
 from schedcore.exceptions import ValidationError
 from schedcore.memory import MemoryStore
@@ -18,6 +19,8 @@ from schedcore.testing.factories import at, commit_for, entry, fire_entry, make_
 
 class TestMemoryStore(StoreConformance):
     history_limit = 50
+    # The memory store is fast: give the model-based test more room than the suite's default.
+    stateful_settings = settings(StoreConformance.stateful_settings, max_examples=100)
 
     @pytest.fixture
     def store(self) -> Iterator[Store]:

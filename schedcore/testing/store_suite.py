@@ -131,8 +131,8 @@ class StoreConformance:
     watch_timeout: ClassVar[float] = 5.0
     #: Settings of the hypothesis stateful test (kept moderate; raise them in a subclass).
     stateful_settings: ClassVar[settings] = settings(
-        max_examples=25,
-        stateful_step_count=40,
+        max_examples=50,
+        stateful_step_count=50,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     )
