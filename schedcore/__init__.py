@@ -27,9 +27,12 @@ from schedcore.exceptions import (
     StoreUnavailable,
     ValidationError,
 )
+from schedcore.executors import LocalExecutor
+from schedcore.memory import MemoryStore
 from schedcore.model import Catchup, Conflict, Overlap, RetryPolicy, Schedule, Serializer
 from schedcore.protocols import Executor, Store, Trigger
 from schedcore.records import Outcome, OutcomeStatus, Run, RunRecord, RunStatus
+from schedcore.scheduler import Scheduler
 from schedcore.triggers import At, Cron, Interval
 
 __all__ = [
@@ -46,6 +49,8 @@ __all__ = [
     "FakeClock",
     "Interval",
     "LeaseLost",
+    "LocalExecutor",
+    "MemoryStore",
     "Outcome",
     "OutcomeStatus",
     "Overlap",
@@ -58,6 +63,7 @@ __all__ = [
     "Schedule",
     "ScheduleExists",
     "ScheduleNotFound",
+    "Scheduler",
     "Serializer",
     "Store",
     "StoreError",
