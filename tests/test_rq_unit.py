@@ -541,3 +541,21 @@ def test_shutdown_without_a_pool_does_not_wait_for_remote_workers(rconn: redis.R
     ex.shutdown(wait=True)
     assert time.monotonic() - started < 2
     assert ex.outstanding() == 1  # reported later by the next executor on the namespace
+
+
+def test_without_rq_installed_asking_for_the_rq_executor_is_a_clear_error() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['rq'] = None\n"
+        "from schedcore.exceptions import PluginError\n"
+        "from schedcore_rq._plugin import create_executor\n"
+        "try:\n"
+        "    create_executor({})\n"
+        "except PluginError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "pip install 'schedcore[rq]'" in out
