@@ -19,7 +19,7 @@ import socket
 import threading
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
@@ -266,7 +266,7 @@ class Scheduler:
                 raise RuntimeError("Scheduler.run() can be called once: the executor is shut down when it returns")
             self._ran = True
         restore = self._install_signal_handlers()
-        unwatch = self.store.watch(self._on_store_put)
+        unwatch = self._watch()
         self._ensure_started()
         self.hooks.emit("schedcore_scheduler_started", scheduler=self)
         self._event("scheduler_started", f"scheduler {self.owner} started", owner=self.owner, burst=burst)
@@ -276,13 +276,16 @@ class Scheduler:
             else:
                 while not self._stopping.is_set():
                     self._wake.clear()  # before the tick: a wake-up during it is kept
+                    if unwatch is None:
+                        unwatch = self._watch()
                     wake_at = self.tick()
                     if self._stopping.is_set():
                         break
                     self.clock.wait(self._wake, wake_at)
         finally:
             try:
-                unwatch()
+                if unwatch is not None:
+                    unwatch()
                 self.executor.shutdown(wait=True)
                 self._apply_outcomes_safely()
             finally:
@@ -347,6 +350,21 @@ class Scheduler:
 
     def _on_store_put(self, due: datetime) -> None:
         self._wake.set()
+
+    def _watch(self) -> Callable[[], None] | None:
+        """Subscribe to the store's index changes; None (tried again next loop) when it fails."""
+        try:
+            return self.store.watch(self._on_store_put)
+        except Exception as exc:
+            # Without it the loop still wakes at the next due instant; only early wake-ups
+            # from other processes are missed until the subscription succeeds.
+            log.warning(
+                "cannot watch the store (%s: %s); will retry",
+                type(exc).__name__,
+                exc,
+                extra={"event": "watch_failed", "error": f"{type(exc).__name__}: {exc}"},
+            )
+            return None
 
     def _back_off(self, what: str, exc: Exception) -> datetime:
         self._failures += 1
@@ -475,7 +493,25 @@ class Scheduler:
             except queue.Empty:
                 break
         while self._unapplied:
-            self._apply(self._unapplied[0])  # kept queued until the store has it
+            outcome = self._unapplied[0]  # kept queued until the store has it
+            try:
+                self._apply(outcome)
+            except StoreUnavailable:
+                raise  # transient: back off and try again
+            except Exception:
+                # Not transient (undecodable schedule...): record the end without a retry
+                # rather than block every later outcome behind this one.
+                log.exception(
+                    "cannot apply the outcome of %s; recording it without a retry",
+                    outcome.run_id,
+                    extra={"event": "outcome_failed", "schedule_id": outcome.schedule_id, "run_id": outcome.run_id},
+                )
+                try:
+                    self.store.record_outcome(outcome, None)
+                except StoreUnavailable:
+                    raise
+                except Exception:
+                    log.exception("dropping the outcome of %s", outcome.run_id)
             self._unapplied.popleft()
 
     def _apply_outcomes_safely(self) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from schedcore import _planner
 from schedcore.clock import FakeClock
-from schedcore.exceptions import ScheduleNotFound, StoreUnavailable, ValidationError
+from schedcore.exceptions import CorruptScheduleData, ScheduleNotFound, StoreUnavailable, ValidationError
 from schedcore.executors import LocalExecutor
 from schedcore.hookspecs import hookimpl
 from schedcore.memory import MemoryStore
@@ -443,6 +443,75 @@ def test_store_outage_backs_off_exponentially_and_recovers() -> None:
     sim.run_until(sim.clock.now() + timedelta(seconds=60))
     # back at 91.5 s: 0 is missed by more than the grace, 60 is on time (catch-up "latest")
     assert dispatched(sim)[:2] == [60, 120]
+
+
+def test_outcomes_reported_during_an_outage_are_recorded_afterwards() -> None:
+    store = FlakyStore(MemoryStore())
+    sim, rec = sim_with(lambda run: Result(duration=10), store=store)
+    sim.scheduler.add(sched(trigger=At(T0)))
+    sim.scheduler.tick()
+    store.down = True
+    sim.clock.set(at(10))  # the run reports while the store is down
+    assert sim.scheduler.tick() == at(10.5)
+    store.down = False
+    sim.scheduler.tick()
+    assert [r.status for r in sim.scheduler.history("s")] == [RunStatus.SUCCEEDED]
+    assert rec.named("succeeded") == ["s@1735689600000.1"]
+
+
+def test_an_outcome_that_cannot_be_applied_does_not_block_the_others() -> None:
+    @attrs.define
+    class CorruptOnGet:
+        inner: MemoryStore
+        corrupt: str = "bad"
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def get(self, schedule_id: str) -> Any:
+            if schedule_id == self.corrupt:
+                raise CorruptScheduleData(schedule_id, "cannot decode")
+            return self.inner.get(schedule_id)
+
+    store = CorruptOnGet(MemoryStore())
+    sim, _ = sim_with(lambda run: OutcomeStatus.FAILED, store=store)
+    retry = RetryPolicy(max_attempts=2, initial_delay=1)
+    sim.scheduler.add(sched("bad", trigger=At(T0), retry=retry))
+    sim.scheduler.add(sched("good", trigger=At(T0), retry=retry))
+    sim.run_until(at(10))
+    assert [(r.run_id, r.status) for r in store.history("bad")] == [("bad@1735689600000.1", RunStatus.FAILED)]
+    assert [r.attempt for r in store.history("good")] == [2, 1]
+
+
+def test_run_survives_a_store_whose_watch_fails_at_first() -> None:
+    tasks.reset()
+
+    @attrs.define
+    class BadWatch:
+        inner: MemoryStore
+        failures: int = 1
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def watch(self, callback: Callable[[datetime], None]) -> Callable[[], None]:
+            if self.failures:
+                self.failures -= 1
+                raise StoreUnavailable("pubsub down")
+            return self.inner.watch(callback)
+
+    store = BadWatch(MemoryStore())
+    s = Scheduler(store, LocalExecutor(), plugins=get_plugin_manager(entry_points=False))
+    when = datetime.now(timezone.utc) + timedelta(seconds=0.1)
+    s.add(sched("soon", task="schedcore.testing.tasks:record", args=["soon"], trigger=At(when)))
+    loop = threading.Thread(target=s.run, daemon=True)
+    loop.start()
+    deadline = time.monotonic() + 10
+    while not tasks.CALLS and time.monotonic() < deadline:
+        time.sleep(0.01)
+    s.stop()
+    loop.join(10)
+    assert tasks.CALLS == [(("soon",), {})] and not loop.is_alive() and store.failures == 0
 
 
 @attrs.frozen
