@@ -130,15 +130,21 @@ def test_cron_interval_and_one_shot_run_the_right_number_of_times(
     sy.scheduler.add(
         Schedule(id="once", task="test_rq_tasks:incr", args=[url, "n:once"], trigger=At(start + timedelta(seconds=90)))
     )
+    sy.scheduler.add(
+        Schedule(id="no-import", task="no_such_module:task", trigger=At(start + timedelta(seconds=30)), retry=1)
+    )
     for second in range(0, 601, 30):  # ten minutes in 30 s steps
         sy.clock.set(start + timedelta(seconds=second))
         sy.scheduler.tick()
-    assert Queue("default", connection=sy.conn).count == 11 + 3 + 1
+    assert Queue("default", connection=sy.conn).count == 11 + 3 + 1 + 1
     run_burst_worker(url, worker_class)
     sy.settle()
     assert (sy.count("n:interval"), sy.count("n:cron"), sy.count("n:once")) == (11, 3, 1)
     for sid, n in (("every-minute", 11), ("cron", 3), ("once", 1)):
         assert statuses(sy.history(sid)) == ["succeeded"] * n
+    [bad] = sy.history("no-import")
+    assert bad.status is RunStatus.FAILED
+    assert "ModuleNotFoundError" in (bad.error or "") and "no_such_module" in (bad.error or "")
     assert sy.executor.outstanding() == 0
     # Ticking again at the same instant hands nothing over again.
     sy.scheduler.tick()
@@ -288,6 +294,42 @@ def test_overlap_skip_never_starts_a_long_job_twice(
     records = sy.history("long")
     assert statuses(records) == ["succeeded", "skipped", "succeeded"]
     assert "overlap" in (records[1].note or "")
+
+
+def test_a_stopped_job_is_recorded_stopped_and_not_retried(system: Callable[..., System], rq_redis_url: str) -> None:
+    from rq.command import send_stop_job_command
+
+    from schedcore_rq import job_id_for
+
+    start = real_now()
+    sy = system(start - timedelta(seconds=1))
+    sy.scheduler.add(
+        Schedule(
+            id="stop-me",
+            task="test_rq_tasks:slow",
+            args=[rq_redis_url, "n:stop", 30],
+            trigger=At(start),
+            retry=RetryPolicy(max_attempts=3, initial_delay=1),
+        )
+    )
+    sy.clock.set(start)
+    sy.scheduler.tick()
+    worker = start_worker(rq_redis_url, "rq.worker.Worker")
+    try:
+        wait_for(lambda: sy.count("n:stop") == 1, what="the job to start")
+        [record] = sy.history("stop-me")
+        send_stop_job_command(sy.conn, job_id_for(record.run_id))
+        sy.settle()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    [record] = sy.history("stop-me")
+    assert record.status is RunStatus.STOPPED
+    assert sy.store.next_due() is None  # no retry
+    assert sy.count("n:stop") == 1
 
 
 class CrashingStore(MemoryStore):
