@@ -281,7 +281,7 @@ class Scheduler:
                     wake_at = self.tick()
                     if self._stopping.is_set():
                         break
-                    self.clock.wait(self._wake, wake_at)
+                    self.wait(wake_at)
         finally:
             try:
                 if unwatch is not None:
@@ -327,7 +327,14 @@ class Scheduler:
         return wake_at
 
     def wait(self, deadline: datetime | None) -> bool:
-        """Sleep on this scheduler's clock until ``deadline`` or an early wake-up (True)."""
+        """Sleep on this scheduler's clock until ``deadline`` or an early wake-up (True).
+
+        While backing off from an outage only :meth:`stop` cuts the sleep short: the
+        claims released by a failed tick notify the store's watchers, and waking up for
+        those would turn the back-off into a busy loop.
+        """
+        if self._failures:
+            return self.clock.wait(self._stopping, deadline)
         return self.clock.wait(self._wake, deadline)
 
     def clear_wakeup(self) -> None:

@@ -409,6 +409,25 @@ def test_executor_unavailable_releases_the_claims_and_backs_off() -> None:
     assert dispatched(sim) == [0, 60]
 
 
+def test_run_backs_off_from_an_unavailable_executor_without_spinning() -> None:
+    clock = FakeClock(T0)
+    executor = CallbackExecutor(clock=clock)
+    executor.unavailable = True
+    attempts: list[datetime] = []
+    submit = executor.submit
+
+    def counting_submit(runs: Sequence[Run]) -> None:
+        attempts.append(clock.now())
+        submit(runs)
+
+    executor.submit = counting_submit  # type: ignore[method-assign]
+    s = Scheduler(MemoryStore(), executor, clock=clock, plugins=get_plugin_manager(entry_points=False))
+    s.add(sched())
+    clock.call_at(at(100), s.stop)
+    s.run()
+    assert seconds(attempts) == [0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 61.5, 91.5]
+
+
 @attrs.define
 class FlakyStore:
     """A MemoryStore whose time index fails while ``down`` is set."""
