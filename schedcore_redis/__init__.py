@@ -8,9 +8,24 @@ Any number of scheduler processes, on any number of machines, can share one stor
     store = RedisStore.from_url("redis://localhost:6379/0", namespace="default")
     sched = Scheduler(store=store, executor=...)
 
-See ``docs/redis.md`` for the key layout and the operational notes.
+See ``docs/redis.md`` for the key layout and the operational notes. Importing this
+package does not import redis-py (the ``redis`` plugin is registered on every install);
+``RedisStore`` does, on first use.
 """
 
-from schedcore_redis._store import RedisStore
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from schedcore_redis._store import RedisStore
 
 __all__ = ["RedisStore"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RedisStore":
+        from schedcore_redis._store import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

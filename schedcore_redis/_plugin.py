@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from schedcore.exceptions import ValidationError
+from schedcore.exceptions import PluginError, ValidationError
 from schedcore.hookspecs import hookimpl
 from schedcore.plugins import StoreFactory
 from schedcore.protocols import Store
@@ -19,19 +19,28 @@ _KNOWN = frozenset({"url", "namespace", "history_limit", "history_ttl"})
 
 def create_store(options: Mapping[str, Any]) -> Store:
     """Build a :class:`~schedcore_redis.RedisStore` from plugin options (checks the server at once)."""
-    from schedcore_redis._store import RedisStore
-
     unknown = sorted(set(options) - _KNOWN)
     if unknown:
         raise ValidationError(
             f"store.{unknown[0]}", options[unknown[0]], f"unknown option (known: {', '.join(sorted(_KNOWN))})"
         )
+    try:
+        from schedcore_redis._store import RedisStore
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise PluginError(f"the redis store needs redis-py: pip install 'schedcore[redis]' ({exc})") from None
     ttl = options.get("history_ttl")
+    try:
+        history_limit = int(options.get("history_limit") or 50)
+        history_ttl = float(ttl) if ttl not in (None, "") else None
+    except (TypeError, ValueError):
+        raise ValidationError(
+            "store.history_limit/history_ttl", (options.get("history_limit"), ttl), "expected numbers"
+        ) from None
     return RedisStore.from_url(
         str(options.get("url") or "redis://localhost:6379/0"),
         namespace=str(options.get("namespace") or "default"),
-        history_limit=int(options.get("history_limit") or 50),
-        history_ttl=float(ttl) if ttl not in (None, "") else None,
+        history_limit=history_limit,
+        history_ttl=history_ttl,
     )
 
 
