@@ -52,6 +52,7 @@ log = logging.getLogger("schedcore.scheduler")
 
 _MS = timedelta(milliseconds=1)
 _MAX_ROUNDS = 10_000  # claim rounds per tick: a guard against a store that keeps handing entries back
+_STUCK_POLL = timedelta(seconds=1)  # re-check of an entry the store reports due but does not hand out
 
 
 class Scheduler:
@@ -267,10 +268,10 @@ class Scheduler:
             self._ran = True
         restore = self._install_signal_handlers()
         unwatch = self._watch()
-        self._ensure_started()
-        self.hooks.emit("schedcore_scheduler_started", scheduler=self)
-        self._event("scheduler_started", f"scheduler {self.owner} started", owner=self.owner, burst=burst)
         try:
+            self._ensure_started()
+            self.hooks.emit("schedcore_scheduler_started", scheduler=self)
+            self._event("scheduler_started", f"scheduler {self.owner} started", owner=self.owner, burst=burst)
             if burst:
                 self.tick()
             else:
@@ -310,12 +311,14 @@ class Scheduler:
         raises for a store or executor outage: it logs it and returns a back-off instant.
         """
         self._ensure_started()
+        claimed_at: datetime | None = None
         try:
             for _ in range(_MAX_ROUNDS):
                 self._apply_outcomes()
                 if self._stopping.is_set():
                     break
-                claimed = self._dispatch_batch()
+                claimed_at = self.clock.now()
+                claimed = self._dispatch_batch(claimed_at)
                 if claimed < self.batch_size and self._outcomes.empty() and not self._unapplied:
                     break
             wake_at = self.store.next_due()
@@ -324,6 +327,11 @@ class Scheduler:
         except Exception as exc:
             return self._back_off("store error", exc)
         self._failures = 0
+        if wake_at is not None and claimed_at is not None and wake_at <= claimed_at:
+            # Due at the last claim, yet not handed out: the store keeps it back (a schedule
+            # whose data cannot be decoded is left in the index). Poll instead of spinning.
+            log.debug("an entry due at %s is not claimable; polling", wake_at.isoformat())
+            wake_at = self.clock.now() + _STUCK_POLL
         return wake_at
 
     def wait(self, deadline: datetime | None) -> bool:
@@ -387,9 +395,8 @@ class Scheduler:
         )
         return self.clock.now() + timedelta(seconds=seconds)
 
-    def _dispatch_batch(self) -> int:
-        """Claim one batch due now, plan it, hand the runs over, commit; return how many were claimed."""
-        now = self.clock.now()
+    def _dispatch_batch(self, now: datetime) -> int:
+        """Claim one batch due at ``now``, plan it, hand the runs over, commit; return how many were claimed."""
         claims = self.store.claim_due(now, limit=self.batch_size, lease=self.lease, owner=self.owner)
         if not claims:
             return 0

@@ -533,6 +533,24 @@ def test_run_survives_a_store_whose_watch_fails_at_first() -> None:
     assert tasks.CALLS == [(("soon",), {})] and not loop.is_alive() and store.failures == 0
 
 
+def test_an_entry_the_store_will_not_hand_out_is_polled_not_spun_on() -> None:
+    @attrs.define
+    class Withholding:
+        inner: MemoryStore
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def claim_due(self, now: datetime, **kwargs: Any) -> list[Any]:
+            return []  # like a store skipping an undecodable schedule
+
+    store = Withholding(MemoryStore())
+    sim, _ = sim_with(store=store)
+    sim.scheduler.add(sched())
+    sim.clock.set(at(5))
+    assert sim.scheduler.tick() == at(6)
+
+
 @attrs.frozen
 class BrokenAfterFirst:
     """A trigger that fires at 60 s and then breaks (a bad plugin trigger)."""
