@@ -493,3 +493,32 @@ def test_history_records_round_trip_compactly() -> None:
         assert decode_record(encode_record(record)) == record
         assert decode_record(json.dumps(record.to_dict())) == record  # the full format is read too
     assert len(encode_record(bare)) < len(json.dumps(bare.to_dict())) / 2
+
+
+# -- start-up errors through the CLI: one line, no traceback --------------------------------
+
+
+def _cli_error(*args: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from schedcore.cli import cli
+
+    result = CliRunner().invoke(cli, ["run", "--store", "redis", *args, "--burst"])
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    return result.exit_code, lines[0]
+
+
+@pytest.mark.redis
+def test_cli_start_up_errors_are_one_line() -> None:
+    server = RedisServer(require_redis_server(), password="right-secret")
+    try:
+        server.start()
+        code, line = _cli_error("-S", f"url=unix://:wrong-secret@{server.socket}")
+        assert code == 1 and "Authentication" in line and "wrong-secret" not in line
+        code, line = _cli_error("-S", f"url={server.url}", "-S", "namespace={bad}")
+        assert code == 2 and "namespace" in line
+        code, line = _cli_error("-S", "url=redis://localhost:nope/0")
+        assert code == 2 and "url" in line
+    finally:
+        server.close()
