@@ -116,7 +116,7 @@ end
 
 # ARGV: now, limit, expiry, owner, prefix, channel, nskip, [sid, definition] * nskip
 # Returns {items, bad}: one string per claim, "member\ndue\nf\nn\nparked(0/1)\nrunning\ntoken\n"
-# followed by the definition; bad flat, 2 per entry skipped as unreadable: schedule id, reason.
+# followed by the definition; bad flat, 3 per entry skipped as unreadable: schedule id, reason, member.
 CLAIM = (
     _COMMON
     + r"""
@@ -142,14 +142,20 @@ while #taken < limit do
     local m, due = page[i], page[i + 1]
     local sid, fire = sid_of(m)
     local s = load(sid)
-    if s == nil then
-      bad[#bad + 1] = sid; bad[#bad + 1] = 'index entry ' .. m .. ' has no stored schedule'
+    local why = nil
+    if not fire and not string.match(m, '^[^|]+|[rmbu]|%d+|%d+$') then
+      why = 'index entry ' .. m .. ' is not in the schedcore layout'
+    elseif s == nil then
+      why = 'index entry ' .. m .. ' has no stored schedule'
     elseif s == false then
-      bad[#bad + 1] = sid; bad[#bad + 1] = 'stored state is not in the schedcore layout'
-    elseif skip[sid] == s.d then
-      -- known unreadable (reported before)
+      why = 'stored state is not in the schedcore layout'
     elseif fire and s.f == '' then
-      bad[#bad + 1] = sid; bad[#bad + 1] = 'fire entry without its data'
+      why = 'fire entry without its data'
+    end
+    if why then
+      bad[#bad + 1] = sid; bad[#bad + 1] = why; bad[#bad + 1] = m
+    elseif skip[sid] == s.d then
+      -- known unreadable definition (reported before): left in place
     else
       local running = redis.pcall('SCARD', prefix .. 'r:' .. sid)
       if type(running) ~= 'number' then running = 0 end

@@ -103,8 +103,9 @@ class RedisStore:
         self._client = client
         self._owns_client = False
         self._lock = threading.Lock()
-        # schedule id -> its definition that failed to decode (None: rejected by the claim script)
-        self._unreadable: dict[str, str | None] = {}
+        # Unreadable data, skipped by claim_due (left in place) and looked past by next_due:
+        self._unreadable: dict[str, str] = {}  # schedule id -> its definition that failed to decode
+        self._bad_members: set[str] = set()  # index members the claim script refused
         self._reported: set[tuple[str, str]] = set()  # (schedule id, reason) logged already
         self._watchers: list[Callable[[], None]] = []
         self._closed = False
@@ -422,7 +423,7 @@ class RedisStore:
             raise ValidationError("owner", owner, "must be a string")
         expires_ms = now_ms + max(1, -(-lease // timedelta(milliseconds=1)))
         with self._lock:
-            skip = [(sid, definition) for sid, definition in self._unreadable.items() if definition is not None]
+            skip = list(self._unreadable.items())
         args: list[Any] = [now_ms, limit, expires_ms, owner, self.keys.prefix, self.keys.channel, len(skip)]
         for sid, raw in skip:
             args += [sid, raw]
@@ -447,6 +448,7 @@ class RedisStore:
                 continue
             with self._lock:
                 self._unreadable.pop(sid, None)
+                self._bad_members.discard(m)
             claims.append(
                 Claim(
                     schedule=schedule,
@@ -459,11 +461,12 @@ class RedisStore:
                     parked=parked == "1",
                 )
             )
-        for n in range(0, len(bad), 2):
-            sid = text(bad[n])
+        for n in range(0, len(bad), 3):
+            sid, reason, bad_member = text(bad[n]), text(bad[n + 1]), text(bad[n + 2])
             with self._lock:
-                self._unreadable.setdefault(sid, None)
-            self._report(CorruptScheduleData(sid, text(bad[n + 1])))
+                if len(self._bad_members) < 100_000:
+                    self._bad_members.add(bad_member)
+            self._report(CorruptScheduleData(sid, reason))
         if refused:  # undecodable: give them back untouched (skipped from now on)
             with translated("claim_due"):
                 self._release(keys=self.keys.scripts, args=[self.keys.channel, *(v for pair in refused for v in pair)])
@@ -540,14 +543,17 @@ class RedisStore:
         entries of schedules known to be unreadable)."""
         with self._lock:
             unreadable = set(self._unreadable)
-        window = len(unreadable) + 1
+            bad_members = set(self._bad_members)
+        window = len(unreadable) + len(bad_members) + 1
         while True:
             pipe = self._client.pipeline(transaction=False)
             pipe.zrange(self.keys.index, 0, window - 1, withscores=True)
             pipe.zrange(self.keys.leases, 0, 0, withscores=True)
             with translated("next_due"):
                 head, leases = pipe.execute()
-            candidates = [score for m, score in head if member_sid(text(m)) not in unreadable][:1]
+            candidates = [
+                score for m, score in head if text(m) not in bad_members and member_sid(text(m)) not in unreadable
+            ][:1]
             if candidates or len(head) < window:
                 break
             window *= 4  # the head is all unreadable entries: look further
@@ -598,6 +604,7 @@ class RedisStore:
     def _forget_unreadable(self, sid: str) -> None:
         with self._lock:
             self._unreadable.pop(sid, None)
+            self._bad_members = {m for m in self._bad_members if member_sid(m) != sid}
 
 
 class _Watcher:

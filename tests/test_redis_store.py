@@ -260,10 +260,18 @@ def test_an_unreadable_schedule_is_reported_and_skipped(
     assert [c.schedule_id for c in claim(store, at(30))] == ["b"]
 
 
-def test_an_index_entry_of_no_schedule_is_skipped(store: RedisStore) -> None:
+def test_foreign_index_entries_are_skipped(store: RedisStore, caplog: pytest.LogCaptureFixture) -> None:
     store.add(make_schedule("a"), fire_entry(5), Conflict.ERROR)
-    raw(store).zadd(store.keys.index, {"ghost": 0, "ghost|m|0|1": 1})
-    assert [c.schedule_id for c in claim(store, at(10))] == ["a"]
+    foreign = {"ghost": 0, "ghost|m|0|1": 1, "a|zz": 2, "a|q|1|1": 3, "a|m|x|1": 4}
+    raw(store).zadd(store.keys.index, foreign)
+    with caplog.at_level(logging.ERROR, logger="schedcore.redis"):
+        [c] = claim(store, at(10))
+        assert claim(store, at(10)) == []
+    assert c.schedule_id == "a"
+    assert "'ghost'" in caplog.text and "a|zz" in caplog.text
+    assert store.commit([commit_for(c, next_fire=fire_entry(60))]) == [True]
+    assert store.next_due() == at(60)  # looks past the foreign entries
+    assert raw(store).zcard(store.keys.index) == len(foreign) + 1  # left in place, not deleted
 
 
 def test_foreign_history_lines_are_skipped(store: RedisStore) -> None:
