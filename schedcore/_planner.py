@@ -91,6 +91,7 @@ class _Timeline:
     def __init__(self, schedule: Schedule) -> None:
         self.schedule = schedule
         self._next: dict[datetime, datetime | None] = {}
+        self._due: dict[datetime, datetime] = {}
 
     def raw_next(self, nominal: datetime) -> datetime | None:
         """The trigger's next fire time after ``nominal``, ignoring ``end_at``."""
@@ -126,7 +127,10 @@ class _Timeline:
 
     def due(self, nominal: datetime) -> datetime:
         """``nominal`` plus its jitter (see :func:`occurrence_due`)."""
-        return occurrence_due(self.schedule, nominal, self.raw_next(nominal))
+        due = self._due.get(nominal)
+        if due is None:
+            due = self._due[nominal] = occurrence_due(self.schedule, nominal, self.raw_next(nominal))
+        return due
 
     def newest(self, k: int, bound: datetime, floor: datetime, gap_hint: timedelta) -> list[datetime]:
         """Up to ``k`` newest occurrences in ``[floor, bound]``, oldest first.

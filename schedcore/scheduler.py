@@ -401,13 +401,14 @@ class Scheduler:
         if not claims:
             return 0
         plans: list[Plan] = []
+        by_schedule: dict[str, list[Plan]] = {}
         # Claims of one schedule in one batch (a fire entry and an un-parked one, say) were
         # taken together, so each sees the state before the others: add what the earlier
         # plans of the batch did, or overlap and max_runs would be decided on stale counts.
         for claimed in claims:
             claim = claimed
             try:
-                previous = [p for p in plans if p.commit.claim.schedule_id == claim.schedule_id]
+                previous = by_schedule.setdefault(claim.schedule_id, [])
                 if previous:
                     claim = attrs.evolve(
                         claimed,
@@ -415,7 +416,9 @@ class Scheduler:
                         runs_started=claim.runs_started + sum(p.commit.runs_started for p in previous),
                         parked=claim.parked or any(p.commit.park is not None for p in previous),
                     )
-                plans.append(plan(claim, now))
+                planned = plan(claim, now)
+                plans.append(planned)
+                previous.append(planned)
             except Exception:
                 # One bad schedule (a trigger that raises...) must not stop the others; its
                 # claim is kept until the lease expires, which paces the next attempt.

@@ -75,6 +75,7 @@ class CallbackExecutor:
         self.unavailable = False
         self.closed = False
         self._reports: list[Callable[[Outcome], None]] = []
+        self._executed_ids: set[str] = set()
         self._lock = threading.RLock()
 
     def validate(self, schedule: Schedule) -> None:
@@ -91,11 +92,10 @@ class CallbackExecutor:
             if self.unavailable or self.closed:
                 raise ExecutorUnavailable("CallbackExecutor is unavailable")
             self.submitted.extend(runs)
-            seen = {run.id for run in self.executed}
             fresh = []
             for run in runs:
-                if run.id not in seen:
-                    seen.add(run.id)
+                if run.id not in self._executed_ids:
+                    self._executed_ids.add(run.id)
                     fresh.append(run)
             self.executed.extend(fresh)
         for run in fresh:
