@@ -324,7 +324,9 @@ def _plan_fire(claim: Claim, now: datetime) -> Plan:
         if keep == 0 and due_list and schedule.catchup is Catchup.LATEST:
             keep = 1
     cut = len(due_list) - keep
-    skips: list[tuple[Pending, str]] = [(_fire(timeline, n), "catchup") for n in due_list[:cut]]
+    # Only the newest skipped ones get a record, so only those are built.
+    uncounted = max(0, cut - RECORD_LIMIT)
+    skips: list[tuple[Pending, str]] = [(_fire(timeline, n), "catchup") for n in due_list[uncounted:cut]]
 
     # 3. Overlap and max_runs, oldest first.
     budget: int | None = None
@@ -353,9 +355,10 @@ def _plan_fire(claim: Claim, now: datetime) -> Plan:
             following = timeline.after(following)
     finished = budget is not None and len(dispatch) + (park is not None) >= budget
     next_fire = None if finished or following is None else _fire(timeline, following)
-    return _build(
+    built = _build(
         claim, now, dispatch, skips, next_fire=next_fire, park=park, runs_started=len(dispatch), jumped=jumped
     )
+    return attrs.evolve(built, unrecorded=built.unrecorded + uncounted) if uncounted else built
 
 
 def _fire(timeline: _Timeline, nominal: datetime) -> Pending:
