@@ -1,4 +1,5 @@
 """RedisStore beyond the conformance suite: layout, bad input, corrupt data, errors, memory, outages."""
+# ruff: noqa: E402  (imports after the skip when redis-py or fakeredis is not installed)
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
-import fakeredis
 import pytest
+from redis_helpers import BACKENDS, fresh_namespace, make_store, private_server, redis_server_url  # noqa: F401
+
+fakeredis = pytest.importorskip("fakeredis", reason="fakeredis is not installed")
 import redis
 import redis.exceptions as rex
-from redis_helpers import BACKENDS, fresh_namespace, make_store, private_server, redis_server_url  # noqa: F401
 
 from schedcore import Cron, RetryPolicy, Schedule
 from schedcore.exceptions import CorruptScheduleData, StoreError, StoreUnavailable, ValidationError

@@ -7,8 +7,9 @@ import os
 import uuid
 from collections.abc import Iterator
 
-import fakeredis
 import pytest
+
+pytest.importorskip("redis", reason="redis-py is not installed (pip install 'schedcore[redis]')")
 
 from schedcore.testing.redis_server import RedisServer, require_redis_server
 from schedcore_redis import RedisStore
@@ -49,6 +50,7 @@ BACKENDS = ["fakeredis", pytest.param("redis", marks=pytest.mark.redis)]
 def make_store(backend: str, request: pytest.FixtureRequest, **options: object) -> RedisStore:
     """A store on a fresh namespace of ``backend`` ("fakeredis" or the private "redis")."""
     if backend == "fakeredis":
+        fakeredis = pytest.importorskip("fakeredis", reason="fakeredis is not installed")
         return RedisStore(fakeredis.FakeRedis(), namespace=fresh_namespace(), **options)  # type: ignore[arg-type]
     url = request.getfixturevalue("redis_server_url")
     return RedisStore.from_url(url, namespace=fresh_namespace(), **options)  # type: ignore[arg-type]
