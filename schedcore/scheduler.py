@@ -562,9 +562,8 @@ class Scheduler:
             self._event("run_succeeded", f"run {outcome.run_id} succeeded", **fields)
             self.hooks.emit("schedcore_run_succeeded", scheduler=self, outcome=outcome)
             return
-        self._event(
-            "run_failed", f"run {outcome.run_id} {outcome.status.value}: {outcome.error}", error=outcome.error, **fields
-        )
+        detail = f": {outcome.error}" if outcome.error else ""
+        self._event("run_failed", f"run {outcome.run_id} {outcome.status.value}{detail}", error=outcome.error, **fields)
         self.hooks.emit("schedcore_run_failed", scheduler=self, outcome=outcome)
         if retry is not None:
             self._event(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import subprocess
 import sys
 import textwrap
@@ -149,6 +150,34 @@ def test_default_components() -> None:
     s = Scheduler(plugins=get_plugin_manager(entry_points=False))
     assert isinstance(s.store, MemoryStore) and isinstance(s.executor, LocalExecutor)
     assert s.owner
+
+
+def test_plugins_may_be_given_as_objects() -> None:
+    rec = Recorder()
+    s = Scheduler(MemoryStore(), CallbackExecutor(clock=FakeClock(T0)), clock=FakeClock(T0), plugins=[rec])
+    s.add(sched())
+    assert rec.named("added") == [("s", "added")]
+
+
+def test_lifecycle_events_are_logged_with_structured_fields(caplog: pytest.LogCaptureFixture) -> None:
+    sim, _ = sim_with(lambda run: OutcomeStatus.FAILED)
+    with caplog.at_level(logging.INFO, logger="schedcore"):
+        sim.scheduler.add(sched(trigger=At(at(1)), retry=RetryPolicy(max_attempts=2, initial_delay=1)))
+        sim.run_until(at(10))
+    events = [(r.event, getattr(r, "run_id", None)) for r in caplog.records if hasattr(r, "event")]  # type: ignore[attr-defined]
+    assert events == [
+        ("schedule_added", None),
+        ("run_dispatched", "s@1735689601000.1"),
+        ("schedule_finished", None),
+        ("run_failed", "s@1735689601000.1"),
+        ("run_retry_scheduled", "s@1735689601000.1"),
+        ("run_dispatched", "s@1735689601000.2"),
+        ("run_failed", "s@1735689601000.2"),
+        ("run_exhausted", "s@1735689601000.2"),
+    ]
+    dispatched = next(r for r in caplog.records if getattr(r, "event", None) == "run_dispatched")
+    assert dispatched.levelno == logging.INFO and dispatched.name.startswith("schedcore")
+    assert dispatched.schedule_id == "s" and dispatched.lateness == 0  # type: ignore[attr-defined]
 
 
 # -- firing ----------------------------------------------------------------------------------------
