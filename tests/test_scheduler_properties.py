@@ -165,15 +165,18 @@ def test_catchup_all_without_limit_pressure_dispatches_exactly_the_triggers_occu
     overlap=st.sampled_from(["skip", "buffer_one"]),
     every=st.integers(30, 300),
     durations=st.lists(st.integers(0, 600), min_size=1, max_size=8),
+    windows=st.one_of(st.just([]), downtimes()),
 )
-def test_overlap_policies_never_run_two_occurrences_at_once(overlap: str, every: int, durations: list[int]) -> None:
+def test_overlap_policies_never_run_two_occurrences_at_once(
+    overlap: str, every: int, durations: list[int], windows: list[Downtime]
+) -> None:
     sim = Simulation.create(lambda run: Result(duration=durations[len(sim.executor.executed) % len(durations)]))
     sim.clock.set(T0)
     schedule = Schedule(
         id="s", task=NOOP, trigger=Interval(every, start=T0), overlap=overlap, misfire_grace=3600, catchup="all"
     )
     sim.scheduler.add(schedule)
-    sim.run_until(UNTIL)
+    sim.run_until(UNTIL, downtime=windows)
 
     history = sim.scheduler.history("s", 100_000)
     nominals = [r.nominal for r in history]
@@ -184,6 +187,8 @@ def test_overlap_policies_never_run_two_occurrences_at_once(overlap: str, every:
         assert start >= end  # the next run starts once the previous one has finished
     skipped = [r for r in history if r.status is RunStatus.SKIPPED]
     assert {r.note for r in skipped} <= {"overlap"}
+    if windows:
+        return  # after downtime, one commit may skip several occurrences that were all due then
     if overlap == "skip":
         for record in skipped:  # skipped only while a run was in progress at its due instant
             assert any(start <= record.due < end for start, end in spans)
