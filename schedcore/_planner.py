@@ -25,13 +25,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import attrs
 
 from schedcore._time import to_ms
 from schedcore.exceptions import ValidationError
 from schedcore.model import Catchup, Overlap, Schedule, _unit_fraction
+from schedcore.protocols import Trigger
 from schedcore.records import (
     Claim,
     Commit,
@@ -62,6 +63,17 @@ WALK_LIMIT = 1000
 RECORD_LIMIT = 100
 
 _MS = timedelta(milliseconds=1)
+
+
+def next_fire_utc(trigger: Trigger, instant: datetime) -> datetime | None:
+    """``trigger.next_after(instant)`` as a UTC instant.
+
+    Triggers may answer in their own zone (Cron does), and two aware datetimes of one
+    zone inside a repeated hour compare equal and hash alike whatever their ``fold``
+    (PEP 495). The engine therefore only ever keys, compares and stores UTC instants.
+    """
+    found = trigger.next_after(instant)
+    return None if found is None else found.astimezone(timezone.utc)
 
 
 @attrs.frozen(kw_only=True)
@@ -96,7 +108,7 @@ class _Timeline:
     def raw_next(self, nominal: datetime) -> datetime | None:
         """The trigger's next fire time after ``nominal``, ignoring ``end_at``."""
         if nominal not in self._next:
-            self._next[nominal] = self.schedule.trigger.next_after(nominal)
+            self._next[nominal] = next_fire_utc(self.schedule.trigger, nominal)
         return self._next[nominal]
 
     def clip(self, occurrence: datetime | None) -> datetime | None:
@@ -115,7 +127,7 @@ class _Timeline:
         start_at = self.schedule.start_at
         if start_at is not None and instant < start_at:
             instant = start_at
-        found = self.schedule.trigger.next_after(instant - _MS)
+        found = next_fire_utc(self.schedule.trigger, instant - _MS)
         end_at = self.schedule.end_at
         if found is None or (end_at is not None and found > end_at):
             return None

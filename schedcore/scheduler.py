@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import pluggy
 
-from schedcore._planner import Plan, backfill_entries, first_fire, plan, retry_entry
+from schedcore._planner import Plan, backfill_entries, first_fire, next_fire_utc, plan, retry_entry
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import ExecutorUnavailable, ScheduleNotFound, StoreUnavailable
 from schedcore.model import Conflict, Schedule
@@ -216,7 +216,7 @@ class Scheduler:
             if last is not None and nominal <= last:
                 nominal = last + _MS
         for _ in range(10_000):
-            occurs = stored.schedule.trigger.next_after(nominal - _MS) == nominal
+            occurs = next_fire_utc(stored.schedule.trigger, nominal - _MS) == nominal
             if not occurs and make_run_id(schedule_id, nominal, 1) not in taken:
                 break
             nominal += _MS
