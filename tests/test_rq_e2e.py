@@ -26,6 +26,7 @@ from test_rq_support import (
     rq_redis_url,
     run_burst_worker,
     start_worker,
+    stop_process,
     wait_for,
 )
 
@@ -248,12 +249,7 @@ def test_worker_killed_mid_job_the_run_is_retried(
             run_burst_worker(rq_redis_url, worker_class)
         sy.settle()
     finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        stop_process(worker)
     assert sy.count("n:slow") == 2
     assert [(r.attempt, r.status) for r in sy.history("victim")] == [(1, RunStatus.LOST), (2, RunStatus.SUCCEEDED)]
 
@@ -283,8 +279,7 @@ def test_overlap_skip_never_starts_a_long_job_twice(
         assert Queue("default", connection=sy.conn).count == 0
         worker.wait(30)
     finally:
-        if worker.poll() is None:
-            worker.kill()
+        stop_process(worker)
     sy.settle()
     sy.clock.set(start + timedelta(seconds=120))
     sy.scheduler.tick()
@@ -321,11 +316,7 @@ def test_a_stopped_job_is_recorded_stopped_and_not_retried(system: Callable[...,
         send_stop_job_command(sy.conn, job_id_for(record.run_id))
         sy.settle()
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_process(worker)
     [record] = sy.history("stop-me")
     assert record.status is RunStatus.STOPPED
     assert sy.store.next_due() is None  # no retry

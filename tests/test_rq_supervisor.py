@@ -109,5 +109,6 @@ def test_serve_stops_the_workers_on_sigterm(rq_redis_url: str, rconn: redis.Redi
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait()
     wait_for(lambda: not any(alive(pid) for pid in pids), what="the workers to exit")
     assert Worker.all(connection=rconn) == []
