@@ -46,6 +46,8 @@ log = logging.getLogger("schedcore.rq")
 _CHUNK = 100  # runs per script call; all chunks of a batch go in one pipeline (one round trip)
 _LOST_MARKERS = ("AbandonedJobError", "Work-horse terminated unexpectedly")
 _DRIVER_ERRORS = (RedisError, OSError)
+_STUCK_AFTER = 120.0  # seconds after which a payload in the processing list is considered abandoned
+_SWEEP_BATCH = 500
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -421,6 +423,7 @@ class RQExecutor:
                 if time.monotonic() >= next_reconcile:
                     with self._reconcile_lock:
                         self._reconcile()
+                    self._sweep_processing()
                     next_reconcile = time.monotonic() + self._reconcile_interval
                 with self._lock:
                     self._retry_failed()
@@ -447,6 +450,30 @@ class RQExecutor:
         with self._lock:
             for item in reversed(items):
                 self._handle(item)
+
+    def _sweep_processing(self) -> None:
+        """Report again payloads stuck in the processing list (their executor died mid-report).
+
+        Only payloads of runs that finished over :data:`_STUCK_AFTER` seconds ago are
+        taken, so that a live executor's in-flight report is rarely repeated (a repeat is
+        harmless anyway).
+        """
+        items = self._connection.lrange(self.keys.processing, -_SWEEP_BATCH, -1)
+        cutoff = now_ms() - int(_STUCK_AFTER * 1000)
+        stuck = []
+        for item in reversed(items):  # oldest first
+            try:
+                finished = int(json.loads(item)["finished"])
+            except (ValueError, KeyError, TypeError):
+                finished = 0  # malformed: _handle drops it
+            if finished < cutoff:
+                stuck.append(item)
+        if stuck:
+            log.info("reporting %d RQ outcomes left in the processing list", len(stuck))
+            with self._lock:
+                for item in stuck:
+                    if item not in self._retry:
+                        self._handle(item)
 
     def _handle(self, item: bytes | str) -> int:
         """Report one payload from the processing list, then remove it. Returns 1 if reported."""

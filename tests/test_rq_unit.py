@@ -559,3 +559,26 @@ def test_without_rq_installed_asking_for_the_rq_executor_is_a_clear_error() -> N
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
     assert "pip install 'schedcore[rq]'" in out
+
+
+def test_payloads_stuck_in_processing_are_swept_by_a_running_executor(rconn: redis.Redis) -> None:
+    from schedcore_rq._jobs import run_info
+    from schedcore_rq._outcomes import payload
+
+    ex = RQExecutor(rconn, reconcile_interval=0.2, poll_interval=0.1)
+    got = Collector()
+    ex.start(got)  # nothing to recover at start
+    try:
+        run = run_of(schedule("stuck"))
+        old = payload(job_id_for(run.id), run_info(run), OutcomeStatus.SUCCEEDED, finished_ms=1_000)
+        fresh_run = run_of(schedule("fresh"))
+        fresh = payload(job_id_for(fresh_run.id), run_info(fresh_run), OutcomeStatus.SUCCEEDED)
+        rconn.lpush(ex.keys.processing, old, fresh)  # as left by an executor that died mid-report
+        deadline = time.monotonic() + 5
+        while not got.outcomes and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert [o.run_id for o in got.outcomes] == [run.id]  # the fresh one may be someone's in-flight report
+        assert rconn.lrange(ex.keys.processing, 0, -1) == [fresh.encode()]
+    finally:
+        ex.shutdown(wait=False)
