@@ -45,7 +45,25 @@ log = logging.getLogger("schedcore.rq")
 
 _CHUNK = 100  # runs per script call; all chunks of a batch go in one pipeline (one round trip)
 _LOST_MARKERS = ("AbandonedJobError", "Work-horse terminated unexpectedly")
-_DRIVER_ERRORS = (RedisError, OSError)
+
+
+def _redis_exceptions() -> tuple[type[BaseException], ...]:
+    """Every exception class redis-py defines (a test fails if one escapes the mapping)."""
+    import inspect
+
+    import redis.exceptions
+
+    found = {
+        cls
+        for cls in vars(redis.exceptions).values()
+        if inspect.isclass(cls) and issubclass(cls, Exception) and cls.__module__.startswith("redis")
+    }
+    return (RedisError, *sorted(found, key=lambda c: c.__name__))
+
+
+#: Driver errors translated into ExecutorUnavailable at this adapter's boundary.
+_DRIVER_ERRORS: tuple[type[BaseException], ...] = (*_redis_exceptions(), OSError)
+_DRAIN_ERRORS: tuple[type[BaseException], ...] = (ExecutorUnavailable, *_DRIVER_ERRORS)
 _STUCK_AFTER = 120.0  # seconds after which a payload in the processing list is considered abandoned
 _SWEEP_BATCH = 500
 
@@ -305,7 +323,7 @@ class RQExecutor:
                         mine = sorted(self._mine)
                 if not mine:
                     return
-            except (ExecutorUnavailable, *_DRIVER_ERRORS) as exc:
+            except _DRAIN_ERRORS as exc:
                 log.warning("waiting for RQ outcomes: %s: %s", type(exc).__name__, exc)
             time.sleep(0.1)
         log.warning("shutdown: %d RQ jobs still unfinished after the drain timeout; not waiting", len(self._mine))

@@ -582,3 +582,23 @@ def test_payloads_stuck_in_processing_are_swept_by_a_running_executor(rconn: red
         assert rconn.lrange(ex.keys.processing, 0, -1) == [fresh.encode()]
     finally:
         ex.shutdown(wait=False)
+
+
+def test_every_redis_exception_is_translated(monkeypatch: pytest.MonkeyPatch, rconn: redis.Redis) -> None:
+    import inspect
+
+    import redis.exceptions
+
+    classes = [c for c in vars(redis.exceptions).values() if inspect.isclass(c) and issubclass(c, Exception)]
+    assert len(classes) > 10
+    ex = RQExecutor(rconn)
+    for cls in classes:
+
+        def boom(*args: Any, _cls: type[Exception] = cls, **kwargs: Any) -> Any:
+            exc = _cls.__new__(_cls)
+            Exception.__init__(exc, "simulated")
+            raise exc
+
+        monkeypatch.setattr(ex, "_run_handoff", boom)
+        with pytest.raises(ExecutorUnavailable, match=cls.__name__):
+            ex.submit([run_of(schedule())])
