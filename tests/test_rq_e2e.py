@@ -30,7 +30,7 @@ from test_rq_support import (
     wait_for,
 )
 
-from schedcore import At, Cron, FakeClock, Interval, RetryPolicy, Schedule
+from schedcore import At, Cron, FakeClock, Interval, RetryPolicy, Schedule, Store
 from schedcore.hookspecs import hookimpl
 from schedcore.memory import MemoryStore
 from schedcore.records import Commit, Outcome, RunRecord, RunStatus
@@ -60,11 +60,11 @@ def real_now(align: int = 1) -> datetime:
 class System:
     """One scheduler on a FakeClock with an RQ executor on the private Redis."""
 
-    def __init__(self, conn: redis.Redis, url: str, start: datetime, store: MemoryStore | None = None) -> None:
+    def __init__(self, conn: redis.Redis, url: str, start: datetime, store: Store | None = None) -> None:
         self.url = url
         self.conn = conn
         self.clock = FakeClock(start)
-        self.store = store or MemoryStore()
+        self.store: Store = store or MemoryStore()
         self.executor = RQExecutor(conn, heartbeat_interval=0.3, reconcile_interval=0.3, poll_interval=0.1)
         self.spy = Spy()
         self.scheduler = Scheduler(store=self.store, executor=self.executor, clock=self.clock, plugins=[self.spy])
@@ -93,13 +93,14 @@ class System:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False)
+        self.store.close()
 
 
 @pytest.fixture
 def system(rconn: redis.Redis, rq_redis_url: str) -> Iterator[Callable[..., System]]:
     made: list[System] = []
 
-    def make(start: datetime, store: MemoryStore | None = None) -> System:
+    def make(start: datetime, store: Store | None = None) -> System:
         s = System(rconn, rq_redis_url, start, store)
         made.append(s)
         return s
@@ -152,14 +153,23 @@ def test_cron_interval_and_one_shot_run_the_right_number_of_times(
     assert Queue("default", connection=sy.conn).count == 0
 
 
-@pytest.mark.parametrize("worker_class", WORKER_CLASSES)
+@pytest.mark.parametrize(
+    ("worker_class", "store_kind"),
+    [("rq.worker.Worker", "memory"), ("rq.worker.SimpleWorker", "memory"), ("rq.worker.SimpleWorker", "redis")],
+)
 def test_failing_task_runs_exactly_max_attempts_with_backoff_then_is_exhausted(
     system: Callable[..., System],
     rq_redis_url: str,
     worker_class: str,
+    store_kind: str,
 ) -> None:
     start = real_now()
-    sy = system(start - timedelta(seconds=1))
+    store: Store | None = None
+    if store_kind == "redis":
+        from schedcore_redis import RedisStore
+
+        store = RedisStore.from_url(rq_redis_url, namespace="e2e")
+    sy = system(start - timedelta(seconds=1), store)
     sy.scheduler.add(
         Schedule(
             id="flaky",
