@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
@@ -382,7 +383,9 @@ def test_one_command_runs_scheduler_and_worker_pool(rq_redis_url: str, rconn: re
     )
     process = subprocess.Popen(
         [
-            "schedcore",
+            sys.executable,
+            "-m",
+            "schedcore.cli",
             "run",
             "--config",
             str(config),
