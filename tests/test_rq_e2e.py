@@ -409,3 +409,56 @@ def test_one_command_runs_scheduler_and_worker_pool(rq_redis_url: str, rconn: re
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     wait_for(lambda: not Worker.all(connection=rconn), timeout=10, what="the workers to stop")
+
+
+def test_burst_with_workers_dispatches_waits_for_the_runs_and_records_them(
+    rq_redis_url: str, rconn: redis.Redis
+) -> None:
+    """``schedcore run --store redis --executor rq --workers 2 --burst``: one command, then exit."""
+    from test_rq_support import worker_env
+
+    from schedcore.records import Pending, PendingKind
+    from schedcore_redis import RedisStore
+
+    store = RedisStore.from_url(rq_redis_url, namespace="burst")
+    due = datetime.fromtimestamp(int(time.time()) + 1, tz=timezone.utc)
+    try:
+        for i in range(5):
+            schedule = Schedule(id=f"b{i}", task="test_rq_tasks:incr", args=[rq_redis_url, "n:burst"], trigger=At(due))
+            store.add(schedule, Pending(kind=PendingKind.FIRE, nominal=due, due=due), "error")
+        while datetime.now(timezone.utc) < due:
+            time.sleep(0.05)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "schedcore.cli",
+                "run",
+                "--store",
+                "redis",
+                "-S",
+                f"url={rq_redis_url}",
+                "-S",
+                "namespace=burst",
+                "--executor",
+                "rq",
+                "-E",
+                f"redis_url={rq_redis_url}",
+                "-E",
+                "namespace=burst",
+                "--workers",
+                "2",
+                "--burst",
+            ],
+            env=worker_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert int(rconn.get("n:burst") or 0) == 5
+        for i in range(5):
+            [record] = store.history(f"b{i}")
+            assert record.status is RunStatus.SUCCEEDED
+    finally:
+        store.close()
