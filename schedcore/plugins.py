@@ -6,6 +6,7 @@ Plugins come from the ``schedcore`` entry-point group (the built-ins too). Set
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -46,10 +47,7 @@ def get_plugin_manager(*, entry_points: bool = True, plugins: tuple[object, ...]
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     if entry_points:
-        try:
-            pm.load_setuptools_entrypoints(hookspecs.PROJECT)
-        except Exception as exc:  # a broken third-party plugin must say who it is
-            raise PluginError(f"could not load a schedcore plugin: {type(exc).__name__}: {exc}") from exc
+        _load_entry_points(pm)
     else:
         from schedcore import _builtin
 
@@ -62,6 +60,24 @@ def get_plugin_manager(*, entry_points: bool = True, plugins: tuple[object, ...]
         pm.trace.root.setwriter(lambda message: log.debug("hook: %s", message.rstrip()))
         pm.enable_tracing()
     return pm
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    # One entry point at a time (not pluggy's load_setuptools_entrypoints) so that a
+    # broken plugin is named in the error, with the distribution it comes from.
+    for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+            raise PluginError(
+                f"could not load a schedcore plugin: {ep.name!r} ({ep.value}, from {dist}): {type(exc).__name__}: {exc}"
+            ) from exc
+        pm.register(plugin, name=ep.name)
+        if ep.dist is not None:
+            pm._plugin_distinfo.append((plugin, ep.dist))  # what `schedcore plugins` shows as the source
 
 
 class Hooks:

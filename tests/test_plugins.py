@@ -231,3 +231,15 @@ def test_trace_env_var_logs_hook_calls(monkeypatch: pytest.MonkeyPatch, caplog: 
     with caplog.at_level(logging.DEBUG, logger="schedcore.plugins"):
         Hooks(pm).store_factories()
     assert any("schedcore_store_factories" in r.getMessage() for r in caplog.records)
+
+
+def test_a_plugin_that_fails_to_import_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from schedcore import plugins as plugins_module
+    from schedcore.exceptions import PluginError
+
+    broken = importlib.metadata.EntryPoint(name="broken", value="no_such_module_for_schedcore:x", group="schedcore")
+    monkeypatch.setattr(plugins_module.importlib.metadata, "entry_points", lambda group: [broken])
+    with pytest.raises(PluginError, match=r"'broken' \(no_such_module_for_schedcore:x.*ModuleNotFoundError"):
+        plugins_module.get_plugin_manager()
