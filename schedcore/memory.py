@@ -13,14 +13,16 @@ import logging
 import threading
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
 from schedcore._time import from_ms, require_aware, to_ms
 from schedcore.exceptions import ScheduleExists, ScheduleNotFound, ValidationError
 from schedcore.model import Conflict, Schedule
+from schedcore.protocols import SchedulerBeat, StoreStats
 from schedcore.records import (
     AddResult,
     Claim,
@@ -116,6 +118,7 @@ class MemoryStore:
         self._last_token = 0  # fencing tokens: store-wide, strictly increasing
         self._watchers: dict[int, Callable[[datetime], None]] = {}
         self._watch_ids = itertools.count()
+        self._beats: dict[str, SchedulerBeat] = {}  # owner -> last heartbeat
 
     # -- definitions -------------------------------------------------------------------
 
@@ -340,6 +343,42 @@ class MemoryStore:
                 self._watchers.pop(watch_id, None)
 
         return stop
+
+    # -- operations ----------------------------------------------------------------------
+
+    def heartbeat(self, owner: str, info: Mapping[str, Any], *, now: datetime, ttl: timedelta) -> None:
+        if not isinstance(owner, str) or not owner:
+            raise ValidationError("owner", owner, "must be a non-empty string")
+        if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+            raise ValidationError("ttl", ttl, "must be a positive timedelta")
+        if not isinstance(info, Mapping):
+            raise ValidationError("info", info, "expected a mapping")
+        at = from_ms(to_ms(require_aware(now, "now")))
+        beat = SchedulerBeat(owner=owner, beat_at=at, expires_at=at + ttl, info=dict(info))
+        with self._lock:
+            # dead owners are dropped on the way, so restarts (new owner ids) do not pile up
+            self._beats = {o: b for o, b in self._beats.items() if b.expires_at > at}
+            self._beats[owner] = beat
+
+    def schedulers(self, now: datetime) -> list[SchedulerBeat]:
+        at = require_aware(now, "now")
+        with self._lock:
+            return sorted((b for b in self._beats.values() if b.expires_at > at), key=lambda b: b.owner)
+
+    def stats(self, now: datetime) -> StoreStats:
+        now_ms = to_ms(require_aware(now, "now"))
+        with self._lock:
+            dues = [to_ms(e.due) for st in self._schedules.values() for e, _ in st.index.values()]
+            due = [d for d in dues if d <= now_ms]
+            slots = [slot for st in self._schedules.values() for slot in st.claimed.values()]
+            expired = sum(1 for slot in slots if slot.expires_ms <= now_ms)
+            return StoreStats(
+                schedules=len(self._schedules),
+                due=len(due),
+                oldest_due=from_ms(min(due)) if due else None,
+                in_flight=len(slots) - expired,
+                expired=expired,
+            )
 
     def close(self) -> None:
         # Nothing to release but the watchers; the data stays readable.

@@ -20,15 +20,17 @@ the executor drops the repeat. Nothing is lost and nothing runs twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
 
 if TYPE_CHECKING:
     from schedcore.model import Conflict, Schedule
     from schedcore.records import AddResult, Claim, Commit, Outcome, Pending, Run, RunRecord, StoredSchedule
 
-__all__ = ["Executor", "Store", "Trigger"]
+__all__ = ["Executor", "SchedulerBeat", "Store", "StoreStats", "Trigger"]
 
 
 @runtime_checkable
@@ -50,6 +52,27 @@ class Trigger(Protocol):
     def describe(self) -> str:
         """A short human-readable description (``"cron '0 3 * * *' Europe/Paris"``)."""
         ...
+
+
+@attrs.frozen(kw_only=True)
+class SchedulerBeat:
+    """The last heartbeat of one live scheduler, as :meth:`Store.schedulers` returns it."""
+
+    owner: str  #: the scheduler's owner id (the one in its leases)
+    beat_at: datetime  #: when it last beat (aware UTC, ms precision)
+    expires_at: datetime  #: when it counts as dead if it does not beat again
+    info: dict[str, Any] = attrs.field(factory=dict)  #: host, pid, started, version, ... (JSON-safe)
+
+
+@attrs.frozen(kw_only=True)
+class StoreStats:
+    """What :meth:`Store.stats` reports about the time index at one instant."""
+
+    schedules: int  #: schedules stored
+    due: int  #: index entries due at or before ``now`` and not claimed
+    oldest_due: datetime | None  #: the earliest due instant among them (None: nothing due)
+    in_flight: int  #: claims whose lease has not expired at ``now``
+    expired: int  #: claims whose lease expired at or before ``now`` (due again, not taken back yet)
 
 
 @runtime_checkable
@@ -173,6 +196,26 @@ class Store(Protocol):
         Returns a function that stops the notifications. Callbacks may come from another
         thread and must return quickly.
         """
+        ...
+
+    # -- operations ------------------------------------------------------------------
+
+    def heartbeat(self, owner: str, info: Mapping[str, Any], *, now: datetime, ttl: timedelta) -> None:
+        """Record that scheduler ``owner`` is alive at ``now``, with ``info`` (JSON-safe).
+
+        Replaces the owner's previous beat; the owner counts as live until ``now + ttl``
+        (``ttl`` positive). One atomic write; beats of owners dead for longer than their
+        TTL may be dropped at the same time. Never touches schedules or the index.
+        """
+        ...
+
+    def schedulers(self, now: datetime) -> list[SchedulerBeat]:
+        """The schedulers whose last beat has not expired at ``now``, by owner id."""
+        ...
+
+    def stats(self, now: datetime) -> StoreStats:
+        """Counts of the time index at ``now``: see :class:`StoreStats`. Read-only; for a
+        shared store one consistent read (one round trip)."""
         ...
 
     def close(self) -> None:

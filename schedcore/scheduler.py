@@ -55,6 +55,15 @@ _MAX_ROUNDS = 10_000  # claim rounds per tick: a guard against a store that keep
 _STUCK_POLL = timedelta(seconds=1)  # re-check of an entry the store reports due but does not hand out
 
 
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("schedcore")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
 class Scheduler:
     """Runs schedules from ``store`` on ``executor``.
 
@@ -65,7 +74,9 @@ class Scheduler:
     ``owner`` names this scheduler in leases (default: host, pid and a random suffix);
     ``batch_size`` bounds the entries claimed at once; ``lease`` is how long a claim is
     held before another scheduler may take it over; store outages are retried with
-    exponential back-off up to ``max_backoff``.
+    exponential back-off up to ``max_backoff``. While :meth:`run` loops, the scheduler writes
+    a heartbeat to the store every ``heartbeat`` (owner, host, pid, start time, version; it
+    counts as live for three intervals), which ``schedcore status`` shows; None turns it off.
 
     Use :meth:`run` for the loop, or :meth:`tick` to drive it yourself (tests, simulation).
     """
@@ -81,11 +92,14 @@ class Scheduler:
         batch_size: int = 256,
         lease: timedelta = timedelta(seconds=30),
         max_backoff: timedelta = timedelta(seconds=30),
+        heartbeat: timedelta | None = timedelta(seconds=5),
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError("batch_size must be a positive integer")
         if lease <= timedelta(0):
             raise ValueError("lease must be positive")
+        if heartbeat is not None and heartbeat <= timedelta(0):
+            raise ValueError("heartbeat must be positive (or None for no heartbeat)")
         self.clock: Clock = clock if clock is not None else SystemClock()
         if store is None:
             from schedcore.memory import MemoryStore
@@ -104,6 +118,9 @@ class Scheduler:
         self.batch_size = batch_size
         self.lease = lease
         self.max_backoff = max_backoff
+        self.heartbeat = heartbeat
+        self._next_beat: datetime | None = None  # when the loop beats next
+        self._started_at: datetime | None = None
         self._wake = threading.Event()  # set: something may be due sooner than planned
         self._stopping = threading.Event()
         self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
@@ -270,18 +287,23 @@ class Scheduler:
         unwatch = self._watch()
         try:
             self._ensure_started()
+            self._started_at = self.clock.now()
             self.hooks.emit("schedcore_scheduler_started", scheduler=self)
             self._event("scheduler_started", f"scheduler {self.owner} started", owner=self.owner, burst=burst)
             if burst:
+                self._beat()
                 self.tick()
             else:
                 while not self._stopping.is_set():
                     self._wake.clear()  # before the tick: a wake-up during it is kept
                     if unwatch is None:
                         unwatch = self._watch()
+                    self._beat()
                     wake_at = self.tick()
                     if self._stopping.is_set():
                         break
+                    if self._next_beat is not None and not self._failures:
+                        wake_at = self._next_beat if wake_at is None else min(wake_at, self._next_beat)
                     self.wait(wake_at)
         finally:
             try:
@@ -357,6 +379,37 @@ class Scheduler:
                 return
             self._started = True
         self.executor.start(self._report)
+
+    def _beat(self) -> None:
+        """Write the heartbeat when it is due (at most once per interval); failures are logged."""
+        if self.heartbeat is None:
+            return
+        now = self.clock.now()
+        if self._next_beat is not None and now < self._next_beat:
+            return
+        self._next_beat = now + self.heartbeat
+        beat = getattr(self.store, "heartbeat", None)
+        if beat is None:  # a store written before heartbeats were part of the protocol
+            return
+        try:
+            beat(self.owner, self._beat_info(), now=now, ttl=self.heartbeat * 3)
+        except Exception as exc:
+            log.warning(
+                "cannot write the heartbeat (%s: %s)",
+                type(exc).__name__,
+                exc,
+                extra={"event": "heartbeat_failed", "error": f"{type(exc).__name__}: {exc}"},
+            )
+
+    def _beat_info(self) -> dict[str, Any]:
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": (self._started_at or self.clock.now()).isoformat(timespec="milliseconds"),
+            "version": _version(),
+            "store": type(self.store).__name__,
+            "executor": type(self.executor).__name__,
+        }
 
     def _report(self, outcome: Outcome) -> None:
         """The executor's callback (any thread): queue the outcome for the loop and wake it."""

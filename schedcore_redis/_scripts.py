@@ -10,7 +10,7 @@ channel, once per call.
 
 from __future__ import annotations
 
-__all__ = ["ADD", "CLAIM", "COMMIT", "ENQUEUE", "RECORD_OUTCOME", "RELEASE", "REMOVE", "SET_PAUSED"]
+__all__ = ["ADD", "CLAIM", "COMMIT", "ENQUEUE", "HEARTBEAT", "RECORD_OUTCOME", "RELEASE", "REMOVE", "SET_PAUSED"]
 
 # Every script gets the same KEYS: idx, lease, claims, sched, ids, token.
 #
@@ -369,3 +369,19 @@ redis.call('ZREM', ids, sid)
 return existed
 """
 )
+
+
+# A scheduler's heartbeat (its own KEYS: beats hash, beat-expiry zset). ARGV: owner, beat JSON,
+# now ms, expiry ms. Beats expired at or before now are dropped first (at most 1000 a call),
+# so owner ids of restarted schedulers do not pile up.
+HEARTBEAT = r"""
+local beats, expiry = KEYS[1], KEYS[2]
+local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', ARGV[3], 'LIMIT', 0, 1000)
+for i = 1, #dead do
+  redis.call('HDEL', beats, dead[i])
+  redis.call('ZREM', expiry, dead[i])
+end
+redis.call('HSET', beats, ARGV[1], ARGV[2])
+redis.call('ZADD', expiry, ARGV[4], ARGV[1])
+return #dead
+"""

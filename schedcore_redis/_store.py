@@ -9,10 +9,11 @@ and fenced on the server. Readings where the protocol leaves room follow
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -32,6 +33,7 @@ from schedcore.exceptions import (
     ValidationError,
 )
 from schedcore.model import Conflict, Schedule
+from schedcore.protocols import SchedulerBeat, StoreStats
 from schedcore.records import (
     AddResult,
     Claim,
@@ -117,6 +119,7 @@ class RedisStore:
         self._set_paused = self._script(_scripts.SET_PAUSED)
         self._enqueue = self._script(_scripts.ENQUEUE)
         self._remove = self._script(_scripts.REMOVE)
+        self._heartbeat = self._script(_scripts.HEARTBEAT)
 
     def _script(self, source: str) -> Script:
         return self._client.register_script(source)  # EVALSHA, falling back to EVAL on NOSCRIPT
@@ -571,6 +574,64 @@ class RedisStore:
         with self._lock:
             self._watchers.append(watcher.stop)
         return watcher.stop
+
+    # -- operations ----------------------------------------------------------------------
+
+    @property
+    def _beat_keys(self) -> list[str]:
+        # ``beats``: owner -> {"beat": ms, "expires": ms, "info": {...}}; ``beatx``: owner -> expiry ms
+        return [self.keys.prefix + "beats", self.keys.prefix + "beatx"]
+
+    def heartbeat(self, owner: str, info: Mapping[str, Any], *, now: datetime, ttl: timedelta) -> None:
+        """See :meth:`schedcore.protocols.Store.heartbeat`: one Lua call (drops expired beats too)."""
+        if not isinstance(owner, str) or not owner:
+            raise ValidationError("owner", owner, "must be a non-empty string")
+        if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+            raise ValidationError("ttl", ttl, "must be a positive timedelta")
+        if not isinstance(info, Mapping):
+            raise ValidationError("info", info, "expected a mapping")
+        now_ms = to_ms(require_aware(now, "now"))
+        expires_ms = now_ms + max(1, -(-ttl // timedelta(milliseconds=1)))
+        try:
+            beat = json.dumps({"beat": now_ms, "expires": expires_ms, "info": dict(info)}, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError("info", info, f"must be JSON-serializable ({exc})") from None
+        with translated("heartbeat"):
+            self._heartbeat(keys=self._beat_keys, args=[owner, beat, now_ms, expires_ms])
+
+    def schedulers(self, now: datetime) -> list[SchedulerBeat]:
+        """See :meth:`schedcore.protocols.Store.schedulers` (one HGETALL; unreadable beats skipped)."""
+        now_ms = to_ms(require_aware(now, "now"))
+        with translated("schedulers"):
+            raw = self._client.hgetall(self._beat_keys[0])
+        out: list[SchedulerBeat] = []
+        for owner, value in raw.items():
+            try:
+                data = json.loads(text(value))
+                beat, expires, info = int(data["beat"]), int(data["expires"]), data.get("info") or {}
+            except (ValueError, KeyError, TypeError):
+                continue  # not ours
+            if expires > now_ms and isinstance(info, dict):
+                out.append(
+                    SchedulerBeat(owner=text(owner), beat_at=from_ms(beat), expires_at=from_ms(expires), info=info)
+                )
+        return sorted(out, key=lambda b: b.owner)
+
+    def stats(self, now: datetime) -> StoreStats:
+        """See :meth:`schedcore.protocols.Store.stats`: one MULTI/EXEC of counts (no scans)."""
+        now_ms = to_ms(require_aware(now, "now"))
+        pipe = self._client.pipeline(transaction=True)
+        pipe.zcard(self.keys.ids)
+        pipe.zcount(self.keys.index, "-inf", now_ms)
+        pipe.zrange(self.keys.index, 0, 0, withscores=True)
+        pipe.zcount(self.keys.leases, f"({now_ms}", "+inf")
+        pipe.zcount(self.keys.leases, "-inf", now_ms)
+        with translated("stats"):
+            schedules, due, head, in_flight, expired = pipe.execute()
+        oldest = from_ms(int(head[0][1])) if head and due and int(head[0][1]) <= now_ms else None
+        return StoreStats(
+            schedules=int(schedules), due=int(due), oldest_due=oldest, in_flight=int(in_flight), expired=int(expired)
+        )
 
     def close(self) -> None:
         """Stop the watchers and, when the store made its own client (``from_url``), close it."""

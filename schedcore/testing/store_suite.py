@@ -863,6 +863,57 @@ class StoreConformance:
         store.close()
         store.close()
 
+    # -- heartbeats and stats ------------------------------------------------------------
+
+    def test_heartbeat_is_live_until_its_ttl(self, store: Store) -> None:
+        assert store.schedulers(at(0)) == []
+        info = {"host": "h1", "pid": 42, "version": "1.0"}
+        store.heartbeat("s1", info, now=at(0), ttl=timedelta(seconds=15))
+        store.heartbeat("s2", {"host": "h2"}, now=at(5), ttl=timedelta(seconds=15))
+        live = store.schedulers(at(10))
+        assert [b.owner for b in live] == ["s1", "s2"]
+        assert live[0].info == info
+        assert live[0].beat_at == at(0) and live[0].expires_at == at(15)
+        assert [b.owner for b in store.schedulers(at(15))] == ["s2"]  # expired at its TTL
+        assert store.schedulers(at(20)) == []
+
+    def test_heartbeat_replaces_the_owners_previous_beat(self, store: Store) -> None:
+        store.heartbeat("s1", {"n": 1}, now=at(0), ttl=timedelta(seconds=15))
+        store.heartbeat("s1", {"n": 2}, now=at(10), ttl=timedelta(seconds=15))
+        (beat,) = store.schedulers(at(20))
+        assert beat.info == {"n": 2} and beat.beat_at == at(10) and beat.expires_at == at(25)
+        # dead owners (restarted schedulers) do not come back when others beat
+        store.heartbeat("s2", {}, now=at(100), ttl=timedelta(seconds=15))
+        assert [b.owner for b in store.schedulers(at(100))] == ["s2"]
+
+    def test_heartbeat_refuses_bad_arguments(self, store: Store) -> None:
+        with pytest.raises(ValidationError):
+            store.heartbeat("s1", {}, now=at(0), ttl=timedelta(0))
+        with pytest.raises(ValidationError):
+            store.heartbeat("s1", {}, now=datetime(2025, 1, 1), ttl=timedelta(seconds=1))
+        with pytest.raises(ValidationError):
+            store.heartbeat("", {}, now=at(0), ttl=timedelta(seconds=1))
+
+    def test_heartbeat_does_not_touch_schedules(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        store.heartbeat("s1", {}, now=at(0), ttl=timedelta(seconds=5))
+        assert [s.schedule.id for s in store.list_schedules()] == ["a"]
+        assert store.next_due() == at(0)
+
+    def test_stats_counts_due_entries_claims_and_expired_leases(self, store: Store) -> None:
+        empty = store.stats(at(0))
+        assert (empty.schedules, empty.due, empty.oldest_due, empty.in_flight, empty.expired) == (0, 0, None, 0, 0)
+        self.add_fire(store, "a", 0)
+        self.add_fire(store, "b", 10)
+        self.add_fire(store, "c", 100)
+        stats = store.stats(at(20))
+        assert (stats.schedules, stats.due, stats.oldest_due, stats.in_flight) == (3, 2, at(0), 0)
+        claim_one(store, at(5))  # takes a (due at 0) under a 30 s lease
+        stats = store.stats(at(20))
+        assert (stats.due, stats.oldest_due, stats.in_flight, stats.expired) == (1, at(10), 1, 0)
+        stats = store.stats(at(40))  # the lease ran out at 35: due again, not yet taken back
+        assert (stats.due, stats.in_flight, stats.expired) == (1, 0, 1)
+
     # -- concurrency -----------------------------------------------------------------
 
     def test_concurrent_claims_take_every_entry_exactly_once(self, store: Store) -> None:
