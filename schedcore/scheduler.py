@@ -53,6 +53,7 @@ log = logging.getLogger("schedcore.scheduler")
 _MS = timedelta(milliseconds=1)
 _MAX_ROUNDS = 10_000  # claim rounds per tick: a guard against a store that keeps handing entries back
 _STUCK_POLL = timedelta(seconds=1)  # re-check of an entry the store reports due but does not hand out
+_DEFERRED_POLL = timedelta(seconds=1)  # re-try of an outcome whose run is not committed yet
 
 
 def _version() -> str:
@@ -125,6 +126,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self._unapplied: deque[Outcome] = deque()  # taken off the queue, not yet in the store
+        self._deferred: dict[str, tuple[Outcome, datetime]] = {}  # refused: hand-off not committed yet
         self._lock = threading.Lock()
         self._started = False
         self._ran = False
@@ -334,6 +336,7 @@ class Scheduler:
         """
         self._ensure_started()
         claimed_at: datetime | None = None
+        self._unapplied.extend(outcome for outcome, _ in self._deferred.values())  # try kept outcomes again
         try:
             for _ in range(_MAX_ROUNDS):
                 self._apply_outcomes()
@@ -349,6 +352,9 @@ class Scheduler:
         except Exception as exc:
             return self._back_off("store error", exc)
         self._failures = 0
+        if self._deferred:
+            retry_at = self.clock.now() + _DEFERRED_POLL
+            wake_at = retry_at if wake_at is None else min(wake_at, retry_at)
         if wake_at is not None and claimed_at is not None and wake_at <= claimed_at:
             # Due at the last claim, yet not handed out: the store keeps it back (a schedule
             # whose data cannot be decoded is left in the index). Poll instead of spinning.
@@ -603,8 +609,10 @@ class Scheduler:
             return
         retry = retry_entry(outcome, stored.schedule)
         if not self.store.record_outcome(outcome, retry):
-            log.debug("repeat outcome of %s ignored", outcome.run_id)
-            return  # a duplicate report (or a run this store does not know): no events
+            if not self._keep_refused(outcome):
+                log.debug("repeat outcome of %s ignored", outcome.run_id)
+            return  # a duplicate report, or kept for later: no events now
+        self._deferred.pop(outcome.run_id, None)
         fields: dict[str, Any] = {
             "schedule_id": sid,
             "run_id": outcome.run_id,
@@ -635,6 +643,33 @@ class Scheduler:
         elif outcome.status is not OutcomeStatus.STOPPED:
             self._event("run_exhausted", f"run {outcome.run_id} failed on its last attempt", **fields)
             self.hooks.emit("schedcore_run_exhausted", scheduler=self, outcome=outcome)
+
+    def _keep_refused(self, outcome: Outcome) -> bool:
+        """Keep an outcome the store refused if its run may still be committed; True if kept.
+
+        The store refuses an outcome for a run that is not running: a repeat report of a
+        finished run -- or a run whose hand-off is not committed yet, which happens when
+        several schedulers share one executor backend and another one's report overtakes
+        the commit. The latter is tried again on every tick until the claim's lease must
+        have ended (twice the lease); after that nobody can commit the run any more.
+        """
+        finished = any(
+            record.run_id == outcome.run_id and record.status is not RunStatus.DISPATCHED
+            for record in self.store.history(outcome.schedule_id, 1000)
+        )
+        now = self.clock.now()
+        first_seen = self._deferred.get(outcome.run_id, (outcome, now))[1]
+        if finished or now - first_seen > 2 * self.lease:
+            if not finished:
+                log.warning(
+                    "outcome of %s dropped: its run was never committed",
+                    outcome.run_id,
+                    extra={"event": "outcome_dropped", "schedule_id": outcome.schedule_id, "run_id": outcome.run_id},
+                )
+            self._deferred.pop(outcome.run_id, None)
+            return False
+        self._deferred[outcome.run_id] = (outcome, first_seen)
+        return True
 
     def _event(self, event: str, message: str, **fields: Any) -> None:
         log.info(message, extra={"event": event, **fields})
