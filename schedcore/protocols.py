@@ -247,5 +247,12 @@ class Executor(Protocol):
         ...
 
     def shutdown(self, wait: bool = True) -> None:
-        """Stop accepting runs; with ``wait``, let running ones finish and report. Idempotent."""
+        """Stop accepting runs; with ``wait``, let running ones finish and report. Idempotent.
+
+        An executor whose runs execute in other processes (RQ workers) must not hold a
+        stopping scheduler hostage to jobs that may run for hours: it may return sooner,
+        provided the outcomes of runs still running are kept durably by its backend and
+        reported by the next executor started on that backend. Such an executor declares
+        it with a class attribute ``durable_outcomes = True``.
+        """
         ...
