@@ -22,7 +22,9 @@ from schedcore_rq._jobs import (
     ON_STOPPED,
     ON_SUCCESS,
     RUN_TASK,
+    TEMPLATE_CACHE_SIZE,
     JobOptions,
+    JobTemplate,
     job_id_for,
     parse_options,
     run_info,
@@ -108,6 +110,10 @@ class RQExecutor:
     schedule's ``RetryPolicy`` decides, and a retry is a new run with a new job id.
     """
 
+    #: Jobs run in other processes and their outcomes are kept in Redis across a shutdown
+    #: (see ``Executor.shutdown``): the next RQExecutor on the namespace reports them.
+    durable_outcomes = True
+
     def __init__(
         self,
         connection: redis.Redis,
@@ -148,6 +154,7 @@ class RQExecutor:
         self._poll = float(poll_interval)
         self.keys = Keys(self._namespace)
         self._queues: dict[str, Any] = {}
+        self._templates: dict[tuple[Any, ...], JobTemplate | None] = {}  # see _job_commands
         self._handoff_sha: str | None = None
         self._finish = connection.register_script(FINISH_LUA)
         self._report: Callable[[Outcome], None] | None = None
@@ -366,13 +373,52 @@ class RQExecutor:
         return entry
 
     def _job_commands(self, run: Run, job_id: str, info: RunInfo) -> list[tuple[Any, ...]]:
-        """The writes RQ makes to enqueue this run's job, captured without executing them."""
-        from rq import Callback
+        """The writes RQ makes to enqueue this run's job, captured without executing them.
 
+        Building an RQ job is the dominant cost of a hand-off, and every run of a schedule
+        makes the same writes but for its id, description, meta and timestamps: the first
+        run of each (queue, options, task, arguments) is captured from RQ itself and kept as
+        a :class:`JobTemplate`; later runs fill its slots.
+        """
         options = parse_options(run.executor_options)
-        queue = self._queue(self._queue_name(options, run.queue))
         meta = dict(options.meta)
         meta[META_KEY] = {**info.to_dict(), "ns": self._namespace, "hb": self._heartbeat}
+        description = options.description or f"{run.task} [schedcore {run.id}]"
+        try:
+            key: tuple[Any, ...] | None = (
+                self._queue_name(options, run.queue),
+                self._serializer.dumps((run.task, run.args, run.kwargs)),
+                self._serializer.dumps(options.meta),
+                options.job_timeout,
+                options.result_ttl,
+                options.ttl,
+                options.failure_ttl,
+                options.at_front,
+                options.description,
+            )
+        except Exception:
+            key = None  # the slow path reports what the serializer refuses
+        template = self._templates.get(key) if key is not None else None
+        if template is not None:
+            from rq.utils import now, utcformat
+
+            return template.render(job_id, description, self._serializer.dumps(meta), utcformat(now()))
+        commands = self._capture(run, job_id, options, meta, description)
+        if key is not None and key not in self._templates:
+            if len(self._templates) >= TEMPLATE_CACHE_SIZE:
+                self._templates.clear()
+            self._templates[key] = JobTemplate.capture(
+                commands, job_id, description, self._serializer.dumps(meta), run.id
+            )
+        return commands
+
+    def _capture(
+        self, run: Run, job_id: str, options: JobOptions, meta: dict[str, Any], description: str
+    ) -> list[tuple[Any, ...]]:
+        """The writes of ``Queue.enqueue_job`` for this run, from RQ itself."""
+        from rq import Callback
+
+        queue = self._queue(self._queue_name(options, run.queue))
         job = queue.create_job(
             RUN_TASK,
             args=(run.task, *run.args),
@@ -381,7 +427,7 @@ class RQExecutor:
             result_ttl=options.result_ttl,
             ttl=options.ttl,
             failure_ttl=options.failure_ttl,
-            description=options.description or f"{run.task} [schedcore {run.id}]",
+            description=description,
             job_id=job_id,
             meta=meta,
             on_success=Callback(ON_SUCCESS),

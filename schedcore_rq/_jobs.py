@@ -166,3 +166,67 @@ while i <= #ARGV do
 end
 return result
 """
+
+
+#: Job templates kept per executor (runs of one schedule share one; the cache is cleared when full).
+TEMPLATE_CACHE_SIZE = 4096
+_TIMESTAMP_FIELDS = ("created_at", "enqueued_at")
+
+
+@attrs.frozen
+class JobTemplate:
+    """The enqueue writes RQ made for one run, with the per-run values marked as slots.
+
+    Runs that differ only in their run (job id, description, meta and the timestamps) make
+    the same writes otherwise, so building the RQ job once per schedule and filling the
+    slots for every later run gives the exact commands ``Queue.enqueue_job`` would capture,
+    at a fraction of the cost. :meth:`capture` refuses (returns None) whenever it cannot
+    prove that: a per-run value it does not recognise makes the run take the slow path.
+    """
+
+    #: per command: its arguments, where a slot is ``(kind, parts)`` in ``slots`` by position
+    commands: tuple[tuple[Any, ...], ...]
+    slots: tuple[tuple[int, int, str, tuple[str, ...]], ...]  # (command, argument, kind, split parts)
+
+    @classmethod
+    def capture(
+        cls, commands: list[tuple[Any, ...]], job_id: str, description: str, meta: bytes, run_id: str
+    ) -> JobTemplate | None:
+        """The template of ``commands`` (captured for ``job_id``), or None when it is not safe."""
+        slots: list[tuple[int, int, str, tuple[str, ...]]] = []
+        text_markers, byte_markers = (job_id, run_id), (job_id.encode(), run_id.encode())
+        for c, command in enumerate(commands):
+            is_hset = str(command[0]).upper() == "HSET"
+            for a, arg in enumerate(command):
+                if a == 0:
+                    continue
+                if is_hset and a >= 3 and a % 2 == 1 and str(command[a - 1]) in _TIMESTAMP_FIELDS:
+                    slots.append((c, a, "time", ()))
+                elif isinstance(arg, bytes) and arg == meta:
+                    slots.append((c, a, "meta", ()))
+                elif isinstance(arg, str) and arg == description:
+                    slots.append((c, a, "description", ()))
+                elif isinstance(arg, str) and job_id in arg:
+                    slots.append((c, a, "id", tuple(arg.split(job_id))))
+                elif (isinstance(arg, str) and any(m in arg for m in text_markers)) or (
+                    isinstance(arg, bytes) and any(m in arg for m in byte_markers)
+                ):
+                    return None  # a per-run value we would not replace
+        kinds = {kind for _, _, kind, _ in slots}
+        if not {"id", "meta", "description"} <= kinds:
+            return None  # RQ wrote the job differently than we expect: always ask RQ
+        return cls(tuple(commands), tuple(slots))
+
+    def render(self, job_id: str, description: str, meta: bytes, timestamp: str) -> list[tuple[Any, ...]]:
+        """The commands for another run."""
+        out = [list(command) for command in self.commands]
+        for c, a, kind, parts in self.slots:
+            if kind == "id":
+                out[c][a] = job_id.join(parts)
+            elif kind == "time":
+                out[c][a] = timestamp
+            elif kind == "meta":
+                out[c][a] = meta
+            else:
+                out[c][a] = description
+        return [tuple(command) for command in out]
