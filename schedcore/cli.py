@@ -4,12 +4,13 @@
 
     schedcore next --cron "30 2 * * *" --tz America/New_York -n 3
     schedcore run --config examples/hello.toml
+    schedcore --settings schedcore.toml list
     schedcore plugins
 
-Settings come from flags first, then ``SCHEDCORE_*`` environment variables
-(``SCHEDCORE_STORE``, ``SCHEDCORE_EXECUTOR``, ``SCHEDCORE_CONFIG``, ``SCHEDCORE_WORKERS``,
-``SCHEDCORE_LOG_LEVEL``, ``SCHEDCORE_LOG_FORMAT``, ``SCHEDCORE_DEBUG``), then defaults.
-(A settings file will slot in below the environment through click's ``default_map``.)
+Settings come from flags first, then ``SCHEDCORE_*`` environment variables, then the
+settings file (``--settings FILE`` or ``SCHEDCORE_SETTINGS``, see :mod:`schedcore.settings`),
+then defaults. Plugins add options through the ``schedcore_cli_options`` hook
+(``--redis-url`` comes from the Redis plugin).
 
 Every user error is one line on stderr starting with ``error:`` and a non-zero exit
 code -- 2 for a bad command line, 1 when something failed while running -- and never a
@@ -18,21 +19,32 @@ traceback unless ``--debug`` is given.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import json
+import logging
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone, tzinfo
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import click
 
 from schedcore import logs
 from schedcore._time import iso, parse_instant
-from schedcore.exceptions import SchedcoreError, ValidationError
+from schedcore.exceptions import ConfigError, PluginError, SchedcoreError, ValidationError
 from schedcore.protocols import Trigger
+
+if TYPE_CHECKING:
+    from schedcore.model import Schedule
+    from schedcore.plugins import Hooks
+    from schedcore.protocols import Store
+    from schedcore.records import StoredSchedule
+    from schedcore.scheduler import Scheduler
+    from schedcore.settings import MergedOption
 
 __all__ = ["cli", "main"]
 
@@ -48,6 +60,9 @@ class Settings:
     debug: bool = False
     log_level: str = "info"
     log_format: str = "text"
+    settings_file: str | None = None
+    #: what the settings file says (``store_options``/``executor_options`` as tables)
+    file: dict[str, Any] = attrs.field(factory=dict)
 
 
 class CliError(click.ClickException):
@@ -152,12 +167,56 @@ def _show_traceback(ctx: click.Context) -> None:
     envvar="SCHEDCORE_LOG_FORMAT",
     help="text, or json for one JSON object per line (env: SCHEDCORE_LOG_FORMAT).",
 )
+@click.option(
+    "--settings",
+    "settings_file",
+    type=click.Path(dir_okay=False),
+    envvar="SCHEDCORE_SETTINGS",
+    metavar="FILE",
+    help="TOML settings file, below flags and environment variables (env: SCHEDCORE_SETTINGS).",
+)
 @click.version_option(package_name="schedcore", prog_name="schedcore")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, log_level: str, log_format: str) -> None:
+def cli(ctx: click.Context, debug: bool, log_level: str, log_format: str, settings_file: str | None) -> None:
     """schedcore: decides what runs when, and hands each run to an executor."""
-    ctx.obj = Settings(debug=debug, log_level=log_level.lower(), log_format=log_format)
-    logs.configure("debug" if debug else log_level.lower(), log_format)
+    settings = Settings(debug=debug, log_level=log_level.lower(), log_format=log_format)
+    ctx.obj = settings
+    if settings_file:
+        settings.settings_file = settings_file
+        settings.file = _load_settings_file(ctx, settings_file)
+        file = settings.file
+        # The file only fills in what neither a flag nor the environment set.
+        if "debug" in file and _from_default(ctx, "debug"):
+            settings.debug = _file_value(file, "debug", click.BOOL)
+        if "log_level" in file and _from_default(ctx, "log_level"):
+            settings.log_level = _file_value(file, "log_level", click.Choice(logs.LEVELS, case_sensitive=False)).lower()
+        if "log_format" in file and _from_default(ctx, "log_format"):
+            settings.log_format = _file_value(file, "log_format", click.Choice(logs.FORMATS))
+        defaults = {k: v for k, v in file.items() if k not in _GLOBAL_KEYS and not isinstance(v, Mapping)}
+        ctx.default_map = {name: dict(defaults) for name in getattr(ctx.command, "commands", {})}
+    logs.configure("debug" if settings.debug else settings.log_level, settings.log_format)
+
+
+_GLOBAL_KEYS = frozenset({"debug", "log_level", "log_format"})
+
+
+def _from_default(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source in (None, click.core.ParameterSource.DEFAULT)
+
+
+def _file_value(file: Mapping[str, Any], key: str, kind: click.ParamType[Any]) -> Any:
+    try:
+        return kind.convert(file[key], None, None)
+    except click.BadParameter as exc:
+        raise ConfigError(f"settings file: invalid {key}={file[key]!r}: {exc.format_message()}") from None
+
+
+def _load_settings_file(ctx: click.Context, path: str) -> dict[str, Any]:
+    from schedcore.settings import load_settings
+
+    allowed = {o.spec.dest for command in _STORE_COMMANDS for o in _plugin_options(ctx, command)}
+    return load_settings(path, allowed=allowed)
 
 
 # -- next --------------------------------------------------------------------------------
@@ -267,43 +326,276 @@ def _zone(name: str) -> tzinfo:
         return timezone.utc
 
 
+# -- plugins' options and the store ------------------------------------------------------
+
+#: The commands that open a store and take the store options (and plugins' options).
+_STORE_COMMANDS = ("run", "sync", "add", "list", "show", "remove", "pause", "resume", "trigger", "backfill", "status")
+_PM_KEY = "schedcore.plugin_manager"
+_OPTIONS_KEY = "schedcore.plugin_options"
+
+log = logging.getLogger("schedcore.cli")
+
+_MEMORY_ONLY_IN_RUN = (
+    "the memory store lives inside one 'schedcore run' process and is gone when it exits, so "
+    "'schedcore {command}' cannot see it; choose a shared store with --store NAME "
+    "(e.g. --store redis), SCHEDCORE_STORE or 'store = ...' in the settings file"
+)
+
+
+def _plugin_manager_or_none(ctx: click.Context) -> Any:
+    """The entry-point plugin manager, loaded once per invocation; None when a plugin cannot load."""
+    root = ctx.find_root()
+    if _PM_KEY not in root.meta:
+        from schedcore import plugins
+
+        try:
+            root.meta[_PM_KEY] = plugins.get_plugin_manager()
+        except PluginError:
+            root.meta[_PM_KEY] = None  # the command itself reports it, if it needs the plugins
+    return root.meta[_PM_KEY]
+
+
+def _plugin_options(ctx: click.Context, command: str) -> list[MergedOption]:
+    """The options plugins add to ``command`` (a plugin raising in the hook is logged and skipped)."""
+    from schedcore.settings import merge_cli_options
+
+    pm = _plugin_manager_or_none(ctx)
+    if pm is None:
+        return []
+    declared: list[tuple[str, Any]] = []
+    for impl in reversed(pm.hook.schedcore_cli_options.get_hookimpls()):
+        try:
+            found = impl.function(*({"command": command}[arg] for arg in impl.argnames))
+            declared += [(impl.plugin_name, option) for option in found or ()]
+        except Exception:
+            log.exception("plugin %r raised in hook schedcore_cli_options; ignoring its options", impl.plugin_name)
+    merged, problems = merge_cli_options(declared)
+    for problem in problems:
+        log.warning("%s", problem, extra={"event": "plugin_option_conflict"})
+    return merged
+
+
+class _PluginOption(click.Option):
+    """An option a plugin added (see :class:`schedcore.settings.CliOption`)."""
+
+    def __init__(self, merged: MergedOption) -> None:
+        spec = merged.spec
+        kinds = {"int": click.INT, "float": click.FLOAT, "str": click.STRING}
+        source = ", ".join(merged.plugins)
+        help_text = f"{spec.help} For {merged.describe_targets()} (plugin {source}; env: {spec.env})."
+        if spec.type == "flag":
+            super().__init__(
+                [f"--{spec.name}", spec.dest], is_flag=True, default=None, envvar=spec.env, help=help_text.strip()
+            )
+        else:
+            super().__init__(
+                [f"--{spec.name}", spec.dest],
+                type=kinds[spec.type],
+                envvar=spec.env,
+                metavar=spec.metavar or spec.type.upper(),
+                help=help_text.strip(),
+            )
+        self.merged = merged
+
+
+class PluginCommand(click.Command):
+    """A command whose options include the ones installed plugins add (shown by ``--help`` too)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        core = [p for p in self.params if not isinstance(p, _PluginOption)]
+        taken = {name for p in core for name in (*p.opts, *p.secondary_opts, p.name)}
+        extra: list[click.Parameter] = []
+        for merged in _plugin_options(ctx, self.name or ""):
+            if f"--{merged.spec.name}" in taken or merged.spec.dest in taken:
+                log.warning(
+                    "plugin %s offers --%s, which schedcore %s has already; ignoring it",
+                    ", ".join(merged.plugins),
+                    merged.spec.name,
+                    self.name,
+                )
+                continue
+            taken |= {f"--{merged.spec.name}", merged.spec.dest}
+            extra.append(_PluginOption(merged))
+        self.params = core + extra
+        return super().parse_args(ctx, args)
+
+
+_RANK = {"COMMANDLINE": 3, "ENVIRONMENT": 2, "DEFAULT_MAP": 1}
+
+
+def _rank(ctx: click.Context, name: str) -> int:
+    source = ctx.get_parameter_source(name)
+    return _RANK.get(source.name, 0) if source is not None else 0
+
+
+def _resolve_options(
+    ctx: click.Context, store: str | None, executor: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Store and executor options from every source: per key, a flag beats the environment,
+    which beats the settings file (``-S``/``-E`` beat a plugin's option from the same source)."""
+    settings = ctx.find_object(Settings) or Settings()
+    chosen: dict[str, dict[str, tuple[int, Any]]] = {"store": {}, "executor": {}}
+
+    def put(kind: str, key: str, rank: int, value: Any) -> None:
+        if rank >= chosen[kind].get(key, (-1, None))[0]:
+            chosen[kind][key] = (rank, value)
+
+    for kind in ("store", "executor"):
+        table = settings.file.get(f"{kind}_options", {})
+        for key, value in table.items():
+            put(kind, key, 1, value)
+    for param in ctx.command.params:
+        if not isinstance(param, _PluginOption) or param.name is None:
+            continue
+        value = ctx.params.get(param.name)
+        if value is None:
+            continue
+        rank = _rank(ctx, param.name)
+        targets = param.merged.applies_to(store, executor)
+        if not targets:
+            if rank == 3:  # given on this command line for nothing: say so
+                chosen_text = f"--store {store}" + (f" and --executor {executor}" if executor else "")
+                raise click.UsageError(
+                    f"--{param.merged.spec.name} applies to {param.merged.describe_targets()}, not to {chosen_text}"
+                )
+            continue  # from the environment or the file, for another store: not ours
+        for kind, key in targets:
+            put(kind, key, rank, value)
+    for kind, name, option in (
+        ("store", "store_options", "--store-option"),
+        ("executor", "executor_options", "--executor-option"),
+    ):
+        if name in ctx.params:
+            for key, value in _key_values(ctx.params[name], option).items():
+                put(kind, key, _rank(ctx, name), value)
+    if ctx.params.get("workers"):
+        put("executor", "workers", _rank(ctx, "workers"), ctx.params["workers"])
+    return (
+        {key: value for key, (_, value) in chosen["store"].items()},
+        {key: value for key, (_, value) in chosen["executor"].items()},
+    )
+
+
+def _store_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--store NAME`` and ``-S KEY=VALUE``: the store a command works on."""
+    f = click.option(
+        "-S",
+        "--store-option",
+        "store_options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        envvar="SCHEDCORE_STORE_OPTIONS",
+        help="Store option, repeatable: -S namespace=prod (env: SCHEDCORE_STORE_OPTIONS, space-separated).",
+    )(f)
+    return click.option(
+        "--store",
+        "store",
+        metavar="NAME",
+        default="memory",
+        show_default=True,
+        envvar="SCHEDCORE_STORE",
+        help="Store registered by a plugin (env: SCHEDCORE_STORE).",
+    )(f)
+
+
+def _command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
+    """A command working on a store: ``--store``, ``-S`` and the options plugins add."""
+
+    def decorate(f: Callable[..., Any]) -> click.Command:
+        return cli.command(name, cls=PluginCommand)(_store_options(f))
+
+    return decorate
+
+
+def _plugin_manager(store_name: str, executor_name: str) -> Any:
+    """The plugin manager with every installed plugin; when one cannot be loaded (say its
+    optional driver is not installed) the built-in memory store and local executor still
+    run, with a warning -- anything else needs the plugins and fails."""
+    from schedcore.plugins import get_plugin_manager
+
+    try:
+        return get_plugin_manager()
+    except PluginError as exc:
+        if (store_name, executor_name) != ("memory", "local"):
+            raise
+        log.warning(
+            "%s; running on the built-in memory store and local executor", exc, extra={"event": "plugin_load_failed"}
+        )
+        return get_plugin_manager(entry_points=False)
+
+
+def _create_store(hooks: Hooks, name: str, options: Mapping[str, Any]) -> Store:
+    stores = hooks.store_factories()
+    if name not in stores:
+        raise click.UsageError(f"unknown store {name!r}; registered stores: {_names(stores)}")
+    try:
+        return hooks.create_store(name, options)
+    except (ValidationError, ConfigError) as exc:
+        raise click.UsageError(f"store {name!r}: {exc}") from None
+
+
+class _NoExecutor:
+    """The executor of the management commands: they only change the store (nothing runs here)."""
+
+    def validate(self, schedule: Schedule) -> None:
+        """Anything goes: the running scheduler's executor decides."""
+
+    def start(self, report: Callable[[Any], None]) -> None:
+        """Nothing to start."""
+
+    def submit(self, runs: Sequence[Any]) -> None:
+        from schedcore.exceptions import ExecutorUnavailable
+
+        raise ExecutorUnavailable("the schedcore command line does not run tasks; 'schedcore run' does")
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Nothing to stop."""
+
+
+@contextlib.contextmanager
+def _opened(ctx: click.Context) -> Iterator[Scheduler]:
+    """A scheduler (that runs nothing) on the store the command's options select."""
+    from schedcore.plugins import Hooks
+    from schedcore.scheduler import Scheduler
+
+    command = ctx.command.name or ""
+    store_name = ctx.params["store"]
+    if store_name == "memory":
+        raise click.UsageError(_MEMORY_ONLY_IN_RUN.format(command=command))
+    store_opts, _ = _resolve_options(ctx, store_name, None)
+    pm = _plugin_manager(store_name, "local")
+    store = _create_store(Hooks(pm), store_name, store_opts)
+    try:
+        yield Scheduler(store=store, executor=_NoExecutor(), plugins=pm, heartbeat=None)
+    finally:
+        store.close()
+
+
 # -- run ---------------------------------------------------------------------------------
 
 
-@cli.command("run")
+@_command("run")
 @click.option(
     "--config",
-    "config_path",
+    "config",
     type=click.Path(exists=True, dir_okay=False),
     envvar="SCHEDCORE_CONFIG",
-    help="TOML schedule file to add before starting (env: SCHEDCORE_CONFIG).",
+    help="TOML schedule file synced into the store before starting (env: SCHEDCORE_CONFIG).",
 )
 @click.option(
-    "--store",
-    "store_name",
+    "--source",
     metavar="NAME",
-    default="memory",
-    show_default=True,
-    envvar="SCHEDCORE_STORE",
-    help="Store registered by a plugin (env: SCHEDCORE_STORE).",
+    envvar="SCHEDCORE_SOURCE",
+    help="Source id the --config schedules are marked with (default: the file's name; env: SCHEDCORE_SOURCE).",
 )
 @click.option(
     "--executor",
-    "executor_name",
+    "executor",
     metavar="NAME",
     default="local",
     show_default=True,
     envvar="SCHEDCORE_EXECUTOR",
     help="Executor registered by a plugin (env: SCHEDCORE_EXECUTOR).",
-)
-@click.option(
-    "-S",
-    "--store-option",
-    "store_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    envvar="SCHEDCORE_STORE_OPTIONS",
-    help="Store option, repeatable: -S url=redis://host:6379/0 (env: SCHEDCORE_STORE_OPTIONS, space-separated).",
 )
 @click.option(
     "-E",
@@ -320,36 +612,37 @@ def _zone(name: str) -> tzinfo:
     type=click.IntRange(min=1),
     metavar="N",
     envvar="SCHEDCORE_WORKERS",
-    help="Workers of the executor: threads for local (env: SCHEDCORE_WORKERS).",
+    help="Workers of the executor: threads for local, worker processes for rq (env: SCHEDCORE_WORKERS).",
 )
 def run_command(
     *,
-    config_path: str | None,
-    store_name: str,
-    executor_name: str,
+    config: str | None,
+    source: str | None,
+    store: str,
+    executor: str,
     store_options: tuple[str, ...],
     executor_options: tuple[str, ...],
     burst: bool,
     workers: int | None,
+    **plugin_options: Any,
 ) -> None:
     """Run a scheduler until Ctrl-C or SIGTERM (or, with --burst, until nothing is due).
 
     With no --store or --executor it runs on the embedded default: the memory store
-    and the local executor, with the schedules of --config. Option values are read as
-    JSON when they parse (numbers, true/false, lists), as text otherwise.
+    and the local executor, with the schedules of --config. The --config file is synced
+    like 'schedcore sync': its schedules are created or updated and the ones it no longer
+    has are removed, so restarting (or running several schedulers) never duplicates one.
+    Option values are read as JSON when they parse (numbers, true/false, lists), as text
+    otherwise.
     """
-    import logging
-
     from schedcore.config import load_schedules
-    from schedcore.exceptions import ConfigError
     from schedcore.plugins import Hooks
+    from schedcore.sync import default_source, sync
 
-    log = logging.getLogger("schedcore.cli")
-    store_opts = _key_values(store_options, "--store-option")
-    executor_opts = _key_values(executor_options, "--executor-option")
-    if workers:
-        executor_opts["workers"] = workers
-    schedules = load_schedules(config_path) if config_path else []
+    ctx = click.get_current_context()
+    store_name, executor_name = store, executor
+    store_opts, executor_opts = _resolve_options(ctx, store_name, executor_name)
+    schedules = load_schedules(config) if config else []
 
     pm = _plugin_manager(store_name, executor_name)
     hooks = Hooks(pm)
@@ -362,26 +655,23 @@ def run_command(
 
     from schedcore.scheduler import Scheduler
 
-    try:
-        store = hooks.create_store(store_name, store_opts)
-    except (ValidationError, ConfigError) as exc:
-        raise click.UsageError(f"store {store_name!r}: {exc}") from None
-    executor = None
+    the_store = _create_store(hooks, store_name, store_opts)
+    the_executor = None
     running = False
     try:
         try:
-            executor = hooks.create_executor(executor_name, executor_opts)
+            the_executor = hooks.create_executor(executor_name, executor_opts)
         except (ValidationError, ConfigError) as exc:
             raise click.UsageError(f"executor {executor_name!r}: {exc}") from None
-        scheduler = Scheduler(store=store, executor=executor, plugins=pm)
-        for schedule in schedules:
-            scheduler.add(schedule, conflict="replace")
-        if config_path:
+        scheduler = Scheduler(store=the_store, executor=the_executor, plugins=pm)
+        if config:
+            report = sync(scheduler, schedules, source or default_source(config))
             log.info(
-                "loaded %d schedule(s) from %s",
+                "loaded %d schedule(s) from %s (%s)",
                 len(schedules),
-                config_path,
-                extra={"event": "config_loaded", "path": config_path, "count": len(schedules)},
+                config,
+                report.summary(),
+                extra={"event": "config_loaded", "path": config, "count": len(schedules)},
             )
         elif store_name == "memory":
             log.warning("the memory store starts empty and no --config was given: nothing will run")
@@ -395,35 +685,13 @@ def run_command(
         running = True
         scheduler.run(burst=burst)  # shuts the executor down when it returns
     finally:
-        if executor is not None and not running:
-            executor.shutdown(wait=False)
-        store.close()
-
-
-def _plugin_manager(store_name: str, executor_name: str) -> Any:
-    """The plugin manager with every installed plugin; when one cannot be loaded (say its
-    optional driver is not installed) the built-in memory store and local executor still
-    run, with a warning -- anything else needs the plugins and fails."""
-    import logging
-
-    from schedcore.exceptions import PluginError
-    from schedcore.plugins import get_plugin_manager
-
-    try:
-        return get_plugin_manager()
-    except PluginError as exc:
-        if (store_name, executor_name) != ("memory", "local"):
-            raise
-        logging.getLogger("schedcore.cli").warning(
-            "%s; running on the built-in memory store and local executor", exc, extra={"event": "plugin_load_failed"}
-        )
-        return get_plugin_manager(entry_points=False)
+        if the_executor is not None and not running:
+            the_executor.shutdown(wait=False)
+        the_store.close()
 
 
 def _key_values(items: Sequence[str], option: str) -> dict[str, Any]:
     """``["url=redis://x", "limit=5"]`` -> ``{"url": "redis://x", "limit": 5}`` (JSON when it parses)."""
-    import json
-
     options: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -442,12 +710,485 @@ def _names(factories: dict[str, Any]) -> str:
     return ", ".join(sorted(factories)) or "none"
 
 
+# -- sync --------------------------------------------------------------------------------
+
+
+@_command("sync")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--source",
+    metavar="NAME",
+    envvar="SCHEDCORE_SOURCE",
+    help="Source id the file's schedules are marked with (default: the file's name; env: SCHEDCORE_SOURCE).",
+)
+@click.option("--keep-removed", is_flag=True, help="Do not remove schedules that are gone from the file.")
+def sync_command(*, file: str, source: str | None, keep_removed: bool, **options: Any) -> None:
+    """Make the store hold exactly the schedules of schedule file FILE.
+
+    Creates new schedules, updates changed ones (keeping their pending occurrence when
+    the timing is the same) and removes the ones that came from this file before and are
+    gone from it. Schedules added by other means are left alone. The whole file is
+    checked before anything is written; syncing twice changes nothing.
+    """
+    from schedcore.config import load_schedules
+    from schedcore.sync import default_source, sync
+
+    schedules = load_schedules(file)
+    with _opened(click.get_current_context()) as scheduler:
+        report = sync(scheduler, schedules, source or default_source(file), prune=not keep_removed)
+    for mark, ids in (("+", report.added), ("~", report.updated), ("-", report.removed)):
+        for sid in ids:
+            click.echo(f"{mark} {sid}")
+    click.echo(report.summary())
+
+
+# -- add ---------------------------------------------------------------------------------
+
+
+def _json_option(text: str | None, option: str, kind: type) -> Any:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.UsageError(f"invalid {option}={text!r}: not JSON ({exc})") from None
+    if not isinstance(value, kind):
+        expected = "a JSON array, e.g. '[1, \"two\"]'" if kind is list else "a JSON object, e.g. '{\"key\": 1}'"
+        raise click.UsageError(f"invalid {option}={text!r}: expected {expected}")
+    return value
+
+
+#: Schedule fields as the ``add`` options spell them (for error messages).
+_ADD_OPTIONS = {
+    "trigger.expr": "--cron",
+    "trigger.tz": "--tz",
+    "trigger.every": "--every",
+    "trigger.start": "--start",
+    "trigger.when": "--at",
+    "id": "ID",
+    "task": "TASK",
+    "args": "--args",
+    "kwargs": "--kwargs",
+    "queue": "--queue",
+    "retry.max_attempts": "--max-attempts",
+    "retry.initial_delay": "--retry-delay",
+    "retry.factor": "--retry-factor",
+    "retry.max_delay": "--retry-max-delay",
+    "retry.jitter": "--retry-jitter",
+    "catchup": "--catchup",
+    "catchup_limit": "--catchup-limit",
+    "misfire_grace": "--misfire-grace",
+    "overlap": "--overlap",
+    "jitter": "--jitter",
+    "start_at": "--start-at",
+    "end_at": "--end-at",
+    "max_runs": "--max-runs",
+    "meta": "--meta",
+    "executor_options": "--executor-options",
+}
+
+
+@_command("add")
+@click.argument("schedule_id", metavar="ID")
+@click.argument("task", metavar="TASK")
+@click.option("--cron", "cron_expr", metavar="EXPR", help='Cron expression, e.g. "0 3 * * *" or @daily.')
+@click.option("--tz", metavar="ZONE", help="IANA zone of the cron expression (default UTC).")
+@click.option("--every", type=float, metavar="SECONDS", help="Fire every SECONDS, at start + k * SECONDS.")
+@click.option("--start", metavar="ISO8601", help="Anchor of --every (default the Unix epoch).")
+@click.option("--at", "at_text", metavar="ISO8601", help="Fire once, at this instant (with a UTC offset).")
+@click.option("--args", "args_json", metavar="JSON", help="Positional arguments of the task, a JSON array.")
+@click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments of the task, a JSON object.")
+@click.option("--queue", metavar="NAME", help="Queue of the runs (default: default).")
+@click.option("--max-attempts", type=int, metavar="N", help="Runs per occurrence including retries (default 1).")
+@click.option("--retry-delay", type=float, metavar="SECONDS", help="Wait before the first retry (default 10).")
+@click.option("--retry-factor", type=float, metavar="F", help="Back-off factor between retries (default 2).")
+@click.option("--retry-max-delay", type=float, metavar="SECONDS", help="Longest wait between retries (default 3600).")
+@click.option("--retry-jitter", type=float, metavar="SECONDS", help="Up to this much added to each wait (default 0).")
+@click.option("--catchup", type=click.Choice(["skip", "latest", "all"]), help="Missed occurrences (default latest).")
+@click.option("--catchup-limit", type=int, metavar="N", help="With --catchup all: at most N (default 100).")
+@click.option("--misfire-grace", type=float, metavar="SECONDS", help="Still on time when this late (default 60).")
+@click.option(
+    "--overlap", type=click.Choice(["allow", "skip", "buffer_one"]), help="While a run is running (default allow)."
+)
+@click.option("--jitter", type=float, metavar="SECONDS", help="Deterministic delay of up to SECONDS per occurrence.")
+@click.option("--start-at", metavar="ISO8601", help="No occurrence before this instant.")
+@click.option("--end-at", metavar="ISO8601", help="No occurrence after this instant.")
+@click.option("--max-runs", type=int, metavar="N", help="Stop after N occurrences.")
+@click.option("--paused", is_flag=True, help="Add it paused (resume it later).")
+@click.option("--meta", "meta_json", metavar="JSON", help="Free-form metadata, a JSON object.")
+@click.option("--executor-options", "executor_options_json", metavar="JSON", help="Executor options, a JSON object.")
+@click.option(
+    "--conflict",
+    type=click.Choice(["error", "replace", "keep"]),
+    default="error",
+    show_default=True,
+    help="When the id is taken: refuse, replace the definition, or keep the stored one.",
+)
+def add_command(
+    *,
+    schedule_id: str,
+    task: str,
+    cron_expr: str | None,
+    tz: str | None,
+    every: float | None,
+    start: str | None,
+    at_text: str | None,
+    args_json: str | None,
+    kwargs_json: str | None,
+    queue: str | None,
+    max_attempts: int | None,
+    retry_delay: float | None,
+    retry_factor: float | None,
+    retry_max_delay: float | None,
+    retry_jitter: float | None,
+    catchup: str | None,
+    catchup_limit: int | None,
+    misfire_grace: float | None,
+    overlap: str | None,
+    jitter: float | None,
+    start_at: str | None,
+    end_at: str | None,
+    max_runs: int | None,
+    paused: bool,
+    meta_json: str | None,
+    executor_options_json: str | None,
+    conflict: str,
+    **options: Any,
+) -> None:
+    """Add schedule ID running TASK ("package.module:function") on one trigger:
+    --cron EXPR [--tz ZONE], --every SECONDS [--start ISO8601] or --at ISO8601."""
+    from schedcore.model import Schedule
+    from schedcore.triggers import At, Cron, Interval
+
+    given = [
+        name for name, value in (("--cron", cron_expr), ("--every", every), ("--at", at_text)) if value is not None
+    ]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --cron EXPR, --every SECONDS or --at ISO8601")
+    if tz is not None and cron_expr is None:
+        raise click.UsageError("--tz only goes with --cron")
+    if start is not None and every is None:
+        raise click.UsageError("--start only goes with --every")
+    raw = {"--cron": cron_expr, "--tz": tz, "--every": every, "--start": start, "--at": at_text}
+    fields: dict[str, Any] = {}
+    for key, value in (
+        ("args", _json_option(args_json, "--args", list)),
+        ("kwargs", _json_option(kwargs_json, "--kwargs", dict)),
+        ("meta", _json_option(meta_json, "--meta", dict)),
+        ("executor_options", _json_option(executor_options_json, "--executor-options", dict)),
+        ("queue", queue),
+        ("catchup", catchup),
+        ("catchup_limit", catchup_limit),
+        ("misfire_grace", misfire_grace),
+        ("overlap", overlap),
+        ("jitter", jitter),
+        ("start_at", start_at),
+        ("end_at", end_at),
+        ("max_runs", max_runs),
+    ):
+        if value is not None:
+            fields[key] = value
+            raw[_ADD_OPTIONS[key]] = value
+    retry = {
+        key: value
+        for key, value in (
+            ("max_attempts", max_attempts),
+            ("initial_delay", retry_delay),
+            ("factor", retry_factor),
+            ("max_delay", retry_max_delay),
+            ("jitter", retry_jitter),
+        )
+        if value is not None
+    }
+    if retry:
+        fields["retry"] = retry
+        raw.update({_ADD_OPTIONS[f"retry.{k}"]: v for k, v in retry.items()})
+    if paused:
+        fields["paused"] = True
+    try:
+        trigger: Trigger
+        if cron_expr is not None:
+            trigger = Cron(cron_expr, tz=tz or "UTC")
+        elif every is not None:
+            trigger = Interval(every) if start is None else Interval(every, start=start)
+        else:
+            trigger = At(at_text)
+        schedule = Schedule(id=schedule_id, task=task, trigger=trigger, **fields)
+    except ValidationError as exc:
+        option = _ADD_OPTIONS.get(exc.field, "--tz" if cron_expr and _is_zone_field(exc, tz or "UTC") else None)
+        if option is None and exc.field.startswith("trigger"):
+            option = given[0]
+        option = option or exc.field
+        value = raw.get(option)
+        raise _usage(exc, option, None if value is None else str(value)) from None
+    with _opened(click.get_current_context()) as scheduler:
+        result = scheduler.add(schedule, conflict)
+        stored = scheduler.get(schedule.id)
+    nxt = stored.next_fire if stored is not None else None
+    when = f"next fire {_when(nxt.nominal)}" if nxt is not None else "nothing to fire"
+    if stored is not None and stored.schedule.paused:
+        when = "paused"
+    click.echo(f"{result.value} {schedule.id}: {when}")
+
+
+# -- list / show -------------------------------------------------------------------------
+
+
+def _when(instant: datetime) -> str:
+    """``2025-03-09T04:00:00+01:00 (2025-03-09T03:00:00Z)``: local time, then UTC."""
+    return f"{_local(instant)} ({_utc(instant)})"
+
+
+def _local(instant: datetime | None) -> str:
+    return "-" if instant is None else iso(instant.astimezone())
+
+
+def _utc(instant: datetime | None) -> str:
+    return "-" if instant is None else iso(instant.astimezone(timezone.utc)).replace("+00:00", "Z")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in (header, *rows)]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _summary(stored: StoredSchedule, last: Any) -> dict[str, Any]:
+    from schedcore.sync import SOURCE_KEY
+
+    schedule = stored.schedule
+    nxt = stored.next_fire
+    return {
+        "id": schedule.id,
+        "task": schedule.task,
+        "trigger": schedule.trigger.describe(),
+        "next_fire": _utc(nxt.nominal) if nxt else None,
+        "next_fire_local": _local(nxt.nominal) if nxt else None,
+        "paused": schedule.paused,
+        "running": list(stored.running),
+        "last_outcome": last.status.value if last is not None else None,
+        "last_run": last.run_id if last is not None else None,
+        "source": schedule.meta.get(SOURCE_KEY),
+    }
+
+
+@_command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array of objects instead of the table.")
+def list_command(*, as_json: bool, **options: Any) -> None:
+    """List the stored schedules: id, trigger, next fire time (local and UTC), paused, last outcome."""
+    with _opened(click.get_current_context()) as scheduler:
+        items = []
+        for stored in scheduler.iter_schedules():
+            history = scheduler.history(stored.schedule.id, 1)
+            items.append(_summary(stored, history[0] if history else None))
+    if as_json:
+        click.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        click.echo("no schedules")
+        return
+    rows = [
+        [
+            item["id"],
+            item["trigger"],
+            item["next_fire_local"] or "-",
+            item["next_fire"] or "-",
+            "yes" if item["paused"] else "no",
+            item["last_outcome"] or "-",
+        ]
+        for item in items
+    ]
+    click.echo(_table(["ID", "TRIGGER", "NEXT FIRE (LOCAL)", "NEXT FIRE (UTC)", "PAUSED", "LAST"], rows))
+
+
+def _next_times(stored: StoredSchedule, count: int) -> list[datetime]:
+    """The next ``count`` fire times from the stored fire entry (none when paused or finished)."""
+    from schedcore._planner import next_fire_utc
+
+    schedule = stored.schedule
+    if stored.next_fire is None or schedule.paused:
+        return []
+    times = [stored.next_fire.nominal]
+    left = None if schedule.max_runs is None else schedule.max_runs - stored.runs_started
+    while len(times) < count and (left is None or len(times) < left):
+        nxt = next_fire_utc(schedule.trigger, times[-1])
+        if nxt is None or (schedule.end_at is not None and nxt > schedule.end_at):
+            break
+        times.append(nxt)
+    return times
+
+
+@_command("show")
+@click.argument("schedule_id", metavar="ID")
+@click.option("--runs", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many recent runs.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+def show_command(*, schedule_id: str, runs: int, as_json: bool, **options: Any) -> None:
+    """Show schedule ID: its definition, next 5 fire times and recent runs with their outcome."""
+    from schedcore.exceptions import ScheduleNotFound
+
+    with _opened(click.get_current_context()) as scheduler:
+        stored = scheduler.get(schedule_id)
+        if stored is None:
+            raise ScheduleNotFound(schedule_id)
+        history = scheduler.history(schedule_id, runs)
+    times = _next_times(stored, 5)
+    if as_json:
+        data = {
+            "definition": stored.schedule.to_dict(),
+            "next_fires": [_utc(t) for t in times],
+            "runs_started": stored.runs_started,
+            "running": list(stored.running),
+            "runs": [r.to_dict() for r in history],
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    schedule = stored.schedule
+    definition = schedule.to_dict(compact=True)
+    for key in ("schema", "id", "task", "trigger"):
+        definition.pop(key, None)
+    lines = [
+        f"id:        {schedule.id}",
+        f"task:      {schedule.task}",
+        f"trigger:   {schedule.trigger.describe()}",
+        f"paused:    {'yes' if schedule.paused else 'no'}",
+        f"started:   {stored.runs_started} occurrence(s)"
+        + (f" of at most {schedule.max_runs}" if schedule.max_runs else ""),
+        f"running:   {', '.join(stored.running) or 'none'}",
+    ]
+    for key, value in sorted(definition.items()):
+        if key != "paused":
+            lines.append(f"{key + ':':<10} {json.dumps(value)}")
+    lines.append("next fire times:")
+    lines += [f"  {_when(t)}" for t in times] or ["  none (paused or finished)"]
+    lines.append("recent runs:")
+    if history:
+        rows = [[r.run_id, r.kind.value, _utc(r.nominal), r.status.value, r.error or r.note or ""] for r in history]
+        lines += [
+            "  " + line for line in _table(["RUN", "KIND", "NOMINAL (UTC)", "OUTCOME", "ERROR"], rows).splitlines()
+        ]
+    else:
+        lines.append("  none")
+    click.echo("\n".join(lines))
+
+
+# -- remove / pause / resume / trigger / backfill -----------------------------------------
+
+
+@_command("remove")
+@click.argument("schedule_id", metavar="ID")
+def remove_command(*, schedule_id: str, **options: Any) -> None:
+    """Remove schedule ID with its pending runs and history."""
+    from schedcore.exceptions import ScheduleNotFound
+
+    with _opened(click.get_current_context()) as scheduler:
+        if not scheduler.remove(schedule_id):
+            raise ScheduleNotFound(schedule_id)
+    click.echo(f"removed {schedule_id}")
+
+
+@_command("pause")
+@click.argument("schedule_id", metavar="ID")
+def pause_command(*, schedule_id: str, **options: Any) -> None:
+    """Pause schedule ID: no more occurrences until resumed (scheduled retries still run)."""
+    with _opened(click.get_current_context()) as scheduler:
+        scheduler.pause(schedule_id)
+    click.echo(f"paused {schedule_id}")
+
+
+@_command("resume")
+@click.argument("schedule_id", metavar="ID")
+def resume_command(*, schedule_id: str, **options: Any) -> None:
+    """Resume schedule ID from now on (occurrences that fell in the pause are not run)."""
+    with _opened(click.get_current_context()) as scheduler:
+        stored = scheduler.resume(schedule_id)
+    nxt = stored.next_fire
+    click.echo(f"resumed {schedule_id}: " + (f"next fire {_when(nxt.nominal)}" if nxt else "nothing left to fire"))
+
+
+@_command("trigger")
+@click.argument("schedule_id", metavar="ID")
+def trigger_command(*, schedule_id: str, **options: Any) -> None:
+    """Run schedule ID once now, outside its timing (a running scheduler dispatches it)."""
+    with _opened(click.get_current_context()) as scheduler:
+        run_id = scheduler.trigger_now(schedule_id)
+    click.echo(f"queued {run_id}")
+
+
+@_command("backfill")
+@click.argument("schedule_id", metavar="ID")
+@click.option("--from", "start", required=True, metavar="ISO8601", help="First instant (with a UTC offset).")
+@click.option("--to", "end", metavar="ISO8601", help="Last instant (default now; capped at now).")
+def backfill_command(*, schedule_id: str, start: str, end: str | None, **options: Any) -> None:
+    """Queue a run for each occurrence of schedule ID in [--from, --to] that has no run yet."""
+    begin = _option_instant(start, "--from")
+    finish = datetime.now(timezone.utc) if end is None else _option_instant(end, "--to")
+    if finish < begin:
+        raise click.UsageError("--to is before --from")
+    with _opened(click.get_current_context()) as scheduler:
+        count = scheduler.backfill(schedule_id, begin, finish)
+    click.echo(f"queued {count} backfill run(s) of {schedule_id}")
+
+
+# -- status ------------------------------------------------------------------------------
+
+
+@_command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
+def status_command(*, as_json: bool, **options: Any) -> None:
+    """Show the live schedulers with their last heartbeat, what is due now, the oldest
+    overdue entry and the claims in flight."""
+    now = datetime.now(timezone.utc)
+    with _opened(click.get_current_context()) as scheduler:
+        store = scheduler.store
+        if not callable(getattr(store, "stats", None)) or not callable(getattr(store, "schedulers", None)):
+            raise CliError(f"the store {type(store).__name__} does not report status (no heartbeats or stats)")
+        beats = store.schedulers(now)
+        stats = store.stats(now)
+    if as_json:
+        data = {
+            "now": _utc(now),
+            "schedulers": [
+                {"owner": b.owner, "last_beat": _utc(b.beat_at), "expires": _utc(b.expires_at), **b.info} for b in beats
+            ],
+            "schedules": stats.schedules,
+            "due_now": stats.due,
+            "oldest_overdue": _utc(stats.oldest_due) if stats.oldest_due else None,
+            "in_flight": stats.in_flight,
+            "expired_claims": stats.expired,
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    lines = [f"schedulers: {len(beats)} live"]
+    if beats:
+        rows = [
+            [b.owner, str(b.info.get("host", "-")), str(b.info.get("pid", "-")), _utc(b.beat_at),
+             f"{(now - b.beat_at).total_seconds():.1f}s ago", str(b.info.get("version", "-"))]
+            for b in beats
+        ]  # fmt: skip
+        lines += [
+            "  " + line for line in _table(["OWNER", "HOST", "PID", "LAST BEAT", "AGE", "VERSION"], rows).splitlines()
+        ]
+    lines.append(f"schedules: {stats.schedules}")
+    overdue = ""
+    if stats.oldest_due is not None:
+        overdue = f" (oldest overdue by {(now - stats.oldest_due).total_seconds():.1f}s, due {_utc(stats.oldest_due)})"
+    lines.append(f"due now: {stats.due}{overdue}")
+    lines.append(
+        f"in flight: {stats.in_flight} claim(s)" + (f", {stats.expired} with an expired lease" if stats.expired else "")
+    )
+    if not beats and stats.due:
+        lines.append("warning: runs are due but no scheduler is alive")
+    click.echo("\n".join(lines))
+
+
 # -- plugins -----------------------------------------------------------------------------
 
 
 @cli.command("plugins")
 def plugins_command() -> None:
-    """List the loaded plugins and the stores and executors they register."""
+    """List the loaded plugins (with their package), the stores and executors they register
+    and the command-line options they add."""
     from schedcore.plugins import Hooks, get_plugin_manager
 
     pm = get_plugin_manager()
@@ -461,6 +1202,19 @@ def plugins_command() -> None:
         click.echo(f"{title}:")
         for name in sorted(factories):
             click.echo(f"  {name:<12} {factories[name].description}".rstrip())
+    ctx = click.get_current_context()
+    ctx.find_root().meta[_PM_KEY] = pm
+    seen: dict[str, set[str]] = {}
+    for command in _STORE_COMMANDS:
+        for merged in _plugin_options(ctx, command):
+            seen.setdefault(
+                f"--{merged.spec.name}  ({', '.join(merged.plugins)}; {merged.describe_targets()})", set()
+            ).add(command)
+    if seen:
+        click.echo("options:")
+        for option, commands in sorted(seen.items()):
+            where = "every store command" if len(commands) == len(_STORE_COMMANDS) else ", ".join(sorted(commands))
+            click.echo(f"  {option}: {where}")
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

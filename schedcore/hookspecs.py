@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from schedcore.model import Schedule
     from schedcore.plugins import ExecutorFactory, StoreFactory
     from schedcore.records import Outcome, Run, RunRecord
+    from schedcore.settings import CliOption
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -45,6 +46,14 @@ def schedcore_store_factories() -> Sequence[StoreFactory]:
 @hookspec
 def schedcore_executor_factories() -> Sequence[ExecutorFactory]:
     """Return the executors this plugin provides, by name (``--executor NAME``)."""
+    raise NotImplementedError
+
+
+@hookspec
+def schedcore_cli_options(command: str) -> Sequence[CliOption]:
+    """Return the command-line options this plugin adds to ``schedcore <command>`` (``"run"``,
+    ``"list"``, ...): :class:`~schedcore.settings.CliOption` specs, each setting one option of
+    one of its stores or executors (``--redis-url`` sets ``url`` of ``--store redis``)."""
     raise NotImplementedError
 
 

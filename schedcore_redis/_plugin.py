@@ -13,6 +13,7 @@ from schedcore.exceptions import PluginError, ValidationError
 from schedcore.hookspecs import hookimpl
 from schedcore.plugins import StoreFactory
 from schedcore.protocols import Store
+from schedcore.settings import CliOption
 
 _KNOWN = frozenset({"url", "namespace", "history_limit", "history_ttl"})
 
@@ -49,4 +50,33 @@ def schedcore_store_factories() -> Sequence[StoreFactory]:
     """The ``redis`` store."""
     return [
         StoreFactory(name="redis", create=create_store, description="Redis: shared by many schedulers (url, namespace)")
+    ]
+
+
+#: The commands that open a store (every one but ``next`` and ``plugins``).
+_STORE_COMMANDS = frozenset(
+    {"run", "sync", "add", "list", "show", "remove", "pause", "resume", "trigger", "backfill", "status"}
+)
+
+
+@hookimpl
+def schedcore_cli_options(command: str) -> Sequence[CliOption]:
+    """``--redis-url`` and ``--redis-namespace`` for ``--store redis``, on every command that opens a store."""
+    if command not in _STORE_COMMANDS:
+        return []
+    return [
+        CliOption(
+            name="redis-url",
+            store="redis",
+            key="url",
+            metavar="URL",
+            help="Redis server: redis://[user:password@]host[:port][/db], rediss://... (TLS) or unix:///path.",
+        ),
+        CliOption(
+            name="redis-namespace",
+            store="redis",
+            key="namespace",
+            metavar="NAME",
+            help="Key namespace in Redis: schedulers sharing one see the same schedules (default: default).",
+        ),
     ]

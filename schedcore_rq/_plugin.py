@@ -16,8 +16,9 @@ from schedcore.exceptions import ConfigError, PluginError
 from schedcore.hookspecs import hookimpl
 from schedcore.plugins import ExecutorFactory
 from schedcore.protocols import Executor
+from schedcore.settings import CliOption
 
-__all__ = ["DEFAULT_URL", "create_executor", "schedcore_executor_factories", "worker_pool"]
+__all__ = ["DEFAULT_URL", "create_executor", "schedcore_cli_options", "schedcore_executor_factories", "worker_pool"]
 
 DEFAULT_URL = "redis://localhost:6379/0"
 _KNOWN = {"redis_url", "queue", "workers", "namespace", "serializer", "worker_class"}
@@ -84,4 +85,20 @@ def schedcore_executor_factories() -> Sequence[ExecutorFactory]:
             create=create_executor,
             description="hands runs to RQ queues for `rq worker` processes (options: redis_url, queue, workers)",
         )
+    ]
+
+
+@hookimpl
+def schedcore_cli_options(command: str) -> Sequence[CliOption]:
+    """``schedcore run`` options of ``--executor rq``: ``--redis-url``, ``--redis-namespace``, ``--queue``."""
+    if command != "run":
+        return []
+    return [
+        CliOption(
+            name="redis-url", executor="rq", key="redis_url", metavar="URL", help="Redis server of the RQ queues."
+        ),
+        CliOption(name="redis-namespace", executor="rq", key="namespace", metavar="NAME", help="Key namespace."),
+        CliOption(
+            name="queue", executor="rq", key="queue", metavar="NAME", help="RQ queue the runs go to (default: default)."
+        ),
     ]
