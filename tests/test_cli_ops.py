@@ -509,3 +509,46 @@ def test_real_processes_on_a_real_redis(tmp_path: Path) -> None:
             assert stored is not None and stored.runs_started == 1
         finally:
             store.close()
+
+
+@pytest.mark.redis
+def test_the_issue_4_command_with_plugin_options(tmp_path: Path) -> None:
+    """``schedcore run --store redis --executor rq --redis-url URL --queue NAME --workers N --burst``."""
+    pytest.importorskip("rq", reason="rq is not installed")
+    import time
+
+    import redis
+    from test_rq_support import worker_env
+
+    from schedcore.model import Schedule
+    from schedcore.records import Pending, PendingKind, RunStatus
+    from schedcore.testing.redis_server import redis_server
+    from schedcore.triggers import At
+    from schedcore_redis import RedisStore
+
+    with redis_server() as server:
+        store = RedisStore.from_url(server.url, namespace="issue4")
+        conn = redis.Redis.from_url(server.url)
+        try:
+            due = datetime.fromtimestamp(int(time.time()) + 1, tz=timezone.utc)
+            for i in range(3):
+                schedule = Schedule(id=f"j{i}", task="test_rq_tasks:incr", args=[server.url, "n:cli"], trigger=At(due))
+                store.add(schedule, Pending(kind=PendingKind.FIRE, nominal=due, due=due), "error")
+            while datetime.now(timezone.utc) < due:
+                time.sleep(0.05)
+            env = {k: v for k, v in worker_env().items() if not k.startswith("SCHEDCORE_")}
+            env["SCHEDCORE_STORE_OPTIONS"] = "namespace=issue4"
+            env["SCHEDCORE_EXECUTOR_OPTIONS"] = "namespace=issue4"
+            result = subprocess.run(
+                [sys.executable, "-m", "schedcore.cli", "run", "--store", "redis", "--executor", "rq",
+                 "--redis-url", server.url, "--queue", "cli-jobs", "--workers", "2", "--burst"],
+                capture_output=True, text=True, timeout=120, check=False, env=env, cwd=tmp_path,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            assert int(conn.get("n:cli") or 0) == 3
+            for i in range(3):
+                [record] = store.history(f"j{i}")
+                assert record.status is RunStatus.SUCCEEDED
+        finally:
+            conn.close()
+            store.close()
