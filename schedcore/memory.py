@@ -29,11 +29,11 @@ from schedcore.records import (
     Commit,
     Outcome,
     Pending,
-    PendingKind,
     RunRecord,
     RunStatus,
     StoredSchedule,
 )
+from schedcore.storekit import check_claim, check_conflict, check_extra_entry, check_fire_entry, check_limit
 
 __all__ = ["MemoryStore"]
 
@@ -125,8 +125,8 @@ class MemoryStore:
     def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
         if not isinstance(schedule, Schedule):
             raise ValidationError("schedule", schedule, "expected a Schedule")
-        _check_fire(first, "first")
-        conflict = _conflict(conflict)
+        check_fire_entry(first, "first")
+        conflict = check_conflict(conflict)
         notes: list[datetime] = []
         with self._lock:
             state = self._schedules.get(schedule.id)
@@ -174,7 +174,7 @@ class MemoryStore:
             return None if state is None else self._stored(state)
 
     def list_schedules(self, *, after: str | None = None, limit: int = 100) -> list[StoredSchedule]:
-        _check_limit(limit)
+        check_limit(limit)
         with self._lock:
             start = 0 if after is None else bisect_right(self._ids, after)
             return [self._stored(self._schedules[i]) for i in self._ids[start : start + limit]]
@@ -182,7 +182,7 @@ class MemoryStore:
     def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
         if not isinstance(paused, bool):
             raise ValidationError("paused", paused, "must be true or false")
-        _check_fire(next_fire, "next_fire")
+        check_fire_entry(next_fire, "next_fire")
         notes: list[datetime] = []
         with self._lock:
             state = self._state(schedule_id)
@@ -197,7 +197,7 @@ class MemoryStore:
 
     def enqueue(self, schedule_id: str, entries: Sequence[Pending]) -> int:
         for entry in entries:
-            _check_extra(entry, "entries")
+            check_extra_entry(entry, "entries")
         notes: list[datetime] = []
         with self._lock:
             state = self._state(schedule_id)
@@ -206,7 +206,7 @@ class MemoryStore:
         return added
 
     def history(self, schedule_id: str, limit: int = 50) -> list[RunRecord]:
-        _check_limit(limit)
+        check_limit(limit)
         with self._lock:
             state = self._schedules.get(schedule_id)
             return [] if state is None else list(itertools.islice(state.history, limit))
@@ -214,13 +214,7 @@ class MemoryStore:
     # -- the time index ----------------------------------------------------------------
 
     def claim_due(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> list[Claim]:
-        now_ms = to_ms(require_aware(now, "now"))
-        _check_limit(limit)
-        if not isinstance(lease, timedelta) or lease <= timedelta(0):
-            raise ValidationError("lease", lease, "must be a positive timedelta")
-        if not isinstance(owner, str):
-            raise ValidationError("owner", owner, "must be a string")
-        expires_ms = now_ms + max(1, -(-lease // timedelta(milliseconds=1)))  # lease rounded up to whole ms
+        now_ms, expires_ms = check_claim(now, limit, lease, owner)
         notes: list[datetime] = []
         claims: list[Claim] = []
         with self._lock:
@@ -261,9 +255,9 @@ class MemoryStore:
         for item in commits:
             if not isinstance(item, Commit):
                 raise ValidationError("commits", item, "expected Commit items")
-            _check_fire(item.next_fire, "next_fire")
+            check_fire_entry(item.next_fire, "next_fire")
             if item.park is not None:
-                _check_extra(item.park, "park")
+                check_extra_entry(item.park, "park")
             if item.runs_started < 0:
                 raise ValidationError("runs_started", item.runs_started, "must not be negative")
         notes: list[datetime] = []
@@ -289,7 +283,7 @@ class MemoryStore:
         if not isinstance(outcome, Outcome):
             raise ValidationError("outcome", outcome, "expected an Outcome")
         if retry is not None:
-            _check_extra(retry, "retry")
+            check_extra_entry(retry, "retry")
         notes: list[datetime] = []
         with self._lock:
             state = self._schedules.get(outcome.schedule_id)
@@ -500,31 +494,3 @@ class MemoryStore:
                     callback(due)
                 except Exception:
                     log.exception("store watch callback %r failed", callback)
-
-
-def _conflict(value: object) -> Conflict:
-    try:
-        return Conflict(value)
-    except ValueError:
-        raise ValidationError("conflict", value, "expected 'replace', 'keep' or 'error'") from None
-
-
-def _check_limit(limit: object) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValidationError("limit", limit, "must be an integer >= 1")
-
-
-def _check_fire(entry: Pending | None, field: str) -> None:
-    if entry is None:
-        return
-    if not isinstance(entry, Pending):
-        raise ValidationError(field, entry, "expected a Pending entry or None")
-    if entry.kind is not PendingKind.FIRE:
-        raise ValidationError(field, entry, "a fire entry must be of kind 'fire'")
-
-
-def _check_extra(entry: Pending, field: str) -> None:
-    if not isinstance(entry, Pending):
-        raise ValidationError(field, entry, "expected a Pending entry")
-    if entry.kind is PendingKind.FIRE:
-        raise ValidationError(field, entry, "must not be of kind 'fire' (a schedule has one fire entry)")

@@ -40,10 +40,10 @@ from schedcore.records import (
     Commit,
     Outcome,
     Pending,
-    PendingKind,
     RunRecord,
     StoredSchedule,
 )
+from schedcore.storekit import check_claim, check_conflict, check_extra_entry, check_fire_entry, check_limit
 from schedcore_redis import _scripts
 from schedcore_redis._codec import (
     decode_fire,
@@ -236,8 +236,8 @@ class RedisStore:
         """See :meth:`schedcore.protocols.Store.add`. One Lua call, retried if a writer raced us."""
         if not isinstance(schedule, Schedule):
             raise ValidationError("schedule", schedule, "expected a Schedule")
-        _check_fire(first, "first")
-        conflict = _conflict(conflict)
+        check_fire_entry(first, "first")
+        conflict = check_conflict(conflict)
         sid = schedule.id
         raw_new = encode_schedule(schedule)
         self._forget_unreadable(sid)
@@ -290,7 +290,7 @@ class RedisStore:
 
     def list_schedules(self, *, after: str | None = None, limit: int = 100) -> list[StoredSchedule]:
         """See :meth:`schedcore.protocols.Store.list_schedules` (ZRANGEBYLEX pages; unreadable ones skipped)."""
-        _check_limit(limit)
+        check_limit(limit)
         out: list[StoredSchedule] = []
         cursor = after
         while len(out) < limit:
@@ -355,7 +355,7 @@ class RedisStore:
         """See :meth:`schedcore.protocols.Store.set_paused` (compare-and-set of the definition in Lua)."""
         if not isinstance(paused, bool):
             raise ValidationError("paused", paused, "must be true or false")
-        _check_fire(next_fire, "next_fire")
+        check_fire_entry(next_fire, "next_fire")
         for _ in range(_CAS_ATTEMPTS):
             stored = self.get(schedule_id)
             if stored is None:
@@ -385,7 +385,7 @@ class RedisStore:
         """See :meth:`schedcore.protocols.Store.enqueue`."""
         args: list[Any] = [self.keys.prefix, self.keys.channel, schedule_id]
         for entry in entries:
-            _check_extra(entry, "entries")
+            check_extra_entry(entry, "entries")
             args += [member(schedule_id, entry), to_ms(entry.due)]
         with translated("enqueue"):
             added = int(self._enqueue(keys=self.keys.scripts, args=args))
@@ -395,7 +395,7 @@ class RedisStore:
 
     def history(self, schedule_id: str, limit: int = 50) -> list[RunRecord]:
         """See :meth:`schedcore.protocols.Store.history`; undecodable lines are logged and skipped."""
-        _check_limit(limit)
+        check_limit(limit)
         with translated("history"):
             try:
                 lines = self._client.lrange(self.keys.history(schedule_id), 0, limit - 1)
@@ -418,13 +418,7 @@ class RedisStore:
         Expired leases go back to the index first; entries of unreadable schedules are
         logged once and left in place.
         """
-        now_ms = to_ms(require_aware(now, "now"))
-        _check_limit(limit)
-        if not isinstance(lease, timedelta) or lease <= timedelta(0):
-            raise ValidationError("lease", lease, "must be a positive timedelta")
-        if not isinstance(owner, str):
-            raise ValidationError("owner", owner, "must be a string")
-        expires_ms = now_ms + max(1, -(-lease // timedelta(milliseconds=1)))
+        now_ms, expires_ms = check_claim(now, limit, lease, owner)
         with self._lock:
             skip = list(self._unreadable.items())
         args: list[Any] = [now_ms, limit, expires_ms, owner, self.keys.prefix, self.keys.channel, len(skip)]
@@ -482,9 +476,9 @@ class RedisStore:
         for item in commits:
             if not isinstance(item, Commit):
                 raise ValidationError("commits", item, "expected Commit items")
-            _check_fire(item.next_fire, "next_fire")
+            check_fire_entry(item.next_fire, "next_fire")
             if item.park is not None:
-                _check_extra(item.park, "park")
+                check_extra_entry(item.park, "park")
             if item.runs_started < 0:
                 raise ValidationError("runs_started", item.runs_started, "must not be negative")
             claim = item.claim
@@ -526,7 +520,7 @@ class RedisStore:
         if not isinstance(outcome, Outcome):
             raise ValidationError("outcome", outcome, "expected an Outcome")
         if retry is not None:
-            _check_extra(retry, "retry")
+            check_extra_entry(retry, "retry")
         sid = outcome.schedule_id
         args: list[Any] = [
             self.keys.prefix,
@@ -759,31 +753,3 @@ def _ttl_seconds(value: float | timedelta | None) -> int:
     if not math.isfinite(seconds) or seconds < 1:
         raise ValidationError("history_ttl", value, "must be at least one second")
     return math.ceil(seconds)
-
-
-def _conflict(value: object) -> Conflict:
-    try:
-        return Conflict(value)
-    except ValueError:
-        raise ValidationError("conflict", value, "expected 'replace', 'keep' or 'error'") from None
-
-
-def _check_limit(limit: object) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValidationError("limit", limit, "must be an integer >= 1")
-
-
-def _check_fire(entry: Pending | None, field: str) -> None:
-    if entry is None:
-        return
-    if not isinstance(entry, Pending):
-        raise ValidationError(field, entry, "expected a Pending entry or None")
-    if entry.kind is not PendingKind.FIRE:
-        raise ValidationError(field, entry, "a fire entry must be of kind 'fire'")
-
-
-def _check_extra(entry: Pending, field: str) -> None:
-    if not isinstance(entry, Pending):
-        raise ValidationError(field, entry, "expected a Pending entry")
-    if entry.kind is PendingKind.FIRE:
-        raise ValidationError(field, entry, "must not be of kind 'fire' (a schedule has one fire entry)")

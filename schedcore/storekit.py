@@ -1,0 +1,66 @@
+"""Boundary checks shared by every :class:`~schedcore.protocols.Store` implementation.
+
+A store validates its arguments before it touches anything, so that bad input changes
+nothing; these helpers keep the wording of those errors the same in every store (the
+memory and Redis stores use them, and third-party stores may too).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from schedcore._time import require_aware, to_ms
+from schedcore.exceptions import ValidationError
+from schedcore.model import Conflict
+from schedcore.records import Pending, PendingKind
+
+__all__ = ["check_claim", "check_conflict", "check_extra_entry", "check_fire_entry", "check_limit"]
+
+_MS = timedelta(milliseconds=1)
+
+
+def check_conflict(value: object) -> Conflict:
+    """The :class:`Conflict` named by ``value`` (an enum member or its string)."""
+    try:
+        return Conflict(value)
+    except ValueError:
+        raise ValidationError("conflict", value, "expected 'replace', 'keep' or 'error'") from None
+
+
+def check_limit(limit: object) -> None:
+    """A page or batch size: an integer of at least 1."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValidationError("limit", limit, "must be an integer >= 1")
+
+
+def check_fire_entry(entry: Pending | None, field: str) -> None:
+    """None, or a :class:`Pending` of kind ``fire`` (a schedule's regular occurrence)."""
+    if entry is None:
+        return
+    if not isinstance(entry, Pending):
+        raise ValidationError(field, entry, "expected a Pending entry or None")
+    if entry.kind is not PendingKind.FIRE:
+        raise ValidationError(field, entry, "a fire entry must be of kind 'fire'")
+
+
+def check_extra_entry(entry: Pending, field: str) -> None:
+    """A :class:`Pending` of any kind but ``fire`` (retry, manual, backfill, buffered)."""
+    if not isinstance(entry, Pending):
+        raise ValidationError(field, entry, "expected a Pending entry")
+    if entry.kind is PendingKind.FIRE:
+        raise ValidationError(field, entry, "must not be of kind 'fire' (a schedule has one fire entry)")
+
+
+def check_claim(now: datetime, limit: object, lease: object, owner: object) -> tuple[int, int]:
+    """Validate ``claim_due``'s arguments; return ``(now_ms, lease_expires_ms)``.
+
+    The lease is rounded up to whole milliseconds (and is at least one), so that a claim
+    never expires before the lease it was asked for.
+    """
+    now_ms = to_ms(require_aware(now, "now"))
+    check_limit(limit)
+    if not isinstance(lease, timedelta) or lease <= timedelta(0):
+        raise ValidationError("lease", lease, "must be a positive timedelta")
+    if not isinstance(owner, str):
+        raise ValidationError("owner", owner, "must be a string")
+    return now_ms, now_ms + max(1, -(-lease // _MS))
