@@ -714,7 +714,7 @@ def _names(factories: dict[str, Any]) -> str:
 
 
 @_command("sync")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False, envvar="SCHEDCORE_CONFIG")
 @click.option(
     "--source",
     metavar="NAME",
@@ -722,17 +722,24 @@ def _names(factories: dict[str, Any]) -> str:
     help="Source id the file's schedules are marked with (default: the file's name; env: SCHEDCORE_SOURCE).",
 )
 @click.option("--keep-removed", is_flag=True, help="Do not remove schedules that are gone from the file.")
-def sync_command(*, file: str, source: str | None, keep_removed: bool, **options: Any) -> None:
+def sync_command(*, file: str | None, source: str | None, keep_removed: bool, **options: Any) -> None:
     """Make the store hold exactly the schedules of schedule file FILE.
 
     Creates new schedules, updates changed ones (keeping their pending occurrence when
     the timing is the same) and removes the ones that came from this file before and are
     gone from it. Schedules added by other means are left alone. The whole file is
-    checked before anything is written; syncing twice changes nothing.
+    checked before anything is written; syncing twice changes nothing. Without FILE:
+    SCHEDCORE_CONFIG, or config in the settings file.
     """
     from schedcore.config import load_schedules
     from schedcore.sync import default_source, sync
 
+    if file is None:
+        settings = click.get_current_context().find_object(Settings)
+        configured = settings.file.get("config") if settings is not None else None
+        if not isinstance(configured, str):
+            raise click.UsageError("give a schedule FILE (or SCHEDCORE_CONFIG, or config in the settings file)")
+        file = configured
     schedules = load_schedules(file)
     with _opened(click.get_current_context()) as scheduler:
         report = sync(scheduler, schedules, source or default_source(file), prune=not keep_removed)

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from schedcore._planner import first_fire
-from schedcore.exceptions import ConfigError, ValidationError
+from schedcore.exceptions import ConfigError, CorruptScheduleData, ValidationError
 from schedcore.model import Conflict, Schedule
 from schedcore.protocols import Store
 from schedcore.records import AddResult
@@ -113,7 +113,10 @@ def sync(
 
     results: dict[str, list[str]] = {"added": [], "updated": [], "unchanged": [], "removed": [], "adopted": []}
     for schedule in tagged:
-        existing = store.get(schedule.id)
+        try:
+            existing = store.get(schedule.id)
+        except CorruptScheduleData:
+            existing = None  # unreadable: replacing it with the file's definition repairs it
         if existing is not None and existing.schedule.meta.get(SOURCE_KEY) != source:
             results["adopted"].append(schedule.id)
             log.warning(

@@ -552,3 +552,12 @@ def test_the_issue_4_command_with_plugin_options(tmp_path: Path) -> None:
         finally:
             conn.close()
             store.close()
+
+
+def test_sync_takes_the_file_from_the_settings_or_the_environment(shared: MemoryStore, tmp_path: Path) -> None:
+    path = _write(tmp_path, JOBS)
+    settings = _write(tmp_path, 'config = "jobs.toml"\n', "s.toml")
+    assert ok("--settings", str(settings), "sync").endswith("jobs.toml: 2 added, 0 updated, 0 unchanged, 0 removed\n")
+    result = invoke("sync", env={"SCHEDCORE_CONFIG": str(path)})
+    assert result.exit_code == 0 and "2 unchanged" in result.stdout
+    assert_user_error(invoke("sync"), 2, "give a schedule FILE")

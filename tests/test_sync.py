@@ -195,3 +195,18 @@ def test_default_source_is_the_file_name() -> None:
 def test_tag_keeps_other_meta() -> None:
     (tagged,) = tag([Schedule(id="a", task="m:f", trigger=Cron("@daily"), meta={"team": "ops"})], "f.toml")
     assert tagged.meta == {"team": "ops", SOURCE_KEY: "f.toml"}
+
+
+def test_an_unreadable_schedule_of_the_file_is_repaired(request: pytest.FixtureRequest) -> None:
+    pytest.importorskip("fakeredis", reason="fakeredis is not installed")
+    store = make_store("fakeredis", request)
+    try:
+        sync(store, parse_schedules(FILE_V1), "jobs.toml", now=T0)
+        raw = store._client.hget(store.keys.schedules, "often")
+        store._client.hset(store.keys.schedules, "often", raw.split(b"\n")[0] + b"\n{not json")
+        report = sync(store, parse_schedules(FILE_V1), "jobs.toml", now=T0)
+        assert report.updated == ("often",)
+        stored = store.get("often")
+        assert stored is not None and stored.schedule.meta[SOURCE_KEY] == "jobs.toml"
+    finally:
+        store.close()
