@@ -618,6 +618,7 @@ class Scheduler:
             "run_id": outcome.run_id,
             "attempt": outcome.attempt,
             "status": outcome.status.value,
+            "nominal": outcome.nominal,
         }
         if outcome.status is OutcomeStatus.SUCCEEDED:
             self._event("run_succeeded", f"run {outcome.run_id} succeeded", **fields)

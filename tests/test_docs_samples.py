@@ -352,6 +352,17 @@ def test_local_links_resolve(path: Path) -> None:
         assert (path.parent / target).exists(), f"{path.name} links to missing {target}"
 
 
+def test_the_plugin_guide_documents_every_hook() -> None:
+    """A hook added to schedcore/hookspecs.py needs its row in the plugin guide's tables."""
+    from schedcore import hookspecs
+
+    guide = (DOCS / "plugins.md").read_text(encoding="utf-8")
+    # Hook rows say when the hook is called: "| `schedcore_x` | when ..." or "| ... | `Scheduler.add` ...".
+    rows = set(re.findall(r"^\| `(schedcore_[a-z_]+)` \| (?!counter|gauge|histogram)", guide, re.MULTILINE))
+    declared = {name for name in vars(hookspecs) if name.startswith("schedcore_")}
+    assert declared == rows
+
+
 def test_the_matcher() -> None:
     assert _matches(["a", "...", "d"], ["a", "b", "c", "d"])
     assert _matches(["..."], [])
