@@ -187,6 +187,37 @@ def test_missed_occurrences_after_downtime_are_misfires_and_late(metrics: Promet
     assert value("schedcore_firing_lateness_seconds_sum", kind="fire") == 40
 
 
+def test_store_statistics_at_scrape_time(metrics: PrometheusPlugin) -> None:
+    sim = Simulation.create(start=T0, plugins=get_plugin_manager(entry_points=False, plugins=(metrics,)))
+    for sid in ("a", "b", "c"):
+        sim.scheduler.add(Schedule(id=sid, task="schedcore.demo:hello", trigger=Interval(60)))
+    metrics.track(sim.scheduler)  # scheduler_started does it for Scheduler.run()
+    sim.run_until(T0 + timedelta(seconds=30))
+    # The scheduler stalls: at 01:15 the 01:00 occurrences are 15 s overdue; someone holds one.
+    sim.clock.set(T0 + timedelta(seconds=75))
+    (claim,) = sim.scheduler.store.claim_due(sim.clock.now(), limit=1, lease=timedelta(seconds=30), owner="other")
+    got = scrape(metrics.serve() or 0)
+    owner = (("scheduler", sim.scheduler.owner),)
+    assert got[("schedcore_schedules", owner)] == 3
+    assert got[("schedcore_claims_in_flight", owner)] == 1
+    assert got[("schedcore_due_entries", owner)] == 2
+    assert got[("schedcore_oldest_due_seconds", owner)] == 15
+    sim.scheduler.store.release([claim])
+    assert metrics.registry.get_sample_value("schedcore_claims_in_flight", dict(owner)) == 0
+
+
+def test_a_store_outage_leaves_its_statistics_out_of_the_scrape(metrics: PrometheusPlugin) -> None:
+    sim = Simulation.create(start=T0, plugins=get_plugin_manager(entry_points=False, plugins=(metrics,)))
+    metrics.track(sim.scheduler)
+
+    def down(now: datetime) -> None:
+        raise ConnectionError("store down")
+
+    sim.scheduler.store.stats = down  # type: ignore[method-assign]
+    got = scrape(metrics.serve() or 0)
+    assert not any(name == "schedcore_claims_in_flight" for name, _ in got)
+
+
 # -- the HTTP endpoint follows the schedulers ------------------------------------------------
 
 

@@ -23,10 +23,14 @@ from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from schedcore.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from schedcore import Scheduler
     from schedcore.records import Outcome, Run, RunRecord
 
@@ -63,7 +67,7 @@ class PrometheusPlugin:
         self._lock = threading.Lock()
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
-        self._running: set[str] = set()  # owners of the started schedulers
+        self._running: dict[str, Scheduler] = {}  # the started schedulers, by owner
         self.port_bound: int | None = None  #: the port served on, once serving
 
         r = self.registry
@@ -104,19 +108,29 @@ class PrometheusPlugin:
             ["scheduler"],
             registry=r,
         )
+        r.register(_StoreStats(self))
+
+    def track(self, scheduler: Scheduler) -> None:
+        """Report ``scheduler``'s store statistics too (done by ``scheduler_started``)."""
+        with self._lock:
+            self._running[scheduler.owner] = scheduler
+
+    def tracked(self) -> list[Scheduler]:
+        """The schedulers whose store statistics are reported."""
+        with self._lock:
+            return list(self._running.values())
 
     # -- hooks -----------------------------------------------------------------------------
 
     @hookimpl
     def schedcore_scheduler_started(self, scheduler: Scheduler) -> None:
-        with self._lock:
-            self._running.add(scheduler.owner)
+        self.track(scheduler)
         self.serve()
 
     @hookimpl
     def schedcore_scheduler_stopped(self, scheduler: Scheduler) -> None:
         with self._lock:
-            self._running.discard(scheduler.owner)
+            self._running.pop(scheduler.owner, None)
             last = not self._running
         if last:
             self.close()
@@ -196,6 +210,49 @@ class PrometheusPlugin:
             server.server_close()
         if thread is not None:
             thread.join()
+
+
+class _StoreStats(Collector):
+    """Gauges read from ``Store.stats`` of each tracked scheduler's store at scrape time."""
+
+    def __init__(self, plugin: PrometheusPlugin) -> None:
+        self._plugin = plugin
+
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
+        labels = ["scheduler"]
+        return (
+            GaugeMetricFamily("schedcore_schedules", "Schedules in the store.", labels=labels),
+            GaugeMetricFamily(
+                "schedcore_claims_in_flight", "Claims held in the store whose lease has not expired.", labels=labels
+            ),
+            GaugeMetricFamily("schedcore_due_entries", "Index entries due now and not claimed.", labels=labels),
+            GaugeMetricFamily(
+                "schedcore_oldest_due_seconds", "How long the oldest due, unclaimed entry has waited.", labels=labels
+            ),
+        )
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return self._families()
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        schedules, in_flight, due, oldest = families = self._families()
+        for scheduler in self._plugin.tracked():
+            stats_of = getattr(scheduler.store, "stats", None)  # optional for stores older than the method
+            if stats_of is None:
+                continue
+            now = scheduler.clock.now()
+            try:
+                stats = stats_of(now)
+            except Exception as exc:  # a store outage must not fail the scrape
+                log.debug("no store stats for %s: %s: %s", scheduler.owner, type(exc).__name__, exc)
+                continue
+            owner = [scheduler.owner]
+            schedules.add_metric(owner, stats.schedules)
+            in_flight.add_metric(owner, stats.in_flight)
+            due.add_metric(owner, stats.due)
+            waited = (now - stats.oldest_due).total_seconds() if stats.oldest_due is not None else 0.0
+            oldest.add_metric(owner, max(waited, 0.0))
+        return families
 
 
 #: The instance the ``schedcore`` entry point registers.
