@@ -232,7 +232,7 @@ class RQExecutor:
             raise ExecutorUnavailable("the RQ executor is shut down")
         if not runs:
             return []
-        entries: list[list[Any]] = []
+        entries: list[tuple[list[Any], JobTemplate | None, list[Any]]] = []
         try:
             for run in runs:
                 entries.append(self._entry(run))
@@ -240,7 +240,7 @@ class RQExecutor:
         except _DRIVER_ERRORS as exc:
             raise ExecutorUnavailable(f"cannot hand runs to RQ: {type(exc).__name__}: {exc}") from exc
         with self._mine_lock:
-            self._mine.update(str(entry[0]) for entry in entries if not entry[3])
+            self._mine.update(str(head[0]) for head, _template, _rest in entries if not head[3])
         return handed
 
     def process_outcomes(self) -> int:
@@ -351,34 +351,43 @@ class RQExecutor:
             self._queues[name] = queue
         return queue
 
-    def _entry(self, run: Run) -> list[Any]:
-        """The script arguments of one run: job id, job key, info, failure payload, commands."""
+    def _entry(self, run: Run) -> tuple[list[Any], JobTemplate | None, list[Any]]:
+        """The script arguments of one run: (job id, job key, info, failure payload), its job
+        template (None: its commands follow) and the rest (see :data:`HANDOFF_LUA`)."""
         from rq.job import Job
 
         job_id = job_id_for(run.id, self._namespace)
         info = run_info(run)
         info_json = json.dumps(info.to_dict(), separators=(",", ":"))
         try:
-            commands = self._job_commands(run, job_id, info)
+            template, rest = self._job_plan(run, job_id, info)
         except _DRIVER_ERRORS:
             raise
         except Exception as exc:  # a run RQ refuses is a failed run, not a broken scheduler
             log.warning("run %s cannot become an RQ job: %s", run.id, error_text(type(exc), exc))
             failure = payload(job_id, info, OutcomeStatus.FAILED, error=error_text(type(exc), exc))
-            return [job_id, Job.key_for(job_id), info_json, failure, 0]
-        entry: list[Any] = [job_id, Job.key_for(job_id), info_json, "", len(commands)]
-        for command in commands:
-            entry.append(len(command))
-            entry.extend(command)
-        return entry
+            return [job_id, Job.key_for(job_id), info_json, failure], None, [0]
+        return [job_id, Job.key_for(job_id), info_json, ""], template, rest
 
     def _job_commands(self, run: Run, job_id: str, info: RunInfo) -> list[tuple[Any, ...]]:
-        """The writes RQ makes to enqueue this run's job, captured without executing them.
+        """The writes RQ makes to enqueue this run's job (what the hand-off script replays)."""
+        template, rest = self._job_plan(run, job_id, info)
+        if template is not None:
+            return template.render(job_id, *rest)
+        commands, at = [], 1
+        for _ in range(rest[0]):
+            commands.append(tuple(rest[at + 1 : at + 1 + rest[at]]))
+            at += 1 + rest[at]
+        return commands
+
+    def _job_plan(self, run: Run, job_id: str, info: RunInfo) -> tuple[JobTemplate | None, list[Any]]:
+        """How the hand-off script writes this run's job: a template and its slot values
+        (description, meta, timestamp), or None and the commands themselves.
 
         Building an RQ job is the dominant cost of a hand-off, and every run of a schedule
         makes the same writes but for its id, description, meta and timestamps: the first
         run of each (queue, options, task, arguments) is captured from RQ itself and kept as
-        a :class:`JobTemplate`; later runs fill its slots.
+        a :class:`JobTemplate`; later runs only send their slot values.
         """
         options = parse_options(run.executor_options)
         meta = dict(options.meta)
@@ -402,7 +411,7 @@ class RQExecutor:
         if template is not None:
             from rq.utils import now, utcformat
 
-            return template.render(job_id, description, self._serializer.dumps(meta), utcformat(now()))
+            return template, [description, self._serializer.dumps(meta), utcformat(now())]
         commands = self._capture(run, job_id, options, meta, description)
         if key is not None and key not in self._templates:
             if len(self._templates) >= TEMPLATE_CACHE_SIZE:
@@ -410,7 +419,11 @@ class RQExecutor:
             self._templates[key] = JobTemplate.capture(
                 commands, job_id, description, self._serializer.dumps(meta), run.id
             )
-        return commands
+        flat: list[Any] = [len(commands)]
+        for command in commands:
+            flat.append(len(command))
+            flat.extend(command)
+        return None, flat
 
     def _capture(
         self, run: Run, job_id: str, options: JobOptions, meta: dict[str, Any], description: str
@@ -444,10 +457,26 @@ class RQExecutor:
             raise RuntimeError(f"RQ did not push job {job_id} onto a queue (unsupported RQ version?)")
         return commands
 
-    def _run_handoff(self, entries: list[list[Any]]) -> list[bool]:
+    def _run_handoff(self, entries: list[tuple[list[Any], JobTemplate | None, list[Any]]]) -> list[bool]:
         keys = [self.keys.outstanding, self.keys.runs, self.keys.outcomes]
         head = [now_ms(), self._handoff_ttl_ms, self.keys.handed_prefix]
-        chunks: list[list[Any]] = [[arg for entry in chunk for arg in entry] for chunk in _chunks(entries, _CHUNK)]
+        chunks: list[list[Any]] = []
+        for chunk in _chunks(entries, _CHUNK):
+            numbers: dict[int, int] = {}  # id(template) -> its number in this call
+            templates: list[Any] = []
+            runs: list[Any] = []
+            for fixed, template, rest in chunk:
+                runs += fixed
+                if template is None:
+                    runs.append(0)
+                else:
+                    number = numbers.get(id(template))
+                    if number is None:
+                        number = numbers[id(template)] = len(numbers) + 1
+                        templates += template.lua_args
+                    runs.append(number)
+                runs += rest
+            chunks.append([*head, len(numbers), *templates, *runs])
         results: list[Any] = [None] * len(chunks)
         todo = list(range(len(chunks)))
         for _ in range(2):
@@ -455,7 +484,7 @@ class RQExecutor:
                 self._handoff_sha = str(self._connection.script_load(HANDOFF_LUA))
             pipe = self._connection.pipeline(transaction=False)
             for index in todo:
-                pipe.evalsha(self._handoff_sha, len(keys), *keys, *head, *chunks[index])  # type: ignore[arg-type]
+                pipe.evalsha(self._handoff_sha, len(keys), *keys, *chunks[index])
             replies = pipe.execute(raise_on_error=False)
             missing = []
             for index, reply in zip(todo, replies, strict=True):

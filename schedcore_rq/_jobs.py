@@ -132,24 +132,61 @@ def run_info(run: Run) -> RunInfo:
 
 
 # KEYS: 1 outstanding zset, 2 runs hash, 3 outcomes list.
-# ARGV: 1 now ms, 2 marker TTL ms, 3 marker key prefix, then one entry per run:
-#   job id, job key, run info JSON, failure payload ('' = none), number of commands,
-#   then per command: number of arguments, arguments...
+# ARGV: 1 now ms, 2 marker TTL ms, 3 marker key prefix, 4 number of job templates, then each
+#   template (see JobTemplate.lua_args): number of commands, then per command: number of
+#   arguments, then per argument: kind, a, b -- kind 'l' literal a, 'i' a .. job id .. b,
+#   't' the timestamp, 'm' the meta, 'd' the description.
+#   Then one entry per run: job id, job key, run info JSON, failure payload ('' = none),
+#   template number (0: none), then for a template: description, meta, timestamp; without
+#   one: number of commands, then per command: number of arguments, arguments...
 # Returns one integer per run: 1 handed over now, 0 handed over before (nothing written).
 HANDOFF_LUA = """
 local now, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
-local i = 4
+local i = 5
+local templates = {}
+for t = 1, tonumber(ARGV[4]) do
+  local commands = {}
+  for c = 1, tonumber(ARGV[i]) do
+    local nargs = tonumber(ARGV[i + 1])
+    commands[c] = {nargs, i + 2}
+    i = i + 1 + 3 * nargs
+  end
+  i = i + 1
+  templates[t] = commands
+end
 local result = {}
 while i <= #ARGV do
   local job_id, job_key, info, failure = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local ncmd = tonumber(ARGV[i + 4])
+  local template = tonumber(ARGV[i + 4])
   i = i + 5
   local marker = prefix .. job_id
   local fresh = redis.call('EXISTS', marker) == 0 and redis.call('EXISTS', job_key) == 0
-  for _ = 1, ncmd do
-    local nargs = tonumber(ARGV[i])
-    if fresh then redis.call(unpack(ARGV, i + 1, i + nargs)) end
-    i = i + 1 + nargs
+  if template == 0 then
+    local ncmd = tonumber(ARGV[i])
+    i = i + 1
+    for _ = 1, ncmd do
+      local nargs = tonumber(ARGV[i])
+      if fresh then redis.call(unpack(ARGV, i + 1, i + nargs)) end
+      i = i + 1 + nargs
+    end
+  else
+    local description, meta, stamp = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    i = i + 3
+    if fresh then
+      for _, command in ipairs(templates[template]) do
+        local args, at = {}, command[2]
+        for a = 1, command[1] do
+          local kind = ARGV[at]
+          if kind == 'l' then args[a] = ARGV[at + 1]
+          elseif kind == 'i' then args[a] = ARGV[at + 1] .. job_id .. ARGV[at + 2]
+          elseif kind == 't' then args[a] = stamp
+          elseif kind == 'm' then args[a] = meta
+          else args[a] = description end
+          at = at + 3
+        end
+        redis.call(unpack(args))
+      end
+    end
   end
   if fresh then
     redis.call('SET', marker, '1', 'PX', ttl)
@@ -166,7 +203,6 @@ while i <= #ARGV do
 end
 return result
 """
-
 
 #: Job templates kept per executor (runs of one schedule share one; the cache is cleared when full).
 TEMPLATE_CACHE_SIZE = 4096
@@ -187,6 +223,8 @@ class JobTemplate:
     #: per command: its arguments, where a slot is ``(kind, parts)`` in ``slots`` by position
     commands: tuple[tuple[Any, ...], ...]
     slots: tuple[tuple[int, int, str, tuple[str, ...]], ...]  # (command, argument, kind, split parts)
+    #: the template as the hand-off script reads it (see :data:`HANDOFF_LUA`)
+    lua_args: tuple[Any, ...] = ()
 
     @classmethod
     def capture(
@@ -206,7 +244,7 @@ class JobTemplate:
                     slots.append((c, a, "meta", ()))
                 elif isinstance(arg, str) and arg == description:
                     slots.append((c, a, "description", ()))
-                elif isinstance(arg, str) and job_id in arg:
+                elif isinstance(arg, str) and arg.count(job_id) == 1:
                     slots.append((c, a, "id", tuple(arg.split(job_id))))
                 elif (isinstance(arg, str) and any(m in arg for m in text_markers)) or (
                     isinstance(arg, bytes) and any(m in arg for m in byte_markers)
@@ -215,7 +253,26 @@ class JobTemplate:
         kinds = {kind for _, _, kind, _ in slots}
         if not {"id", "meta", "description"} <= kinds:
             return None  # RQ wrote the job differently than we expect: always ask RQ
-        return cls(tuple(commands), tuple(slots))
+        frozen, fixed = tuple(commands), tuple(slots)
+        return cls(frozen, fixed, cls._lua_args(frozen, fixed))
+
+    @staticmethod
+    def _lua_args(
+        commands: tuple[tuple[Any, ...], ...], slots: tuple[tuple[int, int, str, tuple[str, ...]], ...]
+    ) -> tuple[Any, ...]:
+        by_position = {(c, a): (kind, parts) for c, a, kind, parts in slots}
+        out: list[Any] = [len(commands)]
+        for c, command in enumerate(commands):
+            out.append(len(command))
+            for a, arg in enumerate(command):
+                kind, parts = by_position.get((c, a), ("literal", ()))
+                if kind == "literal":
+                    out += ["l", arg, ""]
+                elif kind == "id":
+                    out += ["i", parts[0], parts[1]]
+                else:
+                    out += [{"time": "t", "meta": "m", "description": "d"}[kind], "", ""]
+        return tuple(out)
 
     def render(self, job_id: str, description: str, meta: bytes, timestamp: str) -> list[tuple[Any, ...]]:
         """The commands for another run."""
