@@ -1,0 +1,197 @@
+"""``python -m bench [--quick]``: every scenario, schedcore and its peers, one private redis-server.
+
+Writes ``bench/results.json``, ``docs/benchmarks.md`` and ``docs/img/{lateness,scale}.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import tempfile
+import threading
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench import scenarios as S
+from bench.common import ROOT, median, private_server, versions
+
+log = logging.getLogger("bench")
+
+#: Sizes per mode. The full run follows the issue; --quick shrinks every size (and says so in the report).
+MODES: dict[str, dict[str, Any]] = {
+    "full": {
+        "reps": 3,
+        "add_n": 5_000,
+        "dispatch_due": 50_000,
+        "dispatch_reps": 3,
+        "scale_sizes": [1_000, 100_000, 1_000_000],
+        "scale_due": 2_000,
+        "scale_peers_max": 100_000,
+        "late_rate": 1_000,
+        "late_seconds": 30,
+        "late_default_rate": 1_000,
+        "memory_n": 20_000,
+        "idle_stored": 1_000_000,
+        "idle_peer_stored": 100_000,
+        "idle_window": 30.0,
+        "scaleout_due": 50_000,
+        "scaleout_procs": [1, 2, 4],
+        "ceiling_requests": 1_000_000,
+    },
+    "quick": {
+        "reps": 3,
+        "add_n": 1_000,
+        "dispatch_due": 5_000,
+        "dispatch_reps": 1,
+        "scale_sizes": [1_000, 10_000, 100_000],
+        "scale_due": 1_000,
+        "scale_peers_max": 10_000,
+        "late_rate": 1_000,
+        "late_seconds": 8,
+        "late_default_rate": 100,
+        "memory_n": 2_000,
+        "idle_stored": 50_000,
+        "idle_peer_stored": 10_000,
+        "idle_window": 6.0,
+        "scaleout_due": 5_000,
+        "scaleout_procs": [1, 2, 4],
+        "ceiling_requests": 200_000,
+    },
+}
+
+
+def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: median(r[key] for r in runs) for key in runs[0]}
+
+
+def _step(name: str) -> None:
+    log.warning("[%6.1fs] %s", time.monotonic() - _T0, name)
+
+
+_T0 = time.monotonic()
+LAST = Path(tempfile.gettempdir()) / "schedcore-bench-last.json"
+
+
+def run(mode: str) -> dict[str, Any]:
+    cfg = MODES[mode]
+    results: dict[str, Any] = {
+        "mode": mode,
+        "config": cfg,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "versions": versions(),
+    }
+    with private_server() as server:
+        # rq-scheduler at its default 60 s interval: it spends most of a minute asleep, so it runs in
+        # the background (on database 1) while the other lateness runs and add/dispatch go on.
+        background: dict[str, Any] = {}
+
+        def default_interval() -> None:
+            try:
+                background["result"] = S.lateness_rqs(server, cfg["late_default_rate"], cfg["late_seconds"], 60, db=1)
+            except Exception as exc:  # reported, not fatal
+                background["error"] = f"{type(exc).__name__}: {exc}"
+
+        thread = threading.Thread(target=default_interval, daemon=True)
+        _step("lateness: rq-scheduler (default 60 s interval) in the background")
+        thread.start()
+
+        late: dict[str, Any] = {}
+        _step("lateness: schedcore")
+        late[S.SC] = S.lateness_sc(server, cfg["late_rate"], cfg["late_seconds"])
+        _step("lateness: rq-scheduler -i 1")
+        late[S.RQS1] = S.lateness_rqs(server, cfg["late_rate"], cfg["late_seconds"], 1)
+        _step("lateness: rq enqueue_at")
+        late[S.RQ] = S.lateness_rq(server, cfg["late_rate"], cfg["late_seconds"])
+
+        _step("add")
+        results["add"] = _medians([S.add(server, cfg["add_n"]) for _ in range(cfg["reps"])])
+        _step("dispatch")
+        results["dispatch"] = _medians([S.dispatch(server, cfg["dispatch_due"]) for _ in range(cfg["dispatch_reps"])])
+
+        _step("lateness: waiting for the default-interval run")
+        thread.join()
+        late[S.RQS] = background.get("result") or {"error": background.get("error", "did not finish")}
+        results["lateness"] = late
+
+        _step("memory")
+        results["memory"] = _medians([S.memory(server, cfg["memory_n"]) for _ in range(1)])
+        _step("idle")
+        results["idle"] = S.idle(server, cfg["idle_stored"], cfg["idle_peer_stored"], cfg["idle_window"])
+        scale: dict[str, dict[str, float]] = {}
+        for size in cfg["scale_sizes"]:
+            _step(f"scale: {size} stored")
+            runs = S.scale(server, size, cfg["scale_due"], cfg["reps"], peers=size <= cfg["scale_peers_max"])
+            scale[str(size)] = {system: median(values) for system, values in runs.items()}
+        results["scale"] = scale
+        scale_out: dict[str, Any] = {}
+        for procs in cfg["scaleout_procs"]:
+            _step(f"scale-out: {procs} processes")
+            scale_out[str(procs)] = S.scale_out(server, cfg["scaleout_due"], procs)
+        results["scale_out"] = scale_out
+        _step("ceiling: redis-benchmark")
+        results["ceiling"] = S.ceiling(server, cfg["ceiling_requests"])
+    results["elapsed_s"] = round(time.monotonic() - _T0, 1)
+    return results
+
+
+def _machine() -> dict[str, Any]:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as info:
+            lines = info.read().splitlines()
+        for line in lines:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_at_start": [round(x, 2) for x in load],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, about two minutes")
+    parser.add_argument("--no-report", action="store_true", help="only write the JSON file")
+    parser.add_argument(
+        "--report-only", action="store_true", help=f"rewrite the report from the last run's {LAST.name} (no run)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    for name in ("rq", "rq_scheduler", "rq.scheduler", "schedcore"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.simplefilter("ignore")  # rq-scheduler's crontab FutureWarning
+    if args.report_only:
+        results = json.loads(LAST.read_text())
+    else:
+        results = run("quick" if args.quick else "full")
+        results["machine"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        LAST.write_text(json.dumps(results))  # with the lateness samples, for --report-only
+    out = ROOT / "bench" / "results.json"
+    out.write_text(json.dumps(_without_samples(results), indent=2) + "\n")
+    log.warning("wrote %s", out.relative_to(ROOT))
+    if not args.no_report:
+        from bench.report import write_report
+
+        for path in write_report(results):
+            log.warning("wrote %s", path.relative_to(ROOT))
+    return 0
+
+
+def _without_samples(results: dict[str, Any]) -> dict[str, Any]:
+    copy = json.loads(json.dumps(results))
+    for entry in copy.get("lateness", {}).values():
+        entry.pop("samples", None)
+    return copy
