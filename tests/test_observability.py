@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,3 +224,42 @@ def test_firing_lateness_is_recorded_per_run(scenario: tuple[Scheduler, Recorder
     assert history["ok@1741435260000.1"] == 0.0  # 12:01, on time
     assert history["flaky@1741435200000.2"] == 10.125  # the retry: 10 s after the first attempt ended
     assert all(r.lateness is None for r in sched.history("slow") if r.status is RunStatus.SKIPPED)
+
+
+@pytest.mark.slow
+def test_schedcore_run_log_format_json_is_one_object_per_line(tmp_path: Path) -> None:
+    """The real command: ``schedcore --log-format json run`` logs each event as one JSON line."""
+    schedules = tmp_path / "schedules.toml"
+    schedules.write_text('[[schedule]]\nid = "tick"\ntask = "schedcore.demo:hello"\nevery = 1\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDCORE_")}
+    env.update(SCHEDCORE_PROMETHEUS_PORT="off")  # the example plugin, if installed, serves nothing
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "schedcore.cli", "--log-format", "json", "run", "--config", str(schedules)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        for line in proc.stderr:
+            lines.append(line)
+            if '"event": "run_succeeded"' in line or time.monotonic() > deadline:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)
+        lines.extend(rest.splitlines(keepends=True))
+    assert proc.returncode == 0, "".join(lines)
+    entries = [json.loads(line) for line in lines if line.strip()]  # every line is one JSON object
+    events = Counter(entry.get("event") for entry in entries)
+    for event in ("scheduler_started", "schedule_added", "run_dispatched", "run_succeeded", "scheduler_stopped"):
+        assert events[event] >= 1, (event, "".join(lines))
+    assert events["scheduler_started"] == events["scheduler_stopped"] == 1
+    dispatched = next(entry for entry in entries if entry.get("event") == "run_dispatched")
+    assert dispatched["schedule_id"] == "tick" and dispatched["run_id"].startswith("tick@")
+    assert dispatched["nominal"].endswith("Z") and 0 <= dispatched["lateness"] < 5
+    assert dispatched["logger"] == "schedcore.scheduler" and dispatched["level"] == "INFO"
