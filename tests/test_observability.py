@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -243,16 +243,28 @@ def test_schedcore_run_log_format_json_is_one_object_per_line(tmp_path: Path) ->
     )
     assert proc.stderr is not None
     lines: list[str] = []
-    try:
-        deadline = time.monotonic() + 60
+    succeeded = threading.Event()
+
+    def read() -> None:  # on a thread, so that a silent process cannot block the test
+        assert proc.stderr is not None
         for line in proc.stderr:
             lines.append(line)
-            if '"event": "run_succeeded"' in line or time.monotonic() > deadline:
-                break
+            if '"event": "run_succeeded"' in line:
+                succeeded.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert succeeded.wait(60), "no run_succeeded line within 60 s:\n" + "".join(lines)
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=60)
-        lines.extend(rest.splitlines(keepends=True))
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never leave it behind; the assertion below reports the hang
+            proc.wait()
+        reader.join(timeout=10)
+        proc.stderr.close()
     assert proc.returncode == 0, "".join(lines)
     entries = [json.loads(line) for line in lines if line.strip()]  # every line is one JSON object
     events = Counter(entry.get("event") for entry in entries)
