@@ -12,3 +12,10 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# The example Prometheus plugin (examples/schedcore-prometheus, installed in CI) serves
+# metrics from every scheduler process it loads into. Keep each test's server on a free
+# port on loopback (subprocesses inherit this), so that tests never collide on 9464 or
+# listen on other interfaces.
+os.environ.setdefault("SCHEDCORE_PROMETHEUS_PORT", "0")
+os.environ.setdefault("SCHEDCORE_PROMETHEUS_ADDR", "127.0.0.1")
