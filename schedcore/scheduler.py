@@ -319,7 +319,11 @@ class Scheduler:
                 self.hooks.emit("schedcore_scheduler_stopped", scheduler=self)
 
     def stop(self) -> None:
-        """Ask :meth:`run` to stop (from any thread or a signal handler); returns at once."""
+        """Ask :meth:`run` to stop (from any thread); returns at once.
+
+        From a signal handler, call it on another thread (as :meth:`run`'s own handler
+        does): it sets ``threading.Event`` objects, whose lock the interrupted thread may hold.
+        """
         self._stopping.set()
         self._wake.set()
 
@@ -686,7 +690,10 @@ class Scheduler:
                 log.warning("signal %s again: exiting without waiting", signum, extra={"event": "signal"})
                 raise KeyboardInterrupt
             log.info("signal %s: stopping", signum, extra={"event": "signal", "signal": signum})
-            self.stop()
+            # Not self.stop() here: the handler runs on the main thread between two bytecodes,
+            # possibly while that thread holds the (non-reentrant) lock inside one of our
+            # Events -- setting the Event from here could then wait for itself forever.
+            threading.Thread(target=self.stop, name="schedcore-signal", daemon=True).start()
 
         previous: dict[int, Any] = {}
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -761,3 +761,30 @@ def test_sigterm_stops_run_cleanly(tmp_path: Any) -> None:
     assert proc.returncode == 0
     lines = out.split()
     assert lines[-2:] == ["stopped", "exited"]
+
+
+def test_the_signal_handler_never_waits_for_a_lock_its_own_thread_holds() -> None:
+    """A signal can land while the main thread is inside one of the scheduler's Events
+    (holding its non-reentrant lock); the handler must not set that Event itself."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import signal
+        from schedcore import Scheduler
+        from schedcore.testing.executors import CallbackExecutor
+        sched = Scheduler(executor=CallbackExecutor())
+        restore = sched._install_signal_handlers()
+        handler = signal.getsignal(signal.SIGTERM)
+        with sched._wake._cond:  # the main thread is inside Event.wait/set when the signal lands
+            handler(signal.SIGTERM, None)
+        sched._stopping.wait(5)
+        restore()
+        print("stopping" if sched.stopping else "not stopping")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "stopping"
