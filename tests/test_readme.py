@@ -6,10 +6,13 @@ every sample of every page.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,3 +141,66 @@ def test_console_examples_print_what_the_docs_show(page: str, command: str, outp
 
 def test_there_are_console_examples() -> None:
     assert len(_console_examples()) >= 1
+
+
+_LOCAL_URL = "redis://localhost:6379/0"
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_redis_and_rq_quick_start_runs_its_task_on_rq_workers(tmp_path: Path) -> None:
+    """The README's shell flow, on a private redis-server: add, then run with workers."""
+    from schedcore.testing.redis_server import redis_server
+
+    lines = [line for line in marked_block(README.read_text(encoding="utf-8"), "rq-quick-start").splitlines() if line]
+    assert lines[0].startswith(".venv/bin/pip install -e '.[redis,rq]'")  # this environment has both
+    bindir = Path(sys.executable).parent
+    with redis_server() as server:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        for line in lines[1:]:
+            line = line.replace(_LOCAL_URL, server.url).replace(".venv/bin/", f"{bindir}/")
+            if line.startswith("export "):
+                env.update(dict(item.split("=", 1) for item in shlex.split(line)[1:]))
+            elif " run " in line:
+                proc = subprocess.Popen(shlex.split(line), env=env, cwd=tmp_path, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+                try:
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline:
+                        show = subprocess.run([f"{bindir}/schedcore", "show", "hello"], env=env,
+                                              capture_output=True, text=True, timeout=60)  # fmt: skip
+                        if "succeeded" in show.stdout:
+                            break
+                        time.sleep(0.5)
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    out, _ = proc.communicate(timeout=60)
+                assert "succeeded" in show.stdout, out
+                assert "hello, rq!" in out
+                assert proc.returncode == 0, out
+            else:
+                done = subprocess.run(shlex.split(line), env=env, cwd=tmp_path, capture_output=True, text=True,
+                                      timeout=60)  # fmt: skip
+                assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_redis_and_rq_in_code_hands_its_run_to_an_rq_worker(tmp_path: Path) -> None:
+    """The README's code flow: the run it hands over is executed by a real ``rq worker``."""
+    from schedcore.testing.redis_server import redis_server
+
+    code = marked_block(README.read_text(encoding="utf-8"), "rq-in-code")
+    assert code.count('url = "redis://localhost:6379/0"') == 1 and code.count("sched.run()") == 1
+    with redis_server() as server:
+        code = code.replace(_LOCAL_URL, server.url)
+        # run() loops until a signal: here one run is triggered now and dispatched in burst mode.
+        code = code.replace("sched.run()", 'sched.trigger_now("hello")\nsched.run(burst=True)')
+        proc = run_python(code, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        worker = subprocess.run(
+            [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", server.url, "default"],
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert worker.returncode == 0, worker.stderr
+        assert "hello, rq!" in worker.stdout + worker.stderr
