@@ -66,6 +66,28 @@ MODES: dict[str, dict[str, Any]] = {
 }
 
 
+def run_scale(mode: str) -> dict[str, Any]:
+    """Only the scale scenario (``--only scale``): its own JSON file, the report is left alone."""
+    cfg = MODES[mode]
+    results: dict[str, Any] = {
+        "mode": mode,
+        "config": {k: cfg[k] for k in ("reps", "scale_sizes", "scale_due", "scale_peers_max")},
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "versions": versions(),
+        "scale": {},
+    }
+    with private_server() as server:
+        for size in cfg["scale_sizes"]:
+            _step(f"scale: {size} stored")
+            runs = S.scale(server, size, cfg["scale_due"], cfg["reps"], peers=size <= cfg["scale_peers_max"])
+            results["scale"][str(size)] = {system: median(values) for system, values in runs.items()}
+            results["scale"][str(size)]["runs"] = runs
+    results["elapsed_s"] = round(time.monotonic() - _T0, 1)
+    results["machine"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    return results
+
+
 def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: median(r[key] for r in runs) for key in runs[0]}
 
@@ -168,11 +190,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help=f"rewrite the report from the last run's {LAST.name} (no run)"
     )
+    parser.add_argument("--only", choices=["scale"], help="run one scenario into bench/results-<name>-<mode>.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     for name in ("rq", "rq_scheduler", "rq.scheduler", "schedcore"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.simplefilter("ignore")  # rq-scheduler's crontab FutureWarning
+    if args.only:
+        mode = "quick" if args.quick else "full"
+        only = ROOT / "bench" / f"results-{args.only}-{mode}.json"
+        only.write_text(json.dumps(run_scale(mode), indent=2) + "\n")
+        log.warning("wrote %s", only.relative_to(ROOT))
+        return 0
     if args.report_only:
         results = json.loads(LAST.read_text())
     else:

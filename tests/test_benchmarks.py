@@ -88,6 +88,8 @@ def _check_batch(store: Any, result: tuple[int, list[bool], list[Commit]], sched
     assert claimed == BATCH
     assert done == [True] * BATCH
     assert all(len(c.dispatched) == 1 and c.next_fire is not None for c in commits)
+    assert sorted(c.claim.schedule.id for c in commits) == sorted(s.id for s in schedules)  # shared decoding
+    assert all(c.dispatched[0].run_id.startswith(c.claim.schedule.id + "@") for c in commits)
     first = store.get(schedules[0].id)
     assert first is not None and first.next_fire is not None and first.next_fire.nominal == T0 + timedelta(minutes=15)
 
