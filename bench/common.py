@@ -124,6 +124,12 @@ def sc_store(server: RedisServer) -> Any:
     return RedisStore(client(server), namespace=NAMESPACE)
 
 
+def sc_store_on(conn: redis.Redis) -> Any:
+    from schedcore_redis import RedisStore
+
+    return RedisStore(conn, namespace=NAMESPACE)
+
+
 def sc_executor(server: RedisServer) -> Any:
     from schedcore_rq import RQExecutor
 
