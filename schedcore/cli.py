@@ -468,8 +468,6 @@ def _resolve_options(
         if name in ctx.params:
             for key, value in _key_values(ctx.params[name], option).items():
                 put(kind, key, _rank(ctx, name), value)
-    if ctx.params.get("workers"):
-        put("executor", "workers", _rank(ctx, "workers"), ctx.params["workers"])
     return (
         {key: value for key, (_, value) in chosen["store"].items()},
         {key: value for key, (_, value) in chosen["executor"].items()},
@@ -607,13 +605,6 @@ def _opened(ctx: click.Context) -> Iterator[Scheduler]:
     help="Executor option, repeatable: -E queue=low (env: SCHEDCORE_EXECUTOR_OPTIONS, space-separated).",
 )
 @click.option("--burst", is_flag=True, help="Dispatch everything due now, wait for it, then exit.")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    metavar="N",
-    envvar="SCHEDCORE_WORKERS",
-    help="Workers of the executor: threads for local, worker processes for rq (env: SCHEDCORE_WORKERS).",
-)
 def run_command(
     *,
     config: str | None,
@@ -623,7 +614,6 @@ def run_command(
     store_options: tuple[str, ...],
     executor_options: tuple[str, ...],
     burst: bool,
-    workers: int | None,
     **plugin_options: Any,
 ) -> None:
     """Run a scheduler until Ctrl-C or SIGTERM (or, with --burst, until nothing is due).

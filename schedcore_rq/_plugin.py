@@ -90,7 +90,8 @@ def schedcore_executor_factories() -> Sequence[ExecutorFactory]:
 
 @hookimpl
 def schedcore_cli_options(command: str) -> Sequence[CliOption]:
-    """``schedcore run`` options of ``--executor rq``: ``--redis-url``, ``--redis-namespace``, ``--queue``."""
+    """``schedcore run`` options of ``--executor rq``: ``--redis-url``, ``--redis-namespace``, ``--queue``,
+    ``--workers``."""
     if command != "run":
         return []
     return [
@@ -100,5 +101,13 @@ def schedcore_cli_options(command: str) -> Sequence[CliOption]:
         CliOption(name="redis-namespace", executor="rq", key="namespace", metavar="NAME", help="Key namespace."),
         CliOption(
             name="queue", executor="rq", key="queue", metavar="NAME", help="RQ queue the runs go to (default: default)."
+        ),
+        CliOption(
+            name="workers",
+            executor="rq",
+            key="workers",
+            type="int",
+            metavar="N",
+            help="Workers of the executor: threads for local, supervised `rq worker` processes for rq.",
         ),
     ]

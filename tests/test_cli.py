@@ -10,9 +10,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -460,8 +461,7 @@ def test_flags_win_over_the_environment() -> None:
 
 
 def test_store_and_executor_options_reach_the_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
-    from collections.abc import Mapping, Sequence
-    from typing import Any
+    from collections.abc import Sequence
 
     import schedcore.plugins
     from schedcore import LocalExecutor, MemoryStore
@@ -492,12 +492,31 @@ def test_store_and_executor_options_reach_the_plugins(monkeypatch: pytest.Monkey
     monkeypatch.setattr(schedcore.plugins, "get_plugin_manager", lambda **kw: real(plugins=(Recording(),)))
     result = invoke(
         "run", "--store", "recording", "-S", "url=redis://h:1/0", "-S", "limit=5",
-        "--executor", "recording", "-E", "queues=[\"a\", \"b\"]", "--burst",
-        env={"SCHEDCORE_WORKERS": "3", "SCHEDCORE_STORE_OPTIONS": "ignored=1"},
+        "--executor", "recording", "-E", "queues=[\"a\", \"b\"]", "-E", "workers=3", "--burst",
+        # --workers belongs to the executors that declare it (local, rq), not to this one:
+        env={"SCHEDCORE_WORKERS": "7", "SCHEDCORE_STORE_OPTIONS": "ignored=1"},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert seen["store"] == {"url": "redis://h:1/0", "limit": 5}
     assert seen["executor"] == {"queues": ["a", "b"], "workers": 3}
+
+
+def test_workers_is_an_option_of_the_executor_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    import schedcore._builtin
+
+    built: list[int | None] = []
+    real = schedcore._builtin._local_executor
+
+    def spy(options: Mapping[str, Any]) -> Any:
+        executor = real(options)
+        built.append(executor.max_workers)
+        return executor
+
+    monkeypatch.setattr(schedcore._builtin, "_local_executor", spy)
+    assert invoke("run", "--workers", "2", "--burst").exit_code == 0
+    assert invoke("run", "--burst", env={"SCHEDCORE_WORKERS": "5"}).exit_code == 0
+    assert built == [2, 5]
+    assert_user_error(invoke("run", "--workers", "0", "--burst"), 2, "invalid workers=0")
 
 
 def test_bad_plugin_options_are_usage_errors() -> None:
@@ -545,7 +564,6 @@ def test_real_process_run_against_a_real_redis(tmp_path: Path) -> None:
 def test_a_plugin_that_cannot_load_does_not_stop_the_embedded_default(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from typing import Any
 
     import pluggy
 
