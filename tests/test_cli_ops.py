@@ -351,14 +351,17 @@ def test_a_running_scheduler_beats_and_dies_after_the_ttl() -> None:
         owner="me",
         heartbeat=timedelta(seconds=5),
     )
-    clock.call_at(T0 + timedelta(seconds=12), s.stop)
+    live: list[Any] = []
+    clock.call_at(T0 + timedelta(seconds=12), lambda: live.extend(store.schedulers(clock.now())))
+    clock.call_at(T0 + timedelta(seconds=12, milliseconds=1), s.stop)
     s.run()  # on the fake clock: wakes at each beat, no sleeping
-    (beat,) = store.schedulers(T0 + timedelta(seconds=12))
+    (beat,) = live
     assert beat.owner == "me" and beat.beat_at == T0 + timedelta(seconds=10)
     assert beat.expires_at == T0 + timedelta(seconds=25)
     assert {"host", "pid", "started", "version"} <= set(beat.info)
     assert beat.info["started"].startswith("2025-01-01T00:00:00")
-    assert store.schedulers(T0 + timedelta(seconds=25)) == []  # dead once its TTL passed
+    # A scheduler that dies keeps its last beat until the TTL passes; one that stops cleanly leaves at once.
+    assert store.schedulers(T0 + timedelta(seconds=25)) == []
 
 
 def test_the_heartbeat_does_not_wake_the_loop_more_often_than_its_interval() -> None:
@@ -379,7 +382,22 @@ def test_the_heartbeat_does_not_wake_the_loop_more_often_than_its_interval() -> 
         clock.call_at(T0 + timedelta(seconds=second), s._wake.set)
     clock.call_at(T0 + timedelta(seconds=31), s.stop)
     s.run()
-    assert beats == [T0 + timedelta(seconds=5 * k) for k in range(7)]
+    stopped = T0 + timedelta(seconds=31)
+    assert beats == [T0 + timedelta(seconds=5 * k) for k in range(7)] + [stopped]  # + the last one, at the stop
+
+
+def test_a_scheduler_that_stopped_cleanly_leaves_status_at_once() -> None:
+    clock = FakeClock(T0)
+    store = MemoryStore()
+    s = Scheduler(
+        store, CallbackExecutor(clock=clock), clock=clock, plugins=get_plugin_manager(entry_points=False), owner="me"
+    )
+    seen: list[list[str]] = []
+    clock.call_at(T0 + timedelta(seconds=7), lambda: seen.append([b.owner for b in store.schedulers(clock.now())]))
+    clock.call_at(T0 + timedelta(seconds=8), s.stop)
+    s.run()
+    assert seen == [["me"]]  # live while running
+    assert store.schedulers(clock.now() + timedelta(milliseconds=2)) == []  # gone right after a clean stop
 
 
 def test_a_failing_heartbeat_is_logged_and_the_loop_goes_on(caplog: pytest.LogCaptureFixture) -> None:
@@ -497,8 +515,7 @@ def test_real_processes_on_a_real_redis(tmp_path: Path) -> None:
         assert status.returncode == 0, status.stderr
         data = json.loads(status.stdout)
         assert data["schedules"] == 41
-        assert len(data["schedulers"]) == 1  # the burst run beat once; its TTL has not passed
-        assert data["schedulers"][0]["pid"] > 0
+        assert data["schedulers"] == []  # the burst run beat, then left status when it stopped cleanly
 
         bad = _cli("--settings", str(settings), "show", "nope", cwd=tmp_path)
         assert bad.returncode == 1 and bad.stderr.splitlines()[-1] == "error: no schedule with id 'nope'"
