@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("dev", max_examples=60, deadline=None)
@@ -19,3 +22,23 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 # listen on other interfaces.
 os.environ.setdefault("SCHEDCORE_PROMETHEUS_PORT", "0")
 os.environ.setdefault("SCHEDCORE_PROMETHEUS_ADDR", "127.0.0.1")
+
+
+@pytest.fixture
+def clean_schedcore_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SCHEDCORE_* setting leaks in from the developer's shell (the metrics port above stays)."""
+    for name in list(os.environ):
+        if name.startswith("SCHEDCORE_") and not name.startswith("SCHEDCORE_PROMETHEUS_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo the logging set-up a CLI invocation makes (level and handlers of the root logger)."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)

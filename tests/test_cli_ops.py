@@ -8,7 +8,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -28,23 +28,8 @@ from schedcore.sync import SOURCE_KEY
 from schedcore.testing.executors import CallbackExecutor
 from schedcore.testing.factories import T0
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("SCHEDCORE_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    root.setLevel(level)
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
+# A clean SCHEDCORE_* environment and logging restored after each test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("clean_schedcore_env", "restore_logging")
 
 
 class Shared:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +18,8 @@ from schedcore.plugins import StoreFactory
 from schedcore.protocols import Store
 from schedcore.settings import CliOption, load_settings, merge_cli_options
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("SCHEDCORE_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield
-    root.setLevel(level)
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
+# A clean SCHEDCORE_* environment and logging restored after each test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("clean_schedcore_env", "restore_logging")
 
 
 class Recorder:
