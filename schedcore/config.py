@@ -69,17 +69,21 @@ _TOP_LEVEL_KEYS = frozenset({"schedule"})
 def load_schedules(path: str | os.PathLike[str]) -> list[Schedule]:
     """Read the schedule file at ``path``; raises ConfigError for any problem in it."""
     source = os.fspath(path)
+    return parse_schedules(read_toml_text(source, source), source=source)
+
+
+def read_toml_text(path: str, label: str) -> str:
+    """The text of a TOML file; ConfigError starting with ``label`` when it cannot be read."""
     try:
-        text = Path(source).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{source}: no such file") from None
+        raise ConfigError(f"{label}: no such file") from None
     except IsADirectoryError:
-        raise ConfigError(f"{source}: is a directory, expected a TOML file") from None
+        raise ConfigError(f"{label}: is a directory, expected a TOML file") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise ConfigError(f"{label}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
-        raise ConfigError(f"{source}: cannot read ({exc.strerror or exc})") from None
-    return parse_schedules(text, source=source)
+        raise ConfigError(f"{label}: cannot read ({exc.strerror or exc})") from None
 
 
 def parse_schedules(text: str, *, source: str = "<string>") -> list[Schedule]:

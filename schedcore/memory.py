@@ -33,7 +33,14 @@ from schedcore.records import (
     RunStatus,
     StoredSchedule,
 )
-from schedcore.storekit import check_claim, check_conflict, check_extra_entry, check_fire_entry, check_limit
+from schedcore.storekit import (
+    check_claim,
+    check_commit,
+    check_conflict,
+    check_extra_entry,
+    check_fire_entry,
+    check_limit,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -253,13 +260,7 @@ class MemoryStore:
 
     def commit(self, commits: Sequence[Commit]) -> list[bool]:
         for item in commits:
-            if not isinstance(item, Commit):
-                raise ValidationError("commits", item, "expected Commit items")
-            check_fire_entry(item.next_fire, "next_fire")
-            if item.park is not None:
-                check_extra_entry(item.park, "park")
-            if item.runs_started < 0:
-                raise ValidationError("runs_started", item.runs_started, "must not be negative")
+            check_commit(item)
         notes: list[datetime] = []
         results: list[bool] = []
         with self._lock:

@@ -32,6 +32,7 @@ from typing import Any
 
 import attrs
 
+from schedcore.config import read_toml_text
 from schedcore.exceptions import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -155,16 +156,7 @@ def load_settings(path: str | os.PathLike[str], *, allowed: Iterable[str] = ()) 
     file. A relative ``config`` path is taken relative to the settings file.
     """
     source = os.fspath(path)
-    try:
-        text = Path(source).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"settings file {source}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"settings file {source}: is a directory, expected a TOML file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"settings file {source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"settings file {source}: cannot read ({exc.strerror or exc})") from None
+    text = read_toml_text(source, f"settings file {source}")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

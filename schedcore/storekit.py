@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from schedcore._time import require_aware, to_ms
 from schedcore.exceptions import ValidationError
 from schedcore.model import Conflict
-from schedcore.records import Pending, PendingKind
+from schedcore.records import Commit, Pending, PendingKind
 
-__all__ = ["check_claim", "check_conflict", "check_extra_entry", "check_fire_entry", "check_limit"]
+__all__ = ["check_claim", "check_commit", "check_conflict", "check_extra_entry", "check_fire_entry", "check_limit"]
 
 _MS = timedelta(milliseconds=1)
 
@@ -64,3 +64,15 @@ def check_claim(now: datetime, limit: object, lease: object, owner: object) -> t
     if not isinstance(owner, str):
         raise ValidationError("owner", owner, "must be a string")
     return now_ms, now_ms + max(1, -(-lease // _MS))
+
+
+def check_commit(item: object) -> Commit:
+    """One item of ``commit``: a :class:`Commit` whose entries are of the right kinds."""
+    if not isinstance(item, Commit):
+        raise ValidationError("commits", item, "expected Commit items")
+    check_fire_entry(item.next_fire, "next_fire")
+    if item.park is not None:
+        check_extra_entry(item.park, "park")
+    if item.runs_started < 0:
+        raise ValidationError("runs_started", item.runs_started, "must not be negative")
+    return item

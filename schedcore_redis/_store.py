@@ -45,7 +45,7 @@ from schedcore.records import (
     RunRecord,
     StoredSchedule,
 )
-from schedcore.storekit import check_claim, check_conflict, check_extra_entry, check_fire_entry, check_limit
+from schedcore.storekit import check_claim, check_commit, check_conflict, check_extra_entry, check_fire_entry, check_limit
 from schedcore_redis import _scripts
 from schedcore_redis._codec import (
     decode_fire,
@@ -477,13 +477,7 @@ class RedisStore:
         item fenced by its token (a lost lease writes nothing for that item)."""
         args: list[Any] = [self.keys.prefix, self.keys.channel, self.history_limit, self.history_ttl]
         for item in commits:
-            if not isinstance(item, Commit):
-                raise ValidationError("commits", item, "expected Commit items")
-            check_fire_entry(item.next_fire, "next_fire")
-            if item.park is not None:
-                check_extra_entry(item.park, "park")
-            if item.runs_started < 0:
-                raise ValidationError("runs_started", item.runs_started, "must not be negative")
+            check_commit(item)
             claim = item.claim
             sid = claim.schedule_id
             records = sorted((*item.dispatched, *item.skipped), key=lambda r: (r.nominal, r.attempt))
