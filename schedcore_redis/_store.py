@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import redis
 import redis.exceptions as rex
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.retry import Retry
 
@@ -78,14 +79,17 @@ __all__ = ["RedisStore"]
 log = logging.getLogger("schedcore.redis")
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
+_CLUSTER_SCHEMES = ("redis", "rediss")
 _CAS_ATTEMPTS = 50  # optimistic retries of add/set_paused under concurrent writers
 
 
 class RedisStore:
     """A :class:`~schedcore.protocols.Store` on Redis: safe for many schedulers in many processes.
 
-    ``client`` is a :class:`redis.Redis` (its ``decode_responses`` setting does not matter);
-    every key lives under ``{schedcore:<namespace>}:`` (one Redis Cluster slot). The run
+    ``client`` is a :class:`redis.Redis` or a :class:`redis.cluster.RedisCluster` (its
+    ``decode_responses`` setting does not matter); every key lives under
+    ``{schedcore:<namespace>}:``, one Redis Cluster hash slot, so each script and pipeline
+    of a namespace goes to the one node that serves its slot. The run
     history keeps the newest ``history_limit`` records per schedule; with ``history_ttl``
     (seconds or a timedelta) a schedule's history expires that long after its last change.
 
@@ -97,14 +101,14 @@ class RedisStore:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | RedisCluster,
         *,
         namespace: str = "default",
         history_limit: int = 50,
         history_ttl: float | timedelta | None = None,
     ) -> None:
-        if not isinstance(client, redis.Redis):
-            raise ValidationError("client", client, "expected a redis.Redis client")
+        if not isinstance(client, redis.Redis | RedisCluster):
+            raise ValidationError("client", client, "expected a redis.Redis or redis.cluster.RedisCluster client")
         if isinstance(history_limit, bool) or not isinstance(history_limit, int) or history_limit < 1:
             raise ValidationError("history_limit", history_limit, "must be an integer >= 1")
         self.namespace = check_namespace(namespace)
@@ -145,10 +149,17 @@ class RedisStore:
         history_limit: int = 50,
         history_ttl: float | timedelta | None = None,
         check: bool = True,
+        cluster: bool = False,
         **client_options: Any,
     ) -> RedisStore:
         """A store on the server at ``url``: ``redis://[user:password@]host[:port][/db]``,
         ``rediss://...`` (TLS) or ``unix:///path/to/socket[?db=N]``.
+
+        With ``cluster=True`` the URL names any one node of a Redis Cluster
+        (``redis://[user:password@]host:port`` or ``rediss://...``; no ``unix://``, no
+        database other than 0) and the store uses a :class:`redis.cluster.RedisCluster`,
+        which discovers the other nodes; ``client_options`` then go to
+        :meth:`redis.cluster.RedisCluster.from_url`.
 
         An unparsable URL or invalid namespace raises ValidationError; with ``check`` (the
         default) the server is contacted at once (:meth:`check_server`), so that an
@@ -162,6 +173,8 @@ class RedisStore:
         try:
             parts = urlsplit(url)
             scheme = parts.scheme.lower()
+            if cluster and scheme not in _CLUSTER_SCHEMES:
+                raise ValueError("a cluster takes a redis:// or rediss:// URL")
             if scheme not in _URL_SCHEMES:
                 raise ValueError("expected a redis://, rediss:// or unix:// URL")
             if scheme != "unix" and not parts.hostname:
@@ -175,6 +188,8 @@ class RedisStore:
                     db = value
             if db and not db.isdigit():
                 raise ValueError(f"database {db!r} is not a number")
+            if cluster and db and int(db) != 0:
+                raise ValueError("a cluster has only database 0")
             options: dict[str, Any] = {
                 "socket_connect_timeout": 5.0,
                 "socket_timeout": 30.0,
@@ -182,7 +197,9 @@ class RedisStore:
                 "retry": Retry(ExponentialWithJitterBackoff(base=0.025, cap=0.25), 3),
             }
             options.update(client_options)
-            client = redis.Redis.from_url(url, **options)
+            client: redis.Redis | RedisCluster = (
+                RedisCluster.from_url(url, **options) if cluster else redis.Redis.from_url(url, **options)
+            )
         except ValidationError:
             raise
         except (ValueError, TypeError) as exc:
@@ -233,8 +250,15 @@ class RedisStore:
                 where,
             )
 
+    def _node_client(self) -> redis.Redis:
+        """The client itself, or on a cluster the client of the node serving the namespace."""
+        if isinstance(self._client, RedisCluster):
+            node = self._client.get_node_from_key(self.keys.prefix)  # type: ignore[no-untyped-call]
+            return self._client.get_redis_connection(node)
+        return self._client
+
     def _config(self, name: str) -> str | None:
-        reply = self._client.config_get(name)
+        reply = self._node_client().config_get(name)
         for key, value in dict(reply).items():
             if text(key) == name:
                 return text(value)
@@ -642,6 +666,8 @@ class RedisStore:
             stop()
         if self._owns_client:
             with contextlib.suppress(rex.RedisError, OSError):
+                if isinstance(self._client, RedisCluster):  # its close() leaves the nodes' pools open
+                    self._client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
                 self._client.close()
 
     def __repr__(self) -> str:
