@@ -44,7 +44,7 @@ def sc_run(params: dict[str, Any]) -> Any:
 
 
 def sc_burst(params: dict[str, Any]) -> Any:
-    from bench.common import NAMESPACE, QUEUE, sc_scheduler
+    from bench.common import NAMESPACE, QUEUE, sc_dispatch_due, sc_scheduler
     from schedcore_redis import RedisStore
     from schedcore_rq import RQExecutor
 
@@ -55,12 +55,7 @@ def sc_burst(params: dict[str, Any]) -> Any:
     sched.tick()  # starts the executor before the clock runs
     _ready(conn)
     conn.blpop([GO], timeout=120)
-    started = time.perf_counter()
-    while True:
-        wake = sched.tick()
-        if wake is None or wake > sched.clock.now():
-            break
-    elapsed = time.perf_counter() - started
+    elapsed = sc_dispatch_due(sched)
     executor.shutdown(wait=False)
     return {"elapsed": elapsed}
 

@@ -29,6 +29,7 @@ from bench.common import (
     rqs_populate_cron,
     rqs_scheduler,
     sc_cron_items,
+    sc_dispatch_due,
     sc_executor,
     sc_populate,
     sc_schedule,
@@ -120,12 +121,7 @@ def _sc_dispatch(server: RedisServer, conn: redis.Redis, first_id: int, due_coun
     sched.tick()  # starts the executor
     before = _queue_len(conn)
     sc_populate(store, sc_cron_items(first_id, due_count, utcnow() - timedelta(seconds=1)))
-    started = time.perf_counter()
-    while True:
-        wake = sched.tick()
-        if wake is None or wake > sched.clock.now():
-            break
-    elapsed = time.perf_counter() - started
+    elapsed = sc_dispatch_due(sched)
     executor.shutdown(wait=False)
     got = _queue_len(conn) - before
     if got != due_count:
