@@ -34,6 +34,7 @@ from schedcore.records import (
     StoredSchedule,
 )
 from schedcore.storekit import (
+    check_add_items,
     check_claim,
     check_commit,
     check_conflict,
@@ -136,34 +137,24 @@ class MemoryStore:
         conflict = check_conflict(conflict)
         notes: list[datetime] = []
         with self._lock:
-            state = self._schedules.get(schedule.id)
-            if state is None:
-                state = _State(schedule=schedule)
-                self._schedules[schedule.id] = state
-                insort(self._ids, schedule.id)
-                if first is not None and not schedule.paused:  # a paused schedule has no fire entry
-                    self._index_put(schedule.id, state, first, notes)
-                result = AddResult.ADDED
-            elif conflict is Conflict.ERROR:
+            if conflict is Conflict.ERROR and schedule.id in self._schedules:
                 raise ScheduleExists(schedule.id)
-            elif conflict is Conflict.KEEP:
-                return AddResult.KEPT
-            elif state.schedule == schedule:
-                return AddResult.UNCHANGED  # equal definition: nothing is written
-            else:
-                old = state.schedule
-                state.schedule = schedule
-                if schedule.paused:
-                    self._drop_fire(state)  # replaced by a paused definition: like pausing
-                elif old.paused or not old.same_timing(schedule):
-                    self._drop_fire(state)  # new timing (or resumed): ``first`` is the fire entry
-                    if first is not None:
-                        self._index_put(schedule.id, state, first, notes)
-                # same timing: the fire entry (in the index or claimed) is kept as it is;
-                # run counts, running runs, retries, parked entry and history are always kept.
-                result = AddResult.REPLACED
+            result = self._add(schedule, first, conflict, notes)
         self._notify(notes)
         return result
+
+    def add_many(self, items: Sequence[tuple[Schedule, Pending | None]], conflict: Conflict) -> list[AddResult]:
+        conflict = check_conflict(conflict)
+        batch = check_add_items(items)
+        notes: list[datetime] = []
+        with self._lock:
+            if conflict is Conflict.ERROR:  # one taken id: nothing of the batch is written
+                taken = next((s.id for s, _ in batch if s.id in self._schedules), None)
+                if taken is not None:
+                    raise ScheduleExists(taken)
+            results = [self._add(schedule, first, conflict, notes) for schedule, first in batch]
+        self._notify(notes)
+        return results
 
     def remove(self, schedule_id: str) -> bool:
         with self._lock:
@@ -390,6 +381,32 @@ class MemoryStore:
         if state is None:
             raise ScheduleNotFound(schedule_id)
         return state
+
+    def _add(self, schedule: Schedule, first: Pending | None, conflict: Conflict, notes: list[datetime]) -> AddResult:
+        """One add, checked already (a taken id with ``conflict="error"`` was refused by the caller)."""
+        state = self._schedules.get(schedule.id)
+        if state is None:
+            state = _State(schedule=schedule)
+            self._schedules[schedule.id] = state
+            insort(self._ids, schedule.id)
+            if first is not None and not schedule.paused:  # a paused schedule has no fire entry
+                self._index_put(schedule.id, state, first, notes)
+            return AddResult.ADDED
+        if conflict is Conflict.KEEP:
+            return AddResult.KEPT
+        if state.schedule == schedule:
+            return AddResult.UNCHANGED  # equal definition: nothing is written
+        old = state.schedule
+        state.schedule = schedule
+        if schedule.paused:
+            self._drop_fire(state)  # replaced by a paused definition: like pausing
+        elif old.paused or not old.same_timing(schedule):
+            self._drop_fire(state)  # new timing (or resumed): ``first`` is the fire entry
+            if first is not None:
+                self._index_put(schedule.id, state, first, notes)
+        # same timing: the fire entry (in the index or claimed) is kept as it is;
+        # run counts, running runs, retries, parked entry and history are always kept.
+        return AddResult.REPLACED
 
     def _stored(self, state: _State) -> StoredSchedule:
         fire = state.index.get(_FIRE)

@@ -107,6 +107,22 @@ class Store(Protocol):
         """
         ...
 
+    def add_many(self, items: Sequence[tuple[Schedule, Pending | None]], conflict: Conflict) -> list[AddResult]:
+        """Store each ``(schedule, first)`` pair as :meth:`add` would; one result per item, in input order.
+
+        Each schedule's add is atomic and follows :meth:`add` to the letter (a batch may
+        cover many round trips: it is not one transaction, except as said here). The whole
+        batch is checked before anything is written: items must be ``(Schedule, fire entry
+        or None)`` pairs with distinct ids -- a repeated id raises ValidationError naming
+        it -- and ``conflict`` valid; bad input changes nothing. With ``conflict="error"``,
+        ScheduleExists (naming the first taken id in input order) is raised and nothing is
+        written when any id is taken. An empty batch returns ``[]``.
+
+        Optional for stores written before it existed: :meth:`Scheduler.add_many
+        <schedcore.Scheduler.add_many>` falls back to calling :meth:`add` for each item.
+        """
+        ...
+
     def remove(self, schedule_id: str) -> bool:
         """Delete the definition, its index entries, parked entry, state and history at once.
 

@@ -7,14 +7,23 @@ memory and Redis stores use them, and third-party stores may too).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from schedcore._time import require_aware, to_ms
 from schedcore.exceptions import ValidationError
-from schedcore.model import Conflict
+from schedcore.model import Conflict, Schedule
 from schedcore.records import Commit, Pending, PendingKind
 
-__all__ = ["check_claim", "check_commit", "check_conflict", "check_extra_entry", "check_fire_entry", "check_limit"]
+__all__ = [
+    "check_add_items",
+    "check_claim",
+    "check_commit",
+    "check_conflict",
+    "check_extra_entry",
+    "check_fire_entry",
+    "check_limit",
+]
 
 _MS = timedelta(milliseconds=1)
 
@@ -49,6 +58,30 @@ def check_extra_entry(entry: Pending, field: str) -> None:
         raise ValidationError(field, entry, "expected a Pending entry")
     if entry.kind is PendingKind.FIRE:
         raise ValidationError(field, entry, "must not be of kind 'fire' (a schedule has one fire entry)")
+
+
+def check_add_items(items: object) -> list[tuple[Schedule, Pending | None]]:
+    """``add_many``'s items: ``(Schedule, fire entry or None)`` pairs whose ids are all distinct.
+
+    A repeated id is refused (naming it) rather than applied twice: within one batch the
+    second would silently replace the first, which is never what the caller meant.
+    """
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        raise ValidationError("items", items, "expected a sequence of (schedule, first) pairs")
+    out: list[tuple[Schedule, Pending | None]] = []
+    seen: set[str] = set()
+    for item in items:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise ValidationError("items", item, "expected a (schedule, first) pair")
+        schedule, first = item
+        if not isinstance(schedule, Schedule):
+            raise ValidationError("schedule", schedule, "expected a Schedule")
+        check_fire_entry(first, "first")
+        if schedule.id in seen:
+            raise ValidationError("id", schedule.id, "appears more than once in one batch")
+        seen.add(schedule.id)
+        out.append((schedule, first))
+    return out
 
 
 def check_claim(now: datetime, limit: object, lease: object, owner: object) -> tuple[int, int]:

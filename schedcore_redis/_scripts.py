@@ -10,7 +10,18 @@ channel, once per call.
 
 from __future__ import annotations
 
-__all__ = ["ADD", "CLAIM", "COMMIT", "ENQUEUE", "HEARTBEAT", "RECORD_OUTCOME", "RELEASE", "REMOVE", "SET_PAUSED"]
+__all__ = [
+    "ADD",
+    "ADD_MANY",
+    "CLAIM",
+    "COMMIT",
+    "ENQUEUE",
+    "HEARTBEAT",
+    "RECORD_OUTCOME",
+    "RELEASE",
+    "REMOVE",
+    "SET_PAUSED",
+]
 
 # Every script gets the same KEYS: idx, lease, claims, sched, ids, token.
 #
@@ -288,31 +299,70 @@ return 1
 """
 )
 
+# The write of one add, shared by ADD and ADD_MANY so that both leave the same layout.
+# cur: the stored value (already compared with what the caller expected); mode: keep|drop|set.
+_ADD_ONE = r"""
+local function add_one(prefix, sid, cur, definition, mode, f, due)
+  local s = nil
+  if cur ~= '' then s = load(sid) end
+  if not s then
+    -- a new (or unreadable) schedule: nothing stale may survive under its keys
+    redis.call('DEL', prefix .. 'r:' .. sid, prefix .. 'h:' .. sid)
+    s = {f = '', n = '', p = ''}
+  end
+  s.d = definition
+  redis.call('ZADD', ids, 0, sid)
+  if mode ~= 'keep' then drop_fire(sid, s) end
+  if mode == 'set' then set_fire(sid, s, f, due) end
+  save(sid, s)
+end
+"""
+
 # ARGV: prefix, channel, sid, expected stored value ('' = none), new definition,
 #       fire mode (keep|drop|set), f, due
 # Returns {1} when written, {0, stored value} when the stored value is not the expected
 # one (the caller decides again with it and retries): a new schedule takes one round trip.
 ADD = (
     _COMMON
+    + _ADD_ONE
     + r"""
 local prefix, channel, sid = ARGV[1], ARGV[2], ARGV[3]
 local cur = redis.call('HGET', sched, sid) or ''
 if cur ~= ARGV[4] then return {0, cur} end
-local s = nil
-if ARGV[4] ~= '' then s = load(sid) end
-if not s then
-  -- a new (or unreadable) schedule: nothing stale may survive under its keys
-  redis.call('DEL', prefix .. 'r:' .. sid, prefix .. 'h:' .. sid)
-  s = {f = '', n = '', p = ''}
-end
-s.d = ARGV[5]
-redis.call('ZADD', ids, 0, sid)
-local mode = ARGV[6]
-if mode ~= 'keep' then drop_fire(sid, s) end
-if mode == 'set' then set_fire(sid, s, ARGV[7], ARGV[8]) end
-save(sid, s)
+add_one(prefix, sid, cur, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
 publish(channel)
 return {1}
+"""
+)
+
+# ADD for a batch: ARGV: prefix, channel, exclusive (1: conflict "error"), then per item
+#   sid, expected stored value ('' = none), new definition, fire mode, f, due.
+# Each item whose stored value is the expected one is written as ADD writes it; returns the
+# others flat as (item number from 1, stored value) pairs -- {} when all were written. With
+# exclusive, when any sid is stored, writes nothing and returns {0, that item's number}.
+ADD_MANY = (
+    _COMMON
+    + _ADD_ONE
+    + r"""
+local prefix, channel = ARGV[1], ARGV[2]
+if ARGV[3] == '1' then
+  for i = 4, #ARGV, 6 do
+    if redis.call('HEXISTS', sched, ARGV[i]) == 1 then return {0, (i - 4) / 6 + 1} end
+  end
+end
+local out = {}
+for i = 4, #ARGV, 6 do
+  local sid = ARGV[i]
+  local cur = redis.call('HGET', sched, sid) or ''
+  if cur == ARGV[i + 1] then
+    add_one(prefix, sid, cur, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
+  else
+    out[#out + 1] = (i - 4) / 6 + 1
+    out[#out + 1] = cur
+  end
+end
+publish(channel)
+return out
 """
 )
 

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+import attrs
 import redis
 import redis.exceptions as rex
 from redis.backoff import ExponentialWithJitterBackoff
@@ -47,6 +48,7 @@ from schedcore.records import (
     StoredSchedule,
 )
 from schedcore.storekit import (
+    check_add_items,
     check_claim,
     check_commit,
     check_conflict,
@@ -54,6 +56,7 @@ from schedcore.storekit import (
     check_fire_entry,
     check_limit,
 )
+from schedcore.triggers import At, Cron, Interval
 from schedcore_redis import _scripts
 from schedcore_redis._codec import (
     decode_fire,
@@ -130,6 +133,7 @@ class RedisStore:
         self._release = self._script(_scripts.RELEASE)
         self._outcome = self._script(_scripts.RECORD_OUTCOME)
         self._add = self._script(_scripts.ADD)
+        self._add_many = self._script(_scripts.ADD_MANY)
         self._set_paused = self._script(_scripts.SET_PAUSED)
         self._enqueue = self._script(_scripts.ENQUEUE)
         self._remove = self._script(_scripts.REMOVE)
@@ -266,6 +270,10 @@ class RedisStore:
 
     # -- definitions -------------------------------------------------------------------
 
+    #: Schedules per ``add_many`` script call (except with ``conflict="error"``: one call, all or
+    #: nothing): big enough to make the round trip cheap, small enough not to hold up the server.
+    add_chunk_size: int = 1000
+
     def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
         """See :meth:`schedcore.protocols.Store.add`. One Lua call, retried if a writer raced us."""
         if not isinstance(schedule, Schedule):
@@ -277,27 +285,9 @@ class RedisStore:
         self._forget_unreadable(sid)
         stored_value = ""  # first guess: a new schedule (one round trip)
         for _ in range(_CAS_ATTEMPTS):
-            if not stored_value:
-                mode = "set" if first is not None and not schedule.paused else "drop"
-                result = AddResult.ADDED
-            elif conflict is Conflict.ERROR:
-                raise ScheduleExists(sid)
-            elif conflict is Conflict.KEEP:
-                return AddResult.KEPT
-            else:
-                try:
-                    old: Schedule | None = decode_schedule(sid, split_state(sid, stored_value)[3])
-                except CorruptScheduleData:
-                    old = None  # unreadable: replacing it repairs the schedule
-                if old is not None and old == schedule:
-                    return AddResult.UNCHANGED
-                if schedule.paused:
-                    mode = "drop"
-                elif old is None or old.paused or not old.same_timing(schedule):
-                    mode = "set" if first is not None else "drop"
-                else:
-                    mode = "keep"
-                result = AddResult.REPLACED
+            result, mode = _add_decision(schedule, first, stored_value, conflict)
+            if mode is None:
+                return result
             args: list[Any] = [self.keys.prefix, self.keys.channel, sid, stored_value, raw_new, mode]
             args += [encode_fire(first), to_ms(first.due)] if first is not None and mode == "set" else ["", 0]
             with translated("add"):
@@ -306,6 +296,52 @@ class RedisStore:
                 return result
             stored_value = text(reply[1])
         raise StoreError(f"redis: add of {sid!r} kept racing with other writers; try again")
+
+    def add_many(self, items: Sequence[tuple[Schedule, Pending | None]], conflict: Conflict) -> list[AddResult]:
+        """See :meth:`schedcore.protocols.Store.add_many`: :meth:`add`'s compare-and-set, batched.
+
+        One Lua call per :attr:`add_chunk_size` schedules guesses that every schedule is new;
+        the script writes those whose stored value is the guessed one and returns the stored
+        value of the others, for which Python decides as :meth:`add` does and calls again
+        (retried like ``add`` while other writers race). With ``conflict="error"`` the whole
+        batch is one call, so that a taken id writes nothing; keep such batches moderate (the
+        server runs nothing else meanwhile).
+        """
+        conflict = check_conflict(conflict)
+        batch = check_add_items(items)
+        if not batch:
+            return []
+        raws = _encode_definitions([schedule for schedule, _ in batch])
+        fires = _encode_fires([first for _, first in batch])
+        self._forget_unreadable_many([schedule.id for schedule, _ in batch])
+        exclusive = conflict is Conflict.ERROR
+        chunk = len(batch) if exclusive else max(1, self.add_chunk_size)
+        results: list[AddResult] = [AddResult.ADDED] * len(batch)
+        todo = [(i, "") for i in range(len(batch))]  # (item, stored value expected); first guess: new
+        for _ in range(_CAS_ATTEMPTS):
+            again: list[tuple[int, str]] = []
+            for start in range(0, len(todo), chunk):
+                sent: list[int] = []
+                args: list[Any] = [self.keys.prefix, self.keys.channel, "1" if exclusive else "0"]
+                for i, stored_value in todo[start : start + chunk]:
+                    schedule, first = batch[i]
+                    result, mode = _add_decision(schedule, first, stored_value, conflict)
+                    results[i] = result
+                    if mode is not None:
+                        fire, due = fires[i] if mode == "set" else ("", 0)
+                        args += [schedule.id, stored_value, raws[i], mode, fire, due]
+                        sent.append(i)
+                if not sent:
+                    continue
+                with translated("add_many"):
+                    reply = self._add_many(keys=self.keys.scripts, args=args)
+                if reply and int(reply[0]) == 0:  # exclusive: that item's id is taken, nothing written
+                    raise ScheduleExists(batch[sent[int(reply[1]) - 1]][0].id)
+                again += [(sent[int(reply[k]) - 1], text(reply[k + 1])) for k in range(0, len(reply), 2)]
+            if not again:
+                return results
+            todo = again
+        raise StoreError(f"redis: add_many of {len(todo)} schedules kept racing with other writers; try again")
 
     def remove(self, schedule_id: str) -> bool:
         """See :meth:`schedcore.protocols.Store.remove`: one Lua call deletes everything of the schedule."""
@@ -716,6 +752,17 @@ class RedisStore:
             self._unreadable.pop(sid, None)
             self._bad_members = {m for m in self._bad_members if member_sid(m) != sid}
 
+    def _forget_unreadable_many(self, sids: Sequence[str]) -> None:
+        """:meth:`_forget_unreadable` for a batch: one pass over the bad members, none when there are none."""
+        with self._lock:
+            if not self._unreadable and not self._bad_members:
+                return
+            for sid in sids:
+                self._unreadable.pop(sid, None)
+            if self._bad_members:
+                gone = set(sids)
+                self._bad_members = {m for m in self._bad_members if member_sid(m) not in gone}
+
 
 class _Watcher:
     """One ``watch`` subscription: a daemon thread reading the wake channel."""
@@ -779,6 +826,90 @@ class _Watcher:
             finally:
                 with contextlib.suppress(rex.RedisError, OSError):
                     pubsub.close()
+
+
+def _add_decision(
+    schedule: Schedule, first: Pending | None, stored_value: str, conflict: Conflict
+) -> tuple[AddResult, str | None]:
+    """What an add does given the stored value ('' none): its result and the script's fire mode
+    (keep|drop|set), or None for a result that writes nothing. Raises ScheduleExists."""
+    if not stored_value:
+        return AddResult.ADDED, "set" if first is not None and not schedule.paused else "drop"
+    if conflict is Conflict.ERROR:
+        raise ScheduleExists(schedule.id)
+    if conflict is Conflict.KEEP:
+        return AddResult.KEPT, None
+    sid = schedule.id
+    try:
+        old: Schedule | None = decode_schedule(sid, split_state(sid, stored_value)[3])
+    except CorruptScheduleData:
+        old = None  # unreadable: replacing it repairs the schedule
+    if old is not None and old == schedule:
+        return AddResult.UNCHANGED, None
+    if schedule.paused:
+        return AddResult.REPLACED, "drop"
+    if old is None or old.paused or not old.same_timing(schedule):
+        return AddResult.REPLACED, "set" if first is not None else "drop"
+    return AddResult.REPLACED, "keep"
+
+
+_PLAIN_TRIGGERS = (At, Cron, Interval)  # triggers whose equality is exact (see _shape)
+# The fields but the id of a Schedule (all of them decide its stored text).
+_SHAPE_FIELDS = tuple(a.name for a in attrs.fields(Schedule) if a.name != "id")
+
+
+def _shape(schedule: Schedule) -> tuple[Any, ...] | None:
+    """A key equal for two schedules exactly when their stored texts are equal, or None.
+
+    Encoding costs most of an add's Python time, and bulk adds are mostly copies of one
+    definition under many ids. The key is exact where values compare exactly: built-in
+    triggers (instants are UTC), enums and strings; ``retry.factor``, the one field that may
+    be an int or a float (``2`` and ``2.0`` compare equal but encode apart), adds its type;
+    args, kwargs, meta and executor options take part only when empty. Anything else
+    (other triggers, non-empty containers) is None: encoded on its own.
+    """
+    if type(schedule.trigger) not in _PLAIN_TRIGGERS:
+        return None
+    key: list[Any] = [type(schedule.retry.factor)]
+    for name in _SHAPE_FIELDS:
+        value = getattr(schedule, name)
+        if type(value) is dict or type(value) is tuple:
+            if value:
+                return None
+            value = type(value)
+        key.append(value)
+    return tuple(key)
+
+
+def _encode_definitions(schedules: Sequence[Schedule]) -> list[str]:
+    """:func:`encode_schedule` of each, encoding each distinct definition once (see :func:`_shape`)."""
+    texts: dict[tuple[Any, ...], str] = {}
+    out: list[str] = []
+    for schedule in schedules:
+        key = _shape(schedule)
+        raw = texts.get(key) if key is not None else None
+        if raw is None:
+            raw = encode_schedule(schedule)
+            if key is not None:
+                texts[key] = raw
+        out.append(raw)
+    return out
+
+
+def _encode_fires(entries: Sequence[Pending | None]) -> list[tuple[str, int]]:
+    """``(encode_fire(entry), due ms)`` of each (("", 0) for None), once per entry object
+    (a batch of one trigger shares its first fire entry)."""
+    done: dict[int, tuple[str, int]] = {}
+    out: list[tuple[str, int]] = []
+    for entry in entries:
+        if entry is None:
+            out.append(("", 0))
+            continue
+        encoded = done.get(id(entry))  # the batch holds every entry: ids are not reused meanwhile
+        if encoded is None:
+            encoded = done[id(entry)] = (encode_fire(entry), to_ms(entry.due))
+        out.append(encoded)
+    return out
 
 
 def _redact(url: object) -> str:

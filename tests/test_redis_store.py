@@ -16,7 +16,8 @@ fakeredis = pytest.importorskip("fakeredis", reason="fakeredis is not installed"
 import redis
 import redis.exceptions as rex
 
-from schedcore import Cron, RetryPolicy, Schedule
+from schedcore import Cron, Interval, RetryPolicy, Schedule
+from schedcore._time import to_ms
 from schedcore.exceptions import CorruptScheduleData, StoreError, StoreUnavailable, ValidationError
 from schedcore.model import Conflict
 from schedcore.plugins import Hooks, get_plugin_manager
@@ -215,6 +216,7 @@ def test_a_dead_connection_raises_store_unavailable() -> None:
         lambda: store.get("a"),
         lambda: store.list_schedules(),
         lambda: store.add(make_schedule("b"), None, Conflict.ERROR),
+        lambda: store.add_many([(make_schedule("b"), None)], Conflict.REPLACE),
         lambda: store.history("a"),
         lambda: store.remove("a"),
     ):
@@ -222,6 +224,152 @@ def test_a_dead_connection_raises_store_unavailable() -> None:
             call()
     server.connected = True
     assert [c.schedule_id for c in claim(store, at(0))] == ["a"]
+
+
+# -- add_many ---------------------------------------------------------------------------
+
+
+def _dump(store: RedisStore) -> dict[str, object]:
+    """Every key of the store's namespace (prefix cut off) with its content."""
+    out: dict[str, object] = {}
+    client = raw(store)
+    for key in client.keys(f"{store.keys.prefix}*"):  # a test may use KEYS; the store never does
+        kind = client.type(key).decode()
+        name = key.decode()[len(store.keys.prefix) :]
+        if kind == "hash":
+            out[name] = client.hgetall(key)
+        elif kind == "zset":
+            out[name] = client.zrange(key, 0, -1, withscores=True)
+        elif kind == "set":
+            out[name] = client.smembers(key)
+        elif kind == "list":
+            out[name] = client.lrange(key, 0, -1)
+        else:
+            out[name] = client.get(key)
+    return out
+
+
+def _variety() -> list[Schedule]:
+    """Definitions that share (or nearly share) their stored text, and ones that do not."""
+    every = Interval(60, start=at(0))
+    return [
+        make_schedule("c1", trigger=Cron("*/5 * * * *")),
+        make_schedule("c2", trigger=Cron("*/5 * * * *")),
+        make_schedule("c3", trigger=Cron("*/5 * * * *", tz="Europe/Paris")),
+        make_schedule("f1", retry=RetryPolicy(max_attempts=3, factor=3)),
+        make_schedule("f2", retry=RetryPolicy(max_attempts=3, factor=3.0)),
+        make_schedule("i1", trigger=every),
+        make_schedule("i2", trigger=Interval(60, start=at(1))),
+        make_schedule("a1", args=(1,)),
+        make_schedule("a2", args=(1.0,)),
+        make_schedule("a3", args=(True,)),
+        make_schedule("k1", kwargs={"x": 1}),
+        make_schedule("m1", meta={"owner": "me"}),
+        make_schedule("j1", jitter=5),
+        make_schedule("p1", paused=True),
+        make_schedule("s1", start_at=at(10), end_at=at(1000), max_runs=3),
+        make_schedule("x1", serializer="pickle"),
+        make_schedule("x2", args=({1, 2},), serializer="pickle"),
+    ]
+
+
+def test_add_many_encodes_each_definition_as_add_does() -> None:
+    from schedcore_redis._codec import encode_schedule
+    from schedcore_redis._store import _encode_definitions
+
+    schedules = _variety()
+    assert _encode_definitions(schedules) == [encode_schedule(s) for s in schedules]
+    assert _encode_definitions(schedules[::-1]) == [encode_schedule(s) for s in schedules[::-1]]
+
+
+def test_add_many_writes_exactly_what_a_loop_of_add_writes(store: RedisStore) -> None:
+    twin = RedisStore(store._client, namespace=fresh_namespace())  # fed one add at a time
+    store.add_chunk_size = 4
+    existing = [make_schedule("c1", trigger=Cron("*/5 * * * *")), make_schedule("i1"), make_schedule("p1")]
+    for target in (store, twin):
+        for schedule in existing:
+            target.add(schedule, fire_entry(0), Conflict.ERROR)
+        target.add(make_schedule("bad"), fire_entry(0), Conflict.ERROR)
+        _corrupt(target, "bad", "0;;\n1{not json")  # replacing it repairs it
+        [c] = [c for c in claim(target, at(0)) if c.schedule_id == "i1"]
+        target.commit([commit_for(c, next_fire=fire_entry(60))])  # history, a running run, runs started
+    batch = [(s, fire_entry(30) if not s.id.startswith("s") else None) for s in _variety()]
+    batch.append((make_schedule("bad"), fire_entry(40)))
+    expected = [twin.add(schedule, first, Conflict.REPLACE) for schedule, first in batch]
+    assert store.add_many(batch, Conflict.REPLACE) == expected
+    assert _dump(store) == _dump(twin)
+    assert store.get("bad") is not None
+    twin.close()
+
+
+def test_add_many_decides_again_when_another_writer_races(store: RedisStore) -> None:
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    script = store._add_many
+    calls: list[int] = []
+
+    def racing(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:  # between the guess and the decision, someone changes "a"'s timing
+            store.add(make_schedule("a", trigger=Interval(30, start=at(0))), fire_entry(30), Conflict.REPLACE)
+        return script(*args, **kwargs)
+
+    store._add_many = racing  # type: ignore[assignment]
+    batch = [(make_schedule("a", trigger=Interval(30, start=at(0)), args=(1,)), fire_entry(99))]
+    batch.append((make_schedule("b"), fire_entry(5)))
+    from schedcore.records import AddResult
+
+    assert store.add_many(batch, Conflict.REPLACE) == [AddResult.REPLACED, AddResult.ADDED]
+    assert len(calls) == 3  # guess, decision refused by the race, decision again
+    stored = store.get("a")
+    assert stored is not None and stored.schedule == batch[0][0] and stored.next_fire == fire_entry(30)
+
+
+def test_add_many_gives_up_on_writers_that_always_win(store: RedisStore) -> None:
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    script = store._add_many
+    flip = iter(range(1, 1000))
+
+    def racing(*args: object, **kwargs: object) -> object:
+        store.add(make_schedule("a", args=(next(flip),)), fire_entry(0), Conflict.REPLACE)
+        return script(*args, **kwargs)
+
+    store._add_many = racing  # type: ignore[assignment]
+    with pytest.raises(StoreError, match="kept racing"):
+        store.add_many([(make_schedule("a", args=(0,)), fire_entry(0))], Conflict.REPLACE)
+
+
+def test_add_many_publishes_one_wake_up_per_call(store: RedisStore) -> None:
+    store.add_chunk_size = 10
+    pubsub = raw(store).pubsub()
+    pubsub.subscribe(store.keys.channel)
+    while (message := pubsub.get_message(timeout=1.0)) is None or message["type"] != "subscribe":
+        pass
+    batch = [(make_schedule(f"s{i:02d}"), fire_entry(i)) for i in range(25)]
+    assert len(store.add_many(batch, Conflict.REPLACE)) == 25
+    seen = []
+    while (message := pubsub.get_message(timeout=0.5)) is not None:
+        if message["type"] == "message":
+            seen.append([int(d) for d in message["data"].decode().split(",")])
+    pubsub.close()
+    assert [len(dues) for dues in seen] == [10, 10, 5]
+    assert sorted(d for dues in seen for d in dues) == [to_ms(at(i)) for i in range(25)]
+
+
+@pytest.mark.redis
+def test_add_many_of_thousands_in_default_chunks(request: pytest.FixtureRequest) -> None:
+    store = make_store("redis", request)
+    from schedcore.records import AddResult
+
+    n = 2 * store.add_chunk_size + 500
+    batch = [(make_schedule(f"job-{i:05d}", trigger=Cron("*/5 * * * *")), fire_entry(300)) for i in range(n)]
+    assert store.add_many(batch[: n // 3], Conflict.ERROR) == [AddResult.ADDED] * (n // 3)
+    assert store.add_many(batch, Conflict.REPLACE) == [AddResult.UNCHANGED] * (n // 3) + [AddResult.ADDED] * (
+        n - n // 3
+    )
+    assert raw(store).hlen(store.keys.schedules) == n
+    assert raw(store).zcard(store.keys.index) == n
+    assert [s.schedule for s in store.list_schedules(limit=n)] == [s for s, _ in batch]
+    store.close()
 
 
 # -- corrupt and foreign data ---------------------------------------------------------------

@@ -297,6 +297,140 @@ class StoreConformance:
         assert stored.running == ((run_id("a", c.entry),) if written else ())
         assert [cl.entry for cl in claim(store, FAR)] == [new_first]
 
+    # -- add_many --------------------------------------------------------------------
+
+    #: Schedules of :meth:`test_add_many_of_a_large_batch` (stores that send batches in chunks
+    #: should build stores whose chunks are smaller than this, so that it crosses them).
+    add_many_size: ClassVar[int] = 60
+
+    def mixed_batch(self, stores: list[Store], tag: str = "") -> list[tuple[Schedule, Pending | None]]:
+        """Store, in each of ``stores``, schedules a batch then meets in every state ``add`` knows
+        (equal, same timing, other timing, paused either way, finished, claimed); return the batch."""
+        other = Interval(30, start=T0)
+        for target in stores:
+            for sid in ("eq", "args", "timing", "to-paused", "finished", "claimed", "claimed-timing"):
+                assert target.add(make_schedule(tag + sid), fire_entry(0), Conflict.ERROR) is AddResult.ADDED
+            assert target.add(make_schedule(tag + "was-paused", paused=True), None, Conflict.ERROR) is AddResult.ADDED
+            assert target.add(make_schedule(tag + "no-first"), None, Conflict.ERROR) is AddResult.ADDED
+            for c in claim(target, at(0)):  # every fire entry at 0 is claimed; two stay claimed
+                if c.schedule_id == tag + "finished":
+                    assert target.commit([commit_for(c, next_fire=None)]) == [True]
+                elif not c.schedule_id.startswith(tag + "claimed"):
+                    assert target.commit([commit_for(c, next_fire=fire_entry(60))]) == [True]
+        return [
+            (make_schedule(tag + "new"), fire_entry(120)),
+            (make_schedule(tag + "eq"), fire_entry(120)),
+            (make_schedule(tag + "args", args=(1,)), fire_entry(120)),
+            (make_schedule(tag + "timing", trigger=other), fire_entry(150)),
+            (make_schedule(tag + "to-paused", paused=True), fire_entry(120)),
+            (make_schedule(tag + "was-paused"), fire_entry(120)),
+            (make_schedule(tag + "finished", args=(2,)), fire_entry(120)),
+            (make_schedule(tag + "claimed", queue="q2"), fire_entry(120)),
+            (make_schedule(tag + "claimed-timing", trigger=other), fire_entry(150)),
+            (make_schedule(tag + "no-first", args=(3,)), None),
+            (make_schedule(tag + "new-paused", paused=True), fire_entry(120)),
+            (make_schedule(tag + "new-no-first"), None),
+        ]
+
+    @staticmethod
+    def snapshot(store: Store) -> tuple[object, ...]:
+        """Everything a client can read of ``store`` (claims everything due, so call it last)."""
+        stored = store.list_schedules(limit=1000)
+        histories = [store.history(s.schedule.id, limit=1000) for s in stored]
+        gets = [store.get(s.schedule.id) for s in stored]
+        due = store.next_due()
+        claimed = sorted(
+            ((c.entry.due, c.schedule_id, c.entry, c.schedule, c.runs_started, c.running) for c in claim(store, FAR)),
+            key=lambda t: (t[0], t[1]),
+        )
+        return stored, gets, histories, due, claimed
+
+    @pytest.mark.parametrize("conflict", [Conflict.REPLACE, Conflict.KEEP])
+    def test_add_many_does_what_a_loop_of_add_does(self, store: Store, conflict: Conflict) -> None:
+        from schedcore.memory import MemoryStore  # the reference, fed one add at a time
+
+        reference = MemoryStore(history_limit=self.history_limit)
+        batch = self.mixed_batch([store, reference])
+        expected = [reference.add(schedule, first, conflict) for schedule, first in batch]
+        assert store.add_many(batch, conflict) == expected
+        if conflict is Conflict.REPLACE:
+            assert set(expected) == {AddResult.ADDED, AddResult.UNCHANGED, AddResult.REPLACED}
+        assert self.snapshot(store) == self.snapshot(reference)
+
+    def test_add_many_of_new_schedules_with_conflict_error(self, store: Store) -> None:
+        batch = [(make_schedule(f"s{i}"), fire_entry(i) if i % 3 else None) for i in range(7)]
+        assert store.add_many(batch, Conflict.ERROR) == [AddResult.ADDED] * 7
+        for schedule, first in batch:
+            assert store.get(schedule.id) == StoredSchedule(
+                schedule=schedule, next_fire=first, runs_started=0, running=(), parked=None
+            )
+        assert [c.schedule_id for c in claim(store, FAR)] == ["s1", "s2", "s4", "s5"]
+
+    def test_add_many_of_a_large_batch(self, store: Store) -> None:
+        from schedcore.memory import MemoryStore
+
+        reference = MemoryStore(history_limit=self.history_limit)
+        n = self.add_many_size
+        batch: list[tuple[Schedule, Pending | None]] = []
+        for target in (store, reference):  # every third one exists already
+            for i in range(0, n, 3):
+                target.add(make_schedule(f"s{i:04d}"), fire_entry(i), Conflict.ERROR)
+        for i in random.Random(3).sample(range(n), n):
+            changes: dict[str, Any] = {"args": (i,)} if i % 2 else {}
+            batch.append((make_schedule(f"s{i:04d}", **changes), fire_entry(1000 + i)))
+        batch += self.mixed_batch([store, reference], tag="m-")
+        expected = [reference.add(schedule, first, Conflict.REPLACE) for schedule, first in batch]
+        assert store.add_many(batch, Conflict.REPLACE) == expected
+        assert store.add_many(batch, Conflict.REPLACE) == [AddResult.UNCHANGED] * len(batch)
+        assert self.snapshot(store) == self.snapshot(reference)
+
+    def test_add_many_with_a_repeated_id_writes_nothing(self, store: Store) -> None:
+        first = self.add_fire(store, "a", 0)
+        before = store.get("a")
+        batch = [
+            (make_schedule("b"), fire_entry(1)),
+            (make_schedule("a", args=(1,)), fire_entry(2)),
+            (make_schedule("b", args=(2,)), fire_entry(3)),
+        ]
+        for conflict in Conflict:
+            with pytest.raises(ValidationError) as info:
+                store.add_many(batch, conflict)
+            assert info.value.field == "id" and info.value.value == "b"
+        assert store.get("a") == before and store.get("b") is None
+        assert [c.entry for c in claim(store, FAR)] == [first]
+
+    def test_add_many_with_conflict_error_and_one_taken_id_writes_nothing(self, store: Store) -> None:
+        first = self.add_fire(store, "b", 0)
+        before = store.get("b")
+        batch = [(make_schedule(sid, args=(1,)), fire_entry(5)) for sid in ("a", "b", "c")]
+        with pytest.raises(ScheduleExists) as info:
+            store.add_many(batch, Conflict.ERROR)
+        assert info.value.schedule_id == "b"
+        assert [s.schedule.id for s in store.list_schedules()] == ["b"]
+        assert store.get("b") == before
+        assert [c.entry for c in claim(store, FAR)] == [first]
+
+    def test_add_many_of_nothing(self, store: Store) -> None:
+        for conflict in Conflict:
+            assert store.add_many([], conflict) == []
+        assert store.list_schedules() == [] and store.next_due() is None
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            [(make_schedule("a"), fire_entry(0)), ("not a schedule", None)],
+            [(make_schedule("a"), fire_entry(0)), (make_schedule("b"), entry("manual", 0))],
+            [(make_schedule("a"), fire_entry(0)), (make_schedule("b"),)],
+            [(make_schedule("a"), fire_entry(0)), make_schedule("b")],
+        ],
+    )
+    def test_add_many_refuses_bad_items_and_writes_nothing(self, store: Store, bad: Any) -> None:
+        with pytest.raises(ValidationError):
+            store.add_many(bad, Conflict.REPLACE)
+        with pytest.raises(ValidationError):
+            store.add_many([(make_schedule("a"), fire_entry(0))], "sometimes")  # type: ignore[arg-type]
+        assert store.list_schedules() == [] and store.next_due() is None
+
     # -- remove ----------------------------------------------------------------------
 
     def test_remove_unknown_returns_false(self, store: Store) -> None:
@@ -843,6 +977,9 @@ class StoreConformance:
             expect("expired lease", lambda: claim(store, at(145), limit=1), at(140))
             new = make_schedule("a", trigger=Interval(7))
             expect("replace", lambda: store.add(new, fire_entry(707), Conflict.REPLACE), at(707))
+            batch = [(make_schedule("b"), fire_entry(808)), (make_schedule("c"), fire_entry(809))]
+            expect("add_many", lambda: store.add_many(batch, Conflict.REPLACE), at(808))
+            assert w.wait_for(at(809), self.watch_timeout), f"no notification for add_many's second entry: {w.seen}"
         finally:
             stop()
 
@@ -1110,21 +1247,45 @@ class StoreMachine(RuleBasedStateMachine):
             with pytest.raises(ScheduleExists):
                 self.store.add(schedule, first_entry, conflict)
             return
-        result = self.store.add(schedule, first_entry, conflict)
+        assert self.store.add(schedule, first_entry, conflict) is self.apply_add(schedule, first_entry, conflict)
+
+    def apply_add(self, schedule: Schedule, first_entry: Pending | None, conflict: Conflict) -> AddResult:
+        """What ``add`` does to the model (the id is free, or conflict is not "error"); its result."""
+        sid = schedule.id
+        m = self.model.get(sid)
         if m is None:
-            assert result is AddResult.ADDED
             self.model[sid] = _Model(schedule=schedule, fire=None if schedule.paused else first_entry)
-        elif conflict is Conflict.KEEP:
-            assert result is AddResult.KEPT
-        elif m.schedule == schedule:
-            assert result is AddResult.UNCHANGED
-        else:
-            assert result is AddResult.REPLACED
-            old, m.schedule = m.schedule, schedule
-            if schedule.paused or old.paused or not old.same_timing(schedule):
-                m.drop_fire()
-                if not schedule.paused:
-                    m.fire = first_entry
+            return AddResult.ADDED
+        if conflict is Conflict.KEEP:
+            return AddResult.KEPT
+        if m.schedule == schedule:
+            return AddResult.UNCHANGED
+        old, m.schedule = m.schedule, schedule
+        if schedule.paused or old.paused or not old.same_timing(schedule):
+            m.drop_fire()
+            if not schedule.paused:
+                m.fire = first_entry
+        return AddResult.REPLACED
+
+    @rule(
+        picks=st.lists(st.tuples(st.sampled_from(IDS), st.integers(0, 3), st.none() | st.integers(-5, 10)), max_size=3),
+        conflict=st.sampled_from(Conflict),
+    )
+    def add_many(self, picks: list[tuple[str, int, int | None]], conflict: Conflict) -> None:
+        picks = list({sid: (sid, variant, first) for sid, variant, first in picks}.values())  # distinct ids
+        batch = [
+            (variants(sid)[variant], None if first is None else self.new_entry(PendingKind.FIRE, first))
+            for sid, variant, first in picks
+        ]
+        taken = [schedule.id for schedule, _ in batch if schedule.id in self.model]
+        if taken and conflict is Conflict.ERROR:
+            with pytest.raises(ScheduleExists):
+                self.store.add_many(batch, conflict)
+            return  # nothing written (the invariant checks it)
+        results = self.store.add_many(batch, conflict)
+        assert len(results) == len(batch)
+        for (schedule, first_entry), result in zip(batch, results, strict=True):
+            assert result is self.apply_add(schedule, first_entry, conflict)
 
     @rule(sid=st.sampled_from(IDS))
     def remove(self, sid: str) -> None:
