@@ -46,6 +46,8 @@ __all__ = ["RQExecutor"]
 log = logging.getLogger("schedcore.rq")
 
 _CHUNK = 100  # runs per script call; all chunks of a batch go in one pipeline (one round trip)
+_TEMPLATE_TTL_MS = 7 * 86_400_000  # a job template unused this long leaves Redis (sent again if needed)
+_TEMPLATE_GONE = -1  # the hand-off script's reply when a template it should read is not there
 _LOST_MARKERS = ("AbandonedJobError", "Work-horse terminated unexpectedly")
 
 
@@ -154,7 +156,10 @@ class RQExecutor:
         self._poll = float(poll_interval)
         self.keys = Keys(self._namespace)
         self._queues: dict[str, Any] = {}
-        self._templates: dict[tuple[Any, ...], JobTemplate | None] = {}  # see _job_commands
+        # (queue, task and arguments, options) -> a job template and the job's data (see _job_plan)
+        self._templates: dict[tuple[Any, ...], tuple[JobTemplate, bytes] | None] = {}
+        self._shared: dict[str, JobTemplate] = {}  # digest -> template: one object per distinct template
+        self._stored: set[str] = set()  # digests of the templates the server holds (sent inline otherwise)
         self._handoff_sha: str | None = None
         self._finish = connection.register_script(FINISH_LUA)
         self._report: Callable[[Outcome], None] | None = None
@@ -373,7 +378,8 @@ class RQExecutor:
         """The writes RQ makes to enqueue this run's job (what the hand-off script replays)."""
         template, rest = self._job_plan(run, job_id, info)
         if template is not None:
-            return template.render(job_id, *rest)
+            description, meta, stamp, data = rest
+            return template.render(job_id, description, meta, stamp, data)
         commands, at = [], 1
         for _ in range(rest[0]):
             commands.append(tuple(rest[at + 1 : at + 1 + rest[at]]))
@@ -382,12 +388,13 @@ class RQExecutor:
 
     def _job_plan(self, run: Run, job_id: str, info: RunInfo) -> tuple[JobTemplate | None, list[Any]]:
         """How the hand-off script writes this run's job: a template and its slot values
-        (description, meta, timestamp), or None and the commands themselves.
+        (description, meta, timestamp, data), or None and the commands themselves.
 
         Building an RQ job is the dominant cost of a hand-off, and every run of a schedule
-        makes the same writes but for its id, description, meta and timestamps: the first
-        run of each (queue, options, task, arguments) is captured from RQ itself and kept as
-        a :class:`JobTemplate`; later runs only send their slot values.
+        makes the same writes but for its id, description, meta, timestamps and data: the
+        first run of each (queue, options, task, arguments) is captured from RQ itself, its
+        :class:`JobTemplate` (shared by every schedule with the same queue and options) and
+        its data are kept; later runs only send their slot values.
         """
         options = parse_options(run.executor_options)
         meta = dict(options.meta)
@@ -407,18 +414,23 @@ class RQExecutor:
             )
         except Exception:
             key = None  # the slow path reports what the serializer refuses
-        template = self._templates.get(key) if key is not None else None
-        if template is not None:
+        known = self._templates.get(key) if key is not None else None
+        if known is not None:
             from rq.utils import now, utcformat
 
-            return template, [description, self._serializer.dumps(meta), utcformat(now())]
+            template, data = known
+            return template, [description, self._serializer.dumps(meta), utcformat(now()), data]
         commands = self._capture(run, job_id, options, meta, description)
         if key is not None and key not in self._templates:
             if len(self._templates) >= TEMPLATE_CACHE_SIZE:
                 self._templates.clear()
-            self._templates[key] = JobTemplate.capture(
-                commands, job_id, description, self._serializer.dumps(meta), run.id
-            )
+                self._shared.clear()
+            captured = JobTemplate.capture(commands, job_id, description, self._serializer.dumps(meta), run.id)
+            if captured is None:
+                self._templates[key] = None
+            else:
+                shared = self._shared.setdefault(captured.digest, captured)
+                self._templates[key] = (shared, captured.data_of(commands))
         flat: list[Any] = [len(commands)]
         for command in commands:
             flat.append(len(command))
@@ -459,47 +471,61 @@ class RQExecutor:
 
     def _run_handoff(self, entries: list[tuple[list[Any], JobTemplate | None, list[Any]]]) -> list[bool]:
         keys = [self.keys.outstanding, self.keys.runs, self.keys.outcomes]
-        head = [now_ms(), self._handoff_ttl_ms, self.keys.handed_prefix]
-        chunks: list[list[Any]] = []
+        head: list[Any] = [now_ms(), self._handoff_ttl_ms, self.keys.handed_prefix, _TEMPLATE_TTL_MS]
+        chunks: list[tuple[list[JobTemplate], list[Any]]] = []
         for chunk in _chunks(entries, _CHUNK):
-            numbers: dict[int, int] = {}  # id(template) -> its number in this call
-            templates: list[Any] = []
+            numbers: dict[str, int] = {}  # template digest -> its number in this call
+            used: list[JobTemplate] = []
             runs: list[Any] = []
             for fixed, template, rest in chunk:
                 runs += fixed
                 if template is None:
                     runs.append(0)
                 else:
-                    number = numbers.get(id(template))
+                    number = numbers.get(template.digest)
                     if number is None:
-                        number = numbers[id(template)] = len(numbers) + 1
-                        templates += template.lua_args
+                        number = numbers[template.digest] = len(numbers) + 1
+                        used.append(template)
                     runs.append(number)
                 runs += rest
-            chunks.append([*head, len(numbers), *templates, *runs])
+            chunks.append((used, runs))
         results: list[Any] = [None] * len(chunks)
         todo = list(range(len(chunks)))
-        for _ in range(2):
+        # Retried at most twice: for a script the server lost (restart, SCRIPT FLUSH) and for
+        # templates it lost (expired, flushed), which the retry sends inline.
+        for _ in range(3):
             if self._handoff_sha is None:
                 self._handoff_sha = str(self._connection.script_load(HANDOFF_LUA))
             pipe = self._connection.pipeline(transaction=False)
             for index in todo:
-                pipe.evalsha(self._handoff_sha, len(keys), *keys, *chunks[index])
+                used, runs = chunks[index]
+                templates: list[Any] = []
+                for template in used:
+                    templates.append(self.keys.template(template.digest))
+                    if template.digest in self._stored:
+                        templates.append(0)
+                    else:
+                        templates += [len(template.lua_args), *template.lua_args]
+                pipe.evalsha(self._handoff_sha, len(keys), *keys, *head, len(used), *templates, *runs)
             replies = pipe.execute(raise_on_error=False)
-            missing = []
+            again = []
             for index, reply in zip(todo, replies, strict=True):
                 if isinstance(reply, NoScriptError):
-                    missing.append(index)
+                    again.append(index)
+                    self._handoff_sha = None
                 elif isinstance(reply, Exception):
                     raise reply
+                elif reply and int(reply[0]) == _TEMPLATE_GONE:
+                    again.append(index)
+                    self._stored.difference_update(t.digest for t in chunks[index][0])
                 else:
                     results[index] = reply
-            if not missing:
+                    self._stored.update(t.digest for t in chunks[index][0])
+            if not again:
                 break
-            todo = missing
-            self._handoff_sha = None  # the server lost its script cache (restart, SCRIPT FLUSH)
+            todo = again
         else:
-            raise ExecutorUnavailable("the hand-off script keeps disappearing from the Redis script cache")
+            raise ExecutorUnavailable("the hand-off script or its job templates keep disappearing from Redis")
         return [bool(int(flag)) for reply in results for flag in reply]
 
     # -- outcomes ----------------------------------------------------------------------------

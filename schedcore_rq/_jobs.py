@@ -132,27 +132,41 @@ def run_info(run: Run) -> RunInfo:
 
 
 # KEYS: 1 outstanding zset, 2 runs hash, 3 outcomes list.
-# ARGV: 1 now ms, 2 marker TTL ms, 3 marker key prefix, 4 number of job templates, then each
-#   template (see JobTemplate.lua_args): number of commands, then per command: number of
-#   arguments, then per argument: kind, a, b -- kind 'l' literal a, 'i' a .. job id .. b,
-#   't' the timestamp, 'm' the meta, 'd' the description.
+# ARGV: 1 now ms, 2 marker TTL ms, 3 marker key prefix, 4 template TTL ms, 5 number of job
+#   templates, then per template: its key, its number of arguments n, then n arguments (n = 0:
+#   read them from the key, where an earlier call stored them; a template sent inline is
+#   stored). A template's arguments (see JobTemplate.lua_args): number of commands, then per
+#   command: number of arguments, then per argument: kind, a, b -- kind 'l' literal a,
+#   'i' a .. job id .. b, 't' the timestamp, 'm' the meta, 'd' the description, 'x' the data.
 #   Then one entry per run: job id, job key, run info JSON, failure payload ('' = none),
-#   template number (0: none), then for a template: description, meta, timestamp; without
-#   one: number of commands, then per command: number of arguments, arguments...
-# Returns one integer per run: 1 handed over now, 0 handed over before (nothing written).
+#   template number (0: none), then for a template: description, meta, timestamp, data;
+#   without one: number of commands, then per command: number of arguments, arguments...
+# Returns one integer per run: 1 handed over now, 0 handed over before (nothing written);
+# or {-1} when a template to read from its key is gone (nothing written: send it inline).
 HANDOFF_LUA = """
-local now, ttl, prefix = ARGV[1], ARGV[2], ARGV[3]
-local i = 5
+local now, ttl, prefix, template_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local i = 6
 local templates = {}
-for t = 1, tonumber(ARGV[4]) do
-  local commands = {}
-  for c = 1, tonumber(ARGV[i]) do
-    local nargs = tonumber(ARGV[i + 1])
-    commands[c] = {nargs, i + 2}
-    i = i + 1 + 3 * nargs
+for t = 1, tonumber(ARGV[5]) do
+  local key, n = ARGV[i], tonumber(ARGV[i + 1])
+  local args
+  if n == 0 then
+    args = redis.call('LRANGE', key, 0, -1)
+    if #args == 0 then return {-1} end
+  else
+    args = {unpack(ARGV, i + 2, i + 1 + n)}
+    redis.call('DEL', key)
+    redis.call('RPUSH', key, unpack(args))
   end
-  i = i + 1
-  templates[t] = commands
+  redis.call('PEXPIRE', key, template_ttl)
+  i = i + 2 + n
+  local commands, at = {}, 2
+  for c = 1, tonumber(args[1]) do
+    local nargs = tonumber(args[at])
+    commands[c] = {nargs, at + 1}
+    at = at + 1 + 3 * nargs
+  end
+  templates[t] = {args, commands}
 end
 local result = {}
 while i <= #ARGV do
@@ -170,17 +184,19 @@ while i <= #ARGV do
       i = i + 1 + nargs
     end
   else
-    local description, meta, stamp = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-    i = i + 3
+    local description, meta, stamp, data = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    i = i + 4
     if fresh then
-      for _, command in ipairs(templates[template]) do
+      local targs = templates[template][1]
+      for _, command in ipairs(templates[template][2]) do
         local args, at = {}, command[2]
         for a = 1, command[1] do
-          local kind = ARGV[at]
-          if kind == 'l' then args[a] = ARGV[at + 1]
-          elseif kind == 'i' then args[a] = ARGV[at + 1] .. job_id .. ARGV[at + 2]
+          local kind = targs[at]
+          if kind == 'l' then args[a] = targs[at + 1]
+          elseif kind == 'i' then args[a] = targs[at + 1] .. job_id .. targs[at + 2]
           elseif kind == 't' then args[a] = stamp
           elseif kind == 'm' then args[a] = meta
+          elseif kind == 'x' then args[a] = data
           else args[a] = description end
           at = at + 3
         end
@@ -204,27 +220,36 @@ end
 return result
 """
 
-#: Job templates kept per executor (runs of one schedule share one; the cache is cleared when full).
-TEMPLATE_CACHE_SIZE = 4096
+#: (task, arguments, options) combinations whose job template and data an executor keeps (cleared when full).
+TEMPLATE_CACHE_SIZE = 20_000
 _TIMESTAMP_FIELDS = ("created_at", "enqueued_at")
+
+
+_DATA_FIELD = "data"  # the job's serialized function and arguments
+_KIND_CODES = {"time": "t", "meta": "m", "description": "d", "data": "x"}
 
 
 @attrs.frozen
 class JobTemplate:
     """The enqueue writes RQ made for one run, with the per-run values marked as slots.
 
-    Runs that differ only in their run (job id, description, meta and the timestamps) make
-    the same writes otherwise, so building the RQ job once per schedule and filling the
-    slots for every later run gives the exact commands ``Queue.enqueue_job`` would capture,
-    at a fraction of the cost. :meth:`capture` refuses (returns None) whenever it cannot
-    prove that: a per-run value it does not recognise makes the run take the slow path.
+    Runs that differ only in their run (job id, description, meta and the timestamps) and in
+    their arguments (the job's ``data``) make the same writes otherwise, so building the RQ
+    job once and filling the slots for every later run gives the exact commands
+    ``Queue.enqueue_job`` would capture, at a fraction of the cost. Schedules that share a
+    queue and options share one template; the hand-off script keeps it in Redis under
+    :attr:`digest`, so a call sends only the slot values. :meth:`capture` refuses (returns
+    None) whenever it cannot prove that: a per-run value it does not recognise makes the
+    run take the slow path.
     """
 
     #: per command: its arguments, where a slot is ``(kind, parts)`` in ``slots`` by position
     commands: tuple[tuple[Any, ...], ...]
     slots: tuple[tuple[int, int, str, tuple[str, ...]], ...]  # (command, argument, kind, split parts)
-    #: the template as the hand-off script reads it (see :data:`HANDOFF_LUA`)
-    lua_args: tuple[Any, ...] = ()
+    #: the template as the hand-off script reads it (see :data:`HANDOFF_LUA`), as bytes
+    lua_args: tuple[bytes, ...] = ()
+    #: names the template's copy in Redis: a hash of :attr:`lua_args`
+    digest: str = ""
 
     @classmethod
     def capture(
@@ -233,33 +258,52 @@ class JobTemplate:
         """The template of ``commands`` (captured for ``job_id``), or None when it is not safe."""
         slots: list[tuple[int, int, str, tuple[str, ...]]] = []
         text_markers, byte_markers = (job_id, run_id), (job_id.encode(), run_id.encode())
+        generic = [list(command) for command in commands]
         for c, command in enumerate(commands):
             is_hset = str(command[0]).upper() == "HSET"
             for a, arg in enumerate(command):
                 if a == 0:
                     continue
-                if is_hset and a >= 3 and a % 2 == 1 and str(command[a - 1]) in _TIMESTAMP_FIELDS:
+                field = str(command[a - 1]) if is_hset and a >= 3 and a % 2 == 1 else None
+                if field in _TIMESTAMP_FIELDS:
                     slots.append((c, a, "time", ()))
+                elif field == _DATA_FIELD:
+                    slots.append((c, a, "data", ()))
                 elif isinstance(arg, bytes) and arg == meta:
                     slots.append((c, a, "meta", ()))
                 elif isinstance(arg, str) and arg == description:
                     slots.append((c, a, "description", ()))
-                elif isinstance(arg, str) and arg.count(job_id) == 1:
+                elif (
+                    isinstance(arg, str) and arg.count(job_id) == 1 and not any(run_id in p for p in arg.split(job_id))
+                ):
                     slots.append((c, a, "id", tuple(arg.split(job_id))))
                 elif (isinstance(arg, str) and any(m in arg for m in text_markers)) or (
                     isinstance(arg, bytes) and any(m in arg for m in byte_markers)
                 ):
                     return None  # a per-run value we would not replace
+                else:
+                    continue
+                generic[c][a] = None  # a slot: nothing of this run stays in the template
         kinds = {kind for _, _, kind, _ in slots}
         if not {"id", "meta", "description"} <= kinds:
             return None  # RQ wrote the job differently than we expect: always ask RQ
-        frozen, fixed = tuple(commands), tuple(slots)
-        return cls(frozen, fixed, cls._lua_args(frozen, fixed))
+        frozen, fixed = tuple(tuple(command) for command in generic), tuple(slots)
+        lua_args = cls._lua_args(frozen, fixed)
+        digest = hashlib.sha256(b"\x00".join(b"%d:%s" % (len(a), a) for a in lua_args)).hexdigest()[:32]
+        return cls(frozen, fixed, lua_args, digest)
+
+    def data_of(self, commands: list[tuple[Any, ...]]) -> bytes:
+        """The value of the ``data`` slot in ``commands`` (captured for this template), or b""."""
+        for c, a, kind, _ in self.slots:
+            if kind == "data":
+                value = commands[c][a]
+                return value if isinstance(value, bytes) else str(value).encode()
+        return b""
 
     @staticmethod
     def _lua_args(
         commands: tuple[tuple[Any, ...], ...], slots: tuple[tuple[int, int, str, tuple[str, ...]], ...]
-    ) -> tuple[Any, ...]:
+    ) -> tuple[bytes, ...]:
         by_position = {(c, a): (kind, parts) for c, a, kind, parts in slots}
         out: list[Any] = [len(commands)]
         for c, command in enumerate(commands):
@@ -271,10 +315,10 @@ class JobTemplate:
                 elif kind == "id":
                     out += ["i", parts[0], parts[1]]
                 else:
-                    out += [{"time": "t", "meta": "m", "description": "d"}[kind], "", ""]
-        return tuple(out)
+                    out += [_KIND_CODES[kind], "", ""]
+        return tuple(_as_bytes(arg) for arg in out)
 
-    def render(self, job_id: str, description: str, meta: bytes, timestamp: str) -> list[tuple[Any, ...]]:
+    def render(self, job_id: str, description: str, meta: bytes, timestamp: str, data: bytes) -> list[tuple[Any, ...]]:
         """The commands for another run."""
         out = [list(command) for command in self.commands]
         for c, a, kind, parts in self.slots:
@@ -284,6 +328,19 @@ class JobTemplate:
                 out[c][a] = timestamp
             elif kind == "meta":
                 out[c][a] = meta
+            elif kind == "data":
+                out[c][a] = data
             else:
                 out[c][a] = description
         return [tuple(command) for command in out]
+
+
+def _as_bytes(value: Any) -> bytes:
+    """An argument as Redis receives it (redis-py's encoding of str, numbers and str enums)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()  # a str enum (RQ's JobStatus) encodes to its value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value).encode()
+    raise TypeError(f"unexpected argument {value!r} in an RQ command")

@@ -84,6 +84,9 @@ class Keys:
     def alive(self, job_id: str) -> str:
         return self.prefix + "alive:" + job_id
 
+    def template(self, digest: str) -> str:
+        return self.prefix + "template:" + digest
+
 
 @attrs.frozen(kw_only=True)
 class RunInfo:
