@@ -50,6 +50,7 @@ __all__ = [
     "RECORD_LIMIT",
     "WALK_LIMIT",
     "Plan",
+    "TriggerMemo",
     "backfill_entries",
     "first_fire",
     "occurrence_due",
@@ -97,19 +98,32 @@ class Plan:
         return self.commit.skipped
 
 
+#: Memoised trigger calls, shared by the plans of one batch: ``(id(trigger), instant)`` ->
+#: ``(trigger, next fire time)``. Schedules sharing a trigger object (the Redis store hands
+#: out one per distinct definition) and coming due together ask it the same questions; the
+#: trigger is kept in the value so that its id cannot be reused while the memo lives.
+TriggerMemo = dict[tuple[int, datetime], tuple[Trigger, "datetime | None"]]
+
+
 class _Timeline:
     """The occurrences of one schedule, with their due instants (memoised trigger calls)."""
 
-    def __init__(self, schedule: Schedule) -> None:
+    def __init__(self, schedule: Schedule, memo: TriggerMemo | None = None) -> None:
         self.schedule = schedule
-        self._next: dict[datetime, datetime | None] = {}
+        self._memo: TriggerMemo = {} if memo is None else memo
         self._due: dict[datetime, datetime] = {}
+
+    def _next_utc(self, instant: datetime) -> datetime | None:
+        trigger = self.schedule.trigger
+        key = (id(trigger), instant)
+        known = self._memo.get(key)
+        if known is None:
+            known = self._memo[key] = (trigger, next_fire_utc(trigger, instant))
+        return known[1]
 
     def raw_next(self, nominal: datetime) -> datetime | None:
         """The trigger's next fire time after ``nominal``, ignoring ``end_at``."""
-        if nominal not in self._next:
-            self._next[nominal] = next_fire_utc(self.schedule.trigger, nominal)
-        return self._next[nominal]
+        return self._next_utc(nominal)
 
     def clip(self, occurrence: datetime | None) -> datetime | None:
         """``occurrence`` if it lies in the schedule's window, else None (after end_at)."""
@@ -127,7 +141,7 @@ class _Timeline:
         start_at = self.schedule.start_at
         if start_at is not None and instant < start_at:
             instant = start_at
-        found = next_fire_utc(self.schedule.trigger, instant - _MS)
+        found = self._next_utc(instant - _MS)
         end_at = self.schedule.end_at
         if found is None or (end_at is not None and found > end_at):
             return None
@@ -237,10 +251,14 @@ def backfill_entries(schedule: Schedule, start: datetime, end: datetime, limit: 
 # -- plan ---------------------------------------------------------------------------------
 
 
-def plan(claim: Claim, now: datetime) -> Plan:
-    """Decide what to do with ``claim`` at ``now``: runs to dispatch and the commit to write."""
+def plan(claim: Claim, now: datetime, memo: TriggerMemo | None = None) -> Plan:
+    """Decide what to do with ``claim`` at ``now``: runs to dispatch and the commit to write.
+
+    ``memo`` (a dict, empty at first) lets the plans of one batch share trigger calls; keep
+    it no longer than the batch.
+    """
     if claim.entry.kind is PendingKind.FIRE:
-        return _plan_fire(claim, now)
+        return _plan_fire(claim, now, memo)
     return _plan_extra(claim, now)
 
 
@@ -301,9 +319,9 @@ def _plan_extra(claim: Claim, now: datetime) -> Plan:
     return _build(claim, now, [entry], [], runs_started=1 if counts else 0)
 
 
-def _plan_fire(claim: Claim, now: datetime) -> Plan:
+def _plan_fire(claim: Claim, now: datetime, memo: TriggerMemo | None) -> Plan:
     schedule = claim.schedule
-    timeline = _Timeline(schedule)
+    timeline = _Timeline(schedule, memo)
     if schedule.paused:
         return _build(claim, now, [], [])  # resume computes a fresh fire entry
     current = timeline.clip(claim.entry.nominal)

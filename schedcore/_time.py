@@ -6,6 +6,7 @@ uses aware datetimes only. Naive datetimes are refused everywhere.
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -31,12 +32,18 @@ def to_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+# The engine converts the same few instants over and over (every schedule of a batch that
+# fires at one minute has the same nominal and due instants), so the conversions are memoised.
+
+
+@functools.lru_cache(maxsize=4096)
 def to_ms(value: datetime) -> int:
     """Milliseconds since the epoch, rounding toward the past."""
     delta = value - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
+@functools.lru_cache(maxsize=4096)
 def from_ms(ms: int) -> datetime:
     """Aware UTC datetime for a millisecond epoch."""
     return EPOCH + timedelta(milliseconds=ms)
@@ -44,6 +51,8 @@ def from_ms(ms: int) -> datetime:
 
 def trunc_ms(value: datetime) -> datetime:
     """Aware UTC datetime truncated to whole milliseconds (what stores can keep)."""
+    if type(value) is datetime and value.tzinfo is timezone.utc and not value.microsecond % 1000:
+        return value  # already one: most values the engine passes around
     return from_ms(to_ms(value))
 
 

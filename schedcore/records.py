@@ -62,6 +62,18 @@ def _utc_ms(value: datetime) -> datetime:
     return trunc_ms(value)
 
 
+def _as_kind(value: Any) -> PendingKind:
+    return value if type(value) is PendingKind else PendingKind(value)  # the common case without Enum's lookup
+
+
+def _as_run_status(value: Any) -> RunStatus:
+    return value if type(value) is RunStatus else RunStatus(value)
+
+
+def _as_outcome_status(value: Any) -> OutcomeStatus:
+    return value if type(value) is OutcomeStatus else OutcomeStatus(value)
+
+
 @attrs.frozen(kw_only=True)
 class Pending:
     """One entry of the time index: an occurrence waiting for its ``due`` instant.
@@ -70,7 +82,7 @@ class Pending:
     be dispatched (nominal plus jitter, or a retry's backoff).
     """
 
-    kind: PendingKind = attrs.field(converter=PendingKind)
+    kind: PendingKind = attrs.field(converter=_as_kind)
     nominal: datetime = attrs.field(converter=_utc_ms)
     due: datetime = attrs.field(converter=_utc_ms)
     attempt: int = 1
@@ -192,7 +204,7 @@ class Outcome:
     schedule_id: str
     nominal: datetime = attrs.field(converter=_utc_ms)
     attempt: int
-    status: OutcomeStatus = attrs.field(converter=OutcomeStatus)
+    status: OutcomeStatus = attrs.field(converter=_as_outcome_status)
     finished_at: datetime = attrs.field(converter=_utc_ms)
     started_at: datetime | None = None
     error: str | None = None  #: ``"ExceptionType: message"`` for failures
@@ -203,11 +215,11 @@ class RunRecord:
     """One line of a schedule's run history."""
 
     run_id: str
-    kind: PendingKind = attrs.field(converter=PendingKind)
+    kind: PendingKind = attrs.field(converter=_as_kind)
     nominal: datetime = attrs.field(converter=_utc_ms)
     due: datetime = attrs.field(converter=_utc_ms)
     attempt: int
-    status: RunStatus = attrs.field(converter=RunStatus)
+    status: RunStatus = attrs.field(converter=_as_run_status)
     dispatched_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None

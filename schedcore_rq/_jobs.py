@@ -160,13 +160,19 @@ for t = 1, tonumber(ARGV[5]) do
   end
   redis.call('PEXPIRE', key, template_ttl)
   i = i + 2 + n
+  -- per command: its arguments with the literals in place, and its slots (filled per run)
   local commands, at = {}, 2
   for c = 1, tonumber(args[1]) do
-    local nargs = tonumber(args[at])
-    commands[c] = {nargs, at + 1}
-    at = at + 1 + 3 * nargs
+    local base, slots = {}, {}
+    for a = 1, tonumber(args[at]) do
+      local kind = args[at + 1 + 3 * (a - 1)]
+      if kind == 'l' then base[a] = args[at + 2 + 3 * (a - 1)]
+      else slots[#slots + 1] = {a, kind, args[at + 2 + 3 * (a - 1)], args[at + 3 + 3 * (a - 1)]} end
+    end
+    commands[c] = {base, slots}
+    at = at + 1 + 3 * tonumber(args[at])
   end
-  templates[t] = {args, commands}
+  templates[t] = commands
 end
 local result = {}
 while i <= #ARGV do
@@ -187,20 +193,17 @@ while i <= #ARGV do
     local description, meta, stamp, data = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     i = i + 4
     if fresh then
-      local targs = templates[template][1]
-      for _, command in ipairs(templates[template][2]) do
-        local args, at = {}, command[2]
-        for a = 1, command[1] do
-          local kind = targs[at]
-          if kind == 'l' then args[a] = targs[at + 1]
-          elseif kind == 'i' then args[a] = targs[at + 1] .. job_id .. targs[at + 2]
-          elseif kind == 't' then args[a] = stamp
-          elseif kind == 'm' then args[a] = meta
-          elseif kind == 'x' then args[a] = data
-          else args[a] = description end
-          at = at + 3
+      for _, command in ipairs(templates[template]) do
+        local base = command[1]
+        for _, slot in ipairs(command[2]) do
+          local kind = slot[2]
+          if kind == 'i' then base[slot[1]] = slot[3] .. job_id .. slot[4]
+          elseif kind == 't' then base[slot[1]] = stamp
+          elseif kind == 'm' then base[slot[1]] = meta
+          elseif kind == 'x' then base[slot[1]] = data
+          else base[slot[1]] = description end
         end
-        redis.call(unpack(args))
+        redis.call(unpack(base, 1, #base))
       end
     end
   end

@@ -402,3 +402,67 @@ def test_jumping_gives_the_same_plan_as_walking_everything(
     assert jumped.commit.next_fire == reference.commit.next_fire
     assert jumped.commit.park == reference.commit.park
     assert jumped.commit.runs_started == reference.commit.runs_started
+
+
+class CountingTrigger:
+    """Counts the questions asked of a real trigger."""
+
+    def __init__(self, inner: Cron) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def next_after(self, instant: datetime) -> datetime | None:
+        self.calls += 1
+        return self.inner.next_after(instant)
+
+    def to_dict(self) -> dict[str, object]:
+        return self.inner.to_dict()
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["skip", "latest", "all"]),
+            st.integers(0, 90),  # jitter seconds
+            st.integers(0, 600),  # how late the claim is, seconds
+            st.sampled_from(["allow", "skip", "buffer_one"]),
+            st.integers(0, 2),  # running
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.booleans(),
+)
+def test_a_batch_memo_of_trigger_calls_changes_no_plan(
+    specs: list[tuple[str, int, int, str, int]], shared_trigger: bool
+) -> None:
+    """Plans of one batch sharing trigger answers (the engine's memo) equal plans made alone."""
+    trigger = Cron("*/2 * * * *")
+    memo: _planner.TriggerMemo = {}
+    for i, (catchup, jitter, late, overlap, running) in enumerate(specs):
+        s = sched(
+            id=f"s{i}",
+            trigger=trigger if shared_trigger else Cron("*/2 * * * *"),
+            catchup=catchup,
+            jitter=jitter,
+            overlap=overlap,
+            misfire_grace=30,
+        )
+        entry = first_fire(s, T0)
+        assert entry is not None
+        c = claim(s, entry, running=running)
+        now = entry.due + timedelta(seconds=late)
+        assert plan(c, now, memo) == plan(c, now)
+
+
+def test_schedules_sharing_a_trigger_ask_it_once_per_batch() -> None:
+    trigger = CountingTrigger(Cron("*/5 * * * *"))
+    schedules = [sched(id=f"s{i}", trigger=trigger) for i in range(50)]
+    entry = fire(T0)
+    memo: _planner.TriggerMemo = {}
+    plans = [plan(claim(s, entry), T0 + timedelta(seconds=1), memo) for s in schedules]
+    assert all(nominals(p) == [0.0] and next_at(p) == 300.0 for p in plans)
+    assert trigger.calls <= 2  # the next occurrence (and the one after, for jitter caps), once
