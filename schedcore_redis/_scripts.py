@@ -299,22 +299,86 @@ return 1
 """
 )
 
-# The write of one add, shared by ADD and ADD_MANY so that both leave the same layout.
-# cur: the stored value (already compared with what the caller expected); mode: keep|drop|set.
-_ADD_ONE = r"""
-local function add_one(prefix, sid, cur, definition, mode, f, due)
-  local s = nil
-  if cur ~= '' then s = load(sid) end
-  if not s then
-    -- a new (or unreadable) schedule: nothing stale may survive under its keys
-    redis.call('DEL', prefix .. 'r:' .. sid, prefix .. 'h:' .. sid)
-    s = {f = '', n = '', p = ''}
+# The writes of ADD and ADD_MANY, shared so that both leave the same layout. Each item is
+# {sid, stored value (compared with the expected one already), definition, fire mode
+# (keep|drop|set), f, due}; each gets what one add does -- a new (or unreadable) schedule
+# loses anything stale under its keys, a mode other than keep drops the fire entry (as
+# drop_fire does: out of the index, a claim holding it no longer holds it), set makes f
+# the fire entry, and the state is saved -- with the commands of all items batched:
+# their ids differ, so the order between items does not matter.
+_ADD_WRITE = r"""
+local function slices(head, args, each)
+  for i = 1, #args, 4000 do  -- unpack is bounded (LUAI_MAXCSTACK): whole pairs per call
+    local call, k = {unpack(head)}, #head
+    for j = i, math.min(i + 3999, #args) do
+      k = k + 1
+      call[k] = args[j]
+    end
+    each(redis.call(unpack(call, 1, k)))
   end
-  s.d = definition
-  redis.call('ZADD', ids, 0, sid)
-  if mode ~= 'keep' then drop_fire(sid, s) end
-  if mode == 'set' then set_fire(sid, s, f, due) end
-  save(sid, s)
+end
+local function bulk(head, args) slices(head, args, function() end) end
+local function hmget(key, fields)
+  local out, n = {}, 0
+  slices({'HMGET', key}, fields, function(got)
+    for k = 1, #got do out[n + k] = got[k] end
+    n = n + #got
+  end)
+  return out
+end
+local function write_adds(prefix, items)
+  -- (counters, not #t: the length operator searches the table every time)
+  local stale, listed, unfired, fired, saved = {}, {}, {}, {}, {}
+  local nstale, nlisted, nunfired, nfired, nsaved = 0, 0, 0, 0, 0
+  local noted = nil
+  for _, it in ipairs(items) do
+    local sid, mode, f = it[1], it[4], it[5]
+    local s = nil
+    if it[2] ~= '' then s = load(sid) end
+    if not s then
+      stale[nstale + 1] = prefix .. 'r:' .. sid
+      stale[nstale + 2] = prefix .. 'h:' .. sid
+      nstale = nstale + 2
+      s = {f = '', n = '', p = ''}
+    end
+    listed[nlisted + 1] = 0
+    listed[nlisted + 2] = sid
+    nlisted = nlisted + 2
+    if mode ~= 'keep' then
+      s.f = ''
+      nunfired = nunfired + 1
+      unfired[nunfired] = sid
+    end
+    if mode == 'set' then
+      s.f = f
+      fired[nfired + 1] = it[6]
+      fired[nfired + 2] = sid
+      nfired = nfired + 2
+      if it[6] ~= noted then  -- a batch mostly shares its due times
+        noted = it[6]
+        note(noted)
+      end
+    end
+    saved[nsaved + 1] = sid
+    saved[nsaved + 2] = s.f .. ';' .. s.n .. ';' .. s.p .. '\n' .. it[3]  -- as save() writes it
+    nsaved = nsaved + 2
+  end
+  bulk({'DEL'}, stale)
+  bulk({'ZADD', ids}, listed)
+  bulk({'ZREM', idx}, unfired)
+  local unheld, nunheld = {}, 0
+  local held = hmget(claims, unfired)
+  for i = 1, nunfired do
+    if held[i] then
+      local token, due, _, owner = parse_claim(held[i])
+      unheld[nunheld + 1] = unfired[i]
+      unheld[nunheld + 2] = token .. '|' .. due .. '|0|' .. owner
+      nunheld = nunheld + 2
+    end
+  end
+  bulk({'HSET', claims}, unheld)
+  bulk({'ZADD', idx}, fired)
+  bulk({'HSET', sched}, saved)
 end
 """
 
@@ -324,43 +388,49 @@ end
 # one (the caller decides again with it and retries): a new schedule takes one round trip.
 ADD = (
     _COMMON
-    + _ADD_ONE
+    + _ADD_WRITE
     + r"""
 local prefix, channel, sid = ARGV[1], ARGV[2], ARGV[3]
 local cur = redis.call('HGET', sched, sid) or ''
 if cur ~= ARGV[4] then return {0, cur} end
-add_one(prefix, sid, cur, ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+write_adds(prefix, {{sid, cur, ARGV[5], ARGV[6], ARGV[7], ARGV[8]}})
 publish(channel)
 return {1}
 """
 )
 
-# ADD for a batch: ARGV: prefix, channel, exclusive (1: conflict "error"), then per item
-#   sid, expected stored value ('' = none), new definition, fire mode, f, due.
+# ADD for a batch. ARGV: prefix, channel, exclusive (1: conflict "error"), items, then the
+# texts the items refer to by ARGV number. items: one line per schedule (ids are distinct),
+# "sid<TAB>definition#<TAB>fire mode<TAB>f<TAB>due<TAB>expected stored value#<LF>" (# 0: '').
 # Each item whose stored value is the expected one is written as ADD writes it; returns the
 # others flat as (item number from 1, stored value) pairs -- {} when all were written. With
 # exclusive, when any sid is stored, writes nothing and returns {0, that item's number}.
 ADD_MANY = (
     _COMMON
-    + _ADD_ONE
+    + _ADD_WRITE
     + r"""
-local prefix, channel = ARGV[1], ARGV[2]
-if ARGV[3] == '1' then
-  for i = 4, #ARGV, 6 do
-    if redis.call('HEXISTS', sched, ARGV[i]) == 1 then return {0, (i - 4) / 6 + 1} end
-  end
+local prefix, channel, exclusive = ARGV[1], ARGV[2], ARGV[3] == '1'
+local items, sids, n = {}, {}, 0
+for sid, d, mode, f, due, e in string.gmatch(ARGV[4], '([^\t]+)\t(%d+)\t(%a+)\t([^\t]*)\t(%d+)\t(%d+)\n') do
+  n = n + 1
+  items[n] = {sid, e == '0' and '' or ARGV[tonumber(e)], ARGV[tonumber(d)], mode, f, due}
+  sids[n] = sid
 end
-local out = {}
-for i = 4, #ARGV, 6 do
-  local sid = ARGV[i]
-  local cur = redis.call('HGET', sched, sid) or ''
-  if cur == ARGV[i + 1] then
-    add_one(prefix, sid, cur, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5])
+local curs = hmget(sched, sids)
+local ready, out, nready, nout = {}, {}, 0, 0
+for i = 1, n do
+  local it, cur = items[i], curs[i] or ''
+  if exclusive and cur ~= '' then return {0, i} end
+  if cur == it[2] then
+    nready = nready + 1
+    ready[nready] = it
   else
-    out[#out + 1] = (i - 4) / 6 + 1
-    out[#out + 1] = cur
+    out[nout + 1] = i
+    out[nout + 2] = cur
+    nout = nout + 2
   end
 end
+write_adds(prefix, ready)
 publish(channel)
 return out
 """

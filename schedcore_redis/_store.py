@@ -13,6 +13,7 @@ import copy
 import json
 import logging
 import math
+import operator
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -322,17 +323,32 @@ class RedisStore:
             again: list[tuple[int, str]] = []
             for start in range(0, len(todo), chunk):
                 sent: list[int] = []
-                args: list[Any] = [self.keys.prefix, self.keys.channel, "1" if exclusive else "0"]
+                # ARGV: 4 fixed ones, the items as lines (one string: far cheaper to send than six
+                # arguments each), then each distinct definition and expected stored value once
+                args: list[Any] = [self.keys.prefix, self.keys.channel, "1" if exclusive else "0", ""]
+                numbers: dict[str, int] = {}  # definition -> its ARGV number
+                lines: list[str] = []
                 for i, stored_value in todo[start : start + chunk]:
                     schedule, first = batch[i]
                     result, mode = _add_decision(schedule, first, stored_value, conflict)
                     results[i] = result
-                    if mode is not None:
-                        fire, due = fires[i] if mode == "set" else ("", 0)
-                        args += [schedule.id, stored_value, raws[i], mode, fire, due]
-                        sent.append(i)
+                    if mode is None:
+                        continue
+                    raw = raws[i]
+                    number = numbers.get(raw)
+                    if number is None:
+                        args.append(raw)
+                        number = numbers[raw] = len(args)
+                    expected = 0
+                    if stored_value:
+                        args.append(stored_value)
+                        expected = len(args)
+                    fire, due = fires[i] if mode == "set" else ("", 0)
+                    lines.append(f"{schedule.id}\t{number}\t{mode}\t{fire}\t{due}\t{expected}\n")
+                    sent.append(i)
                 if not sent:
                     continue
+                args[3] = "".join(lines)
                 with translated("add_many"):
                     reply = self._add_many(keys=self.keys.scripts, args=args)
                 if reply and int(reply[0]) == 0:  # exclusive: that item's id is taken, nothing written
@@ -854,8 +870,18 @@ def _add_decision(
 
 
 _PLAIN_TRIGGERS = (At, Cron, Interval)  # triggers whose equality is exact (see _shape)
-# The fields but the id of a Schedule (all of them decide its stored text).
-_SHAPE_FIELDS = tuple(a.name for a in attrs.fields(Schedule) if a.name != "id")
+
+
+def _is_container(field: attrs.Attribute[Any]) -> bool:
+    default: Any = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    return isinstance(default, dict | list | tuple)
+
+
+# The fields but the id of a Schedule (all of them decide its stored text): containers and the rest.
+_CONTAINERS = operator.attrgetter(*(f.name for f in attrs.fields(Schedule) if f.name != "id" and _is_container(f)))
+_VALUES = operator.attrgetter(*(f.name for f in attrs.fields(Schedule) if f.name != "id" and not _is_container(f)))
 
 
 def _shape(schedule: Schedule) -> tuple[Any, ...] | None:
@@ -864,21 +890,13 @@ def _shape(schedule: Schedule) -> tuple[Any, ...] | None:
     Encoding costs most of an add's Python time, and bulk adds are mostly copies of one
     definition under many ids. The key is exact where values compare exactly: built-in
     triggers (instants are UTC), enums and strings; ``retry.factor``, the one field that may
-    be an int or a float (``2`` and ``2.0`` compare equal but encode apart), adds its type;
-    args, kwargs, meta and executor options take part only when empty. Anything else
-    (other triggers, non-empty containers) is None: encoded on its own.
+    be an int or a float (``2`` and ``2.0`` compare equal but encode apart), adds its type.
+    Schedules with other triggers or non-empty args, kwargs, meta or executor options get
+    None: each is encoded on its own.
     """
-    if type(schedule.trigger) not in _PLAIN_TRIGGERS:
+    if type(schedule.trigger) not in _PLAIN_TRIGGERS or any(_CONTAINERS(schedule)):
         return None
-    key: list[Any] = [type(schedule.retry.factor)]
-    for name in _SHAPE_FIELDS:
-        value = getattr(schedule, name)
-        if type(value) is dict or type(value) is tuple:
-            if value:
-                return None
-            value = type(value)
-        key.append(value)
-    return tuple(key)
+    return (type(schedule.retry.factor), *_VALUES(schedule))
 
 
 def _encode_definitions(schedules: Sequence[Schedule]) -> list[str]:
