@@ -239,8 +239,11 @@ class RQExecutor:
             return []
         entries: list[tuple[list[Any], JobTemplate | None, list[Any]]] = []
         try:
+            from rq.utils import now, utcformat
+
+            stamp = utcformat(now())  # the jobs of one hand-off are created (and enqueued) together
             for run in runs:
-                entries.append(self._entry(run))
+                entries.append(self._entry(run, stamp))
             handed = self._run_handoff(entries)
         except _DRIVER_ERRORS as exc:
             raise ExecutorUnavailable(f"cannot hand runs to RQ: {type(exc).__name__}: {exc}") from exc
@@ -356,7 +359,7 @@ class RQExecutor:
             self._queues[name] = queue
         return queue
 
-    def _entry(self, run: Run) -> tuple[list[Any], JobTemplate | None, list[Any]]:
+    def _entry(self, run: Run, stamp: str | None = None) -> tuple[list[Any], JobTemplate | None, list[Any]]:
         """The script arguments of one run: (job id, job key, info, failure payload), its job
         template (None: its commands follow) and the rest (see :data:`HANDOFF_LUA`)."""
         from rq.job import Job
@@ -365,7 +368,7 @@ class RQExecutor:
         info = run_info(run)
         info_json = json.dumps(info.to_dict(), separators=(",", ":"))
         try:
-            template, rest = self._job_plan(run, job_id, info)
+            template, rest = self._job_plan(run, job_id, info, stamp)
         except _DRIVER_ERRORS:
             raise
         except Exception as exc:  # a run RQ refuses is a failed run, not a broken scheduler
@@ -386,7 +389,9 @@ class RQExecutor:
             at += 1 + rest[at]
         return commands
 
-    def _job_plan(self, run: Run, job_id: str, info: RunInfo) -> tuple[JobTemplate | None, list[Any]]:
+    def _job_plan(
+        self, run: Run, job_id: str, info: RunInfo, stamp: str | None = None
+    ) -> tuple[JobTemplate | None, list[Any]]:
         """How the hand-off script writes this run's job: a template and its slot values
         (description, meta, timestamp, data), or None and the commands themselves.
 
@@ -416,10 +421,12 @@ class RQExecutor:
             key = None  # the slow path reports what the serializer refuses
         known = self._templates.get(key) if key is not None else None
         if known is not None:
-            from rq.utils import now, utcformat
+            if stamp is None:
+                from rq.utils import now, utcformat
 
+                stamp = utcformat(now())
             template, data = known
-            return template, [description, self._serializer.dumps(meta), utcformat(now()), data]
+            return template, [description, self._serializer.dumps(meta), stamp, data]
         commands = self._capture(run, job_id, options, meta, description)
         if key is not None and key not in self._templates:
             if len(self._templates) >= TEMPLATE_CACHE_SIZE:
