@@ -260,6 +260,11 @@ class MemoryStore:
         self._notify(notes)
         return results
 
+    def commit_and_next_due(self, commits: Sequence[Commit]) -> tuple[list[bool], datetime | None]:
+        """:meth:`commit`, then :meth:`next_due` (nothing can come between them in memory that
+        a watcher would not be told about)."""
+        return self.commit(commits), self.next_due()
+
     def release(self, claims: Sequence[Claim]) -> None:
         notes: list[datetime] = []
         with self._lock:

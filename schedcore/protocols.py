@@ -186,6 +186,14 @@ class Store(Protocol):
         """
         ...
 
+    def commit_and_next_due(self, commits: Sequence[Commit]) -> tuple[list[bool], datetime | None]:
+        """:meth:`commit`, then :meth:`next_due` as of right after it -- in one round trip
+        where the store can (the engine's loop calls this for the last batch of a tick).
+
+        Optional: the engine falls back to the two calls for a store without it.
+        """
+        ...
+
     def release(self, claims: Sequence[Claim]) -> None:
         """Give claims back unchanged: their entries return to the index at once (lease held only)."""
         ...

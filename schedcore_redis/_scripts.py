@@ -192,17 +192,19 @@ return {out, bad}
 """
 )
 
-# ARGV: prefix, channel, history limit, history ttl (0: none), then one string per item, its
-#   fields separated by newlines: member, sid, token, next f ('' none), next due, park ('' none),
-#   runs started, nrec, records (oldest first)..., nrun, run ids...
-# Returns one 1/0 per item.
+# ARGV: prefix, channel, history limit, history ttl (0: none), peek n (0: none), then one string
+#   per item, its fields separated by newlines: member, sid, token, next f ('' none), next due,
+#   park ('' none), runs started, nrec, records (oldest first)..., nrun, run ids...
+# Returns {one 1/0 per item, the first n index entries with scores, the first lease with score}
+# (both empty without a peek).
 COMMIT = (
     _COMMON
     + r"""
 local prefix, channel = ARGV[1], ARGV[2]
 local hlimit, httl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local peek = tonumber(ARGV[5])
 local out = {}
-for a = 5, #ARGV do
+for a = 6, #ARGV do
   local f = split(ARGV[a])
   local m, sid, token = f[1], f[2], f[3]
   local next_f, next_due, park = f[4], f[5], f[6]
@@ -248,7 +250,9 @@ for a = 5, #ARGV do
   end
 end
 publish(channel)
-return out
+if peek == 0 then return {out, {}, {}} end
+-- what next_due would read right after this commit (the caller skips unreadable entries)
+return {out, redis.call('ZRANGE', idx, 0, peek - 1, 'WITHSCORES'), redis.call('ZRANGE', lease, 0, 0, 'WITHSCORES')}
 """
 )
 

@@ -558,7 +558,26 @@ class RedisStore:
     def commit(self, commits: Sequence[Commit]) -> list[bool]:
         """See :meth:`schedcore.protocols.Store.commit`: the whole batch in one Lua call, each
         item fenced by its token (a lost lease writes nothing for that item)."""
-        args: list[Any] = [self.keys.prefix, self.keys.channel, self.history_limit, self.history_ttl]
+        return self._commit_batch(commits, peek=False)[0]
+
+    def commit_and_next_due(self, commits: Sequence[Commit]) -> tuple[list[bool], datetime | None]:
+        """See :meth:`schedcore.protocols.Store.commit_and_next_due`: the same Lua call reads the
+        heads of the index and of the leases after committing (one round trip for both)."""
+        if not commits or type(self).commit is not RedisStore.commit:  # a subclass's own commit comes first
+            return self.commit(commits), self.next_due()
+        done, peeked = self._commit_batch(commits, peek=True)
+        return done, (peeked[0] if peeked is not None else self.next_due())
+
+    def _commit_batch(
+        self, commits: Sequence[Commit], *, peek: bool
+    ) -> tuple[list[bool], tuple[datetime | None] | None]:
+        """Commit; with ``peek``, also the next due instant (None inside: nothing due; None
+        outside: the peeked head held only unreadable entries, ask :meth:`next_due`)."""
+        with self._lock:
+            unreadable = set(self._unreadable)
+            bad_members = set(self._bad_members)
+        window = len(unreadable) + len(bad_members) + 1 if peek else 0
+        args: list[Any] = [self.keys.prefix, self.keys.channel, self.history_limit, self.history_ttl, window]
         for item in commits:
             check_commit(item)
             claim = item.claim
@@ -580,10 +599,17 @@ class RedisStore:
             ]
             args.append("\n".join(fields))
         if not commits:
-            return []
+            return [], None
         with translated("commit"):
-            done = self._commit(keys=self.keys.scripts, args=args)
-        return [int(v) == 1 for v in done]
+            done, head, leases = self._commit(keys=self.keys.scripts, args=args)
+        results = [int(v) == 1 for v in done]
+        if not peek:
+            return results, None
+        pairs = [(text(head[i]), float(head[i + 1])) for i in range(0, len(head), 2)]
+        known, due = _earliest(
+            pairs, [float(leases[i + 1]) for i in range(0, len(leases), 2)], window, unreadable, bad_members
+        )
+        return results, ((due,) if known else None)
 
     def release(self, claims: Sequence[Claim]) -> None:
         """See :meth:`schedcore.protocols.Store.release`."""
@@ -628,14 +654,11 @@ class RedisStore:
             pipe.zrange(self.keys.leases, 0, 0, withscores=True)
             with translated("next_due"):
                 head, leases = pipe.execute()
-            candidates = [
-                score for m, score in head if text(m) not in bad_members and member_sid(text(m)) not in unreadable
-            ][:1]
-            if candidates or len(head) < window:
-                break
+            pairs = [(text(m), float(score)) for m, score in head]
+            known, due = _earliest(pairs, [float(score) for _, score in leases], window, unreadable, bad_members)
+            if known:
+                return due
             window *= 4  # the head is all unreadable entries: look further
-        candidates += [score for _, score in leases]
-        return from_ms(int(min(candidates))) if candidates else None
 
     def watch(self, callback: Callable[[datetime], None]) -> Callable[[], None]:
         """See :meth:`schedcore.protocols.Store.watch`: a pub/sub subscription on the namespace's
@@ -778,6 +801,21 @@ class RedisStore:
             if self._bad_members:
                 gone = set(sids)
                 self._bad_members = {m for m in self._bad_members if member_sid(m) not in gone}
+
+
+def _earliest(
+    head: list[tuple[str, float]], leases: list[float], window: int, unreadable: set[str], bad_members: set[str]
+) -> tuple[bool, datetime | None]:
+    """The next due instant from the first ``window`` index entries and the first lease.
+
+    (False, None) when every entry read belongs to an unreadable schedule and the index
+    may hold more: the caller has to read further.
+    """
+    readable = [score for m, score in head if m not in bad_members and member_sid(m) not in unreadable][:1]
+    if not readable and len(head) >= window:
+        return False, None
+    candidates = readable + leases
+    return True, (from_ms(int(min(candidates))) if candidates else None)
 
 
 class _Watcher:

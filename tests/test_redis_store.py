@@ -422,6 +422,23 @@ def test_foreign_index_entries_are_skipped(store: RedisStore, caplog: pytest.Log
     assert store.commit([commit_for(c, next_fire=fire_entry(60))]) == [True]
     assert store.next_due() == at(60)  # looks past the foreign entries
     assert raw(store).zcard(store.keys.index) == len(foreign) + 1  # left in place, not deleted
+    [c] = claim(store, at(60))
+    assert store.commit_and_next_due([commit_for(c, next_fire=fire_entry(90))]) == ([True], at(90))  # so does the peek
+
+
+def test_commit_and_next_due_looks_past_unreadable_schedules(store: RedisStore) -> None:
+    for sid, due in (("a", 0), ("b", 5), ("c", 6), ("d", 7)):
+        store.add(make_schedule(sid), fire_entry(due), Conflict.ERROR)
+    for sid in ("b", "c"):
+        _corrupt(store, sid, "0;;\n1{not json".replace("0;", "5000;", 1))
+    claims = claim(store, at(10))
+    assert sorted(c.schedule_id for c in claims) == ["a", "d"]  # b and c: reported, left in the index
+    [ca] = [c for c in claims if c.schedule_id == "a"]
+    [cd] = [c for c in claims if c.schedule_id == "d"]
+    # the peeked head holds b (unreadable) and the store reads further: d's lease comes next
+    done, due = store.commit_and_next_due([commit_for(ca, next_fire=fire_entry(100))])
+    assert done == [True] and due == cd.lease_expires
+    assert store.commit_and_next_due([commit_for(cd, next_fire=fire_entry(80))]) == ([True], at(80))
 
 
 def test_foreign_history_lines_are_skipped(store: RedisStore) -> None:

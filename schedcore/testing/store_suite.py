@@ -935,6 +935,22 @@ class StoreConformance:
         store.release([cb])
         assert store.next_due() == at(50)
 
+    def test_commit_and_next_due_is_commit_then_next_due(self, store: Store) -> None:
+        commit_and_peek = getattr(store, "commit_and_next_due", None)
+        if commit_and_peek is None:
+            pytest.skip("optional: the engine calls commit and next_due for this store")
+        self.add_fire(store, "a", 20)
+        self.add_fire(store, "b", 50)
+        ca = claim_one(store, at(20), limit=1, lease=timedelta(seconds=60))
+        assert commit_and_peek([commit_for(ca, next_fire=fire_entry(40))]) == ([True], at(40))
+        assert store.next_due() == at(40)
+        ca2 = claim_one(store, at(40), lease=timedelta(seconds=600))
+        cb = claim_one(store, at(50), lease=timedelta(seconds=5))  # b's lease expires at 55
+        assert commit_and_peek([commit_for(ca2, next_fire=None)]) == ([True], at(55))  # the lease in flight
+        assert commit_and_peek([commit_for(ca2)]) == ([False], at(55))  # refused: nothing written
+        assert commit_and_peek([commit_for(cb, next_fire=None)]) == ([True], None)
+        assert commit_and_peek([]) == ([], None)
+
     def test_next_due_includes_an_expired_lease_not_yet_taken_back(self, store: Store) -> None:
         self.add_fire(store, "a", 0)
         claim_one(store, at(0), lease=timedelta(seconds=5))
