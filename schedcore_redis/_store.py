@@ -9,7 +9,6 @@ and fenced on the server. Readings where the protocol leaves room follow
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import math
@@ -74,6 +73,7 @@ from schedcore_redis._codec import (
     parse_member,
     split_state,
     text,
+    with_id,
 )
 from schedcore_redis._errors import translate, translated
 from schedcore_redis._keys import Keys, check_namespace
@@ -771,9 +771,7 @@ class RedisStore:
             check_id(sid, "id")
         except ValidationError as exc:
             raise CorruptScheduleData(sid, f"{type(exc).__name__}: {exc}") from None
-        schedule = copy.copy(shape)
-        object.__setattr__(schedule, "id", sid)  # frozen: the copy is ours until returned
-        return schedule
+        return with_id(shape, sid)
 
     def _report(self, exc: CorruptScheduleData) -> None:
         """Log unreadable data once per schedule and reason (it is skipped, not fatal)."""
