@@ -527,6 +527,8 @@ class RQExecutor:
                     self._stored.difference_update(t.digest for t in chunks[index][0])
                 else:
                     results[index] = reply
+                    if len(self._stored) >= TEMPLATE_CACHE_SIZE:
+                        self._stored.clear()  # forgetting costs one inline copy per template
                     self._stored.update(t.digest for t in chunks[index][0])
             if not again:
                 break
