@@ -8,10 +8,10 @@ machine and every restart. Schedules added by other means (``schedcore add``, th
 API, another file) are left alone.
 
 Sync is idempotent and safe to run from several schedulers at once: it only uses
-``add(conflict="replace")`` -- which writes nothing for an equal definition and keeps the
-pending occurrence when the timing is unchanged -- and ``remove``, both keyed by schedule
-id, so a schedule can never be duplicated and every concurrent sync of one file ends in
-the state the file describes.
+``add_many(conflict="replace")`` -- each schedule added as ``add`` would, which writes
+nothing for an equal definition and keeps the pending occurrence when the timing is
+unchanged -- and ``remove``, both keyed by schedule id, so a schedule can never be
+duplicated and every concurrent sync of one file ends in the state the file describes.
 """
 
 from __future__ import annotations
@@ -86,11 +86,11 @@ def sync(
 
     Everything is checked before anything is written: duplicate ids raise ConfigError, a
     bad ``source`` ValidationError, and with a Scheduler its executor validates every
-    schedule first. Then each schedule is added with ``conflict="replace"`` (tagged with
-    :data:`SOURCE_KEY`; a schedule of the same id without that tag is taken over, with a
-    warning), and -- with ``prune`` -- schedules tagged with ``source`` that are not in
-    ``schedules`` are removed. ``now`` (default: the scheduler's clock, or the system
-    clock for a bare store) decides the first fire time of new schedules.
+    schedule first. Then the schedules are added with ``conflict="replace"``, in one
+    ``add_many`` (tagged with :data:`SOURCE_KEY`; a schedule of the same id without that
+    tag is taken over, with a warning), and -- with ``prune`` -- schedules tagged with
+    ``source`` that are not in ``schedules`` are removed. ``now`` (default: the scheduler's
+    clock, or the system clock for a bare store) decides the first fire time of new schedules.
     """
     if not isinstance(source, str) or not source.strip() or len(source) > 200:
         raise ValidationError("source", source, "expected a non-empty name of at most 200 characters")
@@ -112,11 +112,13 @@ def sync(
             scheduler.executor.validate(schedule)  # every one before the first write
 
     results: dict[str, list[str]] = {"added": [], "updated": [], "unchanged": [], "removed": [], "adopted": []}
+    runs: dict[str, int] = {}
     for schedule in tagged:
         try:
             existing = store.get(schedule.id)
         except CorruptScheduleData:
             existing = None  # unreadable: replacing it with the file's definition repairs it
+        runs[schedule.id] = existing.runs_started if existing is not None else 0
         if existing is not None and existing.schedule.meta.get(SOURCE_KEY) != source:
             results["adopted"].append(schedule.id)
             log.warning(
@@ -126,12 +128,18 @@ def sync(
                 _owner(existing.schedule),
                 extra={"event": "schedule_adopted", "schedule_id": schedule.id, "source": source},
             )
-        if scheduler is not None:
-            result = scheduler.add(schedule, Conflict.REPLACE)
-        else:
-            at = now if now is not None else _utcnow()
-            runs = existing.runs_started if existing is not None else 0
-            result = store.add(schedule, first_fire(schedule, at, runs), Conflict.REPLACE)
+    if scheduler is not None:
+        added = scheduler.add_many(tagged, Conflict.REPLACE)
+    else:
+        at = now if now is not None else _utcnow()
+        items = [(schedule, first_fire(schedule, at, runs[schedule.id])) for schedule in tagged]
+        add_many = getattr(store, "add_many", None)  # a store written before add_many: one at a time
+        added = (
+            add_many(items, Conflict.REPLACE)
+            if add_many is not None
+            else [store.add(*i, Conflict.REPLACE) for i in items]
+        )
+    for schedule, result in zip(tagged, added, strict=True):
         key = {AddResult.ADDED: "added", AddResult.REPLACED: "updated"}.get(result, "unchanged")
         results[key].append(schedule.id)
 

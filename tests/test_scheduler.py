@@ -18,7 +18,13 @@ import pytest
 
 from schedcore import _planner
 from schedcore.clock import FakeClock
-from schedcore.exceptions import CorruptScheduleData, ScheduleNotFound, StoreUnavailable, ValidationError
+from schedcore.exceptions import (
+    CorruptScheduleData,
+    ScheduleExists,
+    ScheduleNotFound,
+    StoreUnavailable,
+    ValidationError,
+)
 from schedcore.executors import LocalExecutor
 from schedcore.hookspecs import hookimpl
 from schedcore.memory import MemoryStore
@@ -144,6 +150,111 @@ def test_add_rejects_what_the_executor_rejects() -> None:
     with pytest.raises(ValidationError):
         s.add(sched(queue="nope"))
     assert s.get("s") is None
+
+
+class _OneAtATime:
+    """A store written before ``add_many`` existed: a MemoryStore without it."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.adds: list[str] = []
+
+    def add(self, schedule: Schedule, first: Any, conflict: Any) -> AddResult:
+        self.adds.append(schedule.id)
+        return self.inner.add(schedule, first, conflict)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "add_many":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def _mixed(sim: Simulation) -> list[Schedule]:
+    """Store a few schedules in ``sim``; return a batch meeting them in every way add knows."""
+    s = sim.scheduler
+    s.add(sched("same"))
+    s.add(sched("args"))
+    s.add(sched("timing"))
+    s.add(sched("paused", paused=True))
+    s.add(sched("capped", max_runs=1))
+    sim.run_until(at(60))  # "capped" has run out of runs, the others have a run behind them
+    return [
+        sched("new"),
+        sched("same"),
+        sched("args", args=(1,)),
+        sched("timing", trigger=Interval(90, start=T0)),
+        sched("paused"),
+        sched("capped", max_runs=1, args=(1,)),
+        sched("more", max_runs=5),
+        sched("jittered", jitter=30),
+        sched("jittered2", jitter=30),
+        sched("windowed", start_at=at(600), end_at=at(900)),
+        sched("cron", trigger=Cron("*/5 * * * *")),
+        sched("cron2", trigger=Cron("*/5 * * * *")),
+        sched("gone", trigger=At(at(10))),
+    ]
+
+
+@pytest.mark.parametrize("conflict", ["replace", "keep"])
+def test_add_many_does_what_add_does_for_each(conflict: str, caplog: pytest.LogCaptureFixture) -> None:
+    one, one_rec = sim_with()
+    many, many_rec = sim_with()
+    batch = _mixed(one)
+    assert _mixed(many) == batch
+    expected = [one.scheduler.add(schedule, conflict) for schedule in batch]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="schedcore"):
+        assert many.scheduler.add_many(iter(batch), conflict) == expected
+    added = [(r.schedule_id, r.result) for r in caplog.records if getattr(r, "event", None) == "schedule_added"]
+    assert added == [(schedule.id, result.value) for schedule, result in zip(batch, expected, strict=True)]
+    assert many_rec.named("added") == one_rec.named("added")
+    assert many.scheduler.list() == one.scheduler.list()
+    one.run_until(at(3600))
+    many.run_until(at(3600))
+    assert many.executor.executed == one.executor.executed
+
+
+def test_add_many_checks_every_schedule_before_writing() -> None:
+    class Picky(CallbackExecutor):
+        def validate(self, schedule: Schedule) -> None:
+            if schedule.queue != "default":
+                raise ValidationError("queue", schedule.queue, "unknown queue")
+
+    s = Scheduler(MemoryStore(), Picky(), clock=FakeClock(T0), plugins=get_plugin_manager(entry_points=False))
+    with pytest.raises(ValidationError):
+        s.add_many([sched("a"), sched("b", queue="nope"), sched("c")])
+    with pytest.raises(TypeError):
+        s.add_many([sched("a"), "b"])  # type: ignore[list-item]
+    with pytest.raises(ValidationError) as info:
+        s.add_many([sched("a"), sched("b"), sched("a", args=(1,))])
+    assert (info.value.field, info.value.value) == ("id", "a")
+    with pytest.raises(ValueError):
+        s.add_many([sched("a")], conflict="sometimes")
+    assert s.list() == []
+    assert s.add_many([]) == []
+
+
+def test_add_many_with_conflict_error_writes_nothing_when_an_id_is_taken() -> None:
+    for store in (MemoryStore(), _OneAtATime()):
+        sim, rec = sim_with(store=store)
+        sim.scheduler.add(sched("b"))
+        with pytest.raises(ScheduleExists):
+            sim.scheduler.add_many([sched("a"), sched("b", args=(1,)), sched("c")], conflict="error")
+        assert [s.schedule for s in sim.scheduler.list()] == [sched("b")]
+        assert rec.named("added") == [("b", "added")]
+        assert sim.scheduler.add_many([sched("a"), sched("c")], conflict="error") == [AddResult.ADDED] * 2
+
+
+def test_add_many_falls_back_to_add_on_a_store_without_it() -> None:
+    store = _OneAtATime()
+    sim, rec = sim_with(store=store)
+    sim.scheduler.add(sched("a"))
+    results = sim.scheduler.add_many([sched("a", args=(1,)), sched("b"), sched("a2", paused=True)])
+    assert results == [AddResult.REPLACED, AddResult.ADDED, AddResult.ADDED]
+    assert store.adds == ["a", "a", "b", "a2"]
+    assert rec.named("added")[1:] == [("a", "replaced"), ("b", "added"), ("a2", "added")]
+    sim.run_until(at(60))
+    assert dispatched(sim) == [0, 0, 60, 60]
 
 
 def test_default_components() -> None:

@@ -287,3 +287,24 @@ def test_two_schedulers_sharing_a_store_never_dispatch_an_occurrence_twice(
         got = [r.nominal for r in executor.executed if r.schedule_id == f"s{i}"]
         expected = [T0 + timedelta(seconds=k * every) for k in range(int(HORIZON.total_seconds()))]
         assert got == [n for n in expected if n <= until]
+
+
+@given(data=st.data(), conflict=st.sampled_from(["replace", "keep"]), seconds=st.integers(0, 900))
+def test_add_many_is_a_sequence_of_add(data: st.DataObject, conflict: str, seconds: int) -> None:
+    pool = data.draw(st.lists(triggers, min_size=1, max_size=2))  # shared triggers share work
+    ids = ["a", "b", "c", "d", "e"]
+    before = [data.draw(schedules(sid)) for sid in data.draw(st.lists(st.sampled_from(ids), unique=True))]
+    batch = [
+        data.draw(schedules(sid, trigger=data.draw(st.sampled_from(pool))))
+        for sid in data.draw(st.lists(st.sampled_from(ids), unique=True))
+    ]
+    one, many = Simulation.create(start=T0, plugins=PM), Simulation.create(start=T0, plugins=PM)
+    for sim in (one, many):
+        for schedule in before:
+            sim.scheduler.add(schedule)
+        sim.run_until(T0 + timedelta(seconds=seconds))
+    assert many.scheduler.add_many(batch, conflict) == [one.scheduler.add(s, conflict) for s in batch]
+    assert many.scheduler.list() == one.scheduler.list()
+    for sim in (one, many):
+        sim.run_until(UNTIL)
+    assert many.executor.executed == one.executor.executed

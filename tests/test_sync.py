@@ -129,6 +129,22 @@ def test_works_on_a_bare_store_too(store: Store) -> None:
     assert not sync(store, parse_schedules(FILE_V1), "jobs.toml", now=T0 + timedelta(hours=1)).changed
 
 
+def test_works_on_a_store_without_add_many() -> None:
+    class OneAtATime:  # a store written before add_many existed
+        def __init__(self) -> None:
+            self.inner = MemoryStore()
+
+        def __getattr__(self, name: str) -> object:
+            if name == "add_many":
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+    store = OneAtATime()
+    report = sync(store, parse_schedules(FILE_V1), "jobs.toml", now=T0)
+    assert len(report.added) == 3
+    assert not sync(store, parse_schedules(FILE_V1), "jobs.toml", now=T0 + timedelta(hours=1)).changed
+
+
 def test_bad_input_changes_nothing(store: Store) -> None:
     s = scheduler(store)
     sync(s, parse_schedules(FILE_V1), "jobs.toml")
