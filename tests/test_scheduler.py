@@ -140,13 +140,19 @@ def test_add_get_list_remove_and_their_hooks() -> None:
     assert rec.named("removed") == ["a"]
 
 
-def test_add_rejects_what_the_executor_rejects() -> None:
+def picky_scheduler() -> Scheduler:
+    """A scheduler whose executor refuses schedules of any queue but "default"."""
+
     class Picky(CallbackExecutor):
         def validate(self, schedule: Schedule) -> None:
             if schedule.queue != "default":
                 raise ValidationError("queue", schedule.queue, "unknown queue")
 
-    s = Scheduler(MemoryStore(), Picky(), clock=FakeClock(T0), plugins=get_plugin_manager(entry_points=False))
+    return Scheduler(MemoryStore(), Picky(), clock=FakeClock(T0), plugins=get_plugin_manager(entry_points=False))
+
+
+def test_add_rejects_what_the_executor_rejects() -> None:
+    s = picky_scheduler()
     with pytest.raises(ValidationError):
         s.add(sched(queue="nope"))
     assert s.get("s") is None
@@ -215,12 +221,7 @@ def test_add_many_does_what_add_does_for_each(conflict: str, caplog: pytest.LogC
 
 
 def test_add_many_checks_every_schedule_before_writing() -> None:
-    class Picky(CallbackExecutor):
-        def validate(self, schedule: Schedule) -> None:
-            if schedule.queue != "default":
-                raise ValidationError("queue", schedule.queue, "unknown queue")
-
-    s = Scheduler(MemoryStore(), Picky(), clock=FakeClock(T0), plugins=get_plugin_manager(entry_points=False))
+    s = picky_scheduler()
     with pytest.raises(ValidationError):
         s.add_many([sched("a"), sched("b", queue="nope"), sched("c")])
     with pytest.raises(TypeError):
