@@ -52,6 +52,10 @@ def client(server: RedisServer, db: int = 0) -> redis.Redis:
     return redis.Redis(unix_socket_path=str(server.socket), db=db, socket_timeout=300)
 
 
+def db_of(conn: redis.Redis) -> int:
+    return int(conn.connection_pool.connection_kwargs.get("db", 0))
+
+
 def flush(conn: redis.Redis) -> None:
     """Empty this database of the private server (it is ours alone) and let its allocator settle."""
     conn.flushdb()
@@ -61,6 +65,19 @@ def flush(conn: redis.Redis) -> None:
 def used_memory(conn: redis.Redis) -> int:
     conn.execute_command("MEMORY", "PURGE")
     return int(conn.info("memory")["used_memory"])
+
+
+def copy_db(conn: redis.Redis, dst: int, chunk: int = 5000) -> int:
+    """Copy every key of ``conn``'s database into database ``dst`` of the same server (``COPY``)."""
+    pipe = conn.pipeline(transaction=False)
+    n = 0
+    for key in conn.scan_iter(count=chunk):
+        pipe.copy(key, key, destination_db=dst, replace=True)
+        n += 1
+        if n % chunk == 0:
+            pipe.execute()
+    pipe.execute()
+    return n
 
 
 def median(values: Iterable[float]) -> float:
@@ -118,10 +135,10 @@ def cpu_seconds(pid: int) -> float:
 # -- schedcore ------------------------------------------------------------------------------
 
 
-def sc_store(server: RedisServer) -> Any:
+def sc_store(server: RedisServer, db: int = 0) -> Any:
     from schedcore_redis import RedisStore
 
-    return RedisStore(client(server), namespace=NAMESPACE)
+    return RedisStore(client(server, db), namespace=NAMESPACE)
 
 
 def sc_store_on(conn: redis.Redis) -> Any:
@@ -130,10 +147,10 @@ def sc_store_on(conn: redis.Redis) -> Any:
     return RedisStore(conn, namespace=NAMESPACE)
 
 
-def sc_executor(server: RedisServer) -> Any:
+def sc_executor(server: RedisServer, db: int = 0) -> Any:
     from schedcore_rq import RQExecutor
 
-    return RQExecutor(client(server), queue=QUEUE, namespace=NAMESPACE)
+    return RQExecutor(client(server, db), queue=QUEUE, namespace=NAMESPACE)
 
 
 def sc_scheduler(store: Any, executor: Any, **options: Any) -> Any:
@@ -163,42 +180,209 @@ def sc_schedule(i: int, trigger: Any = None) -> Any:
     return Schedule(id=f"job-{i:07d}", task=TASK, trigger=trigger if trigger is not None else Cron(CRON))
 
 
-def sc_populate(store: Any, items: Iterable[tuple[Any, Any]], chunk: int = 2000, *, same: bool = True) -> int:
-    """Write (schedule, first fire entry) pairs with the store's own ADD script, pipelined.
+def sc_populate(store: Any, items: Iterable[tuple[Any, Any]], chunk: int = 5000) -> int:
+    """Write (schedule, first fire entry) pairs with the store's own bulk add (``Store.add_many``).
 
-    The layout is exactly what :meth:`RedisStore.add` writes; only the round trips are
-    batched, so that populating 10^6 schedules takes seconds, not minutes. With ``same``
-    the schedules share one definition but for the id, and it is encoded once.
+    Each chunk is one ``add_many`` call (the Redis store: one Lua call per 1,000 schedules,
+    each distinct definition encoded once): the layout is exactly what :meth:`RedisStore.add`
+    writes. Every schedule must be new (checked).
     """
-    from schedcore._time import to_ms
-    from schedcore_redis._codec import encode_fire, encode_schedule
+    from schedcore import Conflict
+    from schedcore.records import AddResult
 
-    pipe = store._client.pipeline(transaction=False)
     n = 0
-    encoded: dict[Any, str] = {}
-    for schedule, first in items:
-        raw = encoded.get("") if same else None
-        if raw is None:
-            raw = encoded[""] = encode_schedule(schedule)
-        fire = encode_fire(first)
-        args = [store.keys.prefix, store.keys.channel, schedule.id, "", raw, "set", fire, to_ms(first.due)]
-        store._add(keys=store.keys.scripts, args=args, client=pipe)
+    batch: list[tuple[Any, Any]] = []
+
+    def write() -> None:
+        results = store.add_many(batch, Conflict.REPLACE)
+        if any(result is not AddResult.ADDED for result in results):
+            raise RuntimeError("sc_populate: a schedule was not new")
+        batch.clear()
+
+    for item in items:
+        batch.append(item)
         n += 1
-        if n % chunk == 0:
-            pipe.execute()
-    pipe.execute()
+        if len(batch) >= chunk:
+            write()
+    if batch:
+        write()
     return n
 
 
-def sc_cron_items(start: int, count: int, due: datetime) -> Iterator[tuple[Any, Any]]:
-    """Cron schedules whose fire entry is due at ``due`` (nominal = due, as for a fire that is on time)."""
-    from schedcore import Cron
+def sc_layout(store: Any, template: Any, first: Any) -> tuple[str, float] | None:
+    """What the store writes for a new schedule like ``template`` (another id) with fire entry ``first``.
+
+    Two schedules that differ only by id are added with :meth:`RedisStore.add_many` in a probe
+    namespace on the same database; if that wrote exactly one field of the definitions hash
+    per schedule (the same value for both: a stored definition leaves the id out), one member
+    of the id set (score 0) and one member of the time index (the same score), and no other
+    key, returns (that value, that score). Otherwise None: the layout is not the one
+    :func:`sc_populate_same` knows how to replicate.
+    """
+    from schedcore import Conflict
+    from schedcore_redis import RedisStore
+
+    conn = store._client
+    probe = RedisStore(conn, namespace=f"{store.namespace}-probe")
+    pattern = probe.keys.prefix.replace("[", "\\[") + "*"
+
+    def clear() -> None:
+        stale = list(conn.scan_iter(match=pattern, count=1000))
+        if stale:
+            conn.delete(*stale)
+
+    clear()
+    try:
+        pair = [template.evolve(id="probe-a"), template.evolve(id="probe-b")]
+        probe.add_many([(s, first) for s in pair], Conflict.ERROR)
+        keys = {k.decode() if isinstance(k, bytes) else k for k in conn.scan_iter(match=pattern, count=1000)}
+        if keys != {probe.keys.schedules, probe.keys.ids, probe.keys.index}:
+            return None
+        fields = {_text(k): v for k, v in conn.hgetall(probe.keys.schedules).items()}
+        ids = [(_text(m), s) for m, s in conn.zrange(probe.keys.ids, 0, -1, withscores=True)]
+        index = [(_text(m), s) for m, s in conn.zrange(probe.keys.index, 0, -1, withscores=True)]
+        if set(fields) != {"probe-a", "probe-b"} or fields["probe-a"] != fields["probe-b"]:
+            return None
+        if ids != [("probe-a", 0.0), ("probe-b", 0.0)]:
+            return None
+        if [m for m, _ in index] != ["probe-a", "probe-b"] or index[0][1] != index[1][1]:
+            return None
+        return _text(fields["probe-a"]), index[0][1]
+    finally:
+        clear()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+#: Writes what the store's add writes for a new schedule (value and score from :func:`sc_layout`)
+#: for the ids ``string.format(fmt, i)``, ``first <= i <= last``; refuses if any id is taken.
+_SC_REPLICATE = """
+local sched, ids, idx = KEYS[1], KEYS[2], KEYS[3]
+local value, score, fmt = ARGV[1], ARGV[2], ARGV[3]
+local first, last = tonumber(ARGV[4]), tonumber(ARGV[5])
+for i = first, last do
+  if redis.call('HEXISTS', sched, string.format(fmt, i)) == 1 then
+    return redis.error_reply('schedule ' .. string.format(fmt, i) .. ' exists')
+  end
+end
+local h, z0, zs = {}, {}, {}
+for i = first, last do
+  local id = string.format(fmt, i)
+  h[#h + 1] = id; h[#h + 1] = value
+  z0[#z0 + 1] = 0; z0[#z0 + 1] = id
+  zs[#zs + 1] = score; zs[#zs + 1] = id
+  if #h >= 1000 or i == last then  -- a few hundred members per command (unpack has a limit)
+    redis.call('HSET', sched, unpack(h))
+    redis.call('ZADD', ids, unpack(z0))
+    redis.call('ZADD', idx, unpack(zs))
+    h, z0, zs = {}, {}, {}
+  end
+end
+return last - first + 1
+"""
+
+
+def sc_populate_same(store: Any, start: int, count: int, template: Any, first: Any, *, chunk: int = 20_000) -> int:
+    """New schedules ``job-<start>`` ... (:func:`sc_ids`), each ``template`` under its own id with
+    fire entry ``first``, fast.
+
+    Building 10^5 ``Schedule`` objects and adding them takes seconds (and so does sending
+    10^5 ids from Python); schedules that differ only by id are stored identically but for
+    the id, so after :func:`sc_layout` has checked on two probe schedules what the store
+    writes, a small Lua script makes the same writes for every id on the server (20,000 per
+    call). When the probe does not find the layout it knows, every schedule goes through
+    :func:`sc_populate` instead. The ids must be new (the script refuses taken ones).
+    """
+    if count <= 0:
+        return 0
+    layout = sc_layout(store, template, first)
+    if layout is None:
+        return sc_populate(store, ((template.evolve(id=i), first) for i in sc_ids(start, count)))
+    value, score = layout
+    keys, conn = store.keys, store._client
+    script = conn.register_script(_SC_REPLICATE)
+    due = str(int(score)) if score.is_integer() else repr(score)
+    for low in range(start, start + count, chunk):
+        high = min(low + chunk, start + count) - 1
+        script(keys=[keys.schedules, keys.ids, keys.index], args=[value, due, ID_FORMAT, low, high])
+    return count
+
+
+#: Schedule (and job) ids of every scenario: ``job-0000042`` (Lua's and Python's ``%`` agree).
+ID_FORMAT = "job-%07d"
+
+
+def sc_ids(start: int, count: int) -> list[str]:
+    return [ID_FORMAT % i for i in range(start, start + count)]
+
+
+def sc_fire_at(due: datetime) -> Any:
+    """A fire entry due at ``due`` (nominal = due, as for a fire that is on time)."""
     from schedcore.records import Pending, PendingKind
 
-    trigger = Cron(CRON)
     due = floor_ms(due.astimezone(UTC))
+    return Pending(kind=PendingKind.FIRE, nominal=due, due=due)
+
+
+def sc_populate_cron(store: Any, start: int, count: int, due: datetime) -> int:
+    """``count`` schedules of the typical cron schedule (ids from ``start``), their fire entry due at ``due``."""
+    return sc_populate_same(store, start, count, sc_schedule(0), sc_fire_at(due))
+
+
+def sc_remove(store: Any, ids: list[str]) -> None:
+    """Delete schedules with everything they own: the store's REMOVE script (what
+    ``RedisStore.remove`` calls), pipelined; checked, and one ``remove`` each if that failed."""
+    script = getattr(store, "_remove", None)
+    if script is not None and ids:
+        pipe = store._client.pipeline(transaction=False)
+        for schedule_id in ids:
+            script(keys=store.keys.scripts, args=[store.keys.prefix, schedule_id], client=pipe)
+        pipe.execute(raise_on_error=False)
+        if store.get(ids[0]) is None and store.get(ids[-1]) is None:
+            return
+    for schedule_id in ids:
+        store.remove(schedule_id)
+
+
+def sc_cron_items(start: int, count: int, due: datetime) -> Iterator[tuple[Any, Any]]:
+    """Cron schedules whose fire entry is due at ``due`` (one ``Schedule`` each: slow, see :func:`sc_populate_cron`)."""
+    from schedcore import Cron
+
+    trigger = Cron(CRON)
+    first = sc_fire_at(due)
     for i in range(start, start + count):
-        yield sc_schedule(i, trigger), Pending(kind=PendingKind.FIRE, nominal=due, due=due)
+        yield sc_schedule(i, trigger), first
+
+
+#: Distinct cron expressions (``distinct_cron``): four minutes an hour like ``*/15``, one from
+#: each quarter, 15**4 combinations; past those the day-of-month list leaves out the last days.
+_MINUTE_SETS = 15**4
+
+
+def distinct_cron(i: int) -> str:
+    """The ``i``-th of a family of cron expressions that all differ (no two fire at the same set of times).
+
+    Each fires four times an hour like the typical ``*/15``, once in each quarter hour (at
+    minutes ``a, 15+b, 30+c, 45+d`` picked by ``i``, so the next fire is never 30 minutes
+    away); beyond 50,625 the day-of-month list (``1-30``, ``1-29``, ...) makes them differ too.
+    """
+    block, k = divmod(i, _MINUTE_SETS)
+    if block > 27:
+        raise ValueError(f"distinct_cron: no more than {28 * _MINUTE_SETS} expressions")
+    minutes = f"{k % 15},{15 + k // 15 % 15},{30 + k // 225 % 15},{45 + k // 3375}"
+    days = "*" if block == 0 else f"1-{31 - block}"
+    return f"{minutes} * {days} * *"
+
+
+def sc_distinct_items(start: int, count: int, due: datetime) -> Iterator[tuple[Any, Any]]:
+    """Cron schedules with a trigger of their own each (:func:`distinct_cron`), their fire entry due at ``due``."""
+    from schedcore import Cron
+
+    first = sc_fire_at(due)
+    for i in range(start, start + count):
+        yield sc_schedule(i, Cron(distinct_cron(i))), first
 
 
 # -- rq-scheduler ---------------------------------------------------------------------------
@@ -211,22 +395,122 @@ def rqs_scheduler(conn: redis.Redis, interval: float = 60) -> Any:
 
 
 def rqs_populate_cron(conn: redis.Redis, start: int, count: int, score: float | None, chunk: int = 2000) -> None:
-    """rq-scheduler cron jobs as ``Scheduler.cron`` stores them, pipelined; ``score``: their due time
-    (unix seconds), None for the next cron time (what ``cron`` itself writes)."""
+    """rq-scheduler cron jobs ``job-<start>`` ... as ``Scheduler.cron`` stores them; ``score``: their
+    due time (unix seconds), None for the next cron time (what ``cron`` itself writes).
+
+    One ``created_at`` for all (as if written in one instant), so that :func:`replicate` can
+    repeat the writes of one job for every id on the server.
+    """
     from rq_scheduler.utils import get_next_scheduled_time, to_unix
 
     sch = rqs_scheduler(conn)
     when = score if score is not None else to_unix(get_next_scheduled_time(CRON))
-    pipe = conn.pipeline(transaction=False)
-    for i in range(start, start + count):
-        job = sch._create_job(TASK, commit=False, result_ttl=-1, id=f"job-{i:07d}")
+    created = utcnow()
+
+    def write(pipe: Any, job_id: str) -> None:
+        job = sch._create_job(TASK, commit=False, result_ttl=-1, id=job_id)
+        job.created_at = created
         job.meta["cron_string"] = CRON
         job.meta["use_local_timezone"] = False
         job.save(pipeline=pipe)
         pipe.zadd(sch.scheduled_jobs_key, {job.id: when})
-        if (i - start + 1) % chunk == 0:
+
+    if not replicate(conn, write, start, count):
+        _pipelined(conn, write, sc_ids(start, count), chunk)
+
+
+def _pipelined(conn: redis.Redis, write: Callable[[Any, str], None], ids: Iterable[str], chunk: int) -> None:
+    pipe = conn.pipeline(transaction=False)
+    for n, job_id in enumerate(ids, 1):
+        write(pipe, job_id)
+        if n % chunk == 0:
             pipe.execute()
     pipe.execute()
+
+
+#: Two ids no real job has: what a peer writes for one of them, with the other substituted,
+#: must be what it writes for the other (see :func:`replicate`).
+_PROBE_IDS = ("xPROBEAx", "xPROBEBx")
+
+#: Runs, for every id ``string.format(fmt, i)`` (``first <= i <= last``), the commands of a
+#: template in which the probe id stands for the id. ARGV: fmt, first, last, probe id, number
+#: of commands, then per command its number of arguments and its arguments.
+_REPLAY = """
+local fmt, first, last, probe, ncmd = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local function split(s)  -- s cut at every occurrence of the probe id (plain text, not a pattern)
+  local parts, from = {}, 1
+  while true do
+    local a, b = string.find(s, probe, from, true)
+    if not a then parts[#parts + 1] = string.sub(s, from); return parts end
+    parts[#parts + 1] = string.sub(s, from, a - 1)
+    from = b + 1
+  end
+end
+local cmds, pos = {}, 6
+for c = 1, ncmd do
+  local n, cmd = tonumber(ARGV[pos]), {}
+  for k = 1, n do
+    local parts = split(ARGV[pos + k])
+    cmd[k] = (#parts == 1) and parts[1] or parts
+  end
+  cmds[c] = cmd
+  pos = pos + n + 1
+end
+for i = first, last do
+  local id = string.format(fmt, i)
+  for c = 1, ncmd do
+    local args = {}
+    for k, a in ipairs(cmds[c]) do
+      if type(a) == 'table' then args[k] = table.concat(a, id) else args[k] = a end
+    end
+    redis.call(unpack(args))
+  end
+end
+return last - first + 1
+"""
+
+
+def _captured(conn: redis.Redis, write: Callable[[Any, str], None], job_id: str) -> list[list[bytes]] | None:
+    """The commands ``write`` queues for ``job_id`` (encoded as sent), None if any needs options."""
+    pipe = conn.pipeline(transaction=False)
+    write(pipe, job_id)
+    encoder = conn.get_encoder()
+    out = []
+    for args, options in pipe.command_stack:
+        if options or str(args[0]).upper() in {"EVAL", "EVALSHA", "MULTI", "EXEC"}:
+            return None
+        out.append([encoder.encode(a) for a in args])
+    pipe.reset()
+    return out
+
+
+def replicate(conn: redis.Redis, write: Callable[[Any, str], None], start: int, count: int, chunk: int = 5000) -> bool:
+    """Make the writes ``write(pipeline, id)`` makes, for the ids ``job-<start>`` ..., on the server.
+
+    ``write`` is a peer's own code path for one job (its job object's ``save`` and the like,
+    into a pipeline). It is captured for two probe ids; when the commands of one, with the
+    other id substituted, are exactly those of the other -- the job is the same but for its
+    id -- a small Lua script runs them for every id (``chunk`` ids per call), which takes a
+    fraction of a second for 10^5 jobs instead of tens of seconds. Returns False (nothing
+    written) when the capture does not show that; the caller then writes job by job.
+    """
+    if count <= 0:
+        return True
+    a, b = _PROBE_IDS
+    first, second = _captured(conn, write, a), _captured(conn, write, b)
+    if first is None or second is None:
+        return False
+    swapped = [[arg.replace(a.encode(), b.encode()) for arg in cmd] for cmd in first]
+    if swapped != second or not any(a.encode() in arg for cmd in first for arg in cmd):
+        return False
+    template: list[Any] = []
+    for cmd in first:
+        template += [len(cmd), *cmd]
+    script = conn.register_script(_REPLAY)
+    for low in range(start, start + count, chunk):
+        high = min(low + chunk, start + count) - 1
+        script(args=[ID_FORMAT, low, high, a, len(first), *template])
+    return True
 
 
 def rqs_populate_at(conn: redis.Redis, when: list[tuple[str, datetime]], chunk: int = 2000) -> None:
@@ -265,6 +549,23 @@ def rq_populate_at(conn: redis.Redis, when: list[tuple[str, datetime]], chunk: i
         if n % chunk == 0:
             pipe.execute()
     pipe.execute()
+
+
+def rq_populate_same(conn: redis.Redis, start: int, count: int, at: datetime, chunk: int = 2000) -> None:
+    """Jobs ``job-<start>`` ... scheduled at ``at`` exactly as ``Queue.enqueue_at`` stores them
+    (one ``created_at`` for all, so that :func:`replicate` can repeat one job's writes)."""
+    from rq.job import JobStatus
+
+    queue = rq_queue(conn)
+    created = utcnow()
+
+    def write(pipe: Any, job_id: str) -> None:
+        job = queue.create_job(TASK, job_id=job_id, status=JobStatus.SCHEDULED)
+        job.created_at = created
+        queue.schedule_job(job, at, pipeline=pipe)
+
+    if not replicate(conn, write, start, count):
+        _pipelined(conn, write, sc_ids(start, count), chunk)
 
 
 def rq_scheduler(conn: redis.Redis) -> Any:

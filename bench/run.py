@@ -24,6 +24,9 @@ from bench.common import ROOT, median, private_server, versions
 log = logging.getLogger("bench")
 
 #: Sizes per mode. The full run follows the issue; --quick shrinks every size (and says so in the report).
+#: The memory scenario is measured on the schedules of the add scenario's first repetition
+#: (``add_n``), and idle runs on the schedules the scale scenario stored (topped up to
+#: ``idle_stored`` / ``idle_peer_stored``).
 MODES: dict[str, dict[str, Any]] = {
     "full": {
         "reps": 3,
@@ -36,18 +39,18 @@ MODES: dict[str, dict[str, Any]] = {
         "late_rate": 1_000,
         "late_seconds": 30,
         "late_default_rate": 1_000,
-        "memory_n": 20_000,
         "idle_stored": 1_000_000,
         "idle_peer_stored": 100_000,
         "idle_window": 30.0,
         "scaleout_due": 50_000,
         "scaleout_procs": [1, 2, 4],
         "ceiling_requests": 1_000_000,
+        "ceiling_requests_p1": 250_000,
     },
     "quick": {
         "reps": 3,
         "add_n": 1_000,
-        "dispatch_due": 5_000,
+        "dispatch_due": 3_000,
         "dispatch_reps": 1,
         "scale_sizes": [1_000, 10_000, 100_000],
         "scale_due": 1_000,
@@ -55,13 +58,13 @@ MODES: dict[str, dict[str, Any]] = {
         "late_rate": 1_000,
         "late_seconds": 6,
         "late_default_rate": 100,
-        "memory_n": 2_000,
-        "idle_stored": 50_000,
+        "idle_stored": 100_000,
         "idle_peer_stored": 10_000,
-        "idle_window": 10.0,
+        "idle_window": 6.0,
         "scaleout_due": 5_000,
         "scaleout_procs": [1, 2, 4],
         "ceiling_requests": 200_000,
+        "ceiling_requests_p1": 50_000,
     },
 }
 
@@ -78,9 +81,10 @@ def run_scale(mode: str) -> dict[str, Any]:
         "scale": {},
     }
     with private_server() as server:
+        stored = S.Stored(server)
         for size in cfg["scale_sizes"]:
             _step(f"scale: {size} stored")
-            runs = S.scale(server, size, cfg["scale_due"], cfg["reps"], peers=size <= cfg["scale_peers_max"])
+            runs = S.scale(server, stored, size, cfg["scale_due"], cfg["reps"], peers=size <= cfg["scale_peers_max"])
             results["scale"][str(size)] = {system: median(values) for system, values in runs.items()}
             results["scale"][str(size)]["runs"] = runs
     results["elapsed_s"] = round(time.monotonic() - _T0, 1)
@@ -93,10 +97,13 @@ def _medians(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _step(name: str) -> None:
-    log.warning("[%6.1fs] %s", time.monotonic() - _T0, name)
+    at = time.monotonic() - _T0
+    STEPS.append((round(at, 1), name))
+    log.warning("[%6.1fs] %s", at, name)
 
 
 _T0 = time.monotonic()
+STEPS: list[tuple[float, str]] = []  # (seconds since start, step) as logged: the report's run-time table
 LAST = Path(tempfile.gettempdir()) / "schedcore-bench-last.json"
 
 
@@ -110,57 +117,71 @@ def run(mode: str) -> dict[str, Any]:
         "versions": versions(),
     }
     with private_server() as server:
-        # rq-scheduler at its default 60 s interval: it spends most of a minute asleep, so it runs in
-        # the background (on database 1) while the other lateness runs and add/dispatch go on.
+        # rq-scheduler at its default 60 s interval spends most of a minute asleep: it runs in
+        # the background (on its own database) while everything else runs, and is waited for last.
         background: dict[str, Any] = {}
 
         def default_interval() -> None:
             try:
-                background["result"] = S.lateness_rqs(server, cfg["late_default_rate"], cfg["late_seconds"], 60, db=1)
+                background["result"] = S.lateness_rqs(
+                    server, cfg["late_default_rate"], cfg["late_seconds"], 60, db=S.DB_LATE_DEFAULT
+                )
             except Exception as exc:  # reported, not fatal
                 background["error"] = f"{type(exc).__name__}: {exc}"
 
         thread = threading.Thread(target=default_interval, daemon=True)
         _step("lateness: rq-scheduler (default 60 s interval) in the background")
         thread.start()
-
-        late: dict[str, Any] = {}
-        _step("lateness: schedcore")
-        late[S.SC] = S.lateness_sc(server, cfg["late_rate"], cfg["late_seconds"])
-        _step("lateness: rq-scheduler -i 1")
-        late[S.RQS1] = S.lateness_rqs(server, cfg["late_rate"], cfg["late_seconds"], 1)
-        _step("lateness: rq enqueue_at")
-        late[S.RQ] = S.lateness_rq(server, cfg["late_rate"], cfg["late_seconds"])
-
-        _step("add")
-        results["add"] = _medians([S.add(server, cfg["add_n"]) for _ in range(cfg["reps"])])
-        _step("dispatch")
-        results["dispatch"] = _medians([S.dispatch(server, cfg["dispatch_due"]) for _ in range(cfg["dispatch_reps"])])
-
+        try:
+            _scenarios(server, cfg, results)
+        finally:
+            S.reap()
         _step("lateness: waiting for the default-interval run")
         thread.join()
-        late[S.RQS] = background.get("result") or {"error": background.get("error", "did not finish")}
-        results["lateness"] = late
-
-        _step("memory")
-        results["memory"] = _medians([S.memory(server, cfg["memory_n"]) for _ in range(1)])
-        _step("idle")
-        results["idle"] = S.idle(server, cfg["idle_stored"], cfg["idle_peer_stored"], cfg["idle_window"])
-        scale: dict[str, dict[str, float]] = {}
-        for size in cfg["scale_sizes"]:
-            _step(f"scale: {size} stored")
-            runs = S.scale(server, size, cfg["scale_due"], cfg["reps"], peers=size <= cfg["scale_peers_max"])
-            scale[str(size)] = {system: median(values) for system, values in runs.items()}
-        results["scale"] = scale
-        scale_out: dict[str, Any] = {}
-        for procs in cfg["scaleout_procs"]:
-            _step(f"scale-out: {procs} processes")
-            scale_out[str(procs)] = S.scale_out(server, cfg["scaleout_due"], procs)
-        results["scale_out"] = scale_out
-        _step("ceiling: redis-benchmark")
-        results["ceiling"] = S.ceiling(server, cfg["ceiling_requests"])
+        results["lateness"][S.RQS] = background.get("result") or {"error": background.get("error", "did not finish")}
     results["elapsed_s"] = round(time.monotonic() - _T0, 1)
+    results["steps"] = list(STEPS)
     return results
+
+
+def _scenarios(server: Any, cfg: dict[str, Any], results: dict[str, Any]) -> None:
+    """Everything but the background run, in order (lateness first: the machine is quietest)."""
+    late: dict[str, Any] = {}
+    results["lateness"] = late
+    # each lateness run lets its scheduler stop while the next one starts its processes
+    _step("lateness: schedcore")
+    late[S.SC] = S.lateness_sc(server, cfg["late_rate"], cfg["late_seconds"], stop_later=True)
+    _step("lateness: rq enqueue_at")
+    late[S.RQ] = S.lateness_rq(server, cfg["late_rate"], cfg["late_seconds"], stop_later=True)
+    _step("lateness: rq-scheduler -i 1")
+    late[S.RQS1] = S.lateness_rqs(server, cfg["late_rate"], cfg["late_seconds"], 1, stop_later=True)
+
+    _step("add (and memory, on the first repetition)")
+    memory: dict[str, float] = {}
+    results["add"] = _medians([S.add(server, cfg["add_n"], memory if r == 0 else None) for r in range(cfg["reps"])])
+    results["memory"] = memory
+    _step("dispatch")
+    results["dispatch"] = _medians([S.dispatch(server, cfg["dispatch_due"]) for _ in range(cfg["dispatch_reps"])])
+
+    stored = S.Stored(server)
+    scale: dict[str, dict[str, float]] = {}
+    for size in cfg["scale_sizes"]:
+        _step(f"scale: {size} stored")
+        runs = S.scale(server, stored, size, cfg["scale_due"], cfg["reps"], peers=size <= cfg["scale_peers_max"])
+        scale[str(size)] = {system: median(values) for system, values in runs.items()}
+    results["scale"] = scale
+    _step("idle (on the schedules stored for scale)")
+    idle = S.idle(server, stored, cfg["idle_stored"], cfg["idle_peer_stored"], cfg["idle_window"])
+    results["idle"], results["idle_stored"] = idle["cpu"], idle["stored"]
+    stored.close()
+
+    scale_out: dict[str, Any] = {}
+    for procs in cfg["scaleout_procs"]:
+        _step(f"scale-out: {procs} processes")
+        scale_out[str(procs)] = S.scale_out(server, cfg["scaleout_due"], procs)
+    results["scale_out"] = scale_out
+    _step("ceiling: redis-benchmark")
+    results["ceiling"] = S.ceiling(server, cfg["ceiling_requests"], cfg.get("ceiling_requests_p1"))
 
 
 def _machine() -> dict[str, Any]:

@@ -231,3 +231,226 @@ def test_first_fire_of_many_schedules(bench: Callable[..., Any]) -> None:
     schedules = _schedules(100)
     entries = bench(lambda: [first_fire(s, T0 + timedelta(seconds=1)) for s in schedules])
     assert all(e is not None and e.nominal == T0 + timedelta(minutes=15) for e in entries)
+
+
+# -- the harness of ``python -m bench`` (tiny sizes, correctness only) ---------------------------------
+#
+# The scenarios check their own results (every system handed exactly N distinct jobs to RQ);
+# these tests run them at tiny sizes so that the harness never rots, and check the shortcuts it
+# takes to populate quickly against the slow paths they stand for.
+
+needs_peers = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def bench_server() -> Iterator[Any]:
+    pytest.importorskip("redis", reason="redis-py is not installed")
+    pytest.importorskip("rq", reason="rq is not installed")
+    from schedcore.testing.redis_server import redis_server
+
+    with redis_server() as server:
+        yield server
+
+
+def _peers() -> None:
+    pytest.importorskip("rq_scheduler", reason="rq-scheduler is not installed (pip install 'schedcore[bench]')")
+
+
+def _dump(conn: Any, drop_fields: tuple[bytes, ...] = ()) -> dict[bytes, Any]:
+    """Every key of a database with its type, contents and TTL (hash fields ``drop_fields`` left out)."""
+    out: dict[bytes, Any] = {}
+    for key in conn.scan_iter():
+        kind = conn.type(key)
+        value: Any
+        if kind == b"hash":
+            value = {k: v for k, v in conn.hgetall(key).items() if k not in drop_fields}
+        elif kind == b"zset":
+            value = conn.zrange(key, 0, -1, withscores=True)
+        elif kind == b"set":
+            value = sorted(conn.smembers(key))
+        elif kind == b"list":
+            value = conn.lrange(key, 0, -1)
+        else:
+            value = conn.get(key)
+        out[key] = (kind, value, conn.ttl(key))
+    return out
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("probe_fails", [False, True])
+def test_bench_sc_populate_same_writes_what_add_many_writes(
+    bench_server: Any, monkeypatch: pytest.MonkeyPatch, probe_fails: bool
+) -> None:
+    from bench import common as C
+
+    fast, slow = C.client(bench_server, 13), C.client(bench_server, 14)
+    C.flush(fast)
+    C.flush(slow)
+    due = C.utcnow() - timedelta(seconds=1)
+    if probe_fails:  # an unknown layout: every schedule goes through add_many
+        monkeypatch.setattr(C, "sc_layout", lambda *_: None)
+    assert C.sc_populate_cron(C.sc_store_on(fast), 5, 40, due) == 40
+    assert C.sc_populate(C.sc_store_on(slow), C.sc_cron_items(5, 40, due)) == 40
+    assert _dump(fast) == _dump(slow)
+    assert not [k for k in fast.scan_iter() if b"probe" in k]  # the probe namespace is cleaned up
+    stored = C.sc_store_on(fast).get("job-0000044")
+    assert stored is not None and stored.schedule == C.sc_schedule(44)
+    with pytest.raises(Exception, match=r"exists|not new"):  # ids must be new
+        C.sc_populate_cron(C.sc_store_on(fast), 40, 10, due)
+    C.sc_remove(C.sc_store_on(fast), C.sc_ids(5, 45))  # (the add_many path added 45-49 before it refused)
+    assert _dump(fast) == {}
+
+
+@pytest.mark.redis
+@needs_peers
+def test_bench_peer_populate_writes_what_the_peers_write(bench_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replayed template writes, job for job, what rq-scheduler's and RQ's own code writes."""
+    _peers()
+    from bench import common as C
+
+    fast, slow = C.client(bench_server, 13), C.client(bench_server, 14)
+    at = C.utcnow() + timedelta(days=1)
+    for populate in (
+        lambda conn: C.rqs_populate_cron(conn, 3, 25, at.timestamp()),
+        lambda conn: C.rq_populate_same(conn, 3, 25, at),
+    ):
+        C.flush(fast)
+        C.flush(slow)
+        populate(fast)
+        with monkeypatch.context() as m:
+            m.setattr(C, "replicate", lambda *_a, **_k: False)  # job by job, the peer's own code
+            populate(slow)
+        assert _dump(fast, (b"created_at",)) == _dump(slow, (b"created_at",))
+        assert fast.exists("rq:job:job-0000027") and not fast.exists("rq:job:job-0000028")
+    C.flush(fast)
+    C.flush(slow)
+
+
+def test_bench_distinct_crons_are_distinct_and_valid() -> None:
+    from bench.common import distinct_cron
+
+    sample = [*range(3000), *range(50_000, 52_000)]
+    exprs = [distinct_cron(i) for i in sample]
+    assert len(set(exprs)) == len(exprs)
+    after = T0 + timedelta(seconds=1)
+    for expr in exprs[:50] + exprs[-50:]:
+        found = Cron(expr).next_after(after)
+        assert found is not None and found - after < timedelta(minutes=30)  # one fire in each quarter hour
+    # no two fire at the same set of minutes: the minute lists themselves differ
+    assert len({e.split()[0] for e in exprs[:3000]}) == 3000
+
+
+def test_bench_check_handed_refuses_duplicates_and_losses() -> None:
+    fakeredis = pytest.importorskip("fakeredis", reason="fakeredis is not installed")
+    pytest.importorskip("rq", reason="rq is not installed")
+    from bench import scenarios as S
+
+    conn = fakeredis.FakeRedis()
+    key = S.rq_queue(conn).key
+    conn.rpush(key, "old", "a", "b", "c")
+    S._check_handed(conn, 1, 3, "x")
+    with pytest.raises(RuntimeError, match="expected 4"):
+        S._check_handed(conn, 1, 4, "x")
+    conn.rpush(key, "c")
+    with pytest.raises(RuntimeError, match="3 distinct"):
+        S._check_handed(conn, 1, 4, "x")
+
+
+@pytest.mark.redis
+@needs_peers
+def test_bench_add_dispatch_scale_idle(bench_server: Any) -> None:
+    _peers()
+    from bench import scenarios as S
+    from schedcore import Scheduler
+
+    memory: dict[str, float] = {}
+    added = S.add(bench_server, 30, memory)
+    bulk = S.SC_MANY if hasattr(Scheduler, "add_many") else S.SC_BULK
+    assert set(added) == {S.SC, bulk, S.RQS, S.RQ} and all(v > 0 for v in added.values())
+    assert set(memory) == {S.SC, S.RQS, S.RQ} and all(v > 0 for v in memory.values())
+
+    handed = S.dispatch(bench_server, 40)  # checks itself: exactly 40 distinct jobs for each
+    assert set(handed) == {S.SC, S.SC_DISTINCT, S.RQS, S.RQ} and all(v > 0 for v in handed.values())
+
+    stored = S.Stored(bench_server)
+    small = S.scale(bench_server, stored, 20, 20, 2, peers=True)
+    assert {k: len(v) for k, v in small.items()} == {S.SC: 2, S.RQS: 2, S.RQ: 2}
+    big = S.scale(bench_server, stored, 60, 20, 2, peers=False)
+    assert {k: len(v) for k, v in big.items()} == {S.SC: 2}
+    assert stored.count == {S.SC: 40, S.RQS: 0, S.RQ: 0}  # the due ones are deleted after each repetition
+    assert stored.conns[S.SC].hlen("{schedcore:bench}:sched") == 40
+
+    idle = S.idle(bench_server, stored, 50, 30, window=0.1)
+    S.reap()
+    assert idle["stored"] == {S.SC: 50, S.RQS: 30, S.RQS1: 30, S.RQ: 30}
+    assert set(idle["cpu"]) == {S.SC, S.RQS, S.RQS1, S.RQ} and all(v >= 0 for v in idle["cpu"].values())
+    stored.close()
+
+
+@pytest.mark.redis
+def test_bench_scale_out(bench_server: Any) -> None:
+    from bench import scenarios as S
+
+    out = S.scale_out(bench_server, 60, 2)
+    assert out["duplicates"] == 0 and out["lost"] == 0 and out["rate"] > 0
+
+
+@pytest.mark.redis
+@needs_peers
+def test_bench_lateness_streams(bench_server: Any) -> None:
+    """Tiny streams; the first run stops its scheduler later, the next one reaps it before measuring."""
+    _peers()
+    from bench import scenarios as S
+
+    sc = S.lateness_sc(bench_server, 20, 1, stop_later=True)
+    assert sc["fires"] == S._sc_expected(20, 1) == 21 and sc["missing"] == 0 and sc["duplicates"] == 0
+    rqs = S.lateness_rqs(bench_server, 20, 1, 1, stop_later=True)
+    assert rqs["fires"] == 20 and rqs["missing"] == 0 and rqs["duplicates"] == 0
+    S.reap()
+    assert not S._stopping
+
+
+def _results(add_many: bool) -> dict[str, Any]:
+    from bench import scenarios as S
+    from bench.run import MODES
+
+    lat = {"p50_ms": 5.0, "p99_ms": 9.0, "max_ms": 12.0, "min_ms": 1.0, "fires": 10, "missing": 0, "duplicates": 0}
+    add = {S.SC: 2_000.0, S.RQS: 1_000.0, S.RQ: 1_500.0}
+    add[S.SC_MANY if add_many else S.SC_BULK] = 30_000.0
+    return {
+        "mode": "quick",
+        "config": MODES["quick"],
+        "started": "2026-01-01T00:00:00+00:00",
+        "elapsed_s": 95.0,
+        "steps": [(0.0, "lateness: schedcore"), (9.0, "add"), (90.0, "ceiling")],
+        "machine": {"cpu": "cpu", "cores": 2, "platform": "linux", "load_at_start": [0.1], "load_at_end": [0.2]},
+        "versions": {"python": "3"},
+        "add": add,
+        "memory": {S.SC: 300.0, S.RQS: 1_200.0, S.RQ: 500.0},
+        "dispatch": {S.SC: 4_000.0, S.SC_DISTINCT: 2_000.0, S.RQS: 500.0, S.RQ: 2_000.0},
+        "scale": {"1000": {S.SC: 3_000.0, S.RQS: 500.0, S.RQ: 2_000.0}, "100000": {S.SC: 2_900.0}},
+        "lateness": {S.SC: lat, S.RQS1: lat, S.RQ: lat, S.RQS: {"error": "did not finish"}},
+        "idle": {S.SC: 0.1, S.RQS: 0.0, S.RQS1: 0.1, S.RQ: 0.0},
+        "idle_stored": {S.SC: 100_000, S.RQS: 10_000, S.RQS1: 10_000, S.RQ: 10_000},
+        "scale_out": {"1": {"rate": 2_000.0, "duplicates": 0, "lost": 0}},
+        "ceiling": {"zadd_p16": 500_000.0, "zadd_p1": 80_000.0},
+    }
+
+
+def test_bench_report_reads_the_bulk_row_and_both_dispatch_ratios() -> None:
+    from bench.report import X, markdown
+
+    page = markdown(_results(add_many=True))
+    assert f"| add ≥ 20{X} rq-scheduler (`Scheduler.add_many`) | 30.0{X} | **met** |" in page
+    assert "schedcore (`Scheduler.add_many`, bulk) | 30,000" in page
+    add_section = page.split("## add")[1].split("## dispatch")[0]
+    assert "Store.add_many" not in add_section and "pipelined" not in add_section
+    assert f"8.0{X} (one trigger shared by all); 4.0{X} (distinct triggers) | **missed** / **missed** |" in page
+    assert f"| rq-scheduler (`enqueue_jobs`) | 500 | 8.0{X} | 4.0{X} |" in page
+    assert "| schedcore, distinct triggers | 2,000 |" in page
+    assert "## run time — 95 s in all" in page and "| add | 9.0 | 81.0 |" in page
+    assert "100,000 stored for schedcore" in page
+
+    page = markdown(_results(add_many=False))  # before Scheduler.add_many: the one-at-a-time figure
+    assert f"| add ≥ 20{X} rq-scheduler (`Scheduler.add`, one at a time (no bulk API in this run)) | 2.0{X} |" in page
+    assert "`Store.add_many` directly" in page
