@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -159,6 +160,7 @@ class RQExecutor:
         # (queue, task and arguments, options) -> a job template and the job's data (see _job_plan)
         self._templates: dict[tuple[Any, ...], tuple[JobTemplate, bytes] | None] = {}
         self._shared: dict[str, JobTemplate] = {}  # digest -> template: one object per distinct template
+        self._by_shape: dict[tuple[Any, ...], JobTemplate] = {}  # (queue, options) -> template, data proven
         self._stored: set[str] = set()  # digests of the templates the server holds (sent inline otherwise)
         self._handoff_sha: str | None = None
         self._finish = connection.register_script(FINISH_LUA)
@@ -399,16 +401,19 @@ class RQExecutor:
         makes the same writes but for its id, description, meta, timestamps and data: the
         first run of each (queue, options, task, arguments) is captured from RQ itself, its
         :class:`JobTemplate` (shared by every schedule with the same queue and options) and
-        its data are kept; later runs only send their slot values.
+        its data are kept; later runs only send their slot values. Once a capture has shown
+        that RQ's data for a queue and options is :meth:`_job_data`, runs of other tasks and
+        arguments with those options use the template at once, without a capture.
         """
         options = parse_options(run.executor_options)
         meta = dict(options.meta)
         meta[META_KEY] = {**info.to_dict(), "ns": self._namespace, "hb": self._heartbeat}
         description = options.description or f"{run.task} [schedcore {run.id}]"
+        shape: tuple[Any, ...] | None
+        key: tuple[Any, ...] | None
         try:
-            key: tuple[Any, ...] | None = (
+            shape = (
                 self._queue_name(options, run.queue),
-                self._serializer.dumps((run.task, run.args, run.kwargs)),
                 self._serializer.dumps(options.meta),
                 options.job_timeout,
                 options.result_ttl,
@@ -417,9 +422,12 @@ class RQExecutor:
                 options.at_front,
                 options.description,
             )
+            key = (*shape, self._serializer.dumps((run.task, run.args, run.kwargs)))
         except Exception:
-            key = None  # the slow path reports what the serializer refuses
+            shape = key = None  # the slow path reports what the serializer refuses
         known = self._templates.get(key) if key is not None else None
+        if known is None and key is not None and shape in self._by_shape:
+            known = self._remember(key, self._by_shape[shape], self._job_data(run))
         if known is not None:
             if stamp is None:
                 from rq.utils import now, utcformat
@@ -429,20 +437,37 @@ class RQExecutor:
             return template, [description, self._serializer.dumps(meta), stamp, data]
         commands = self._capture(run, job_id, options, meta, description)
         if key is not None and key not in self._templates:
-            if len(self._templates) >= TEMPLATE_CACHE_SIZE:
-                self._templates.clear()
-                self._shared.clear()
             captured = JobTemplate.capture(commands, job_id, description, self._serializer.dumps(meta), run.id)
             if captured is None:
-                self._templates[key] = None
+                self._remember(key, None, b"")
             else:
                 shared = self._shared.setdefault(captured.digest, captured)
-                self._templates[key] = (shared, captured.data_of(commands))
+                data = captured.data_of(commands)
+                self._remember(key, shared, data)
+                if shape is not None and data and data == self._job_data(run):
+                    self._by_shape[shape] = shared
         flat: list[Any] = [len(commands)]
         for command in commands:
             flat.append(len(command))
             flat.extend(command)
         return None, flat
+
+    def _remember(
+        self, key: tuple[Any, ...], template: JobTemplate | None, data: bytes
+    ) -> tuple[JobTemplate, bytes] | None:
+        if len(self._templates) >= TEMPLATE_CACHE_SIZE:
+            self._templates.clear()
+            self._shared.clear()
+            self._by_shape.clear()
+        known = None if template is None else (template, data)
+        self._templates[key] = known
+        return known
+
+    def _job_data(self, run: Run) -> bytes:
+        """The job's ``data`` as RQ computes it (``Job.to_dict``: the compressed serialized
+        function name, instance, arguments and keyword arguments); used only where a capture
+        from RQ showed the same bytes."""
+        return zlib.compress(self._serializer.dumps((RUN_TASK, None, (run.task, *run.args), dict(run.kwargs))))
 
     def _capture(
         self, run: Run, job_id: str, options: JobOptions, meta: dict[str, Any], description: str

@@ -128,3 +128,37 @@ def test_capture_refuses_commands_with_an_unknown_per_run_value() -> None:
         ("HSET", "rq:job:J2", "description", "d2", "meta", b"m2", "data", b"other"),
         ("RPUSH", "q", "J2"),
     ]
+
+
+def test_other_arguments_with_known_options_need_no_capture(
+    executor: RQExecutor, rconn: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = {"meta": {"team": "ops"}, "job_timeout": 60}
+    executor.handoff([run_of(schedule("first", "a", **options))])  # captured: proves the data rule
+    captured: list[str] = []
+    original = executor._capture
+
+    def counting(run: Run, *args: Any) -> Any:
+        captured.append(run.id)
+        return original(run, *args)
+
+    monkeypatch.setattr(executor, "_capture", counting)
+    runs = [run_of(schedule(f"s{i}", "unix:///nowhere", {"n": i}, i, **options)) for i in range(20)]
+    assert executor.handoff(runs) == [True] * 20
+    other = run_of(schedule("other", "x", queue="elsewhere"))  # other options: captured once
+    assert executor.handoff([other]) == [True]
+    assert captured == [other.id]
+    monkeypatch.undo()
+    for i, run in enumerate(runs[:3]):
+        job = Job.fetch(job_id_for(run.id), connection=rconn)
+        assert job.args == ("test_rq_tasks:incr", "unix:///nowhere", {"n": i}, i)
+        assert job.timeout == 60 and job.meta["team"] == "ops"
+    run = run_of(schedule("s99", "y", {"deep": [1, 2]}, **options), 5)  # templated == what RQ writes
+    job_id, info = job_id_for(run.id), run_info(run)
+    fast = executor._job_commands(run, job_id, info)
+    parsed = parse_options(run.executor_options)
+    meta = {**parsed.meta, META_KEY: {**info.to_dict(), "ns": executor.namespace, "hb": 0.2}}
+    slow = executor._capture(run, job_id, parsed, meta, f"{run.task} [schedcore {run.id}]")
+    for got, want in zip(fast, slow, strict=True):
+        times = {i + 1 for i, a in enumerate(want) if a in ("created_at", "enqueued_at")}
+        assert [a for i, a in enumerate(got) if i not in times] == [a for i, a in enumerate(want) if i not in times]
