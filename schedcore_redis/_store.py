@@ -286,7 +286,7 @@ class RedisStore:
         self._forget_unreadable(sid)
         stored_value = ""  # first guess: a new schedule (one round trip)
         for _ in range(_CAS_ATTEMPTS):
-            result, mode = _add_decision(schedule, first, stored_value, conflict)
+            result, mode = self._add_decision(schedule, raw_new, first, stored_value, conflict)
             if mode is None:
                 return result
             args: list[Any] = [self.keys.prefix, self.keys.channel, sid, stored_value, raw_new, mode]
@@ -330,7 +330,7 @@ class RedisStore:
                 lines: list[str] = []
                 for i, stored_value in todo[start : start + chunk]:
                     schedule, first = batch[i]
-                    result, mode = _add_decision(schedule, first, stored_value, conflict)
+                    result, mode = self._add_decision(schedule, raws[i], first, stored_value, conflict)
                     results[i] = result
                     if mode is None:
                         continue
@@ -358,6 +358,33 @@ class RedisStore:
                 return results
             todo = again
         raise StoreError(f"redis: add_many of {len(todo)} schedules kept racing with other writers; try again")
+
+    def _add_decision(
+        self, schedule: Schedule, raw_new: str, first: Pending | None, stored_value: str, conflict: Conflict
+    ) -> tuple[AddResult, str | None]:
+        """What an add does given the stored value ('' none): its result and the script's fire
+        mode (keep|drop|set), or None for a result that writes nothing. Raises ScheduleExists."""
+        if not stored_value:
+            return AddResult.ADDED, "set" if first is not None and not schedule.paused else "drop"
+        if conflict is Conflict.ERROR:
+            raise ScheduleExists(schedule.id)
+        if conflict is Conflict.KEEP:
+            return AddResult.KEPT, None
+        sid = schedule.id
+        try:
+            raw_old = split_state(sid, stored_value)[3]
+            if raw_old == raw_new:
+                return AddResult.UNCHANGED, None  # the same text decodes to the same schedule
+            old: Schedule | None = self._decode(sid, raw_old)  # copies of one definition: decoded once
+        except CorruptScheduleData:
+            old = None  # unreadable: replacing it repairs the schedule
+        if old is not None and old == schedule:
+            return AddResult.UNCHANGED, None
+        if schedule.paused:
+            return AddResult.REPLACED, "drop"
+        if old is None or old.paused or not old.same_timing(schedule):
+            return AddResult.REPLACED, "set" if first is not None else "drop"
+        return AddResult.REPLACED, "keep"
 
     def remove(self, schedule_id: str) -> bool:
         """See :meth:`schedcore.protocols.Store.remove`: one Lua call deletes everything of the schedule."""
@@ -878,31 +905,6 @@ class _Watcher:
             finally:
                 with contextlib.suppress(rex.RedisError, OSError):
                     pubsub.close()
-
-
-def _add_decision(
-    schedule: Schedule, first: Pending | None, stored_value: str, conflict: Conflict
-) -> tuple[AddResult, str | None]:
-    """What an add does given the stored value ('' none): its result and the script's fire mode
-    (keep|drop|set), or None for a result that writes nothing. Raises ScheduleExists."""
-    if not stored_value:
-        return AddResult.ADDED, "set" if first is not None and not schedule.paused else "drop"
-    if conflict is Conflict.ERROR:
-        raise ScheduleExists(schedule.id)
-    if conflict is Conflict.KEEP:
-        return AddResult.KEPT, None
-    sid = schedule.id
-    try:
-        old: Schedule | None = decode_schedule(sid, split_state(sid, stored_value)[3])
-    except CorruptScheduleData:
-        old = None  # unreadable: replacing it repairs the schedule
-    if old is not None and old == schedule:
-        return AddResult.UNCHANGED, None
-    if schedule.paused:
-        return AddResult.REPLACED, "drop"
-    if old is None or old.paused or not old.same_timing(schedule):
-        return AddResult.REPLACED, "set" if first is not None else "drop"
-    return AddResult.REPLACED, "keep"
 
 
 _PLAIN_TRIGGERS = (At, Cron, Interval)  # triggers whose equality is exact (see _shape)

@@ -285,7 +285,12 @@ def test_add_many_encodes_each_definition_as_add_does() -> None:
 def test_add_many_writes_exactly_what_a_loop_of_add_writes(store: RedisStore) -> None:
     twin = RedisStore(store._client, namespace=fresh_namespace())  # fed one add at a time
     store.add_chunk_size = 4
-    existing = [make_schedule("c1", trigger=Cron("*/5 * * * *")), make_schedule("i1"), make_schedule("p1")]
+    existing = [
+        make_schedule("c1", trigger=Cron("*/5 * * * *")),  # the same text: unchanged without decoding
+        make_schedule("f2", retry=RetryPolicy(max_attempts=3, factor=3)),  # another text, an equal schedule
+        make_schedule("i1"),
+        make_schedule("p1"),
+    ]
     for target in (store, twin):
         for schedule in existing:
             target.add(schedule, fire_entry(0), Conflict.ERROR)
@@ -297,6 +302,7 @@ def test_add_many_writes_exactly_what_a_loop_of_add_writes(store: RedisStore) ->
     batch.append((make_schedule("bad"), fire_entry(40)))
     expected = [twin.add(schedule, first, Conflict.REPLACE) for schedule, first in batch]
     assert store.add_many(batch, Conflict.REPLACE) == expected
+    assert [r.value for r in expected[:5]] == ["unchanged", "added", "added", "added", "unchanged"]
     assert _dump(store) == _dump(twin)
     assert store.get("bad") is not None
     twin.close()
