@@ -331,21 +331,6 @@ def sc_populate_cron(store: Any, start: int, count: int, due: datetime) -> int:
     return sc_populate_same(store, start, count, sc_schedule(0), sc_fire_at(due))
 
 
-def sc_remove(store: Any, ids: list[str]) -> None:
-    """Delete schedules with everything they own: the store's REMOVE script (what
-    ``RedisStore.remove`` calls), pipelined; checked, and one ``remove`` each if that failed."""
-    script = getattr(store, "_remove", None)
-    if script is not None and ids:
-        pipe = store._client.pipeline(transaction=False)
-        for schedule_id in ids:
-            script(keys=store.keys.scripts, args=[store.keys.prefix, schedule_id], client=pipe)
-        pipe.execute(raise_on_error=False)
-        if store.get(ids[0]) is None and store.get(ids[-1]) is None:
-            return
-    for schedule_id in ids:
-        store.remove(schedule_id)
-
-
 def sc_cron_items(start: int, count: int, due: datetime) -> Iterator[tuple[Any, Any]]:
     """Cron schedules whose fire entry is due at ``due`` (one ``Schedule`` each: slow, see :func:`sc_populate_cron`)."""
     from schedcore import Cron

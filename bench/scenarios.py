@@ -39,7 +39,6 @@ from bench.common import (
     sc_ids,
     sc_populate,
     sc_populate_cron,
-    sc_remove,
     sc_schedule,
     sc_scheduler,
     sc_store,
@@ -61,6 +60,7 @@ SC_DISTINCT = "schedcore, distinct triggers"  # dispatch: every schedule its own
 DB_LATE_DEFAULT, DB_LATE = 1, {SC: 10, RQS1: 11, RQ: 12}
 DB_STORED = {SC: 6, RQS: 7, RQ: 8}  # scale, then idle (rq-scheduler -i 1 idles on a copy: DB_IDLE_RQS1)
 DB_IDLE_RQS1 = 9
+DB_SCRATCH = 5  # schedcore's scale repetitions, each on a fresh copy of DB_STORED[SC]
 FUTURE_ID = 10_000_000  # ids of the schedules stored in the future (the due ones count from 0)
 
 
@@ -322,8 +322,11 @@ def scale(
 ) -> dict[str, list[float]]:
     """Dispatch rate of ``due_count`` due schedules with ``size`` schedules stored (the rest a year ahead).
 
-    After each repetition its due schedules are deleted again (they would otherwise stay,
-    due again within 15 minutes), so every repetition runs with exactly ``size`` stored.
+    Every repetition runs with exactly ``size`` stored. schedcore's run on a fresh copy of its
+    stored schedules (``COPY`` of its three keys): the RQ executor reconciles the jobs it
+    handed over and that no worker ran, and those of the repetitions before would pile up.
+    The peers keep nothing of a pass; the due jobs of each repetition are deleted after it
+    (rq-scheduler's cron jobs would otherwise stay, due again within 15 minutes).
     """
     rest = max(size - due_count, 0)
     out: dict[str, list[float]] = {SC: []}
@@ -333,13 +336,16 @@ def scale(
         conn = stored.conns[system]
         out[system] = []
         for r in range(reps):
-            ids = sc_ids(r * due_count, due_count)
             if system == SC:
-                out[system].append(_sc_dispatch(server, conn, r * due_count, due_count))
-                sc_remove(sc_store_on(conn), ids)
-            elif system == RQS:
+                scratch = client(server, DB_SCRATCH)
+                flush(scratch)
+                copy_db(conn, DB_SCRATCH)
+                out[system].append(_sc_dispatch(server, scratch, r * due_count, due_count))
+                flush(scratch)
+                continue
+            if system == RQS:
                 out[system].append(_rqs_dispatch(conn, r * due_count, due_count))
-                _rqs_remove(conn, ids)
+                _rqs_remove(conn, sc_ids(r * due_count, due_count))
             else:
                 out[system].append(_rq_dispatch(conn, r * due_count, due_count))  # one-shot: gone once moved
             conn.delete(rq_queue(conn).key)

@@ -297,8 +297,8 @@ def test_bench_sc_populate_same_writes_what_add_many_writes(
     assert stored is not None and stored.schedule == C.sc_schedule(44)
     with pytest.raises(Exception, match=r"exists|not new"):  # ids must be new
         C.sc_populate_cron(C.sc_store_on(fast), 40, 10, due)
-    C.sc_remove(C.sc_store_on(fast), C.sc_ids(5, 45))  # (the add_many path added 45-49 before it refused)
-    assert _dump(fast) == {}
+    C.flush(fast)
+    C.flush(slow)
 
 
 @pytest.mark.redis
@@ -377,8 +377,12 @@ def test_bench_add_dispatch_scale_idle(bench_server: Any) -> None:
     assert {k: len(v) for k, v in small.items()} == {S.SC: 2, S.RQS: 2, S.RQ: 2}
     big = S.scale(bench_server, stored, 60, 20, 2, peers=False)
     assert {k: len(v) for k, v in big.items()} == {S.SC: 2}
-    assert stored.count == {S.SC: 40, S.RQS: 0, S.RQ: 0}  # the due ones are deleted after each repetition
+    assert stored.count == {S.SC: 40, S.RQS: 0, S.RQ: 0}
+    # schedcore's repetitions ran on copies; the peers' due jobs are deleted after each repetition
     assert stored.conns[S.SC].hlen("{schedcore:bench}:sched") == 40
+    assert S.client(bench_server, S.DB_SCRATCH).dbsize() == 0
+    assert stored.conns[S.RQS].zcard("rq:scheduler:scheduled_jobs") == 0
+    assert S._queue_len(stored.conns[S.RQS]) == S._queue_len(stored.conns[S.RQ]) == 0
 
     idle = S.idle(bench_server, stored, 50, 30, window=0.1)
     S.reap()
