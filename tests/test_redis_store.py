@@ -366,15 +366,22 @@ def test_add_many_of_thousands_in_default_chunks(request: pytest.FixtureRequest)
     store = make_store("redis", request)
     from schedcore.records import AddResult
 
-    n = 2 * store.add_chunk_size + 500
+    n, first = 6000, 4500  # conflict "error" is one script call: 4500 crosses its command slices of 4000
     batch = [(make_schedule(f"job-{i:05d}", trigger=Cron("*/5 * * * *")), fire_entry(300)) for i in range(n)]
-    assert store.add_many(batch[: n // 3], Conflict.ERROR) == [AddResult.ADDED] * (n // 3)
-    assert store.add_many(batch, Conflict.REPLACE) == [AddResult.UNCHANGED] * (n // 3) + [AddResult.ADDED] * (
-        n - n // 3
-    )
+    assert store.add_many(batch[:first], Conflict.ERROR) == [AddResult.ADDED] * first
+    results = store.add_many(batch, Conflict.REPLACE)
+    assert results == [AddResult.UNCHANGED] * first + [AddResult.ADDED] * (n - first)
+    changed = [(make_schedule(s.id, trigger=Interval(60, start=at(0))), fire_entry(60)) for s, _ in batch]
+    assert store.add_many(changed, Conflict.REPLACE) == [AddResult.REPLACED] * n
     assert raw(store).hlen(store.keys.schedules) == n
-    assert raw(store).zcard(store.keys.index) == n
-    assert [s.schedule for s in store.list_schedules(limit=n)] == [s for s, _ in batch]
+    assert raw(store).zcount(store.keys.index, to_ms(at(60)), to_ms(at(60))) == n
+    assert [s.schedule for s in store.list_schedules(limit=n)] == [s for s, _ in changed]
+    store.add_chunk_size = 10_000  # one script call: reads and writes cross the slices of 4000
+    mixed = [(make_schedule(f"mix-{i:05d}", args=(i,)), fire_entry(i)) for i in range(first)]
+    assert store.add_many(mixed[::3], Conflict.REPLACE) == [AddResult.ADDED] * (first // 3)
+    expected = [AddResult.UNCHANGED if i % 3 == 0 else AddResult.ADDED for i in range(first)]
+    assert store.add_many(mixed, Conflict.REPLACE) == expected
+    assert [s.next_fire for s in store.list_schedules(after="mix", limit=first)] == [f for _, f in mixed]
     store.close()
 
 
