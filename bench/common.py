@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -326,9 +327,11 @@ def sc_fire_at(due: datetime) -> Any:
     return Pending(kind=PendingKind.FIRE, nominal=due, due=due)
 
 
-def sc_populate_cron(store: Any, start: int, count: int, due: datetime) -> int:
-    """``count`` schedules of the typical cron schedule (ids from ``start``), their fire entry due at ``due``."""
-    return sc_populate_same(store, start, count, sc_schedule(0), sc_fire_at(due))
+def sc_populate_cron(store: Any, start: int, count: int, due: datetime, expr: str = CRON) -> int:
+    """``count`` schedules of cron expression ``expr`` (ids from ``start``), their fire entry due at ``due``."""
+    from schedcore import Cron
+
+    return sc_populate_same(store, start, count, sc_schedule(0, Cron(expr)), sc_fire_at(due))
 
 
 def sc_cron_items(start: int, count: int, due: datetime) -> Iterator[tuple[Any, Any]]:
@@ -341,33 +344,53 @@ def sc_cron_items(start: int, count: int, due: datetime) -> Iterator[tuple[Any, 
         yield sc_schedule(i, trigger), first
 
 
-#: Distinct cron expressions (``distinct_cron``): four minutes an hour like ``*/15``, one from
-#: each quarter, 15**4 combinations; past those the day-of-month list leaves out the last days.
-_MINUTE_SETS = 15**4
+def quiet_minutes(at: datetime, window: int = 10) -> frozenset[int]:
+    """The minutes of the hour from one before ``at`` to ``window`` after it.
+
+    The due schedules of a dispatch are written with a cron expression that fires in none of
+    them, so that none falls due *again* while the scheduler dispatches (which would hand more
+    than the N runs counted). ``window`` covers the longest dispatch with a wide margin.
+    """
+    return frozenset((at.minute + d) % 60 for d in range(-1, window + 1))
 
 
-def distinct_cron(i: int) -> str:
+def distinct_cron(i: int, avoid: Collection[int] = ()) -> str:
     """The ``i``-th of a family of cron expressions that all differ (no two fire at the same set of times).
 
-    Each fires four times an hour like the typical ``*/15``, once in each quarter hour (at
-    minutes ``a, 15+b, 30+c, 45+d`` picked by ``i``, so the next fire is never 30 minutes
-    away); beyond 50,625 the day-of-month list (``1-30``, ``1-29``, ...) makes them differ too.
+    Each fires four times an hour like the typical ``*/15``, once in each quarter hour, at
+    minutes picked by ``i`` among those not in ``avoid`` (15**4 = 50,625 minute lists with
+    nothing avoided); past those, the day-of-month list (``1-30``, ``1-29``, ...) makes them
+    differ too.
     """
-    block, k = divmod(i, _MINUTE_SETS)
+    allowed = [[m for m in range(15 * q, 15 * q + 15) if m not in avoid] for q in range(4)]
+    per_block = math.prod(len(quarter) for quarter in allowed)
+    if per_block == 0:
+        raise ValueError("distinct_cron: a whole quarter hour is avoided")
+    block, k = divmod(i, per_block)
     if block > 27:
-        raise ValueError(f"distinct_cron: no more than {28 * _MINUTE_SETS} expressions")
-    minutes = f"{k % 15},{15 + k // 15 % 15},{30 + k // 225 % 15},{45 + k // 3375}"
+        raise ValueError(f"distinct_cron: no more than {28 * per_block} expressions")
+    minutes = []
+    for quarter in allowed:
+        k, digit = divmod(k, len(quarter))
+        minutes.append(str(quarter[digit]))
     days = "*" if block == 0 else f"1-{31 - block}"
-    return f"{minutes} * {days} * *"
+    return f"{','.join(minutes)} * {days} * *"
+
+
+def due_cron(due: datetime) -> str:
+    """The cron expression of a dispatch's due schedules sharing one trigger: four times an hour
+    like ``*/15`` (the first of :func:`distinct_cron`'s), silent around ``due``."""
+    return distinct_cron(0, quiet_minutes(due))
 
 
 def sc_distinct_items(start: int, count: int, due: datetime) -> Iterator[tuple[Any, Any]]:
-    """Cron schedules with a trigger of their own each (:func:`distinct_cron`), their fire entry due at ``due``."""
+    """Cron schedules with a trigger of their own each (:func:`distinct_cron`, silent around
+    ``due``), their fire entry due at ``due``."""
     from schedcore import Cron
 
-    first = sc_fire_at(due)
+    first, avoid = sc_fire_at(due), quiet_minutes(due)
     for i in range(start, start + count):
-        yield sc_schedule(i, Cron(distinct_cron(i))), first
+        yield sc_schedule(i, Cron(distinct_cron(i, avoid))), first
 
 
 # -- rq-scheduler ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from bench.common import (
     copy_db,
     cpu_seconds,
     db_of,
+    due_cron,
     flush,
     percentile,
     rate,
@@ -203,7 +204,9 @@ def _sc_dispatch(
     server: RedisServer, conn: redis.Redis, first_id: int, due_count: int, *, distinct: bool = False
 ) -> float:
     """Add ``due_count`` due cron schedules (ids from ``first_id``) in ``conn``'s database, then
-    time one scheduler dispatching all of them. ``distinct``: each its own cron expression."""
+    time one scheduler dispatching all of them. They share one cron expression (:func:`due_cron`),
+    or with ``distinct`` each has its own; neither fires in the minutes around now, so none
+    falls due again during the dispatch."""
     db = db_of(conn)
     store = sc_store(server, db)
     executor = sc_executor(server, db)
@@ -214,7 +217,7 @@ def _sc_dispatch(
     if distinct:
         sc_populate(store, sc_distinct_items(first_id, due_count, due))
     else:
-        sc_populate_cron(store, first_id, due_count, due)
+        sc_populate_cron(store, first_id, due_count, due, due_cron(due))
     elapsed = sc_dispatch_due(sched)
     _shutdown_later(executor)
     _check_handed(conn, before, due_count, SC_DISTINCT if distinct else SC)
@@ -558,7 +561,8 @@ def scale_out(server: RedisServer, due_count: int, processes: int) -> dict[str, 
     try:
         _await_ready(conn, processes)
         reap()  # what the scenario before stopped has exited
-        sc_populate_cron(sc_store(server), 0, due_count, utcnow() - timedelta(seconds=1))
+        due = utcnow() - timedelta(seconds=1)
+        sc_populate_cron(sc_store(server), 0, due_count, due, due_cron(due))
         started = time.perf_counter()
         conn.rpush(GO, *range(processes))
         results = [result_of(p, timeout=600) for p in procs]

@@ -340,6 +340,21 @@ def test_bench_distinct_crons_are_distinct_and_valid() -> None:
     assert len({e.split()[0] for e in exprs[:3000]}) == 3000
 
 
+@pytest.mark.parametrize("minute", [0, 7, 14, 44, 55])
+def test_bench_dispatch_crons_stay_silent_while_it_runs(minute: int) -> None:
+    """The due schedules of a dispatch fire in none of the 10 minutes after their due instant
+    (else some would fall due again while the scheduler dispatches, and more than N run)."""
+    from bench.common import distinct_cron, due_cron, quiet_minutes
+
+    due = T0.replace(minute=minute, second=59)
+    avoid = quiet_minutes(due)
+    exprs = [due_cron(due)] + [distinct_cron(i, avoid) for i in [*range(200), *range(60_000, 60_100)]]
+    assert len(set(exprs[1:])) == len(exprs) - 1
+    for expr in exprs:
+        found = Cron(expr).next_after(due)
+        assert found is not None and found > due + timedelta(minutes=10)
+
+
 def test_bench_check_handed_refuses_duplicates_and_losses() -> None:
     fakeredis = pytest.importorskip("fakeredis", reason="fakeredis is not installed")
     pytest.importorskip("rq", reason="rq is not installed")
