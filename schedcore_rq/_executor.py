@@ -698,10 +698,10 @@ class RQExecutor:
                     log.error("RQ job %s is outstanding but its run info is gone; forgetting it", job_id)
                     self._connection.zrem(self.keys.outstanding, job_id)
                     continue
-                info = RunInfo.from_dict(json.loads(raw_info))
                 decided = self._decide(job_id, status, alive, now, silent_for)
                 if decided is None:
-                    continue
+                    continue  # queued or running: most of them, so their run info is not parsed
+                info = RunInfo.from_dict(json.loads(raw_info))
                 outcome_status, error, guard_job, guard_alive = decided
                 body = payload(job_id, info, outcome_status, error=error)
                 finishes.append((job_id, body, guard_job, guard_alive))
