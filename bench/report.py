@@ -106,10 +106,17 @@ def _steps(r: dict[str, Any]) -> list[str]:
         rows.append([name, f"{at:.1f}", f"{end - at:.1f}"])
     out = ["", f"## run time — {r['elapsed_s']:.0f} s in all", ""]
     out += _table(["step", "started at (s)", "took (s)"], rows)
+    waited = r.get("background_wait_s")
+    wait = (
+        f" A timed part that its one pass (about a minute after the start) could overlap waits for "
+        f"that run to finish instead: {waited:.1f} s of waiting in this run, inside the step then running."
+        if waited is not None
+        else ""
+    )
     out += [
         "",
         "The rq-scheduler run at its default interval starts first and runs in the background "
-        "(on a database of its own) while the other steps run; the last step only collects it.",
+        f"(on a database of its own) while the other steps run; the last step only collects it.{wait}",
         "",
     ]
     return out

@@ -116,6 +116,25 @@ def _kill(proc: subprocess.Popen[str]) -> None:
         proc.communicate()
 
 
+_quiet_hook: Callable[[float], None] | None = None
+
+
+def set_quiet_hook(hook: Callable[[float], None] | None) -> None:
+    """``hook(seconds)`` is called before each timed part, with about the longest it may take.
+
+    ``bench.run`` waits there while the background run is about to hand over, or is handing
+    over, its jobs (rq-scheduler's one pass at its default interval: a second of CPU that
+    would otherwise land in the middle of whatever is measured then).
+    """
+    global _quiet_hook
+    _quiet_hook = hook
+
+
+def quiet(seconds: float) -> None:
+    if _quiet_hook is not None:
+        _quiet_hook(seconds)
+
+
 def _await_ready(conn: redis.Redis, n: int, timeout: float = 60) -> None:
     for _ in range(n):
         if conn.blpop([READY], timeout=timeout) is None:
@@ -136,6 +155,7 @@ def add(server: RedisServer, n: int, memory: dict[str, float] | None = None) -> 
     conn = client(server)
     out: dict[str, float] = {}
     reap()  # what the scenario before stopped has exited
+    quiet(n / 400 + 2)
 
     def mark() -> int:
         return used_memory(conn) if memory is not None else 0
@@ -212,6 +232,7 @@ def _sc_dispatch(
     executor = sc_executor(server, db)
     sched = sc_scheduler(store, executor)
     sched.tick()  # starts the executor
+    quiet(due_count / (250 if distinct else 500) + 2)
     before = _queue_len(conn)
     due = utcnow() - timedelta(seconds=1)
     if distinct:
@@ -231,6 +252,7 @@ def _shutdown_later(executor: Any) -> None:
 
 
 def _rqs_dispatch(conn: redis.Redis, first_id: int, due_count: int) -> float:
+    quiet(due_count / 300 + 2)
     before = _queue_len(conn)
     rqs_populate_cron(conn, first_id, due_count, score=time.time() - 1)
     sch = rqs_scheduler(conn)
@@ -242,6 +264,7 @@ def _rqs_dispatch(conn: redis.Redis, first_id: int, due_count: int) -> float:
 
 
 def _rq_dispatch(conn: redis.Redis, first_id: int, due_count: int) -> float:
+    quiet(due_count / 500 + 2)
     before = _queue_len(conn)
     past = utcnow() - timedelta(seconds=1)
     rq_populate_same(conn, first_id, due_count, past)
@@ -403,12 +426,16 @@ def _run_stream(
     populate: Callable[[], None],
     settle: float = 0.0,
     stop_later: bool = False,
+    on_ready: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Start the observer beside the already spawned ``scheduler``, wait for both, reap what an
-    earlier run left stopping, wait ``settle`` s, write the stream (``populate``) and collect."""
+    """Start the observer beside the already spawned ``scheduler``, wait for both (then call
+    ``on_ready``), reap what an earlier run left stopping, wait ``settle`` s, write the stream
+    (``populate``) and collect."""
     observer = _observer(server, conn, expected, timeout)
     try:
         _await_ready(conn, 2)
+        if on_ready is not None:
+            on_ready()
         time.sleep(settle)
         if stop_later:
             reap()  # the run before stopped while this one started (not while it measures)
@@ -428,6 +455,7 @@ def lateness_sc(
     from schedcore import Interval, Schedule
     from schedcore.records import Pending, PendingKind
 
+    quiet(seconds + 8)
     conn = client(server, db)
     flush(conn)
 
@@ -471,8 +499,14 @@ def lateness_rqs(
     db: int = DB_LATE[RQS1],
     *,
     stop_later: bool = False,
+    on_ready: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """One-shot ``enqueue_at`` jobs on the same stream, picked up by ``rqscheduler -i interval``."""
+    """One-shot ``enqueue_at`` jobs on the same stream, picked up by ``rqscheduler -i interval``.
+
+    ``on_ready`` is called when its process is up: its first pass is then, the next one
+    ``interval`` s later (the one that finds the stream due when ``interval`` is long)."""
+    if on_ready is None:  # (the background run does not wait for itself)
+        quiet(seconds + interval + 8)
     conn = client(server, db)
     flush(conn)
     scheduler = spawn("rqs-run", socket=str(server.socket), db=db, interval=interval)
@@ -482,13 +516,23 @@ def lateness_rqs(
         rqs_populate_at(conn, _peer_stream(per_second, seconds, lead=PEER_LEAD))
 
     timeout = seconds + interval + 60
-    return _run_stream(server, conn, scheduler, expected, timeout=timeout, populate=populate, stop_later=stop_later)
+    return _run_stream(
+        server,
+        conn,
+        scheduler,
+        expected,
+        timeout=timeout,
+        populate=populate,
+        stop_later=stop_later,
+        on_ready=on_ready,
+    )
 
 
 def lateness_rq(
     server: RedisServer, per_second: int, seconds: float, db: int = DB_LATE[RQ], *, stop_later: bool = False
 ) -> dict[str, Any]:
     """``Queue.enqueue_at`` jobs on the same stream, moved by the RQScheduler loop of ``rq worker --with-scheduler``."""
+    quiet(seconds + 8)
     conn = client(server, db)
     flush(conn)
     scheduler = spawn("rq-run", socket=str(server.socket), db=db)
@@ -555,6 +599,7 @@ def idle(server: RedisServer, stored: Stored, sc_count: int, peer_count: int, wi
 
 def scale_out(server: RedisServer, due_count: int, processes: int) -> dict[str, Any]:
     """``processes`` schedcore schedulers on one store, ``due_count`` due: aggregate rate and duplicates."""
+    quiet(due_count / 500 + 4)
     conn = client(server)
     flush(conn)
     procs = [spawn("sc-burst", socket=str(server.socket)) for _ in range(processes)]
@@ -587,6 +632,7 @@ def ceiling(server: RedisServer, requests: int, requests_p1: int | None = None) 
     """``redis-benchmark`` ZADD on the same server: pipelined (-P 16, ``requests``) and one
     command per round trip (-P 1, ``requests_p1``, default ``requests``)."""
     exe = os.environ.get("SCHEDCORE_REDIS_BENCHMARK", "redis-benchmark")
+    quiet(requests / 100_000 + (requests_p1 or requests) / 20_000 + 2)
     out: dict[str, float] = {}
     for label, pipeline, n in (("zadd_p16", 16, requests), ("zadd_p1", 1, requests_p1 or requests)):
         cmd = [exe, "-s", str(server.socket), "-t", "zadd", "-n", str(n), "-P", str(pipeline), "-q", "--csv"]
@@ -616,7 +662,9 @@ __all__ = [
     "lateness_rq",
     "lateness_rqs",
     "lateness_sc",
+    "quiet",
     "reap",
     "scale",
     "scale_out",
+    "set_quiet_hook",
 ]

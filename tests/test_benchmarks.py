@@ -376,6 +376,18 @@ def test_bench_check_handed_refuses_duplicates_and_losses() -> None:
 def test_bench_add_dispatch_scale_idle(bench_server: Any) -> None:
     _peers()
     from bench import scenarios as S
+
+    asked: list[float] = []  # every timed part asks first whether it may start (bench.run may wait)
+    S.set_quiet_hook(asked.append)
+    try:
+        _add_dispatch_scale_idle(bench_server)
+    finally:
+        S.set_quiet_hook(None)
+    assert len(asked) == 1 + 4 + 3 * 2 + 2 and all(seconds > 0 for seconds in asked)  # add, dispatch, scale
+
+
+def _add_dispatch_scale_idle(bench_server: Any) -> None:
+    from bench import scenarios as S
     from schedcore import Scheduler
 
     memory: dict[str, float] = {}
@@ -441,6 +453,7 @@ def _results(add_many: bool) -> dict[str, Any]:
         "config": MODES["quick"],
         "started": "2026-01-01T00:00:00+00:00",
         "elapsed_s": 95.0,
+        "background_wait_s": 2.5,
         "steps": [(0.0, "lateness: schedcore"), (9.0, "add"), (90.0, "ceiling")],
         "machine": {"cpu": "cpu", "cores": 2, "platform": "linux", "load_at_start": [0.1], "load_at_end": [0.2]},
         "versions": {"python": "3"},
@@ -469,6 +482,7 @@ def test_bench_report_reads_the_bulk_row_and_both_dispatch_ratios() -> None:
     assert "| schedcore, distinct triggers | 2,000 |" in page
     assert "## run time — 95 s in all" in page and "| add | 9.0 | 81.0 |" in page
     assert "100,000 stored for schedcore" in page
+    assert "2.5 s of waiting in this run" in page
 
     page = markdown(_results(add_many=False))  # before Scheduler.add_many: the one-at-a-time figure
     assert f"| add ≥ 20{X} rq-scheduler (`Scheduler.add`, one at a time (no bulk API in this run)) | 2.0{X} |" in page
