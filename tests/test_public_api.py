@@ -93,3 +93,10 @@ def test_errors_derive_from_schedcore_error() -> None:
         obj = getattr(schedcore, name)
         if isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, schedcore.SchedcoreError), name
+
+
+def test_bulk_add_is_public_and_documented() -> None:
+    assert callable(schedcore.Scheduler.add_many) and callable(schedcore.Store.add_many)
+    assert (schedcore.Scheduler.add_many.__doc__ or "").strip() and (schedcore.Store.add_many.__doc__ or "").strip()
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    assert "add_many(schedules" in text
