@@ -230,7 +230,7 @@ class Scheduler:
             results = [self.store.add(schedule, first, conflict) for schedule, first in items]
         # What add logs and emits for each; skipped when nobody would see it (20% of a bulk add).
         logged = log.isEnabledFor(logging.INFO)
-        hooked = bool(self.plugin_manager.hook.schedcore_schedule_added.get_hookimpls())
+        hooked = bool(self.hooks.pm.hook.schedcore_schedule_added.get_hookimpls())
         for (schedule, first), result in zip(items, results, strict=True):
             value = result.value
             if logged:
