@@ -228,7 +228,7 @@ class Scheduler:
                     if taken:
                         raise ScheduleExists(schedule.id)
             results = [self.store.add(schedule, first, conflict) for schedule, first in items]
-        # What add logs and emits for each; skipped when nobody would see it (20% of a bulk add).
+        # What add logs and emits for each; skipped when nobody would see it (a tenth of a bulk add).
         logged = log.isEnabledFor(logging.INFO)
         hooked = bool(self.hooks.pm.hook.schedcore_schedule_added.get_hookimpls())
         for (schedule, first), result in zip(items, results, strict=True):
