@@ -598,4 +598,20 @@ def versions() -> dict[str, str]:
     if exe:
         banner = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout
         out["redis-server"] = banner.split()[2].removeprefix("v=")
+    out["commit"] = _commit()
     return out
+
+
+def _commit() -> str:
+    """The checkout measured: its commit, ``+changes`` when the packages measured differ from it."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    if head.returncode != 0:
+        return "?"
+    changed = subprocess.run(
+        [*git, "status", "--porcelain", "--", "schedcore", "schedcore_redis", "schedcore_rq"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return head.stdout.strip() + (" +changes" if changed else "")
