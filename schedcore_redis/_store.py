@@ -941,13 +941,16 @@ def _encode_definitions(schedules: Sequence[Schedule]) -> list[str]:
     """:func:`encode_schedule` of each, encoding each distinct definition once (see :func:`_shape`)."""
     texts: dict[tuple[Any, ...], str] = {}
     out: list[str] = []
+    last: tuple[Any, ...] | None = None
+    raw = ""
     for schedule in schedules:
         key = _shape(schedule)
-        raw = texts.get(key) if key is not None else None
-        if raw is None:
-            raw = encode_schedule(schedule)
+        if key is None or key != last:  # (a bulk add mostly repeats one shape: compared, not hashed)
+            found = texts.get(key) if key is not None else None
+            raw = found if found is not None else encode_schedule(schedule)
             if key is not None:
                 texts[key] = raw
+            last = key
         out.append(raw)
     return out
 

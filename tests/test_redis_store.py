@@ -277,9 +277,9 @@ def test_add_many_encodes_each_definition_as_add_does() -> None:
     from schedcore_redis._codec import encode_schedule
     from schedcore_redis._store import _encode_definitions
 
-    schedules = _variety()
-    assert _encode_definitions(schedules) == [encode_schedule(s) for s in schedules]
-    assert _encode_definitions(schedules[::-1]) == [encode_schedule(s) for s in schedules[::-1]]
+    variety = _variety()
+    for schedules in (variety, variety[::-1], [s for s in variety for _ in range(3)], variety + variety[::-1]):
+        assert _encode_definitions(schedules) == [encode_schedule(s) for s in schedules]
 
 
 def test_add_many_writes_exactly_what_a_loop_of_add_writes(store: RedisStore) -> None:
