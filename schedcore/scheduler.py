@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 import pluggy
 
-from schedcore._planner import Plan, backfill_entries, first_fire, next_fire_utc, plan, retry_entry
+from schedcore._planner import Plan, TriggerMemo, backfill_entries, first_fire, next_fire_utc, plan, retry_entry
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import (
     CorruptScheduleData,
@@ -424,15 +424,17 @@ class Scheduler:
         claimed_at: datetime | None = None
         self._unapplied.extend(outcome for outcome, _ in self._deferred.values())  # try kept outcomes again
         try:
+            peeked: tuple[datetime | None] | None = None  # next_due read with the last commit
             for _ in range(_MAX_ROUNDS):
+                peeked = None
                 self._apply_outcomes()
                 if self._stopping.is_set():
                     break
                 claimed_at = self.clock.now()
-                claimed = self._dispatch_batch(claimed_at)
+                claimed, peeked = self._dispatch_batch(claimed_at)
                 if claimed < self.batch_size and self._outcomes.empty() and not self._unapplied:
                     break
-            wake_at = self.store.next_due()
+            wake_at = peeked[0] if peeked is not None else self.store.next_due()
         except ExecutorUnavailable as exc:
             return self._back_off("executor unavailable", exc)
         except Exception as exc:
@@ -549,13 +551,16 @@ class Scheduler:
         )
         return self.clock.now() + timedelta(seconds=seconds)
 
-    def _dispatch_batch(self, now: datetime) -> int:
-        """Claim one batch due at ``now``, plan it, hand the runs over, commit; return how many were claimed."""
+    def _dispatch_batch(self, now: datetime) -> tuple[int, tuple[datetime | None] | None]:
+        """Claim one batch due at ``now``, plan it, hand the runs over, commit; return how many
+        were claimed and, for a short (likely last) batch, the store's next due instant read
+        with the commit (when the store can do both at once)."""
         claims = self.store.claim_due(now, limit=self.batch_size, lease=self.lease, owner=self.owner)
         if not claims:
-            return 0
+            return 0, None
         plans: list[Plan] = []
         by_schedule: dict[str, list[Plan]] = {}
+        memo: TriggerMemo = {}  # schedules of one batch often share a trigger and its answers
         # Claims of one schedule in one batch (a fire entry and an un-parked one, say) were
         # taken together, so each sees the state before the others: add what the earlier
         # plans of the batch did, or overlap and max_runs would be decided on stale counts.
@@ -570,7 +575,7 @@ class Scheduler:
                         runs_started=claim.runs_started + sum(p.commit.runs_started for p in previous),
                         parked=claim.parked or any(p.commit.park is not None for p in previous),
                     )
-                planned = plan(claim, now)
+                planned = plan(claim, now, memo)
                 plans.append(planned)
                 previous.append(planned)
             except Exception:
@@ -589,10 +594,17 @@ class Scheduler:
             except Exception:
                 self._release([p.commit.claim for p in plans])
                 raise
-        results = self.store.commit([p.commit for p in plans])
+        commits = [p.commit for p in plans]
+        peeked: tuple[datetime | None] | None = None
+        commit_and_peek = getattr(self.store, "commit_and_next_due", None) if len(claims) < self.batch_size else None
+        if commit_and_peek is not None:  # saves the loop's next_due round trip
+            results, due = commit_and_peek(commits)
+            peeked = (due,)
+        else:
+            results = self.store.commit(commits)
         for p, ok in zip(plans, results, strict=True):
             self._after_commit(p, ok)
-        return len(claims)
+        return len(claims), peeked
 
     def _release(self, claims: Sequence[Claim]) -> None:
         try:
