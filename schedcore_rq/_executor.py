@@ -49,6 +49,8 @@ log = logging.getLogger("schedcore.rq")
 _CHUNK = 100  # runs per script call; all chunks of a batch go in one pipeline (one round trip)
 _TEMPLATE_TTL_MS = 7 * 86_400_000  # a job template unused this long leaves Redis (sent again if needed)
 _TEMPLATE_GONE = -1  # the hand-off script's reply when a template it should read is not there
+_RECONCILE_CHUNK = 50  # outstanding jobs looked at per round trip of a reconciler pass
+_RECONCILE_PAUSE_MAX = 0.05  # seconds: the longest pause between two chunks of a pass
 _LOST_MARKERS = ("AbandonedJobError", "Work-horse terminated unexpectedly")
 
 
@@ -681,7 +683,10 @@ class RQExecutor:
         for job_id in list(self._suspects):
             if job_id not in seen:
                 del self._suspects[job_id]
-        for chunk in _chunks(ids, 200):
+        for chunk in _chunks(ids, _RECONCILE_CHUNK):
+            if self._stop.is_set():
+                break  # shutting down: the next executor's pass covers the rest
+            chunk_started = time.monotonic()
             pipe = self._connection.pipeline(transaction=False)
             for job_id in chunk:
                 pipe.hget(Job.key_for(job_id), "status")
@@ -690,13 +695,13 @@ class RQExecutor:
             replies = pipe.execute()
             infos = replies[-1]
             finishes: list[tuple[str, str, str, str]] = []  # job id, payload, must-miss key 1, key 2
+            orphans: list[str] = []
             for index, job_id in enumerate(chunk):
                 status = _text(replies[2 * index])
                 alive = bool(replies[2 * index + 1])
                 raw_info = infos[index]
                 if raw_info is None:
-                    log.error("RQ job %s is outstanding but its run info is gone; forgetting it", job_id)
-                    self._connection.zrem(self.keys.outstanding, job_id)
+                    orphans.append(job_id)
                     continue
                 decided = self._decide(job_id, status, alive, now, silent_for)
                 if decided is None:
@@ -705,12 +710,24 @@ class RQExecutor:
                 outcome_status, error, guard_job, guard_alive = decided
                 body = payload(job_id, info, outcome_status, error=error)
                 finishes.append((job_id, body, guard_job, guard_alive))
+            if orphans:  # one line per chunk: a flushed database would otherwise log a line per job
+                log.error(
+                    "%d outstanding RQ jobs have lost their run info (%s%s); forgetting them",
+                    len(orphans),
+                    ", ".join(orphans[:3]),
+                    ", ..." if len(orphans) > 3 else "",
+                )
+                self._connection.zrem(self.keys.outstanding, *orphans)
             for job_id, body, guard_job, guard_alive in finishes:
                 keys = [self.keys.outstanding, self.keys.outcomes]
                 if self._finish(keys=keys, args=[job_id, body, guard_job, guard_alive]) == 1:
                     log.info("RQ job %s: outcome found by the reconciler", job_id)
                     self._suspects.pop(job_id, None)
                     found += 1
+            # A backlog of queued jobs (workers slower than the schedules) makes a pass long;
+            # it shares the GIL and Redis with the scheduler's loop, so it is paced: about as
+            # long a pause as each chunk took, or the loop's fires are late while it runs.
+            self._stop.wait(min(time.monotonic() - chunk_started, _RECONCILE_PAUSE_MAX))
         return found
 
     def _decide(

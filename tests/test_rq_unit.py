@@ -409,6 +409,35 @@ def test_reconciler_reports_a_vanished_job_as_lost(executor: RQExecutor, rconn: 
     assert "vanished" in (got.outcomes[0].error or "")
 
 
+def test_a_reconciler_pass_is_chunked_and_stops_with_the_executor(executor: RQExecutor, rconn: redis.Redis) -> None:
+    """A pass over a backlog yields between chunks and ends early at shutdown (the next pass finishes it)."""
+    from schedcore_rq import _executor
+
+    runs = [run_of(schedule(f"v{i}")) for i in range(3 * _executor._RECONCILE_CHUNK)]
+    assert executor.handoff(runs) == [True] * len(runs)
+    rconn.delete(*[Job.key_for(job_id_for(r.id)) for r in runs])  # every one vanished: each is LOST
+    executor._stop.set()  # as shutdown does: the pass stops after the chunk in hand
+    assert executor.reconcile() == 0
+    executor._stop.clear()
+    assert executor.reconcile() == len(runs)
+    assert executor.outstanding() == 0
+
+
+def test_outstanding_jobs_without_run_info_are_forgotten_with_one_log_line(
+    executor: RQExecutor, rconn: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    runs = [run_of(schedule(f"o{i}")) for i in range(10)]
+    executor.handoff(runs)
+    rconn.delete(executor.keys.runs)  # a hand-edited or partly flushed database
+    with caplog.at_level("ERROR", logger="schedcore.rq"):
+        assert executor.reconcile() == 0
+    assert executor.outstanding() == 0
+    assert [r.getMessage() for r in caplog.records if "run info" in r.getMessage()] == [
+        f"10 outstanding RQ jobs have lost their run info ({', '.join(job_id_for(r.id) for r in runs[:3])}, ...); "
+        "forgetting them"
+    ]
+
+
 def test_reconciler_reports_a_silent_started_job_as_lost_only_after_the_grace(
     executor: RQExecutor,
     rconn: redis.Redis,
