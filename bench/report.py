@@ -295,6 +295,15 @@ def markdown(r: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _save(plt: Any, fig: Any, name: str) -> Path:
+    """Write ``fig`` as docs/img/<name>.png and close it."""
+    fig.tight_layout()
+    path = IMG / f"{name}.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def charts(r: dict[str, Any]) -> list[Path]:
     import matplotlib
 
@@ -318,11 +327,7 @@ def charts(r: dict[str, Any]) -> list[Path]:
     ax.set_title(f"Lateness at {r['config']['late_rate']:,} fires/s ({r['mode']} run)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = IMG / "lateness.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    paths.append(path)
+    paths.append(_save(plt, fig, "lateness"))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     sizes = sorted(r["scale"], key=int)
@@ -338,11 +343,7 @@ def charts(r: dict[str, Any]) -> list[Path]:
     ax.set_title(f"Dispatch rate against schedules stored ({r['mode']} run)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path = IMG / "scale.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    paths.append(path)
+    paths.append(_save(plt, fig, "scale"))
     return paths
 
 

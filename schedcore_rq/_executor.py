@@ -75,6 +75,13 @@ _STUCK_AFTER = 120.0  # seconds after which a payload in the processing list is 
 _SWEEP_BATCH = 500
 
 
+def _rq_timestamp() -> str:
+    """Now, as RQ writes a job's ``created_at`` and ``enqueued_at``."""
+    from rq.utils import now, utcformat
+
+    return utcformat(now())
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -243,9 +250,7 @@ class RQExecutor:
             return []
         entries: list[tuple[list[Any], JobTemplate | None, list[Any]]] = []
         try:
-            from rq.utils import now, utcformat
-
-            stamp = utcformat(now())  # the jobs of one hand-off are created (and enqueued) together
+            stamp = _rq_timestamp()  # the jobs of one hand-off are created (and enqueued) together
             for run in runs:
                 entries.append(self._entry(run, stamp))
             handed = self._run_handoff(entries)
@@ -431,12 +436,8 @@ class RQExecutor:
         if known is None and key is not None and shape in self._by_shape:
             known = self._remember(key, self._by_shape[shape], self._job_data(run))
         if known is not None:
-            if stamp is None:
-                from rq.utils import now, utcformat
-
-                stamp = utcformat(now())
             template, data = known
-            return template, [description, self._serializer.dumps(meta), stamp, data]
+            return template, [description, self._serializer.dumps(meta), stamp or _rq_timestamp(), data]
         commands = self._capture(run, job_id, options, meta, description)
         if key is not None and key not in self._templates:
             captured = JobTemplate.capture(commands, job_id, description, self._serializer.dumps(meta), run.id)
@@ -683,7 +684,13 @@ class RQExecutor:
         for job_id in list(self._suspects):
             if job_id not in seen:
                 del self._suspects[job_id]
+        pause = 0.0
         for chunk in _chunks(ids, _RECONCILE_CHUNK):
+            # A backlog of queued jobs (workers slower than the schedules) makes a pass long;
+            # it shares the GIL and Redis with the scheduler's loop, so it is paced: between
+            # chunks, about as long a pause as the last one took, or the loop's fires are late.
+            if pause:
+                self._stop.wait(pause)
             if self._stop.is_set():
                 break  # shutting down: the next executor's pass covers the rest
             chunk_started = time.monotonic()
@@ -724,10 +731,7 @@ class RQExecutor:
                     log.info("RQ job %s: outcome found by the reconciler", job_id)
                     self._suspects.pop(job_id, None)
                     found += 1
-            # A backlog of queued jobs (workers slower than the schedules) makes a pass long;
-            # it shares the GIL and Redis with the scheduler's loop, so it is paced: about as
-            # long a pause as each chunk took, or the loop's fires are late while it runs.
-            self._stop.wait(min(time.monotonic() - chunk_started, _RECONCILE_PAUSE_MAX))
+            pause = min(time.monotonic() - chunk_started, _RECONCILE_PAUSE_MAX)
         return found
 
     def _decide(
