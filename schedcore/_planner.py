@@ -153,6 +153,8 @@ class _Timeline:
 
     def due(self, nominal: datetime) -> datetime:
         """``nominal`` plus its jitter (see :func:`occurrence_due`)."""
+        if not self.schedule.jitter:  # the common case: due when nominal, nothing to remember
+            return nominal
         due = self._due.get(nominal)
         if due is None:
             due = self._due[nominal] = occurrence_due(self.schedule, nominal, self.raw_next(nominal))
@@ -262,9 +264,11 @@ def plan(claim: Claim, now: datetime, memo: TriggerMemo | None = None) -> Plan:
     return _plan_extra(claim, now)
 
 
-def _record(schedule_id: str, entry: Pending, status: RunStatus, now: datetime, note: str | None) -> RunRecord:
+def _record(
+    schedule_id: str, entry: Pending, status: RunStatus, now: datetime, note: str | None, *, run_id: str | None = None
+) -> RunRecord:
     return RunRecord(
-        run_id=make_run_id(schedule_id, entry.nominal, entry.attempt),
+        run_id=run_id or make_run_id(schedule_id, entry.nominal, entry.attempt),
         kind=entry.kind,
         nominal=entry.nominal,
         due=entry.due,
@@ -286,22 +290,22 @@ def _build(
     runs_started: int = 0,
     jumped: bool = False,
 ) -> Plan:
-    sid = claim.schedule_id
+    schedule = claim.schedule
+    sid = schedule.id
     recorded = skips[-RECORD_LIMIT:]  # the newest ones; older ones are only counted
+    runs = tuple(Run.create(schedule, e) for e in dispatch)
     commit = Commit(
         claim=claim,
-        dispatched=tuple(_record(sid, e, RunStatus.DISPATCHED, now, None) for e in dispatch),
+        dispatched=tuple(
+            _record(sid, e, RunStatus.DISPATCHED, now, None, run_id=run.id)
+            for e, run in zip(dispatch, runs, strict=True)
+        ),
         skipped=tuple(_record(sid, e, RunStatus.SKIPPED, now, reason) for e, reason in recorded),
         next_fire=next_fire,
         park=park,
         runs_started=runs_started,
     )
-    return Plan(
-        commit=commit,
-        runs=tuple(Run.create(claim.schedule, e) for e in dispatch),
-        unrecorded=len(skips) - len(recorded),
-        jumped=jumped,
-    )
+    return Plan(commit=commit, runs=runs, unrecorded=len(skips) - len(recorded), jumped=jumped)
 
 
 def _plan_extra(claim: Claim, now: datetime) -> Plan:
@@ -324,6 +328,12 @@ def _plan_fire(claim: Claim, now: datetime, memo: TriggerMemo | None) -> Plan:
     timeline = _Timeline(schedule, memo)
     if schedule.paused:
         return _build(claim, now, [], [])  # resume computes a fresh fire entry
+    if schedule.start_at is None and schedule.end_at is None and not schedule.jitter and schedule.max_runs is None:
+        nominal = claim.entry.nominal
+        if nominal <= now:
+            following = timeline.raw_next(nominal)
+            if following is None or following > now:
+                return _plan_one(claim, now, nominal, following)
     current = timeline.clip(claim.entry.nominal)
     if current is None:
         return _build(claim, now, [], [])  # beyond end_at (the definition changed): finished
@@ -389,6 +399,23 @@ def _plan_fire(claim: Claim, now: datetime, memo: TriggerMemo | None) -> Plan:
         claim, now, dispatch, skips, next_fire=next_fire, park=park, runs_started=len(dispatch), jumped=jumped
     )
     return attrs.evolve(built, unrecorded=built.unrecorded + uncounted) if uncounted else built
+
+
+def _plan_one(claim: Claim, now: datetime, nominal: datetime, following: datetime | None) -> Plan:
+    """:func:`_plan_fire` where it is simplest, and most common: exactly one occurrence due
+    (``nominal``; ``following`` is the next one, not due), no jitter, no window, no
+    ``max_runs``. The same decisions, without walking, jumping or counting."""
+    schedule, entry = claim.schedule, claim.entry
+    if entry.due != nominal or entry.attempt != 1:
+        entry = Pending(kind=PendingKind.FIRE, nominal=nominal, due=nominal)
+    next_fire = None if following is None else Pending(kind=PendingKind.FIRE, nominal=following, due=following)
+    if schedule.catchup is Catchup.SKIP and now - nominal > schedule.misfire_grace:
+        return _build(claim, now, [], [(entry, "catchup")], next_fire=next_fire)  # (latest and all keep it)
+    if schedule.overlap is Overlap.ALLOW or claim.running == 0:
+        return _build(claim, now, [entry], [], next_fire=next_fire, runs_started=1)
+    if schedule.overlap is Overlap.BUFFER_ONE and not claim.parked:
+        return _build(claim, now, [], [], next_fire=next_fire, park=attrs.evolve(entry, kind=PendingKind.BUFFERED))
+    return _build(claim, now, [], [(entry, "overlap")], next_fire=next_fire)
 
 
 def _fire(timeline: _Timeline, nominal: datetime) -> Pending:

@@ -23,6 +23,10 @@ __all__ = ["LocalExecutor"]
 log = logging.getLogger("schedcore.executors")
 
 
+def _handed_over() -> None:
+    """What :meth:`LocalExecutor.submit_nowait` returns: the runs are queued already."""
+
+
 class LocalExecutor:
     """Runs each run's task in-process on a :class:`~concurrent.futures.ThreadPoolExecutor`.
 
@@ -74,6 +78,16 @@ class LocalExecutor:
                 self._seen.popitem(last=False)
         for run in fresh:
             pool.submit(self._execute, run)
+
+    def submit_nowait(self, runs: Sequence[Run]) -> Callable[[], None]:
+        """:meth:`submit` (it never waits on anything); returns a function with nothing to wait for.
+
+        Queuing on the pool takes microseconds, so there is nothing to overlap; it is here so
+        that the embedded default drives the engine exactly like a networked executor (the
+        next batch claimed before this one is committed), under the property tests too.
+        """
+        self.submit(runs)
+        return _handed_over
 
     def shutdown(self, wait: bool = True) -> None:
         """Accept no more runs; with ``wait``, return once queued and running ones have reported."""

@@ -90,6 +90,12 @@ class Store(Protocol):
     ``manual`` and ``backfill`` entries, each keyed by :attr:`Pending.key` within its
     schedule. A schedule may also hold one *parked* entry (overlap ``buffer_one``)
     outside the index until its running runs have all finished.
+
+    Optional, beyond the methods below: ``commit_nowait(commits) -> Callable[[], list[bool]]``
+    starts :meth:`commit` and returns at once, with a function that waits for it and returns
+    (or raises) what :meth:`commit` would have. The engine plans its next batch meanwhile
+    (with an executor that has ``submit_nowait``, see :class:`Executor`). It calls the
+    returned function exactly once, and calls no other method of the store in between.
     """
 
     # -- definitions -----------------------------------------------------------------
@@ -249,7 +255,15 @@ class Store(Protocol):
 
 @runtime_checkable
 class Executor(Protocol):
-    """What runs the tasks. Hand-over is idempotent per :attr:`Run.id`."""
+    """What runs the tasks. Hand-over is idempotent per :attr:`Run.id`.
+
+    Optional, beyond the methods below: ``submit_nowait(runs) -> Callable[[], None]`` starts
+    handing ``runs`` over and returns at once, with a function that waits until the hand-over
+    is done and raises what :meth:`submit` would have raised. With it, the engine claims its
+    next batch while the runs travel, so the store's work and the executor's overlap (worth
+    it when both wait on a network). The engine calls the returned function exactly once,
+    before it commits the batch, and never has two hand-overs in flight.
+    """
 
     def validate(self, schedule: Schedule) -> None:
         """Check executor-specific options of ``schedule`` at add time; raise ValidationError."""

@@ -58,10 +58,6 @@ class AddResult(str, Enum):
     KEPT = "kept"
 
 
-def _utc_ms(value: datetime) -> datetime:
-    return trunc_ms(value)
-
-
 def _as_kind(value: Any) -> PendingKind:
     return value if type(value) is PendingKind else PendingKind(value)  # the common case without Enum's lookup
 
@@ -83,8 +79,8 @@ class Pending:
     """
 
     kind: PendingKind = attrs.field(converter=_as_kind)
-    nominal: datetime = attrs.field(converter=_utc_ms)
-    due: datetime = attrs.field(converter=_utc_ms)
+    nominal: datetime = attrs.field(converter=trunc_ms)
+    due: datetime = attrs.field(converter=trunc_ms)
     attempt: int = 1
 
     def key(self, schedule_id: str) -> str:
@@ -202,10 +198,10 @@ class Outcome:
 
     run_id: str
     schedule_id: str
-    nominal: datetime = attrs.field(converter=_utc_ms)
+    nominal: datetime = attrs.field(converter=trunc_ms)
     attempt: int
     status: OutcomeStatus = attrs.field(converter=_as_outcome_status)
-    finished_at: datetime = attrs.field(converter=_utc_ms)
+    finished_at: datetime = attrs.field(converter=trunc_ms)
     started_at: datetime | None = None
     error: str | None = None  #: ``"ExceptionType: message"`` for failures
 
@@ -216,8 +212,8 @@ class RunRecord:
 
     run_id: str
     kind: PendingKind = attrs.field(converter=_as_kind)
-    nominal: datetime = attrs.field(converter=_utc_ms)
-    due: datetime = attrs.field(converter=_utc_ms)
+    nominal: datetime = attrs.field(converter=trunc_ms)
+    due: datetime = attrs.field(converter=trunc_ms)
     attempt: int
     status: RunStatus = attrs.field(converter=_as_run_status)
     dispatched_at: datetime | None = None

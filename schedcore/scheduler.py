@@ -63,6 +63,16 @@ _STUCK_POLL = timedelta(seconds=1)  # re-check of an entry the store reports due
 _DEFERRED_POLL = timedelta(seconds=1)  # re-try of an outcome whose run is not committed yet
 
 
+@attrs.frozen
+class _Ahead:
+    """A batch claimed while the batch before it was being handed over."""
+
+    claims: list[Claim]
+    claimed_at: datetime
+    earlier: dict[str, list[Plan]]  #: the batch before's plans, by schedule id (not committed at the claim)
+    plans: list[Plan] | None = None  #: planned already (while the batch before was committed)
+
+
 def _version() -> str:
     import importlib.metadata
 
@@ -423,18 +433,25 @@ class Scheduler:
         self._ensure_started()
         claimed_at: datetime | None = None
         self._unapplied.extend(outcome for outcome, _ in self._deferred.values())  # try kept outcomes again
+        ahead: _Ahead | None = None  # the next batch, claimed while this one was handed over
         try:
-            peeked: tuple[datetime | None] | None = None  # next_due read with the last commit
-            for _ in range(_MAX_ROUNDS):
-                peeked = None
-                self._apply_outcomes()
-                if self._stopping.is_set():
-                    break
-                claimed_at = self.clock.now()
-                claimed, peeked = self._dispatch_batch(claimed_at)
-                if claimed < self.batch_size and self._outcomes.empty() and not self._unapplied:
-                    break
-            wake_at = peeked[0] if peeked is not None else self.store.next_due()
+            try:
+                peeked: tuple[datetime | None] | None = None  # next_due read with the last commit
+                for round_ in range(_MAX_ROUNDS):
+                    peeked = None
+                    self._apply_outcomes()
+                    if self._stopping.is_set():
+                        break
+                    claimed_at = ahead.claimed_at if ahead is not None else self.clock.now()
+                    claimed, peeked, ahead = self._dispatch_batch(
+                        claimed_at, ahead, claim_ahead=round_ + 1 < _MAX_ROUNDS
+                    )
+                    if ahead is None and claimed < self.batch_size and self._outcomes.empty() and not self._unapplied:
+                        break
+                wake_at = peeked[0] if peeked is not None else self.store.next_due()
+            finally:
+                if ahead is not None:  # stopping, or an error: give the early claims back
+                    self._release(ahead.claims)
         except ExecutorUnavailable as exc:
             return self._back_off("executor unavailable", exc)
         except Exception as exc:
@@ -551,19 +568,91 @@ class Scheduler:
         )
         return self.clock.now() + timedelta(seconds=seconds)
 
-    def _dispatch_batch(self, now: datetime) -> tuple[int, tuple[datetime | None] | None]:
-        """Claim one batch due at ``now``, plan it, hand the runs over, commit; return how many
-        were claimed and, for a short (likely last) batch, the store's next due instant read
-        with the commit (when the store can do both at once)."""
-        claims = self.store.claim_due(now, limit=self.batch_size, lease=self.lease, owner=self.owner)
-        if not claims:
-            return 0, None
+    def _dispatch_batch(
+        self, now: datetime, ahead: _Ahead | None = None, *, claim_ahead: bool = False
+    ) -> tuple[int, tuple[datetime | None] | None, _Ahead | None]:
+        """Claim one batch due at ``now`` (or take ``ahead``, claimed earlier), plan it, hand
+        the runs over, commit; return how many were claimed, for a short (likely last) batch
+        the store's next due instant read with the commit (when the store can do both at
+        once), and the next batch when it was claimed during this one.
+
+        With ``claim_ahead``, a full batch and an executor that can hand over in the
+        background (``submit_nowait``), the next batch is claimed while the runs travel, and
+        planned while this batch's commit travels (a store with ``commit_nowait``): the
+        engine's work, the store's and the executor's overlap instead of taking turns.
+        Claimed before this batch is committed, the next batch sees the state without it,
+        exactly like a second half of this batch (see :meth:`_plan_batch`).
+        """
+        if ahead is None:
+            claims = self.store.claim_due(now, limit=self.batch_size, lease=self.lease, owner=self.owner)
+            if not claims:
+                return 0, None, None
+            plans = self._plan_batch(claims, now, {})
+        else:
+            claims = ahead.claims
+            plans = ahead.plans if ahead.plans is not None else self._plan_batch(claims, now, ahead.earlier)
+        runs = [run for p in plans for run in p.runs]
+        held = [p.commit.claim for p in plans]
+        submit_nowait = getattr(self.executor, "submit_nowait", None)
+        following: _Ahead | None = None
+        if runs and submit_nowait is not None and claim_ahead and len(claims) >= self.batch_size:
+            try:
+                handed = submit_nowait(runs)
+            except Exception:
+                self._release(held)
+                raise
+            following = self._claim_ahead(plans)
+            try:
+                handed()
+            except Exception:
+                self._release(held + (following.claims if following is not None else []))
+                raise
+        elif runs:
+            try:
+                self.executor.submit(runs)
+            except Exception:
+                self._release(held)
+                raise
+        commits = [p.commit for p in plans]
+        peeked: tuple[datetime | None] | None = None
+        commit_and_peek = getattr(self.store, "commit_and_next_due", None) if len(claims) < self.batch_size else None
+        commit_nowait = getattr(self.store, "commit_nowait", None) if following is not None else None
+        try:
+            if commit_and_peek is not None:  # saves the loop's next_due round trip
+                results, due = commit_and_peek(commits)
+                peeked = (due,)
+            elif commit_nowait is not None and following is not None:
+                committed = commit_nowait(commits)
+                try:  # planned while the store commits (not before: a commit refused raises first)
+                    planned = self._plan_batch(following.claims, following.claimed_at, following.earlier)
+                finally:
+                    results = committed()  # always: it also frees what the call holds
+                following = attrs.evolve(following, plans=planned)
+            else:
+                results = self.store.commit(commits)
+        except Exception:
+            if following is not None:
+                self._release(following.claims)
+            raise
+        for p, ok in zip(plans, results, strict=True):
+            self._after_commit(p, ok)
+        return len(claims), peeked, following
+
+    def _plan_batch(
+        self, claims: Sequence[Claim], now: datetime, earlier: dict[str, builtins.list[Plan]]
+    ) -> builtins.list[Plan]:
+        """Plan each claim of a batch; a claim whose plan raises is left out (and logged).
+
+        ``earlier``: plans of the batch before, by schedule id, that were not committed yet
+        when these claims were taken (:meth:`_claim_ahead`).
+        """
         plans: list[Plan] = []
-        by_schedule: dict[str, list[Plan]] = {}
+        by_schedule: dict[str, builtins.list[Plan]] = {sid: list(previous) for sid, previous in earlier.items()}
         memo: TriggerMemo = {}  # schedules of one batch often share a trigger and its answers
-        # Claims of one schedule in one batch (a fire entry and an un-parked one, say) were
-        # taken together, so each sees the state before the others: add what the earlier
-        # plans of the batch did, or overlap and max_runs would be decided on stale counts.
+        # Claims of one schedule taken before the plans of the others were committed (two
+        # entries of one batch, a fire entry and an un-parked one, say; or entries of the
+        # batch before, claimed ahead) each see the state without the others: add what those
+        # plans did, or overlap and max_runs would be decided on stale counts.
         for claimed in claims:
             claim = claimed
             try:
@@ -587,24 +676,23 @@ class Scheduler:
                     claim.schedule_id,
                     extra={"event": "plan_failed", "schedule_id": claim.schedule_id},
                 )
-        runs = [run for p in plans for run in p.runs]
-        if runs:
-            try:
-                self.executor.submit(runs)
-            except Exception:
-                self._release([p.commit.claim for p in plans])
-                raise
-        commits = [p.commit for p in plans]
-        peeked: tuple[datetime | None] | None = None
-        commit_and_peek = getattr(self.store, "commit_and_next_due", None) if len(claims) < self.batch_size else None
-        if commit_and_peek is not None:  # saves the loop's next_due round trip
-            results, due = commit_and_peek(commits)
-            peeked = (due,)
-        else:
-            results = self.store.commit(commits)
-        for p, ok in zip(plans, results, strict=True):
-            self._after_commit(p, ok)
-        return len(claims), peeked
+        return plans
+
+    def _claim_ahead(self, plans: Sequence[Plan]) -> _Ahead | None:
+        """Claim the next batch now, before ``plans`` are committed (None: nothing due, or the
+        claim failed -- the next round claims again and meets the error the usual way)."""
+        claimed_at = self.clock.now()
+        try:
+            claims = self.store.claim_due(claimed_at, limit=self.batch_size, lease=self.lease, owner=self.owner)
+        except Exception as exc:
+            log.debug("claiming ahead failed (%s: %s); claiming after the commit", type(exc).__name__, exc)
+            return None
+        if not claims:
+            return None
+        earlier: dict[str, builtins.list[Plan]] = {}
+        for p in plans:
+            earlier.setdefault(p.commit.claim.schedule_id, []).append(p)
+        return _Ahead(claims=claims, claimed_at=claimed_at, earlier=earlier)
 
     def _release(self, claims: Sequence[Claim]) -> None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from datetime import datetime
+from json.encoder import encode_basestring_ascii as _json_str  # json.dumps's own string encoder
 from typing import Any
 
 import attrs
@@ -80,8 +81,14 @@ def encode_fire(entry: Pending) -> str:
 
 
 def decode_fire(value: Any) -> Pending:
-    """Reverse :func:`encode_fire`."""
-    parts = text(value).split(",")
+    """Reverse :func:`encode_fire` (memoised: the claims of a batch that fell due together
+    mostly carry the same text, and a Pending is immutable)."""
+    return _decode_fire(text(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_fire(value: str) -> Pending:
+    parts = value.split(",")
     if len(parts) == 1:
         parts += [parts[0], "1"]
     nominal, due, attempt = parts
@@ -221,21 +228,24 @@ def encode_record(record: RunRecord) -> str:
 
     ``{"i": run id, "k": kind, "n": nominal, "d": due (if not nominal), "a": attempt,
     "s": status, "t": dispatched at, "f": finished at, "e": error, "r": retry at, "o": note}``
-    -- about half the size of :meth:`RunRecord.to_dict` JSON.
+    -- about half the size of :meth:`RunRecord.to_dict` JSON. Written piece by piece: one
+    line per dispatched run is on the commit's hot path, and this is the very text
+    ``json.dumps`` makes of that dict (compact separators, ASCII), in a fraction of the time.
     """
-    data: dict[str, Any] = {"i": record.run_id, "k": KIND_CHAR[record.kind], "n": to_ms(record.nominal)}
+    nominal = to_ms(record.nominal)
+    parts = [f'{{"i":{_json_str(record.run_id)},"k":"{KIND_CHAR[record.kind]}","n":{nominal}']
     if record.due != record.nominal:
-        data["d"] = to_ms(record.due)
-    data["a"] = record.attempt
-    data["s"] = record.status.value
+        parts.append(f',"d":{to_ms(record.due)}')
+    parts.append(f',"a":{int(record.attempt)},"s":"{record.status.value}"')
     for key, instant in (("t", record.dispatched_at), ("f", record.finished_at), ("r", record.retry_at)):
         if instant is not None:
-            data[key] = to_ms(instant)
+            parts.append(f',"{key}":{to_ms(instant)}')
     if record.error is not None:
-        data["e"] = record.error
+        parts.append(f',"e":{_json_str(record.error)}')
     if record.note is not None:
-        data["o"] = record.note
-    return json.dumps(data, separators=(",", ":"))
+        parts.append(f',"o":{_json_str(record.note)}')
+    parts.append("}")
+    return "".join(parts)
 
 
 def decode_record(raw: Any) -> RunRecord:

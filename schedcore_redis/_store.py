@@ -9,6 +9,7 @@ and fenced on the server. Readings where the protocol leaves room follow
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -77,6 +78,7 @@ from schedcore_redis._codec import (
 )
 from schedcore_redis._errors import translate, translated
 from schedcore_redis._keys import Keys, check_namespace
+from schedcore_redis._roundtrip import send_now
 
 __all__ = ["RedisStore"]
 
@@ -531,16 +533,57 @@ class RedisStore:
         Expired leases go back to the index first; entries of unreadable schedules are
         logged once and left in place.
         """
+        args, expires_ms, marked = self._claim_args(now, limit, lease, owner)
+        with translated("claim_due"):
+            items, bad = self._claim(keys=self.keys.scripts, args=args)
+        return self._claimed(items, bad, owner, expires_ms, marked)
+
+    def claim_due_nowait(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> Callable[[], list[Claim]]:
+        """See ``claim_due_nowait`` in :class:`schedcore.protocols.Store`: the claim's Lua call
+        is sent now and its reply read (and decoded) by the returned function, so the engine
+        builds and sends the hand-off of the batch before meanwhile. (A cluster client claims
+        at once.)"""
+        args, expires_ms, marked = self._claim_args(now, limit, lease, owner)
+        with translated("claim_due"):
+            keys = self.keys.scripts
+            read = send_now(self._client, [("EVALSHA", self._claim.sha, len(keys), *keys, *args)])
+        if read is None:
+            claims = self.claim_due(now, limit=limit, lease=lease, owner=owner)
+            return lambda: claims
+
+        def claimed() -> list[Claim]:
+            with translated("claim_due"):
+                [reply] = read()
+            if isinstance(reply, rex.NoScriptError):  # the server lost the script: nothing ran
+                return self.claim_due(now, limit=limit, lease=lease, owner=owner)
+            if isinstance(reply, Exception):
+                with translated("claim_due"):
+                    raise reply
+            items, bad = reply
+            return self._claimed(items, bad, owner, expires_ms, marked)
+
+        return claimed
+
+    def _claim_args(self, now: datetime, limit: int, lease: timedelta, owner: str) -> tuple[list[Any], int, bool]:
+        """The CLAIM script's arguments, the lease expiry (ms) and whether any schedule is
+        marked unreadable (see :meth:`_claimed`)."""
         now_ms, expires_ms = check_claim(now, limit, lease, owner)
         with self._lock:
             skip = list(self._unreadable.items())
+            marked = bool(skip) or bool(self._bad_members)
         args: list[Any] = [now_ms, limit, expires_ms, owner, self.keys.prefix, self.keys.channel, len(skip)]
         for sid, raw in skip:
             args += [sid, raw]
-        with translated("claim_due"):
-            items, bad = self._claim(keys=self.keys.scripts, args=args)
+        return args, expires_ms, marked
+
+    def _claimed(
+        self, items: Sequence[Any], bad: Sequence[Any], owner: str, expires_ms: int, marked: bool
+    ) -> list[Claim]:
+        """Decode the CLAIM script's reply. ``marked``: some schedule was marked unreadable when
+        the claim was made, so a readable claim may have to clear its mark (under the lock)."""
         claims: list[Claim] = []
         refused: list[tuple[str, str]] = []
+        lease_expires = from_ms(expires_ms)
         for item in items:
             m, due, fire, started, parked, running, token, raw = text(item).split("\n", 7)
             sid = member_sid(m)
@@ -556,16 +599,17 @@ class RedisStore:
                 self._report(exc)
                 refused.append((m, token))
                 continue
-            with self._lock:
-                self._unreadable.pop(sid, None)
-                self._bad_members.discard(m)
+            if marked:
+                with self._lock:
+                    self._unreadable.pop(sid, None)
+                    self._bad_members.discard(m)
             claims.append(
                 Claim(
                     schedule=schedule,
                     entry=entry,
                     token=int(token),
                     owner=owner,
-                    lease_expires=from_ms(expires_ms),
+                    lease_expires=lease_expires,
                     runs_started=int(started or "0"),
                     running=int(running),
                     parked=parked == "1",
@@ -595,6 +639,33 @@ class RedisStore:
         done, peeked = self._commit_batch(commits, peek=True)
         return done, (peeked[0] if peeked is not None else self.next_due())
 
+    def commit_nowait(self, commits: Sequence[Commit]) -> Callable[[], list[bool]]:
+        """See ``commit_nowait`` in :class:`schedcore.protocols.Store`: the commit's Lua call is
+        sent now and its reply read by the returned function, so the engine plans its next
+        batch while the server commits this one. (A cluster client commits at once.)"""
+        if not commits or type(self).commit is not RedisStore.commit:  # a subclass's own commit comes first
+            return functools.partial(self.commit, commits)
+        args = self._commit_args(commits, 0)
+        with translated("commit"):
+            read = send_now(
+                self._client, [("EVALSHA", self._commit.sha, len(self.keys.scripts), *self.keys.scripts, *args)]
+            )
+        if read is None:
+            results = self.commit(commits)
+            return lambda: results
+
+        def committed() -> list[bool]:
+            with translated("commit"):
+                [reply] = read()
+            if isinstance(reply, rex.NoScriptError):  # the server lost the script (restart, SCRIPT FLUSH): nothing ran
+                return self.commit(commits)
+            if isinstance(reply, Exception):
+                with translated("commit"):
+                    raise reply
+            return [int(v) == 1 for v in reply[0]]
+
+        return committed
+
     def _commit_batch(
         self, commits: Sequence[Commit], *, peek: bool
     ) -> tuple[list[bool], tuple[datetime | None] | None]:
@@ -604,12 +675,30 @@ class RedisStore:
             unreadable = set(self._unreadable)
             bad_members = set(self._bad_members)
         window = len(unreadable) + len(bad_members) + 1 if peek else 0
+        args = self._commit_args(commits, window)
+        if not commits:
+            return [], None
+        with translated("commit"):
+            done, head, leases = self._commit(keys=self.keys.scripts, args=args)
+        results = [int(v) == 1 for v in done]
+        if not peek:
+            return results, None
+        pairs = [(text(head[i]), float(head[i + 1])) for i in range(0, len(head), 2)]
+        known, due = _earliest(
+            pairs, [float(leases[i + 1]) for i in range(0, len(leases), 2)], window, unreadable, bad_members
+        )
+        return results, ((due,) if known else None)
+
+    def _commit_args(self, commits: Sequence[Commit], window: int) -> list[Any]:
+        """The COMMIT script's arguments (see :data:`_scripts.COMMIT`); ``window``: entries to peek at."""
         args: list[Any] = [self.keys.prefix, self.keys.channel, self.history_limit, self.history_ttl, window]
         for item in commits:
             check_commit(item)
             claim = item.claim
             sid = claim.schedule_id
-            records = sorted((*item.dispatched, *item.skipped), key=lambda r: (r.nominal, r.attempt))
+            records = (*item.dispatched, *item.skipped)
+            if len(records) > 1:
+                records = tuple(sorted(records, key=lambda r: (r.nominal, r.attempt)))
             nxt = item.next_fire
             fields = [
                 member(sid, claim.entry),
@@ -625,18 +714,7 @@ class RedisStore:
                 *(r.run_id for r in item.dispatched),
             ]
             args.append("\n".join(fields))
-        if not commits:
-            return [], None
-        with translated("commit"):
-            done, head, leases = self._commit(keys=self.keys.scripts, args=args)
-        results = [int(v) == 1 for v in done]
-        if not peek:
-            return results, None
-        pairs = [(text(head[i]), float(head[i + 1])) for i in range(0, len(head), 2)]
-        known, due = _earliest(
-            pairs, [float(leases[i + 1]) for i in range(0, len(leases), 2)], window, unreadable, bad_members
-        )
-        return results, ((due,) if known else None)
+        return args
 
     def release(self, claims: Sequence[Claim]) -> None:
         """See :meth:`schedcore.protocols.Store.release`."""

@@ -187,10 +187,18 @@ def test_rq_job_building(bench: Callable[..., Any], rq_executor: Any, options: d
         id="job-1", task="bench.tasks:noop", trigger=Cron("*/15 * * * *"), args=(1, "x"), executor_options=options
     )
     runs = _runs(schedule, BATCH)
-    entries = bench(lambda: [rq_executor._entry(run) for run in runs])
+    stamp = "2025-01-01T00:00:00.000000Z"
+    encode = str.encode  # the connection's encoding: UTF-8
+
+    def entries_of_one_handoff() -> list[Any]:
+        plans: dict[Any, Any] = {}  # what RQExecutor.handoff shares between the runs of a call
+        return [rq_executor._entry(run, stamp, plans, encode) for run in runs]
+
+    entries = bench(entries_of_one_handoff)
     assert len(entries) == BATCH
-    assert len({head[0] for head, _template, _rest in entries}) == BATCH  # one job id per run
-    assert all(template is not None for _head, template, _rest in entries[1:])  # the first one is captured
+    assert len({entry.job_id for entry in entries}) == BATCH  # one job id per run
+    assert all(entry.template is not None for entry in entries[1:])  # the first one is captured
+    assert not any(entry.failure for entry in entries)
     for run in runs[:3] + runs[-2:]:  # cached template == what RQ itself writes
         job_id = job_id_for(run.id, rq_executor.namespace)
         info = run_info(run)

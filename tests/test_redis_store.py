@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from redis_helpers import BACKENDS, fresh_namespace, make_store, private_server, redis_server_url  # noqa: F401
 
 fakeredis = pytest.importorskip("fakeredis", reason="fakeredis is not installed")
@@ -224,6 +226,25 @@ def test_a_dead_connection_raises_store_unavailable() -> None:
             call()
     server.connected = True
     assert [c.schedule_id for c in claim(store, at(0))] == ["a"]
+
+
+def test_commit_nowait_survives_a_script_flush_and_a_dead_connection(store: RedisStore) -> None:
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    store.add(make_schedule("b"), fire_entry(0), Conflict.ERROR)
+    ca, cb = sorted(claim(store, at(0)), key=lambda c: c.schedule_id)
+    raw(store).script_flush()
+    assert store.commit_nowait([commit_for(ca, next_fire=fire_entry(60))])() == [True]  # sent again after NOSCRIPT
+    assert store.get("a").next_fire == fire_entry(60)  # type: ignore[union-attr]
+    server = fakeredis.FakeServer()
+    dead = RedisStore(fakeredis.FakeRedis(server=server), namespace=fresh_namespace())
+    dead.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    [c] = claim(dead, at(0))
+    server.connected = False
+    with pytest.raises(StoreUnavailable):
+        dead.commit_nowait([commit_for(c)])()
+    server.connected = True
+    assert dead.commit_nowait([commit_for(c, next_fire=None)])() == [True]
+    assert store.commit_nowait([commit_for(cb, next_fire=None)])() == [True]
 
 
 # -- add_many ---------------------------------------------------------------------------
@@ -681,6 +702,55 @@ def test_history_records_round_trip_compactly() -> None:
         assert decode_record(encode_record(record)) == record
         assert decode_record(json.dumps(record.to_dict())) == record  # the full format is read too
     assert len(encode_record(bare)) < len(json.dumps(bare.to_dict())) / 2
+
+
+@given(
+    run_id=st.text(min_size=1, max_size=30),
+    kind=st.sampled_from(list(PendingKind)),
+    status=st.sampled_from(list(RunStatus)),
+    attempt=st.integers(1, 10_000),
+    offsets=st.lists(st.none() | st.integers(0, 10**9), min_size=4, max_size=4),
+    error=st.none() | st.text(max_size=40),
+    note=st.none() | st.text(max_size=40),
+)
+def test_history_records_are_written_as_the_compact_json_of_their_fields(
+    run_id: str,
+    kind: PendingKind,
+    status: RunStatus,
+    attempt: int,
+    offsets: list[int | None],
+    error: str | None,
+    note: str | None,
+) -> None:
+    """encode_record builds its text by hand (hot path): the same text json.dumps makes."""
+    from schedcore.records import RunRecord
+    from schedcore_redis._codec import KIND_CHAR, decode_record, encode_record
+
+    def instant(ms: int | None) -> datetime | None:
+        return None if ms is None else at(ms / 1000)
+
+    due, dispatched, finished, retry = (instant(o) for o in offsets)
+    record = RunRecord(
+        run_id=run_id,
+        kind=kind,
+        nominal=at(0),
+        due=due or at(0),
+        attempt=attempt,
+        status=status,
+        dispatched_at=dispatched,
+        finished_at=finished,
+        error=error,
+        retry_at=retry,
+        note=note,
+    )
+    data = {"i": run_id, "k": KIND_CHAR[kind], "n": to_ms(record.nominal)}
+    if record.due != record.nominal:
+        data["d"] = to_ms(record.due)
+    data.update({"a": attempt, "s": status.value})
+    data.update({k: to_ms(v) for k, v in (("t", dispatched), ("f", finished), ("r", retry)) if v is not None})
+    data.update({k: v for k, v in (("e", error), ("o", note)) if v is not None})
+    assert encode_record(record) == json.dumps(data, separators=(",", ":"))
+    assert decode_record(encode_record(record)) == record
 
 
 # -- start-up errors through the CLI: one line, no traceback --------------------------------

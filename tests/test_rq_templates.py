@@ -162,3 +162,41 @@ def test_other_arguments_with_known_options_need_no_capture(
     for got, want in zip(fast, slow, strict=True):
         times = {i + 1 for i, a in enumerate(want) if a in ("created_at", "enqueued_at")}
         assert [a for i, a in enumerate(got) if i not in times] == [a for i, a in enumerate(want) if i not in times]
+
+
+def test_one_call_with_several_data_blobs_a_bad_run_and_odd_text(executor: RQExecutor, rconn: redis.Redis) -> None:
+    """The hand-off script gets each distinct ``data`` once per call, a run's short fields
+    joined in one argument and its meta and description after them: over several chunks,
+    with templated, captured, failing and repeated runs mixed, every job is RQ's own."""
+    import json
+
+    import attrs
+
+    odd = {"description": "line one\nline two \u00e9 \u2713"}  # newlines and UTF-8 in the tail
+    a, b, c, d = schedule("a", "x"), schedule("b", "y", 2), schedule("c", {"z": [1]}), schedule("d", "w", **odd)
+    assert executor.handoff([run_of(a, 0), run_of(d, 0)]) == [True, True]  # captured from RQ
+    runs = [run_of(s, minute) for minute in range(1, 60) for s in (a, b, c)]  # a templated, b and c by shape
+    runs.append(run_of(d, 1))
+    bad = attrs.evolve(run_of(schedule("bad"), 1), executor_options={"job_timeout": "soon"})
+    strange = attrs.evolve(run_of(a, 70), id='a@"\u00e9\\.1', schedule_id="a\u00e9")  # escaped in JSON, hashed id
+    runs[50:50] = [bad, run_of(a, 0), strange]  # a failure and a repeat inside a chunk of templated runs
+    assert len(runs) > 100  # more than one script call (chunk)
+    handed = executor.handoff(runs)
+    assert handed == [run.id != run_of(a, 0).id for run in runs]
+    assert Queue("default", connection=rconn).count == 2 + len(runs) - 2
+    for run in runs:
+        if run is bad or run.id == run_of(a, 0).id:
+            continue
+        job_id = job_id_for(run.id)
+        job = Job.fetch(job_id, connection=rconn)
+        schedule_of = {"a": a, "b": b, "c": c, "d": d, "a\u00e9": a}[run.schedule_id]
+        assert job.args == ("test_rq_tasks:incr", *schedule_of.args)
+        info = run_info(run)
+        assert job.meta == {META_KEY: {**info.to_dict(), "ns": executor.namespace, "hb": 0.2}}
+        assert job.description == (odd["description"] if run.schedule_id == "d" else f"{run.task} [schedcore {run.id}]")
+        assert rconn.hget(executor.keys.runs, job_id) == json.dumps(info.to_dict(), separators=(",", ":")).encode()
+        assert rconn.exists(executor.keys.handed(job_id)) == 1
+    (failure,) = rconn.lrange(executor.keys.outcomes, 0, -1)
+    assert json.loads(failure)["run"] == bad.id and json.loads(failure)["status"] == "failed"
+    assert not rconn.exists(Job.key_for(job_id_for(bad.id)))
+    assert executor.handoff([*runs[:5], bad]) == [False] * 6  # a repeat writes nothing, the failure included

@@ -240,6 +240,20 @@ def test_hand_off_survives_a_script_flush(executor: RQExecutor, rconn: redis.Red
     assert executor.handoff([run_of(schedule("b"))]) == [True]
 
 
+def test_submit_nowait_hands_over_once_read_and_survives_a_script_flush(
+    executor: RQExecutor, rconn: redis.Redis
+) -> None:
+    runs = [run_of(schedule(sid)) for sid in ("a", "b", "c")]
+    executor.submit_nowait(runs[:1])()
+    rconn.script_flush()  # the early call meets NOSCRIPT: sent again, synchronously
+    handed = executor.submit_nowait(runs)
+    assert Queue("default", connection=rconn).count >= 1
+    handed()
+    assert sorted(Queue("default", connection=rconn).job_ids) == sorted(job_id_for(r.id, "default") for r in runs)
+    executor.submit_nowait(runs)()  # repeats: nothing new
+    assert Queue("default", connection=rconn).count == 3
+
+
 def test_options_reach_the_rq_job(executor: RQExecutor, rconn: redis.Redis) -> None:
     s = schedule(
         queue="ignored-by-option",
@@ -628,6 +642,12 @@ def test_every_redis_exception_is_translated(monkeypatch: pytest.MonkeyPatch, rc
             Exception.__init__(exc, "simulated")
             raise exc
 
-        monkeypatch.setattr(ex, "_run_handoff", boom)
-        with pytest.raises(ExecutorUnavailable, match=cls.__name__):
-            ex.submit([run_of(schedule())])
+        def late_boom(*args: Any, _boom: Any = boom, **kwargs: Any) -> Any:
+            return _boom  # the call went out; reading its reply fails
+
+        for start in (boom, late_boom):  # sending fails / reading the reply fails
+            monkeypatch.setattr(ex, "_start_handoff", start)
+            with pytest.raises(ExecutorUnavailable, match=cls.__name__):
+                ex.submit([run_of(schedule())])
+            with pytest.raises(ExecutorUnavailable, match=cls.__name__):
+                ex.submit_nowait([run_of(schedule())])()

@@ -115,6 +115,10 @@ def seconds(instants: Sequence[datetime]) -> list[float]:
     return [(i - T0).total_seconds() for i in instants]
 
 
+def dispatched_of(sim: Simulation, schedule_id: str) -> list[float]:
+    return seconds([r.nominal for r in sim.executor.executed if r.schedule_id == schedule_id])
+
+
 def dispatched(sim: Simulation, kind: PendingKind | None = None) -> list[float]:
     return seconds([r.nominal for r in sim.executor.executed if kind is None or r.kind is kind])
 
@@ -605,6 +609,126 @@ def test_store_outage_backs_off_exponentially_and_recovers() -> None:
     assert dispatched(sim)[:2] == [60, 120]
 
 
+@attrs.define
+class CallLog:
+    """A MemoryStore that logs its time-index calls; ``fail_commits`` makes that many commits raise."""
+
+    inner: MemoryStore
+    calls: list[str] = attrs.field(factory=list)
+    fail_commits: int = 0
+    nowait: bool = True  # False: a store without commit_nowait
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "commit_nowait" and not self.nowait:
+            raise AttributeError(name)
+        attr = getattr(self.inner, name)
+        if name not in ("claim_due", "commit", "commit_nowait", "commit_and_next_due", "release"):
+            return attr
+
+        def logged(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            if name.startswith("commit") and self.fail_commits:
+                self.fail_commits -= 1
+                raise StoreUnavailable("connection reset")
+            return attr(*args, **kwargs)
+
+        return logged
+
+
+def _five_due(batch: int, store: CallLog) -> Simulation:
+    sim = Simulation.create(
+        lambda run: Result(duration=60),  # no outcome during the tick: it would make the loop claim again
+        start=T0,
+        plugins=get_plugin_manager(entry_points=False),
+        store=store,
+        batch_size=batch,
+    )
+    for i in range(5):
+        sim.scheduler.add(sched(f"s{i}", trigger=At(T0)))
+    return sim
+
+
+def _claimable_now(store: MemoryStore) -> list[str]:
+    """Ids of the entries another scheduler could claim now (not held under a lease)."""
+    return sorted(c.schedule_id for c in store.claim_due(T0, limit=100, lease=timedelta(seconds=30), owner="other"))
+
+
+def test_the_next_batch_is_claimed_while_the_runs_are_handed_over_and_planned_while_they_are_committed() -> None:
+    store = CallLog(MemoryStore())
+    sim = _five_due(2, store)
+    planned: list[str] = []
+    plan_batch = sim.scheduler._plan_batch
+
+    def logged_plan_batch(claims: Any, now: Any, earlier: Any) -> Any:
+        planned.append(f"{len(store.calls)}:" + ",".join(c.schedule_id for c in claims))
+        return plan_batch(claims, now, earlier)
+
+    sim.scheduler._plan_batch = logged_plan_batch  # type: ignore[method-assign]
+    sim.scheduler.tick()
+    # the last batch (one claim) is short: committed with the next due instant, nothing claimed ahead
+    calls = ["claim_due", "claim_due", "commit_nowait", "claim_due", "commit_nowait", "commit_and_next_due"]
+    assert store.calls == calls
+    # each batch after the first is planned once, after the commit of the one before started
+    assert planned == ["1:s0,s1", "3:s2,s3", "5:s4"]
+    assert sorted(r.schedule_id for r in sim.executor.submitted) == [f"s{i}" for i in range(5)]
+    assert all(s.next_fire is None for s in sim.scheduler.list())
+
+
+def test_without_commit_nowait_the_batch_claimed_ahead_is_planned_after_the_commit() -> None:
+    store = CallLog(MemoryStore(), nowait=False)
+    sim = _five_due(2, store)
+    sim.scheduler.tick()
+    assert store.calls == ["claim_due", "claim_due", "commit", "claim_due", "commit", "commit_and_next_due"]
+    assert sorted(r.schedule_id for r in sim.executor.submitted) == [f"s{i}" for i in range(5)]
+
+
+def test_without_submit_nowait_each_batch_is_committed_before_the_next_claim() -> None:
+    store = CallLog(MemoryStore())
+    sim = _five_due(2, store)
+    sim.executor.submit_nowait = None  # type: ignore[method-assign,assignment]  # an executor without it
+    sim.scheduler.tick()
+    assert store.calls == ["claim_due", "commit", "claim_due", "commit", "claim_due", "commit_and_next_due"]
+
+
+def test_a_failed_background_hand_over_releases_its_batch_and_the_one_claimed_ahead() -> None:
+    store = CallLog(MemoryStore())
+    sim = _five_due(2, store)
+    sim.executor.nowait_fails = True
+    wake = sim.scheduler.tick()
+    assert wake is not None and wake > T0  # backing off
+    assert store.calls == ["claim_due", "claim_due", "release"]
+    assert _claimable_now(store.inner) == [f"s{i}" for i in range(5)]  # nothing left under a lease
+
+
+def test_a_failed_commit_releases_the_batch_claimed_ahead() -> None:
+    store = CallLog(MemoryStore(), fail_commits=1)
+    sim = _five_due(2, store)
+    wake = sim.scheduler.tick()
+    assert wake is not None and wake > T0
+    assert store.calls == ["claim_due", "claim_due", "commit_nowait", "release"]
+    # the first batch stays leased (its runs were handed over: the lease paces the retry);
+    # the batch claimed ahead is back in the index at once
+    first = sorted(r.schedule_id for r in sim.executor.submitted)
+    assert len(first) == 2
+    assert _claimable_now(store.inner) == sorted({f"s{i}" for i in range(5)} - set(first))
+
+
+def test_stopping_gives_back_the_batch_claimed_ahead() -> None:
+    store = CallLog(MemoryStore())
+    sim = _five_due(2, store)
+    submit = sim.executor.submit
+
+    def submit_then_stop(runs: Sequence[Run]) -> None:
+        submit(runs)
+        sim.scheduler.stop()
+
+    sim.executor.submit = submit_then_stop  # type: ignore[method-assign]
+    sim.scheduler.tick()
+    assert store.calls == ["claim_due", "claim_due", "commit_nowait", "release"]
+    assert len(sim.executor.submitted) == 2
+    assert len(_claimable_now(store.inner)) == 3
+
+
 def test_outcomes_reported_during_an_outage_are_recorded_afterwards() -> None:
     store = FlakyStore(MemoryStore())
     sim, rec = sim_with(lambda run: Result(duration=10), store=store)
@@ -715,7 +839,8 @@ def test_one_bad_schedule_does_not_stop_the_others() -> None:
     sim.scheduler.add(sched("bad", trigger=BrokenAfterFirst()))
     sim.scheduler.add(sched("good"))
     sim.run_until(at(120))
-    assert [r.schedule_id for r in sim.executor.executed] == ["good"] * 3
+    assert dispatched_of(sim, "good") == [0, 60, 120]
+    assert dispatched_of(sim, "bad") == [60]  # its trigger broke when asked what follows 60 s
 
 
 def test_a_failing_plugin_does_not_break_the_engine() -> None:

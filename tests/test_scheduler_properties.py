@@ -120,11 +120,16 @@ def expected_dispatches(schedule: Schedule, windows: list[Downtime]) -> tuple[li
     return chosen, looked_at
 
 
-@given(data=st.data(), count=st.integers(1, 3), windows=downtimes())
+# batch sizes: the default, and tiny ones, where batches fill up and the engine claims each
+# next batch before committing the one it handed over (the simulation's executor lets it).
+batch_sizes = st.one_of(st.just(256), st.integers(1, 3))
+
+
+@given(data=st.data(), count=st.integers(1, 3), windows=downtimes(), batch=batch_sizes)
 def test_every_occurrence_is_dispatched_at_most_once_in_order_by_the_catchup_rules(
-    data: st.DataObject, count: int, windows: list[Downtime]
+    data: st.DataObject, count: int, windows: list[Downtime], batch: int
 ) -> None:
-    sim = Simulation.create(start=T0, plugins=PM)
+    sim = Simulation.create(start=T0, plugins=PM, batch_size=batch)
     plans = [data.draw(schedules(f"s{i}")) for i in range(count)]
     for schedule in plans:
         sim.scheduler.add(schedule)
@@ -166,11 +171,14 @@ def test_catchup_all_without_limit_pressure_dispatches_exactly_the_triggers_occu
     every=st.integers(30, 300),
     durations=st.lists(st.integers(0, 600), min_size=1, max_size=8),
     windows=st.one_of(st.just([]), downtimes()),
+    batch=batch_sizes,
 )
 def test_overlap_policies_never_run_two_occurrences_at_once(
-    overlap: str, every: int, durations: list[int], windows: list[Downtime]
+    overlap: str, every: int, durations: list[int], windows: list[Downtime], batch: int
 ) -> None:
-    sim = Simulation.create(lambda run: Result(duration=durations[len(sim.executor.executed) % len(durations)]))
+    sim = Simulation.create(
+        lambda run: Result(duration=durations[len(sim.executor.executed) % len(durations)]), batch_size=batch
+    )
     sim.clock.set(T0)
     schedule = Schedule(
         id="s", task=NOOP, trigger=Interval(every, start=T0), overlap=overlap, misfire_grace=3600, catchup="all"
@@ -210,6 +218,7 @@ def test_overlap_policies_never_run_two_occurrences_at_once(
     jitter=st.sampled_from([0, 7]),
     failures=st.lists(st.booleans(), min_size=1, max_size=16),
     trigger=st.sampled_from([At(T0 + timedelta(seconds=10)), Interval(600, start=T0), Cron("*/7 * * * *")]),
+    batch=batch_sizes,
 )
 def test_retries_follow_the_policy(
     max_attempts: int,
@@ -219,12 +228,13 @@ def test_retries_follow_the_policy(
     jitter: int,
     failures: list[bool],
     trigger: Trigger,
+    batch: int,
 ) -> None:
     def handler(run: Run) -> OutcomeStatus | None:
         fails = failures[zlib.crc32(run.id.encode()) % len(failures)]
         return OutcomeStatus.FAILED if fails else None
 
-    sim = Simulation.create(handler, start=T0, plugins=PM)
+    sim = Simulation.create(handler, start=T0, plugins=PM, batch_size=batch)
     policy = RetryPolicy(
         max_attempts=max_attempts, initial_delay=initial, factor=factor, max_delay=max_delay, jitter=jitter
     )

@@ -73,6 +73,7 @@ class CallbackExecutor:
         self.outcomes: list[Outcome] = []
         self.running: dict[str, Run] = {}
         self.unavailable = False
+        self.nowait_fails = False
         self.closed = False
         self._reports: list[Callable[[Outcome], None]] = []
         self._executed_ids: set[str] = set()
@@ -100,6 +101,21 @@ class CallbackExecutor:
             self.executed.extend(fresh)
         for run in fresh:
             self._play(run)
+
+    def submit_nowait(self, runs: Sequence[Run]) -> Callable[[], None]:
+        """:meth:`submit` now; the returned function has nothing to wait for.
+
+        Having it makes the engine claim each next batch before committing the one handed
+        over (as with the RQ executor), so simulations cover that order too. With
+        ``nowait_fails = True`` the returned function raises ExecutorUnavailable instead
+        (the runs were recorded: a hand-over whose answer was lost).
+        """
+        self.submit(runs)
+        return self._nowait_done
+
+    def _nowait_done(self) -> None:
+        if self.nowait_fails:
+            raise ExecutorUnavailable("CallbackExecutor: the hand-over's answer was lost")
 
     def shutdown(self, wait: bool = True) -> None:
         """Refuse new runs; with ``wait`` and a FakeClock, move time on until every run has reported."""

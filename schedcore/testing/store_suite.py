@@ -951,6 +951,29 @@ class StoreConformance:
         assert commit_and_peek([commit_for(cb, next_fire=None)]) == ([True], None)
         assert commit_and_peek([]) == ([], None)
 
+    def test_commit_nowait_is_commit_once_waited_for(self, store: Store) -> None:
+        commit_nowait = getattr(store, "commit_nowait", None)
+        if commit_nowait is None:
+            pytest.skip("optional: the engine commits each batch before planning the next")
+        self.add_fire(store, "a", 20)
+        self.add_fire(store, "b", 30)
+        ca = claim_one(store, at(20), limit=1, lease=timedelta(seconds=60))
+        cb = claim_one(store, at(30), limit=1, lease=timedelta(seconds=60))
+        committed = commit_nowait([commit_for(ca, next_fire=fire_entry(40)), commit_for(cb, next_fire=None)])
+        assert committed() == [True, True]
+        assert store.next_due() == at(40)
+        assert commit_nowait([commit_for(ca)])() == [False]  # the claim was committed: refused, nothing written
+        assert store.next_due() == at(40)
+        assert commit_nowait([])() == []
+        # one call, then another store call once it was waited for: in the order they were made
+        ca2 = claim_one(store, at(40), lease=timedelta(seconds=60))
+        committed = commit_nowait([commit_for(ca2, next_fire=fire_entry(70))])
+        assert committed() == [True]
+        assert store.claim_due(at(69), limit=10, lease=timedelta(seconds=60), owner="o") == []
+        assert [c.schedule_id for c in store.claim_due(at(70), limit=10, lease=timedelta(seconds=60), owner="o")] == [
+            "a"
+        ]
+
     def test_next_due_includes_an_expired_lease_not_yet_taken_back(self, store: Store) -> None:
         self.add_fire(store, "a", 0)
         claim_one(store, at(0), lease=timedelta(seconds=5))
