@@ -211,6 +211,13 @@ class MemoryStore:
 
     # -- the time index ----------------------------------------------------------------
 
+    def claim_due_nowait(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> Callable[[], list[Claim]]:
+        """:meth:`claim_due` now (memory has no round trip to overlap); here so that the engine
+        claims ahead with the reference store in the order it uses with a networked one, under
+        the property tests too."""
+        claims = self.claim_due(now, limit=limit, lease=lease, owner=owner)
+        return lambda: claims
+
     def claim_due(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> list[Claim]:
         now_ms, expires_ms = check_claim(now, limit, lease, owner)
         notes: list[datetime] = []
@@ -264,13 +271,6 @@ class MemoryStore:
         """:meth:`commit`, then :meth:`next_due` (nothing can come between them in memory that
         a watcher would not be told about)."""
         return self.commit(commits), self.next_due()
-
-    def commit_nowait(self, commits: Sequence[Commit]) -> Callable[[], list[bool]]:
-        """:meth:`commit` now (memory has no round trip to overlap); here so that the engine
-        plans ahead with the reference store as it does with a networked one, under the
-        property tests too."""
-        results = self.commit(commits)
-        return lambda: results
 
     def release(self, claims: Sequence[Claim]) -> None:
         notes: list[datetime] = []

@@ -91,11 +91,12 @@ class Store(Protocol):
     schedule. A schedule may also hold one *parked* entry (overlap ``buffer_one``)
     outside the index until its running runs have all finished.
 
-    Optional, beyond the methods below: ``commit_nowait(commits) -> Callable[[], list[bool]]``
-    starts :meth:`commit` and returns at once, with a function that waits for it and returns
-    (or raises) what :meth:`commit` would have. The engine plans its next batch meanwhile
-    (with an executor that has ``submit_nowait``, see :class:`Executor`). It calls the
-    returned function exactly once, and calls no other method of the store in between.
+    Optional, beyond the methods below: ``claim_due_nowait(now, *, limit, lease, owner) ->
+    Callable[[], list[Claim]]`` starts :meth:`claim_due` and returns at once, with a function
+    that waits for it and returns (or raises) what :meth:`claim_due` would have. The engine
+    sends the next batch's claim this way before handing the current batch over (with an
+    executor that has ``submit_nowait``, see :class:`Executor`), so both travel together. It
+    calls the returned function exactly once, before any other method of the store.
     """
 
     # -- definitions -----------------------------------------------------------------
@@ -259,10 +260,10 @@ class Executor(Protocol):
 
     Optional, beyond the methods below: ``submit_nowait(runs) -> Callable[[], None]`` starts
     handing ``runs`` over and returns at once, with a function that waits until the hand-over
-    is done and raises what :meth:`submit` would have raised. With it, the engine claims its
-    next batch while the runs travel, so the store's work and the executor's overlap (worth
-    it when both wait on a network). The engine calls the returned function exactly once,
-    before it commits the batch, and never has two hand-overs in flight.
+    is done and raises what :meth:`submit` would have raised. With it, the engine claims and
+    plans its next batch while the runs travel, so its work, the store's and the executor's
+    overlap (worth it when they wait on a network). The engine calls the returned function
+    exactly once, before it commits the batch, and never has two hand-overs in flight.
     """
 
     def validate(self, schedule: Schedule) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -65,12 +66,11 @@ _DEFERRED_POLL = timedelta(seconds=1)  # re-try of an outcome whose run is not c
 
 @attrs.frozen
 class _Ahead:
-    """A batch claimed while the batch before it was being handed over."""
+    """A batch claimed and planned while the batch before it was handed over: the store
+    showed it the state without that batch, which its plans took into account."""
 
     claims: list[Claim]
-    claimed_at: datetime
-    earlier: dict[str, list[Plan]]  #: the batch before's plans, by schedule id (not committed at the claim)
-    plans: list[Plan] | None = None  #: planned already (while the batch before was committed)
+    plans: list[Plan]
 
 
 def _version() -> str:
@@ -442,7 +442,7 @@ class Scheduler:
                     self._apply_outcomes()
                     if self._stopping.is_set():
                         break
-                    claimed_at = ahead.claimed_at if ahead is not None else self.clock.now()
+                    claimed_at = self.clock.now()
                     claimed, peeked, ahead = self._dispatch_batch(
                         claimed_at, ahead, claim_ahead=round_ + 1 < _MAX_ROUNDS
                     )
@@ -571,14 +571,14 @@ class Scheduler:
     def _dispatch_batch(
         self, now: datetime, ahead: _Ahead | None = None, *, claim_ahead: bool = False
     ) -> tuple[int, tuple[datetime | None] | None, _Ahead | None]:
-        """Claim one batch due at ``now`` (or take ``ahead``, claimed earlier), plan it, hand
-        the runs over, commit; return how many were claimed, for a short (likely last) batch
-        the store's next due instant read with the commit (when the store can do both at
-        once), and the next batch when it was claimed during this one.
+        """Claim one batch due at ``now`` (or take ``ahead``, claimed and planned earlier),
+        plan it, hand the runs over, commit; return how many were claimed, for a short
+        (likely last) batch the store's next due instant read with the commit (when the
+        store can do both at once), and the next batch when it was claimed during this one.
 
         With ``claim_ahead``, a full batch and an executor that can hand over in the
-        background (``submit_nowait``), the next batch is claimed while the runs travel, and
-        planned while this batch's commit travels (a store with ``commit_nowait``): the
+        background (``submit_nowait``), the next batch is claimed and planned while the runs
+        travel (the claim sent before them where the store has ``claim_due_nowait``): the
         engine's work, the store's and the executor's overlap instead of taking turns.
         Claimed before this batch is committed, the next batch sees the state without it,
         exactly like a second half of this batch (see :meth:`_plan_batch`).
@@ -589,19 +589,20 @@ class Scheduler:
                 return 0, None, None
             plans = self._plan_batch(claims, now, {})
         else:
-            claims = ahead.claims
-            plans = ahead.plans if ahead.plans is not None else self._plan_batch(claims, now, ahead.earlier)
+            claims, plans = ahead.claims, ahead.plans
         runs = [run for p in plans for run in p.runs]
         held = [p.commit.claim for p in plans]
         submit_nowait = getattr(self.executor, "submit_nowait", None)
         following: _Ahead | None = None
         if runs and submit_nowait is not None and claim_ahead and len(claims) >= self.batch_size:
+            claimed_at, claimed = self._start_claim_ahead()
             try:
                 handed = submit_nowait(runs)
             except Exception:
-                self._release(held)
+                following = self._finish_claim_ahead(claimed_at, claimed, plans)
+                self._release(held + (following.claims if following is not None else []))
                 raise
-            following = self._claim_ahead(plans)
+            following = self._finish_claim_ahead(claimed_at, claimed, plans)
             try:
                 handed()
             except Exception:
@@ -616,18 +617,10 @@ class Scheduler:
         commits = [p.commit for p in plans]
         peeked: tuple[datetime | None] | None = None
         commit_and_peek = getattr(self.store, "commit_and_next_due", None) if len(claims) < self.batch_size else None
-        commit_nowait = getattr(self.store, "commit_nowait", None) if following is not None else None
         try:
             if commit_and_peek is not None:  # saves the loop's next_due round trip
                 results, due = commit_and_peek(commits)
                 peeked = (due,)
-            elif commit_nowait is not None and following is not None:
-                committed = commit_nowait(commits)
-                try:  # planned while the store commits (not before: a commit refused raises first)
-                    planned = self._plan_batch(following.claims, following.claimed_at, following.earlier)
-                finally:
-                    results = committed()  # always: it also frees what the call holds
-                following = attrs.evolve(following, plans=planned)
             else:
                 results = self.store.commit(commits)
         except Exception:
@@ -678,12 +671,30 @@ class Scheduler:
                 )
         return plans
 
-    def _claim_ahead(self, plans: Sequence[Plan]) -> _Ahead | None:
-        """Claim the next batch now, before ``plans`` are committed (None: nothing due, or the
-        claim failed -- the next round claims again and meets the error the usual way)."""
+    def _start_claim_ahead(self) -> tuple[datetime, Callable[[], builtins.list[Claim]] | None]:
+        """Start claiming the next batch (sent now where the store has ``claim_due_nowait``,
+        else claimed when :meth:`_finish_claim_ahead` asks); None: sending it failed."""
         claimed_at = self.clock.now()
+        claim_nowait = getattr(self.store, "claim_due_nowait", None)
+        if claim_nowait is None:
+            return claimed_at, functools.partial(
+                self.store.claim_due, claimed_at, limit=self.batch_size, lease=self.lease, owner=self.owner
+            )
         try:
-            claims = self.store.claim_due(claimed_at, limit=self.batch_size, lease=self.lease, owner=self.owner)
+            return claimed_at, claim_nowait(claimed_at, limit=self.batch_size, lease=self.lease, owner=self.owner)
+        except Exception as exc:
+            log.debug("claiming ahead failed (%s: %s); claiming after the commit", type(exc).__name__, exc)
+            return claimed_at, None
+
+    def _finish_claim_ahead(
+        self, claimed_at: datetime, claimed: Callable[[], builtins.list[Claim]] | None, plans: Sequence[Plan]
+    ) -> _Ahead | None:
+        """The next batch, claimed before ``plans`` are committed, and planned (None: nothing
+        due, or the claim failed -- the next round claims again and meets the error the usual way)."""
+        if claimed is None:
+            return None
+        try:
+            claims = claimed()
         except Exception as exc:
             log.debug("claiming ahead failed (%s: %s); claiming after the commit", type(exc).__name__, exc)
             return None
@@ -692,7 +703,7 @@ class Scheduler:
         earlier: dict[str, builtins.list[Plan]] = {}
         for p in plans:
             earlier.setdefault(p.commit.claim.schedule_id, []).append(p)
-        return _Ahead(claims=claims, claimed_at=claimed_at, earlier=earlier)
+        return _Ahead(claims=claims, plans=self._plan_batch(claims, claimed_at, earlier))
 
     def _release(self, claims: Sequence[Claim]) -> None:
         try:

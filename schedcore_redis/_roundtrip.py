@@ -9,6 +9,7 @@ lock while the engine computes.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,11 +18,26 @@ import redis.exceptions as rex
 __all__ = ["send_now"]
 
 
+#: The socket send buffer a connection gets before an early send (bytes, at least). A
+#: batch's hand-off is ~100 KB; it is sent while the server still runs the claim sent just
+#: before it, and a unix socket's default buffer (~200 KB of accounted memory) holds less
+#: than that: the send then blocks until the server is free again -- the very wait the early
+#: send exists to avoid (measured: 18 µs per run of blocked sends, 1 µs with the larger buffer).
+SEND_BUFFER = 1 << 22
+
+
 def _checkout(pool: Any) -> Any:
     try:
-        return pool.get_connection()
+        connection = pool.get_connection()
     except TypeError:  # redis-py before 5.3 wants the command name
-        return pool.get_connection("EVALSHA")
+        connection = pool.get_connection("EVALSHA")
+    sock: Any = getattr(connection, "_sock", None)  # connected by get_connection (redis-py 5 and later)
+    try:
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < SEND_BUFFER:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    except (AttributeError, OSError):  # no socket (a fake connection), or a platform that refuses
+        pass
+    return connection
 
 
 def send_now(client: Any, commands: Sequence[Sequence[Any]]) -> Callable[[], list[Any]] | None:

@@ -9,7 +9,6 @@ and fenced on the server. Readings where the protocol leaves room follow
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import math
@@ -541,8 +540,8 @@ class RedisStore:
     def claim_due_nowait(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> Callable[[], list[Claim]]:
         """See ``claim_due_nowait`` in :class:`schedcore.protocols.Store`: the claim's Lua call
         is sent now and its reply read (and decoded) by the returned function, so the engine
-        builds and sends the hand-off of the batch before meanwhile. (A cluster client claims
-        at once.)"""
+        builds and sends the hand-off of the batch before meanwhile, and the server runs
+        both back to back. (A cluster client claims at once.)"""
         args, expires_ms, marked = self._claim_args(now, limit, lease, owner)
         with translated("claim_due"):
             keys = self.keys.scripts
@@ -638,33 +637,6 @@ class RedisStore:
             return self.commit(commits), self.next_due()
         done, peeked = self._commit_batch(commits, peek=True)
         return done, (peeked[0] if peeked is not None else self.next_due())
-
-    def commit_nowait(self, commits: Sequence[Commit]) -> Callable[[], list[bool]]:
-        """See ``commit_nowait`` in :class:`schedcore.protocols.Store`: the commit's Lua call is
-        sent now and its reply read by the returned function, so the engine plans its next
-        batch while the server commits this one. (A cluster client commits at once.)"""
-        if not commits or type(self).commit is not RedisStore.commit:  # a subclass's own commit comes first
-            return functools.partial(self.commit, commits)
-        args = self._commit_args(commits, 0)
-        with translated("commit"):
-            read = send_now(
-                self._client, [("EVALSHA", self._commit.sha, len(self.keys.scripts), *self.keys.scripts, *args)]
-            )
-        if read is None:
-            results = self.commit(commits)
-            return lambda: results
-
-        def committed() -> list[bool]:
-            with translated("commit"):
-                [reply] = read()
-            if isinstance(reply, rex.NoScriptError):  # the server lost the script (restart, SCRIPT FLUSH): nothing ran
-                return self.commit(commits)
-            if isinstance(reply, Exception):
-                with translated("commit"):
-                    raise reply
-            return [int(v) == 1 for v in reply[0]]
-
-        return committed
 
     def _commit_batch(
         self, commits: Sequence[Commit], *, peek: bool

@@ -228,23 +228,19 @@ def test_a_dead_connection_raises_store_unavailable() -> None:
     assert [c.schedule_id for c in claim(store, at(0))] == ["a"]
 
 
-def test_commit_nowait_survives_a_script_flush_and_a_dead_connection(store: RedisStore) -> None:
+def test_claim_due_nowait_survives_a_script_flush_and_a_dead_connection(store: RedisStore) -> None:
     store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
-    store.add(make_schedule("b"), fire_entry(0), Conflict.ERROR)
-    ca, cb = sorted(claim(store, at(0)), key=lambda c: c.schedule_id)
     raw(store).script_flush()
-    assert store.commit_nowait([commit_for(ca, next_fire=fire_entry(60))])() == [True]  # sent again after NOSCRIPT
-    assert store.get("a").next_fire == fire_entry(60)  # type: ignore[union-attr]
+    claimed = store.claim_due_nowait(at(0), limit=10, lease=LEASE, owner="o")
+    assert [c.schedule_id for c in claimed()] == ["a"]  # claimed again after NOSCRIPT
     server = fakeredis.FakeServer()
     dead = RedisStore(fakeredis.FakeRedis(server=server), namespace=fresh_namespace())
     dead.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
-    [c] = claim(dead, at(0))
     server.connected = False
     with pytest.raises(StoreUnavailable):
-        dead.commit_nowait([commit_for(c)])()
+        dead.claim_due_nowait(at(0), limit=10, lease=LEASE, owner="o")()
     server.connected = True
-    assert dead.commit_nowait([commit_for(c, next_fire=None)])() == [True]
-    assert store.commit_nowait([commit_for(cb, next_fire=None)])() == [True]
+    assert [c.schedule_id for c in dead.claim_due_nowait(at(0), limit=10, lease=LEASE, owner="o")()] == ["a"]
 
 
 # -- add_many ---------------------------------------------------------------------------

@@ -611,18 +611,19 @@ def test_store_outage_backs_off_exponentially_and_recovers() -> None:
 
 @attrs.define
 class CallLog:
-    """A MemoryStore that logs its time-index calls; ``fail_commits`` makes that many commits raise."""
+    """A MemoryStore that logs its time-index calls (and, through :func:`_five_due`, the
+    executor's hand-overs); ``fail_commits`` makes that many commits raise."""
 
     inner: MemoryStore
     calls: list[str] = attrs.field(factory=list)
     fail_commits: int = 0
-    nowait: bool = True  # False: a store without commit_nowait
+    nowait: bool = True  # False: a store without claim_due_nowait
 
     def __getattr__(self, name: str) -> Any:
-        if name == "commit_nowait" and not self.nowait:
+        if name == "claim_due_nowait" and not self.nowait:
             raise AttributeError(name)
         attr = getattr(self.inner, name)
-        if name not in ("claim_due", "commit", "commit_nowait", "commit_and_next_due", "release"):
+        if name not in ("claim_due", "claim_due_nowait", "commit", "commit_and_next_due", "release"):
             return attr
 
         def logged(*args: Any, **kwargs: Any) -> Any:
@@ -643,6 +644,13 @@ def _five_due(batch: int, store: CallLog) -> Simulation:
         store=store,
         batch_size=batch,
     )
+    submit = sim.executor.submit
+
+    def logged_submit(runs: Sequence[Run]) -> None:
+        store.calls.append("submit")
+        submit(runs)
+
+    sim.executor.submit = logged_submit  # type: ignore[method-assign]  # submit_nowait calls it too
     for i in range(5):
         sim.scheduler.add(sched(f"s{i}", trigger=At(T0)))
     return sim
@@ -653,7 +661,7 @@ def _claimable_now(store: MemoryStore) -> list[str]:
     return sorted(c.schedule_id for c in store.claim_due(T0, limit=100, lease=timedelta(seconds=30), owner="other"))
 
 
-def test_the_next_batch_is_claimed_while_the_runs_are_handed_over_and_planned_while_they_are_committed() -> None:
+def test_the_next_batch_is_claimed_before_the_runs_are_handed_over_and_planned_while_they_travel() -> None:
     store = CallLog(MemoryStore())
     sim = _five_due(2, store)
     planned: list[str] = []
@@ -666,19 +674,26 @@ def test_the_next_batch_is_claimed_while_the_runs_are_handed_over_and_planned_wh
     sim.scheduler._plan_batch = logged_plan_batch  # type: ignore[method-assign]
     sim.scheduler.tick()
     # the last batch (one claim) is short: committed with the next due instant, nothing claimed ahead
-    calls = ["claim_due", "claim_due", "commit_nowait", "claim_due", "commit_nowait", "commit_and_next_due"]
-    assert store.calls == calls
-    # each batch after the first is planned once, after the commit of the one before started
-    assert planned == ["1:s0,s1", "3:s2,s3", "5:s4"]
+    assert store.calls == [
+        *("claim_due", "claim_due_nowait", "submit", "commit"),
+        *("claim_due_nowait", "submit", "commit"),
+        *("submit", "commit_and_next_due"),
+    ]
+    # each batch after the first is planned once, after its claim and the hand-over were sent
+    assert planned == ["1:s0,s1", "3:s2,s3", "6:s4"]
     assert sorted(r.schedule_id for r in sim.executor.submitted) == [f"s{i}" for i in range(5)]
     assert all(s.next_fire is None for s in sim.scheduler.list())
 
 
-def test_without_commit_nowait_the_batch_claimed_ahead_is_planned_after_the_commit() -> None:
+def test_without_claim_due_nowait_the_next_batch_is_claimed_after_the_runs_were_sent() -> None:
     store = CallLog(MemoryStore(), nowait=False)
     sim = _five_due(2, store)
     sim.scheduler.tick()
-    assert store.calls == ["claim_due", "claim_due", "commit", "claim_due", "commit", "commit_and_next_due"]
+    assert store.calls == [
+        *("claim_due", "submit", "claim_due", "commit"),
+        *("submit", "claim_due", "commit"),
+        *("submit", "commit_and_next_due"),
+    ]
     assert sorted(r.schedule_id for r in sim.executor.submitted) == [f"s{i}" for i in range(5)]
 
 
@@ -687,7 +702,11 @@ def test_without_submit_nowait_each_batch_is_committed_before_the_next_claim() -
     sim = _five_due(2, store)
     sim.executor.submit_nowait = None  # type: ignore[method-assign,assignment]  # an executor without it
     sim.scheduler.tick()
-    assert store.calls == ["claim_due", "commit", "claim_due", "commit", "claim_due", "commit_and_next_due"]
+    assert store.calls == [
+        *("claim_due", "submit", "commit"),
+        *("claim_due", "submit", "commit"),
+        *("claim_due", "submit", "commit_and_next_due"),
+    ]
 
 
 def test_a_failed_background_hand_over_releases_its_batch_and_the_one_claimed_ahead() -> None:
@@ -696,7 +715,7 @@ def test_a_failed_background_hand_over_releases_its_batch_and_the_one_claimed_ah
     sim.executor.nowait_fails = True
     wake = sim.scheduler.tick()
     assert wake is not None and wake > T0  # backing off
-    assert store.calls == ["claim_due", "claim_due", "release"]
+    assert store.calls == ["claim_due", "claim_due_nowait", "submit", "release"]
     assert _claimable_now(store.inner) == [f"s{i}" for i in range(5)]  # nothing left under a lease
 
 
@@ -705,7 +724,7 @@ def test_a_failed_commit_releases_the_batch_claimed_ahead() -> None:
     sim = _five_due(2, store)
     wake = sim.scheduler.tick()
     assert wake is not None and wake > T0
-    assert store.calls == ["claim_due", "claim_due", "commit_nowait", "release"]
+    assert store.calls == ["claim_due", "claim_due_nowait", "submit", "commit", "release"]
     # the first batch stays leased (its runs were handed over: the lease paces the retry);
     # the batch claimed ahead is back in the index at once
     first = sorted(r.schedule_id for r in sim.executor.submitted)
@@ -724,7 +743,7 @@ def test_stopping_gives_back_the_batch_claimed_ahead() -> None:
 
     sim.executor.submit = submit_then_stop  # type: ignore[method-assign]
     sim.scheduler.tick()
-    assert store.calls == ["claim_due", "claim_due", "commit_nowait", "release"]
+    assert store.calls == ["claim_due", "claim_due_nowait", "submit", "commit", "release"]
     assert len(sim.executor.submitted) == 2
     assert len(_claimable_now(store.inner)) == 3
 

@@ -951,28 +951,24 @@ class StoreConformance:
         assert commit_and_peek([commit_for(cb, next_fire=None)]) == ([True], None)
         assert commit_and_peek([]) == ([], None)
 
-    def test_commit_nowait_is_commit_once_waited_for(self, store: Store) -> None:
-        commit_nowait = getattr(store, "commit_nowait", None)
-        if commit_nowait is None:
-            pytest.skip("optional: the engine commits each batch before planning the next")
+    def test_claim_due_nowait_is_claim_due_once_waited_for(self, store: Store) -> None:
+        claim_nowait = getattr(store, "claim_due_nowait", None)
+        if claim_nowait is None:
+            pytest.skip("optional: the engine claims each next batch when it needs it")
         self.add_fire(store, "a", 20)
         self.add_fire(store, "b", 30)
-        ca = claim_one(store, at(20), limit=1, lease=timedelta(seconds=60))
-        cb = claim_one(store, at(30), limit=1, lease=timedelta(seconds=60))
-        committed = commit_nowait([commit_for(ca, next_fire=fire_entry(40)), commit_for(cb, next_fire=None)])
-        assert committed() == [True, True]
-        assert store.next_due() == at(40)
-        assert commit_nowait([commit_for(ca)])() == [False]  # the claim was committed: refused, nothing written
-        assert store.next_due() == at(40)
-        assert commit_nowait([])() == []
-        # one call, then another store call once it was waited for: in the order they were made
-        ca2 = claim_one(store, at(40), lease=timedelta(seconds=60))
-        committed = commit_nowait([commit_for(ca2, next_fire=fire_entry(70))])
-        assert committed() == [True]
-        assert store.claim_due(at(69), limit=10, lease=timedelta(seconds=60), owner="o") == []
-        assert [c.schedule_id for c in store.claim_due(at(70), limit=10, lease=timedelta(seconds=60), owner="o")] == [
-            "a"
-        ]
+        self.add_fire(store, "c", 90)
+        claimed = claim_nowait(at(30), limit=10, lease=timedelta(seconds=600), owner="o")
+        claims = claimed()
+        assert sorted(c.schedule_id for c in claims) == ["a", "b"]
+        assert all(c.owner == "o" and c.lease_expires == at(630) for c in claims)
+        assert claim_nowait(at(30), limit=10, lease=timedelta(seconds=60), owner="p")() == []  # held
+        # committed like any claim; a second claim in flight with an uncommitted one is fine
+        ca = next(c for c in claims if c.schedule_id == "a")
+        later = claim_nowait(at(90), limit=10, lease=timedelta(seconds=60), owner="o")
+        assert [c.schedule_id for c in later()] == ["c"]
+        assert store.commit([commit_for(ca, next_fire=fire_entry(120))]) == [True]
+        assert store.next_due() == at(120)  # a moved on; c is held until 150, b until 630
 
     def test_next_due_includes_an_expired_lease_not_yet_taken_back(self, store: Store) -> None:
         self.add_fire(store, "a", 0)
