@@ -132,7 +132,25 @@ def _number(expr: str, fd: _FieldDef, item: str, token: str) -> int:
     return value
 
 
+#: Parsed fields by (field name, text): expressions differ in a field or two and share the
+#: others ("*", "1-5"...), and a claim of a schedule decodes its expression afresh. Only
+#: valid fields are kept (an error names the whole expression).
+_FIELDS: dict[tuple[str, str], frozenset[int]] = {}
+_FIELDS_MAX = 4096
+
+
 def _parse_field(expr: str, fd: _FieldDef, text: str) -> frozenset[int]:
+    key = (fd.name, text)
+    values = _FIELDS.get(key)
+    if values is None:
+        values = _parse_field_text(expr, fd, text)
+        if len(_FIELDS) >= _FIELDS_MAX:
+            _FIELDS.clear()
+        _FIELDS[key] = values
+    return values
+
+
+def _parse_field_text(expr: str, fd: _FieldDef, text: str) -> frozenset[int]:
     values: set[int] = set()
     for item in text.split(","):
         if not item:

@@ -74,6 +74,8 @@ def resolve_task(reference: str) -> Callable[..., Any]:
 
 def check_json(value: Any, field: str) -> Any:
     """Refuse values that JSON cannot carry faithfully (sets, datetimes, NaN, non-str keys...)."""
+    if not value and type(value) in (list, tuple, dict):
+        return value  # the common empty args, kwargs, meta and options: nothing to carry
     try:
         encoded = json.dumps(value, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
