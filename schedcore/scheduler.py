@@ -637,7 +637,7 @@ class Scheduler:
         """Plan each claim of a batch; a claim whose plan raises is left out (and logged).
 
         ``earlier``: plans of the batch before, by schedule id, that were not committed yet
-        when these claims were taken (:meth:`_claim_ahead`).
+        when these claims were taken (:meth:`_finish_claim_ahead`).
         """
         plans: list[Plan] = []
         by_schedule: dict[str, builtins.list[Plan]] = {sid: list(previous) for sid, previous in earlier.items()}
