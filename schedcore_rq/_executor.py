@@ -9,13 +9,11 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple
 
 import redis
 from redis.exceptions import NoScriptError, RedisError
 
-from schedcore._time import to_ms
 from schedcore._validate import check_id
 from schedcore.exceptions import ExecutorUnavailable, ValidationError
 from schedcore.model import Schedule
@@ -112,6 +110,11 @@ def _rq_timestamp() -> str:
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _description(option: str | None, run: Run) -> str:
+    """A job's description: the ``description`` option, else the task and the run id."""
+    return option or f"{run.task} [schedcore {run.id}]"
 
 
 def _as_bytes(reply: Any) -> bytes:
@@ -448,13 +451,8 @@ class RQExecutor:
         connection's encoding of a str (the description is sent inside a bytes argument).
         """
         job_id = job_id_for(run.id, self._namespace)
-        nominal = to_ms(run.nominal)
-        # json.dumps(run_info(run).to_dict(), separators=(",", ":")) without the dict and the
-        # encoder's machinery: the same text, a tenth of the time
-        info = (
-            f'{{"run":{encode_basestring_ascii(run.id)},"sid":{encode_basestring_ascii(run.schedule_id)},'
-            f'"nominal":{nominal},"attempt":{run.attempt}}}'
-        )
+        run_fields = run_info(run)
+        info = run_fields.to_json()
         try:
             plan_key = (run.task, run.queue, id(run.args), id(run.kwargs), id(run.executor_options))
             plan = plans.get(plan_key)
@@ -464,19 +462,10 @@ class RQExecutor:
                 if known is not None:
                     plan = plans[plan_key] = _Plan(options.meta, options.description, *known)
             if plan is not None:
-                # the meta _job_plan builds: the options' meta, then schedcore's entry
-                ours = {
-                    "run": run.id,
-                    "sid": run.schedule_id,
-                    "nominal": nominal,
-                    "attempt": run.attempt,
-                    "ns": self._namespace,
-                    "hb": self._heartbeat,
-                }
-                meta = self._serializer.dumps({**plan.meta, META_KEY: ours})
-                description = plan.description or f"{run.task} [schedcore {run.id}]"
+                meta = self._serializer.dumps(self._meta(plan.meta, run_fields))
+                description = _description(plan.description, run)
                 return _Entry(job_id, info, "", plan.template, plan.data, meta, encode(description), [])
-            template, rest = self._job_plan(run, job_id, run_info(run), stamp)
+            template, rest = self._job_plan(run, job_id, run_fields, stamp)
             if template is not None:
                 description, meta, _stamp, data = rest
                 return _Entry(job_id, info, "", template, data, meta, encode(description), [])
@@ -484,7 +473,7 @@ class RQExecutor:
             raise
         except Exception as exc:  # a run RQ refuses is a failed run, not a broken scheduler
             log.warning("run %s cannot become an RQ job: %s", run.id, error_text(type(exc), exc))
-            failure = payload(job_id, run_info(run), OutcomeStatus.FAILED, error=error_text(type(exc), exc))
+            failure = payload(job_id, run_fields, OutcomeStatus.FAILED, error=error_text(type(exc), exc))
             return _Entry(job_id, info, failure, None, b"", b"", b"", [0])
         return _Entry(job_id, info, "", None, b"", b"", b"", rest)
 
@@ -515,9 +504,8 @@ class RQExecutor:
         arguments with those options use the template at once, without a capture.
         """
         options = parse_options(run.executor_options)
-        meta = dict(options.meta)
-        meta[META_KEY] = {**info.to_dict(), "ns": self._namespace, "hb": self._heartbeat}
-        description = options.description or f"{run.task} [schedcore {run.id}]"
+        meta = self._meta(options.meta, info)
+        description = _description(options.description, run)
         known, shape, key = self._lookup(run, options)
         if known is not None:
             template, data = known
@@ -538,6 +526,10 @@ class RQExecutor:
             flat.append(len(command))
             flat.extend(command)
         return None, flat
+
+    def _meta(self, options_meta: dict[str, Any], info: RunInfo) -> dict[str, Any]:
+        """A job's meta: the options' meta, then schedcore's entry (run info, namespace, heartbeat)."""
+        return {**options_meta, META_KEY: {**info.to_dict(), "ns": self._namespace, "hb": self._heartbeat}}
 
     def _lookup(
         self, run: Run, options: JobOptions

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import attrs
@@ -99,6 +100,14 @@ class RunInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {"run": self.run_id, "sid": self.schedule_id, "nominal": self.nominal_ms, "attempt": self.attempt}
+
+    def to_json(self) -> str:
+        """``json.dumps(self.to_dict(), separators=(",", ":"))``, written directly: the same
+        text in a fraction of the time (one per handed-over run)."""
+        return (
+            f'{{"run":{encode_basestring_ascii(self.run_id)},"sid":{encode_basestring_ascii(self.schedule_id)},'
+            f'"nominal":{int(self.nominal_ms)},"attempt":{int(self.attempt)}}}'
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunInfo:

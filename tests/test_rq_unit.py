@@ -254,6 +254,20 @@ def test_submit_nowait_hands_over_once_read_and_survives_a_script_flush(
     assert Queue("default", connection=rconn).count == 3
 
 
+@given(
+    run_id=st.text(min_size=1, max_size=30),
+    sid=st.text(min_size=1, max_size=30),
+    nominal=st.integers(0, 2**53),
+    attempt=st.integers(1, 10_000),
+)
+def test_run_info_json_is_json_dumps_of_its_dict(run_id: str, sid: str, nominal: int, attempt: int) -> None:
+    from schedcore_rq._outcomes import RunInfo
+
+    info = RunInfo(run_id=run_id, schedule_id=sid, nominal_ms=nominal, attempt=attempt)
+    assert info.to_json() == json.dumps(info.to_dict(), separators=(",", ":"))
+    assert RunInfo.from_dict(json.loads(info.to_json())) == info
+
+
 def test_options_reach_the_rq_job(executor: RQExecutor, rconn: redis.Redis) -> None:
     s = schedule(
         queue="ignored-by-option",
