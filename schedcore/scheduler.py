@@ -73,6 +73,27 @@ class _Ahead:
     plans: list[Plan]
 
 
+def store_add_many(
+    store: Store, items: Sequence[tuple[Schedule, Pending | None]], conflict: Conflict
+) -> list[AddResult]:
+    """``store.add_many(items, conflict)``; for a store written before ``add_many`` was part of
+    the protocol, one ``store.add`` per item -- after checking, with ``conflict="error"``, that
+    no id is taken, so that a taken id still writes nothing."""
+    add_many = getattr(store, "add_many", None)
+    if add_many is not None:
+        results: list[AddResult] = add_many(items, conflict)
+        return results
+    if conflict is Conflict.ERROR:
+        for schedule, _ in items:
+            try:
+                taken = store.get(schedule.id) is not None
+            except CorruptScheduleData:
+                taken = True
+            if taken:
+                raise ScheduleExists(schedule.id)
+    return [store.add(schedule, first, conflict) for schedule, first in items]
+
+
 def _version() -> str:
     import importlib.metadata
 
@@ -225,19 +246,7 @@ class Scheduler:
             except TypeError:  # an unhashable trigger: computed on its own
                 first = first_fire(schedule, now)
             items.append((schedule, first))
-        add_many = getattr(self.store, "add_many", None)
-        if add_many is not None:
-            results: builtins.list[AddResult] = add_many(items, conflict)
-        else:  # a store written before add_many was part of the protocol
-            if conflict is Conflict.ERROR:
-                for schedule in batch:
-                    try:
-                        taken = self.store.get(schedule.id) is not None
-                    except CorruptScheduleData:
-                        taken = True
-                    if taken:
-                        raise ScheduleExists(schedule.id)
-            results = [self.store.add(schedule, first, conflict) for schedule, first in items]
+        results = store_add_many(self.store, items, conflict)
         # What add logs and emits for each; skipped when nobody would see it (a tenth of a bulk add).
         logged = log.isEnabledFor(logging.INFO)
         hooked = bool(self.hooks.pm.hook.schedcore_schedule_added.get_hookimpls())

@@ -103,7 +103,7 @@ def sync(
         seen.add(schedule.id)
     tagged = tag(schedules, source)
 
-    from schedcore.scheduler import Scheduler
+    from schedcore.scheduler import Scheduler, store_add_many
 
     scheduler = target if isinstance(target, Scheduler) else None
     store: Store = scheduler.store if scheduler is not None else target
@@ -133,12 +133,7 @@ def sync(
     else:
         at = now if now is not None else _utcnow()
         items = [(schedule, first_fire(schedule, at, runs[schedule.id])) for schedule in tagged]
-        add_many = getattr(store, "add_many", None)  # a store written before add_many: one at a time
-        added = (
-            add_many(items, Conflict.REPLACE)
-            if add_many is not None
-            else [store.add(*i, Conflict.REPLACE) for i in items]
-        )
+        added = store_add_many(store, items, Conflict.REPLACE)
     for schedule, result in zip(tagged, added, strict=True):
         key = {AddResult.ADDED: "added", AddResult.REPLACED: "updated"}.get(result, "unchanged")
         results[key].append(schedule.id)
