@@ -643,13 +643,13 @@ class RedisStore:
     ) -> tuple[list[bool], tuple[datetime | None] | None]:
         """Commit; with ``peek``, also the next due instant (None inside: nothing due; None
         outside: the peeked head held only unreadable entries, ask :meth:`next_due`)."""
+        if not commits:
+            return [], None
         with self._lock:
             unreadable = set(self._unreadable)
             bad_members = set(self._bad_members)
         window = len(unreadable) + len(bad_members) + 1 if peek else 0
         args = self._commit_args(commits, window)
-        if not commits:
-            return [], None
         with translated("commit"):
             done, head, leases = self._commit(keys=self.keys.scripts, args=args)
         results = [int(v) == 1 for v in done]
