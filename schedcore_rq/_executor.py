@@ -28,6 +28,7 @@ from schedcore_rq._jobs import (
     TEMPLATE_CACHE_SIZE,
     JobOptions,
     JobTemplate,
+    as_bytes,
     job_id_for,
     parse_options,
     run_info,
@@ -115,11 +116,6 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def _description(option: str | None, run: Run) -> str:
     """A job's description: the ``description`` option, else the task and the run id."""
     return option or f"{run.task} [schedcore {run.id}]"
-
-
-def _as_bytes(reply: Any) -> bytes:
-    """A string reply as bytes (a connection with ``decode_responses`` gives str)."""
-    return reply.encode() if isinstance(reply, str) else bytes(reply)
 
 
 def _text(value: Any) -> str | None:
@@ -701,7 +697,7 @@ class RQExecutor:
             else:
                 raise ExecutorUnavailable("the hand-off script or its job templates keep disappearing from Redis")
             # one character per run: b"1" handed over now, b"0" before
-            return [flag == _HANDED_NOW for reply in results for flag in _as_bytes(reply)]
+            return [flag == _HANDED_NOW for reply in results for flag in as_bytes(reply)]  # str with decode_responses
 
         return finish
 

@@ -25,7 +25,7 @@ from schedcore.exceptions import ValidationError
 from schedcore.records import Run
 from schedcore_rq._outcomes import META_KEY, RunInfo
 
-__all__ = ["HANDOFF_LUA", "OPTION_NAMES", "JobOptions", "job_id_for", "parse_options"]
+__all__ = ["HANDOFF_LUA", "OPTION_NAMES", "JobOptions", "as_bytes", "job_id_for", "parse_options"]
 
 #: RQ's own rule for job ids.
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -346,7 +346,7 @@ class JobTemplate:
                     out += ["i", parts[0], parts[1]]
                 else:
                     out += [_KIND_CODES[kind], "", ""]
-        return tuple(_as_bytes(arg) for arg in out)
+        return tuple(as_bytes(arg) for arg in out)
 
     def render(self, job_id: str, description: str, meta: bytes, timestamp: str, data: bytes) -> list[tuple[Any, ...]]:
         """The commands for another run."""
@@ -365,8 +365,9 @@ class JobTemplate:
         return [tuple(command) for command in out]
 
 
-def _as_bytes(value: Any) -> bytes:
-    """An argument as Redis receives it (redis-py's encoding of str, numbers and str enums)."""
+def as_bytes(value: Any) -> bytes:
+    """An argument as Redis receives it, or a string reply as bytes (redis-py's encoding of
+    str, numbers and str enums; a connection with ``decode_responses`` replies with str)."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
