@@ -25,7 +25,7 @@ import redis.exceptions as rex
 from schedcore._time import require_aware, to_ms
 from schedcore.doctor import CheckReport, Finding, expected_fire
 from schedcore.exceptions import CorruptScheduleData
-from schedcore.model import Schedule
+from schedcore.model import SCHEMA_VERSION, Schedule
 from schedcore_redis._codec import (
     decode_fire,
     decode_parked,
@@ -396,6 +396,18 @@ class _Check:
                 parts = list(split_state(sid, value))
                 schedule = decode_schedule(sid, parts[3])
             except CorruptScheduleData as exc:
+                version = text(value).partition("\n")[2].partition("{")[0]
+                if version.isdigit() and int(version) > SCHEMA_VERSION:
+                    # written by a newer schedcore during a rolling upgrade: never moved aside
+                    self.found(
+                        "unreadable",
+                        f"definition of schema {version}, newer than this version reads ({SCHEMA_VERSION})",
+                        key=self.keys.schedules,
+                        sid=sid,
+                        severity="warning",
+                        todo="left alone: finish the upgrade, then run doctor with the new version",
+                    )
+                    continue
                 self.found(
                     "unreadable",
                     f"definition: {exc.reason}"[:300],

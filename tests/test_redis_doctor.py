@@ -23,6 +23,7 @@ from schedcore.cli import cli
 from schedcore.clock import FakeClock
 from schedcore.doctor import CheckReport, Finding, check_store
 from schedcore.memory import MemoryStore
+from schedcore.model import SCHEMA_VERSION
 from schedcore.testing.executors import CallbackExecutor
 from schedcore.testing.factories import T0
 from schedcore_redis import RedisStore, _doctor
@@ -169,6 +170,16 @@ def test_quarantine_keeps_what_was_moved_and_says_where(ns: Namespace) -> None:
     assert ns.raw.hget(ns.p + "quarantine", field) == poison
     assert ns.store.get("b") is None and ns.raw.zscore(ns.p + "idx", "b") is None  # its entry went with it
     assert ns.raw.zscore(ns.p + "ids", "b") is None
+
+
+def test_a_definition_of_a_newer_schema_is_left_alone(ns: Namespace) -> None:
+    value = ns.raw.hget(ns.p + "sched", "b")
+    state, _, definition = value.partition(b"\n")
+    newer = state + b"\n" + str(SCHEMA_VERSION + 1).encode() + definition.lstrip(b"0123456789")
+    ns.raw.hset(ns.p + "sched", "b", newer)
+    [finding] = only(ns.check(repair=True), "unreadable")
+    assert finding.severity == "warning" and not finding.repaired and "upgrade" in finding.action
+    assert ns.raw.hget(ns.p + "sched", "b") == newer  # a rolling upgrade keeps its schedules
 
 
 def test_a_wrong_typed_namespace_key_is_reported_with_what_to_do(ns: Namespace) -> None:
