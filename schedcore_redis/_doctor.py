@@ -26,6 +26,7 @@ from schedcore._time import require_aware, to_ms
 from schedcore.doctor import CheckReport, Finding, expected_fire
 from schedcore.exceptions import CorruptScheduleData
 from schedcore.model import SCHEMA_VERSION, Schedule
+from schedcore.records import Pending
 from schedcore_redis._codec import (
     decode_fire,
     decode_parked,
@@ -37,7 +38,7 @@ from schedcore_redis._codec import (
     text,
 )
 from schedcore_redis._errors import translated
-from schedcore_redis._scripts import _COMMON
+from schedcore_redis._scripts import _COMMON, UNINDEX
 
 if TYPE_CHECKING:
     from schedcore_redis._store import RedisStore
@@ -49,6 +50,7 @@ __all__ = ["REPAIR", "run_check"]
 # when done, {0, ''} when what the checker read has changed meanwhile (nothing written).
 REPAIR = (
     _COMMON
+    + UNINDEX
     + r"""
 local quarantine, beats, beatx = KEYS[7], KEYS[8], KEYS[9]
 local op, prefix, channel, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -121,18 +123,10 @@ elseif op == 'drop_member' then  -- a: 'idx' or 'lease', b: member, c: quarantin
   where = aside(c, a .. ' ' .. b .. ' ' .. score)
 elseif op == 'drop_schedule' then  -- a: sid, b: its unreadable stored value, c: quarantine field
   if redis.call('HGET', sched, a) ~= b then return {0, ''} end
-  local xkey = prefix .. 'x:' .. a
-  local members = redis.pcall('SMEMBERS', xkey)
-  if members.err then members = {} end
-  members[#members + 1] = a
-  for _, m in ipairs(members) do
-    redis.call('ZREM', idx, m)
-    redis.call('ZREM', lease, m)
-    redis.call('HDEL', claims, m)
-  end
+  unindex(prefix, a)
   redis.call('HDEL', sched, a)
   redis.call('ZREM', ids, a)
-  redis.call('DEL', xkey)
+  redis.call('DEL', prefix .. 'x:' .. a)
   where = aside(c, b)
 elseif op == 'drop_record' then  -- a: list key, b: the unreadable item, c: quarantine field
   local removed = redis.pcall('LREM', a, 1, b)
@@ -259,6 +253,26 @@ class _Check:
                 repaired=repaired,
                 action=action,
             )
+        )
+
+    def move_aside(
+        self, detail: str, *, key: str, sid: str | None, fix: tuple[Any, ...], kind: str = "unreadable"
+    ) -> None:
+        """Report a record the repair moves to the quarantine."""
+        done, todo = "moved to {where}", "run with --repair to move it aside"
+        self.found(kind, detail, key=key, sid=sid, fix=fix, done=done, todo=todo)
+
+    def orphan(self, detail: str, *, key: str, raw: bytes) -> None:
+        """Report an entry or claim of a schedule without definition (the repair removes it)."""
+        sid = member_sid(text(raw))
+        self.found(
+            "orphan_entry",
+            detail,
+            key=key,
+            sid=sid,
+            fix=("orphan", raw),
+            done="removed",
+            todo="run with --repair to remove it",
         )
 
     def _apply(self, fix: tuple[Any, ...], done: str, todo: str) -> tuple[bool, str]:
@@ -441,7 +455,7 @@ class _Check:
         mode, due = "keep", "0"
         if "f" in bad:
             fire = expected_fire(schedule, self.now, int(n) if n and "n" not in bad else 0)
-            mode, due = ("set", str(to_ms(fire.due))) if fire is not None else ("drop", "0")
+            mode, due = _fire_mode(fire)
         new = ";".join(
             (
                 encode_fire(fire) if fire is not None else "",
@@ -464,28 +478,15 @@ class _Check:
         """Listed ids against the readable definitions (an unreadable one is reported already)."""
         if {"ids", "sched"} & self.broken:
             return
-        for raw in sorted(ids - set(stored)):
-            sid = text(raw)
-            self.found(
-                "orphan_id",
-                "listed, but no definition is stored",
-                key=self.keys.ids,
-                sid=sid,
-                fix=("orphan_id", raw),
-                done="removed from the list",
-                todo="run with --repair to remove it",
-            )
-        for raw in sorted({raw for raw in stored if text(raw) in states} - ids):
-            sid = text(raw)
-            self.found(
-                "unlisted",
-                "stored, but missing from the list of ids",
-                key=self.keys.ids,
-                sid=sid,
-                fix=("unlisted", raw),
-                done="listed again",
-                todo="run with --repair to list it",
-            )
+        listed = {raw for raw in stored if text(raw) in states}
+        for kind, detail, raws, done, todo in (
+            ("orphan_id", "listed, but no definition is stored", ids - set(stored), "removed from the list", "remove"),
+            ("unlisted", "stored, but missing from the list of ids", listed - ids, "listed again", "list"),
+        ):
+            for raw in sorted(raws):
+                fix = (kind, raw)
+                todo_text = f"run with --repair to {todo} it"
+                self.found(kind, detail, key=self.keys.ids, sid=text(raw), fix=fix, done=done, todo=todo_text)
 
     def check_index(self, index: dict[bytes, float], stored: dict[bytes, bytes], states: dict[str, _State]) -> None:
         if {"idx", "sched"} & self.broken:
@@ -494,24 +495,17 @@ class _Check:
             m = text(raw)
             sid = member_sid(m)
             if m != sid and not _EXTRA_RE.match(m):
-                self.found(
-                    "unreadable",
+                self.move_aside(
                     f"index entry {m[:80]!r} is not in the schedcore layout",
                     key=self.keys.index,
                     sid=sid,
                     fix=("drop_member", "idx", raw, self.quarantine_name("idx", m)),
-                    done="moved to {where}",
-                    todo="run with --repair to move it aside",
                 )
             elif sid.encode() not in stored:
-                self.found(
-                    "orphan_entry",
+                self.orphan(
                     f"index entry {m[:80]!r} (due {due:.0f} ms) of a schedule that has no definition",
                     key=self.keys.index,
-                    sid=sid,
-                    fix=("orphan", raw),
-                    done="removed",
-                    todo="run with --repair to remove it",
+                    raw=raw,
                 )
             elif m == sid and sid in states and not states[sid][2][0]:
                 self.fire_without_data(sid, states[sid])
@@ -520,7 +514,7 @@ class _Check:
         value, schedule, (_, n, p, definition) = state
         fire = expected_fire(schedule, self.now, int(n or "0"))
         new = f"{encode_fire(fire) if fire else ''};{n};{p}\n{definition}"
-        mode, due = ("set", str(to_ms(fire.due))) if fire is not None else ("drop", "0")
+        mode, due = _fire_mode(fire)
         self.found(
             "fire_without_data",
             "the schedule's fire entry is in the index, but the schedule holds no fire time",
@@ -545,26 +539,15 @@ class _Check:
             sid = member_sid(m)
             parsed = _CLAIM_RE.match(text(value))
             if parsed is None:
-                self.found(
-                    "unreadable",
+                self.move_aside(
                     f"claim of {m[:80]!r} is not 'token|due|held|owner': {text(value)[:60]!r}",
                     key=self.keys.claims,
                     sid=sid,
                     fix=("drop_claim", raw, value, self.quarantine_name("claim", m)),
-                    done="moved to {where}",
-                    todo="run with --repair to move it aside",
                 )
                 continue
             if sid.encode() not in stored:
-                self.found(
-                    "orphan_entry",
-                    f"claim of {m[:80]!r} of a schedule that has no definition",
-                    key=self.keys.claims,
-                    sid=sid,
-                    fix=("orphan", raw),
-                    done="removed",
-                    todo="run with --repair to remove it",
-                )
+                self.orphan(f"claim of {m[:80]!r} of a schedule that has no definition", key=self.keys.claims, raw=raw)
                 continue
             owner = parsed.group(4)
             alive = live is not None and owner in live
@@ -596,14 +579,12 @@ class _Check:
             if raw in claims:
                 continue
             m = text(raw)
-            self.found(
-                "lease_without_claim",
+            self.move_aside(
                 f"lease of {m[:80]!r} (expiry {expiry:.0f} ms) without its claim",
                 key=self.keys.leases,
                 sid=member_sid(m),
                 fix=("drop_member", "lease", raw, self.quarantine_name("lease", m)),
-                done="moved to {where}",
-                todo="run with --repair to move it aside",
+                kind="lease_without_claim",
             )
 
     def check_fires(
@@ -637,7 +618,7 @@ class _Check:
             if again[3 * i] != value or again[3 * i + 1] is not None or again[3 * i + 2]:
                 continue
             new = f"{encode_fire(fire) if fire else ''};{n};{p}\n{definition}"
-            mode, due = ("set", str(to_ms(fire.due))) if fire is not None else ("drop", "0")
+            mode, due = _fire_mode(fire)
             self.found(
                 "missing_fire",
                 f"no fire entry (next occurrence {fire.nominal.isoformat()})"
@@ -665,14 +646,11 @@ class _Check:
                     try:
                         decode_record(line)
                     except Exception as exc:  # whatever the foreign bytes make the decoder raise
-                        self.found(
-                            "unreadable",
+                        self.move_aside(
                             f"history record ({type(exc).__name__}): {text(line)[:60]!r}",
                             key=key,
                             sid=sid,
                             fix=("drop_record", key, line, self.quarantine_name("h", sid)),
-                            done="moved to {where}",
-                            todo="run with --repair to move it aside",
                         )
         self.counts["records"] = records
 
@@ -687,13 +665,11 @@ class _Check:
                 if not isinstance(data.get("info") or {}, dict):
                     raise TypeError("info is not an object")
             except (ValueError, KeyError, TypeError) as exc:
-                self.found(
-                    "unreadable",
+                self.move_aside(
                     f"heartbeat of {owner[:60]!r} ({type(exc).__name__}): {text(value)[:60]!r}",
                     key=self.prefix + "beats",
+                    sid=None,
                     fix=("drop_beat", raw_owner, value, self.quarantine_name("beat", owner)),
-                    done="moved to {where}",
-                    todo="run with --repair to move it aside",
                 )
 
     def check_quarantine(self) -> None:
@@ -708,6 +684,11 @@ class _Check:
                 severity="info",
                 todo=f"read them with HGETALL {self.quarantine}; DEL it when done",
             )
+
+
+def _fire_mode(fire: Pending | None) -> tuple[str, str]:
+    """The REPAIR ``state`` op's fire mode and due for a re-created fire entry (None: none left)."""
+    return ("set", str(to_ms(fire.due))) if fire is not None else ("drop", "0")
 
 
 def _ms(delta: timedelta) -> int:
