@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 import time
@@ -36,12 +35,23 @@ from schedcore_rq._jobs import (
 from schedcore_rq._outcomes import (
     FINISH_LUA,
     META_KEY,
+    BadRecord,
     Keys,
     RunInfo,
     error_text,
+    load_object,
     now_ms,
     outcome_from_payload,
     payload,
+)
+from schedcore_rq._quarantine import (
+    ORPHANS_LUA,
+    QUARANTINE_LIMIT,
+    SET_ASIDE_OUTCOME_LUA,
+    SET_ASIDE_RUN_LUA,
+    outcome_field,
+    record,
+    shown,
 )
 from schedcore_rq._supervisor import WorkerPool
 
@@ -204,6 +214,9 @@ class RQExecutor:
         self._stored: set[str] = set()  # digests of the templates the server holds (sent inline otherwise)
         self._handoff_sha: str | None = None
         self._finish = connection.register_script(FINISH_LUA)
+        self._set_aside_run = connection.register_script(SET_ASIDE_RUN_LUA)
+        self._set_aside_outcome = connection.register_script(SET_ASIDE_OUTCOME_LUA)
+        self._orphans = connection.register_script(ORPHANS_LUA)
         self._report: Callable[[Outcome], None] | None = None
         self._lock = threading.RLock()  # serialises reporting (thread vs. process_outcomes)
         self._stop = threading.Event()
@@ -755,9 +768,9 @@ class RQExecutor:
         stuck = []
         for item in reversed(items):  # oldest first
             try:
-                finished = int(json.loads(item)["finished"])
-            except (ValueError, KeyError, TypeError):
-                finished = 0  # malformed: _handle drops it
+                finished = int(load_object(item)["finished"])
+            except (ValueError, KeyError, TypeError, OverflowError):  # BadRecord is a ValueError
+                finished = 0  # malformed: _handle sets it aside
             if finished < cutoff:
                 stuck.append(item)
         if stuck:
@@ -771,9 +784,18 @@ class RQExecutor:
         """Report one payload from the processing list, then remove it. Returns 1 if reported."""
         try:
             job_id, outcome = outcome_from_payload(item)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.error("dropping a malformed RQ outcome payload %r: %s", item[:200], exc)
-            self._connection.lrem(self.keys.processing, 1, item)  # type: ignore[arg-type]
+        except BadRecord as exc:
+            field = outcome_field(item)
+            entry = record("outcome", field, str(exc), item)
+            keys = [self.keys.quarantine, self.keys.processing]
+            if self._set_aside_outcome(keys=keys, args=[field, entry, QUARANTINE_LIMIT, item]):
+                log.error(
+                    "RQ outcome payload %s set aside in %s (%s): %s",
+                    shown(item),
+                    self.keys.quarantine,
+                    field,
+                    exc,
+                )
             return 0
         with self._mine_lock:
             self._mine.discard(job_id)
@@ -849,10 +871,18 @@ class RQExecutor:
                 decided = self._decide(job_id, status, alive, now, silent_for)
                 if decided is None:
                     continue  # queued or running: most of them, so their run info is not parsed
-                info = RunInfo.from_dict(json.loads(raw_info))
+                try:
+                    info = RunInfo.from_json(raw_info)
+                except BadRecord as exc:
+                    self._set_aside(job_id, raw_info, str(exc))
+                    continue
                 outcome_status, error, guard_job, guard_alive = decided
                 body = payload(job_id, info, outcome_status, error=error)
                 finishes.append((job_id, body, guard_job, guard_alive))
+            if orphans:
+                # Re-checked atomically: a job another executor reported since our read is settled.
+                gone = self._orphans(keys=[self.keys.outstanding, self.keys.runs], args=orphans)
+                orphans = [_text(job_id) or "" for job_id in gone]
             if orphans:  # one line per chunk: a flushed database would otherwise log a line per job
                 log.error(
                     "%d outstanding RQ jobs have lost their run info (%s%s); forgetting them",
@@ -860,7 +890,6 @@ class RQExecutor:
                     ", ".join(orphans[:3]),
                     ", ..." if len(orphans) > 3 else "",
                 )
-                self._connection.zrem(self.keys.outstanding, *orphans)
             for job_id, body, guard_job, guard_alive in finishes:
                 keys = [self.keys.outstanding, self.keys.outcomes]
                 if self._finish(keys=keys, args=[job_id, body, guard_job, guard_alive]) == 1:
@@ -869,6 +898,20 @@ class RQExecutor:
                     found += 1
             pause = min(time.monotonic() - chunk_started, _RECONCILE_PAUSE_MAX)
         return found
+
+    def _set_aside(self, job_id: str, raw_info: bytes | str, reason: str) -> None:
+        """Move a job's undecodable run info to the quarantine and forget the job (once)."""
+        keys = [self.keys.quarantine, self.keys.outstanding, self.keys.runs]
+        entry = record("run-info", job_id, reason, raw_info)
+        if self._set_aside_run(keys=keys, args=[f"run-info:{job_id}", entry, QUARANTINE_LIMIT, job_id]):
+            self._suspects.pop(job_id, None)
+            log.error(
+                "RQ job %s: its run info %s cannot be decoded (%s); set aside in %s, its outcome is not reported",
+                job_id,
+                shown(raw_info),
+                reason,
+                self.keys.quarantine,
+            )
 
     def _decide(
         self, job_id: str, status: str | None, alive: bool, now: float, silent_for: float
@@ -905,20 +948,59 @@ class RQExecutor:
         return None
 
     def _failure_text(self, job_id: str) -> str:
-        """``"Type: message"`` from the job's last recorded failure."""
-        from rq.job import Job
+        """``"Type: message"`` from the job's last recorded failure.
 
-        try:
-            job = Job.fetch(job_id, connection=self._connection, serializer=self._serializer_arg)
-            result = job.latest_result()
-            text = str(getattr(result, "exc_string", None) or "")
-        except _DRIVER_ERRORS:
-            raise
-        except Exception as exc:
-            return f"job failed (its error could not be read: {type(exc).__name__})"
-        lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+        Read from the raw job hash and result stream, never through ``Job.fetch``: restoring
+        an RQ job loads its ``meta`` (and a result its return value) with the job's
+        serializer -- pickle by default -- and nothing read from Redis is unpickled here.
+        """
+        text = _exc_text(self._connection, job_id)
+        if text is None:
+            return "job failed (its error could not be read)"
+        lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
         if not lines:
             return "job failed"
         if any(marker in text for marker in _LOST_MARKERS):
             return lines[0]
         return lines[-1][:2000]
+
+
+_EXC_TEXT_LIMIT = 1 << 20  # bytes of a decompressed traceback read (a hostile blob may be a zlib bomb)
+
+
+def _inflate(raw: bytes) -> str:
+    """zlib-compressed text, bounded; the raw text itself when it is not compressed."""
+    try:
+        data = zlib.decompressobj().decompress(raw, _EXC_TEXT_LIMIT)
+    except zlib.error:
+        data = raw[:_EXC_TEXT_LIMIT]
+    return data.decode("utf-8", "replace")
+
+
+def _exc_text(connection: Any, job_id: str) -> str | None:
+    """The traceback text RQ recorded for a failed job: the latest result's ``exc_string``
+    (RQ 1.12 and later: a stream entry, base64 of zlib) or the job's ``exc_info`` (zlib);
+    None when there is none or it cannot be decoded. Only those fields are read and decoded."""
+    import base64
+    import binascii
+
+    from rq.job import Job
+
+    try:
+        from rq.results import Result
+
+        entries = connection.xrevrange(Result.get_key(job_id), "+", "-", count=1)  # type: ignore[no-untyped-call]
+    except ImportError:  # an RQ without results
+        entries = []
+    except redis.exceptions.ResponseError:  # not a stream: damaged, fall back to the job hash
+        entries = []
+    try:
+        if entries:
+            fields = entries[0][1]
+            raw = fields.get(b"exc_string") or fields.get("exc_string")
+            if raw:
+                return _inflate(base64.b64decode(raw))
+        raw = connection.hget(Job.key_for(job_id), "exc_info")
+        return _inflate(as_bytes(raw)) if raw else None
+    except (binascii.Error, ValueError, TypeError, AttributeError, IndexError):
+        return None
