@@ -65,6 +65,7 @@ _TEMPLATE_GONE = -1  # the hand-off script's reply when a template it should rea
 _RECONCILE_CHUNK = 50  # outstanding jobs looked at per round trip of a reconciler pass
 _RECONCILE_PAUSE_MAX = 0.05  # seconds: the longest pause between two chunks of a pass
 _LOST_MARKERS = ("AbandonedJobError", "Work-horse terminated unexpectedly")
+_SETTLE_CHUNK = 1000  # hand-off markers per UNLINK of settled()
 _HANDED_NOW = ord("1")  # a run's character in the hand-off script's reply: handed over now
 
 
@@ -144,7 +145,8 @@ class RQExecutor:
         accepts; ``None`` is RQ's pickle serializer). Workers must use the same one.
     :param namespace: schedcore namespace; keys of this executor live under
         ``{schedcore:<namespace>}:rq:``.
-    :param handoff_ttl: seconds a hand-off marker is kept; a run handed over again within
+    :param handoff_ttl: seconds a hand-off marker is kept while its claim is not committed
+        (the engine's :meth:`settled` drops it once it is); a run handed over again within
         this time is recognised and dropped (must exceed the store's lease by far).
     :param heartbeat_interval: seconds between liveness beats of a running task; a task
         whose beats stop for three intervals while RQ says it is started is reported LOST.
@@ -227,6 +229,8 @@ class RQExecutor:
         self._mine: set[str] = set()  # job ids handed over by this instance, not reported yet
         self._mine_lock = threading.Lock()
         self._reconcile_lock = threading.Lock()
+        self._settle_lock = threading.Lock()
+        self._settling: Callable[[], list[Any]] | None = None  # the unread reply of the last settled()
         self._down = False  # shutdown() completed (and start() not called since)
         self.workers = workers
         if drain_timeout is None:
@@ -340,6 +344,48 @@ class RQExecutor:
 
         return finished
 
+    def settled(self, run_ids: Sequence[str]) -> None:
+        """Drop the hand-off markers of ``run_ids``: their hand-over is committed in the store.
+
+        A marker exists so that a scheduler that re-claims an entry whose claimer died
+        between ``submit`` and ``commit`` -- and rebuilds the same run ids -- does not hand
+        them over twice. Once the claim is committed, no scheduler can rebuild these runs from
+        it, so the marker has done its job; markers of claims never committed (a crash) keep
+        ``handoff_ttl``. The markers in Redis are thus bounded by the hand-overs in flight,
+        not by the run rate. One ``UNLINK`` per call, sent without waiting: its reply is read
+        at the next call (or at shutdown), long after it arrived. Never raises: a failure
+        leaves the markers to expire.
+        """
+        if not run_ids:
+            return
+        keys = [self.keys.handed(job_id_for(run_id, self._namespace)) for run_id in run_ids]
+        with self._settle_lock:
+            self._read_settled()
+            try:
+                commands = [("UNLINK", *chunk) for chunk in _chunks(keys, _SETTLE_CHUNK)]
+                sent = send_now(self._connection, commands)
+                if sent is None:  # no pool to send on (a cluster client): the usual call
+                    pipe = self._connection.pipeline(transaction=False)
+                    for command in commands:
+                        pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                    pipe.execute(raise_on_error=False)
+                self._settling = sent
+            except _DRIVER_ERRORS as exc:
+                name = type(exc).__name__
+                log.warning("could not drop %d hand-off markers (%s: %s); they expire", len(keys), name, exc)
+
+    def _read_settled(self) -> None:
+        """Read the reply of the last :meth:`settled` call, if still unread (under ``_settle_lock``)."""
+        sent, self._settling = self._settling, None
+        if sent is None:
+            return
+        try:
+            for reply in sent():
+                if isinstance(reply, Exception):
+                    raise reply
+        except _DRIVER_ERRORS as exc:
+            log.warning("could not drop hand-off markers (%s: %s); they expire", type(exc).__name__, exc)
+
     def process_outcomes(self) -> int:
         """Report every outcome waiting in Redis now (without blocking); returns how many.
 
@@ -403,6 +449,8 @@ class RQExecutor:
                 self.process_outcomes()
             except ExecutorUnavailable:
                 log.warning("could not report the last RQ outcomes at shutdown; they stay in Redis")
+        with self._settle_lock:
+            self._read_settled()
         if self.workers is not None:
             self.workers.stop()
         self._down = True
