@@ -47,6 +47,7 @@ from schedcore_rq._outcomes import (
 from schedcore_rq._quarantine import (
     ORPHANS_LUA,
     QUARANTINE_LIMIT,
+    SET_ASIDE_KEYS_LUA,
     SET_ASIDE_OUTCOME_LUA,
     SET_ASIDE_RUN_LUA,
     outcome_field,
@@ -108,8 +109,14 @@ def _redis_exceptions() -> tuple[type[BaseException], ...]:
 #: Driver errors translated into ExecutorUnavailable at this adapter's boundary.
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (*_redis_exceptions(), OSError)
 _DRAIN_ERRORS: tuple[type[BaseException], ...] = (ExecutorUnavailable, *_DRIVER_ERRORS)
+#: Errors that retrying does not cure (the server refuses this user the command or the key).
+_PERMANENT_ERRORS = (redis.exceptions.NoPermissionError, redis.exceptions.AuthenticationError)
 _STUCK_AFTER = 120.0  # seconds after which a payload in the processing list is considered abandoned
 _SWEEP_BATCH = 500
+
+
+def _is_wrong_type(exc: BaseException) -> bool:
+    return isinstance(exc, redis.exceptions.ResponseError) and "WRONGTYPE" in str(exc)
 
 
 def _rq_timestamp() -> str:
@@ -219,6 +226,7 @@ class RQExecutor:
         self._set_aside_run = connection.register_script(SET_ASIDE_RUN_LUA)
         self._set_aside_outcome = connection.register_script(SET_ASIDE_OUTCOME_LUA)
         self._orphans = connection.register_script(ORPHANS_LUA)
+        self._set_aside_keys = connection.register_script(SET_ASIDE_KEYS_LUA)
         self._report: Callable[[Outcome], None] | None = None
         self._lock = threading.RLock()  # serialises reporting (thread vs. process_outcomes)
         self._stop = threading.Event()
@@ -740,6 +748,8 @@ class RQExecutor:
                     if isinstance(reply, NoScriptError):
                         again.append(index)
                         self._handoff_sha = None
+                    elif _is_wrong_type(reply) and attempt < 2 and self._try_repair_keys():
+                        again.append(index)  # nothing was written; the damaged key is set aside
                     elif isinstance(reply, Exception):
                         raise reply
                     elif isinstance(reply, int):  # the only integer reply: a template is gone
@@ -768,6 +778,7 @@ class RQExecutor:
         backoff = 0.0
         next_reconcile = 0.0
         recovered = False
+        permanent = ""  # the permanent error last logged (once)
         while not self._stop.is_set():
             try:
                 if not recovered:
@@ -792,8 +803,26 @@ class RQExecutor:
                     with self._lock:
                         self._handle(item)
                 backoff = 0.0
+                permanent = ""
             except Exception as exc:
                 backoff = min(max(backoff * 2, 0.5), 30.0)
+                if _is_wrong_type(exc) and self._try_repair_keys():
+                    continue  # the damaged key is set aside: go on at once
+                if isinstance(exc, _PERMANENT_ERRORS):
+                    # Waiting will not fix it (an ACL without our keys or commands): say so once,
+                    # loudly, and keep trying slowly -- an operator may fix the ACL at runtime.
+                    backoff = 30.0
+                    if str(exc) != permanent:
+                        permanent = str(exc)
+                        log.error(
+                            "RQ outcome loop: %s: %s -- the Redis user lacks a permission schedcore needs "
+                            "(keys %s* and RQ's keys, scripts); no outcome is reported until it is fixed",
+                            type(exc).__name__,
+                            exc,
+                            self.keys.prefix,
+                        )
+                    self._stop.wait(backoff)
+                    continue
                 log.warning("RQ outcome loop: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff)
                 self._stop.wait(backoff)
 
@@ -946,6 +975,37 @@ class RQExecutor:
                     found += 1
             pause = min(time.monotonic() - chunk_started, _RECONCILE_PAUSE_MAX)
         return found
+
+    def repair_keys(self) -> list[str]:
+        """Set aside this executor's keys that hold the wrong type (see :data:`SET_ASIDE_KEYS_LUA`),
+        with one ERROR line naming each; returns their names."""
+        keys = self.keys
+        kinds = [
+            (keys.outstanding, "zset"),
+            (keys.runs, "hash"),
+            (keys.outcomes, "list"),
+            (keys.processing, "list"),
+            (keys.quarantine, "hash"),
+        ]
+        suffix = str(now_ms())
+        moved = self._set_aside_keys(keys=[k for k, _ in kinds], args=[suffix, *(t for _, t in kinds)])
+        names = [_text(key) or "" for key in moved]
+        for name in names:
+            log.error(
+                "Redis key %s had the wrong type; renamed to %s:damaged:%s for inspection (what it held is lost)",
+                name,
+                name,
+                suffix,
+            )
+        return names
+
+    def _try_repair_keys(self) -> bool:
+        """:meth:`repair_keys`, never raising (it runs in the outcome loop's error handling)."""
+        try:
+            return bool(self.repair_keys())
+        except Exception as exc:
+            log.warning("could not check the RQ executor's keys: %s: %s", type(exc).__name__, exc)
+            return False
 
     def _set_aside(self, job_id: str, raw_info: bytes | str, reason: str) -> None:
         """Move a job's undecodable run info to the quarantine and forget the job (once)."""

@@ -23,6 +23,7 @@ from schedcore_rq._outcomes import now_ms
 __all__ = [
     "ORPHANS_LUA",
     "QUARANTINE_LIMIT",
+    "SET_ASIDE_KEYS_LUA",
     "SET_ASIDE_OUTCOME_LUA",
     "SET_ASIDE_RUN_LUA",
     "outcome_field",
@@ -80,6 +81,24 @@ for _, job_id in ipairs(ARGV) do
   end
 end
 return gone
+"""
+
+
+#: KEYS: the executor's keys; ARGV: 1 a suffix, then per key the type it must have. Renames
+#: each key of another type to ``<key>:damaged:<suffix>`` -- set aside for an operator --
+#: so that a fresh one of the right type is made on the next write; returns the renamed keys.
+#: (Damage like this loses what the key held; the outcome loop would otherwise fail on it
+#: forever with WRONGTYPE.)
+SET_ASIDE_KEYS_LUA = """
+local moved = {}
+for n, key in ipairs(KEYS) do
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= ARGV[n + 1] then
+    redis.call('RENAME', key, key .. ':damaged:' .. ARGV[1])
+    moved[#moved + 1] = key
+  end
+end
+return moved
 """
 
 

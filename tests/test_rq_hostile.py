@@ -222,3 +222,62 @@ def test_a_job_that_really_lost_its_run_info_is_still_reported(
     lost = job_id_for(runs[0].id)
     assert errors(caplog) == [f"1 outstanding RQ jobs have lost their run info ({lost}); forgetting them"]
     assert executor.outstanding() == 0
+
+
+# -- wrong-typed keys and permanent errors --------------------------------------------------------
+
+
+def test_a_wrong_typed_runs_hash_is_set_aside_and_the_hand_off_goes_on(
+    executor: RQExecutor, rconn: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    rconn.set(executor.keys.runs, b"overwritten")
+    run = run_of(schedule("w"))
+    with caplog.at_level("INFO", logger="schedcore.rq"):
+        assert executor.handoff([run]) == [True]
+    lines = errors(caplog)
+    assert len(lines) == 1 and executor.keys.runs in lines[0] and "wrong type" in lines[0]
+    (damaged,) = rconn.keys(executor.keys.runs + ":damaged:*")
+    assert rconn.get(damaged) == b"overwritten"
+    assert rconn.type(executor.keys.runs) == b"hash" and executor.outstanding() == 1
+    assert rconn.llen("rq:queue:default") == 1  # written once, after the repair (nothing half-written before)
+
+
+def test_a_wrong_typed_outcomes_list_does_not_stall_the_outcome_loop(
+    rconn: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    ex = RQExecutor(rconn, reconcile_interval=3600, poll_interval=0.1)
+    run = run_of(schedule("o"))
+    ex.submit([run])
+    rconn.set(ex.keys.outcomes, b"overwritten")
+    got = Collector()
+    with caplog.at_level("INFO", logger="schedcore.rq"):
+        ex.start(got)
+        try:
+            deadline = time.monotonic() + 5
+            while rconn.type(ex.keys.outcomes) == b"string" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            worker_side.on_success(Job.fetch(job_id_for(run.id), connection=rconn), rconn, None)
+            while not got.outcomes and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert [o.run_id for o in got.outcomes] == [run.id]
+        finally:
+            ex.shutdown(wait=True)
+    assert len([m for m in errors(caplog) if "wrong type" in m]) == 1
+
+
+def test_a_missing_permission_is_reported_once_as_an_error(
+    rconn: redis.Redis, rq_redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rconn.execute_command("ACL", "SETUSER", "nobmove", "reset", "on", ">secret", "~*", "&*", "+@all", "-blmove")
+    try:
+        limited = redis.Redis.from_url(rq_redis_url, username="nobmove", password="secret")
+        ex = RQExecutor(limited, reconcile_interval=3600, poll_interval=0.05)
+        with caplog.at_level("INFO", logger="schedcore.rq"):
+            ex.start(Collector())
+            time.sleep(1.0)
+            ex.shutdown(wait=False)
+        lines = [m for m in errors(caplog) if "permission" in m]
+        assert len(lines) == 1 and "NoPermissionError" in lines[0]
+        assert not [m for m in errors(caplog) if "retrying" in m]
+    finally:
+        rconn.execute_command("ACL", "DELUSER", "nobmove")
