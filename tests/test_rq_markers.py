@@ -106,3 +106,35 @@ def test_a_re_claim_after_a_crash_between_submit_and_commit_hands_nothing_over_t
     finally:
         first.shutdown(wait=False)
         second.shutdown(wait=False)
+
+
+def test_a_poisoned_run_info_does_not_stop_the_retries_of_the_other_runs(rconn: redis.Redis) -> None:
+    """Issue 11 item 3 through the engine: two runs vanish from RQ (LOST), one of them with a
+    poisoned run info. The other's outcome is recorded and its retry is scheduled."""
+    from schedcore.model import RetryPolicy
+
+    clock = FakeClock(T0)
+    executor = RQExecutor(rconn, reconcile_interval=3600, poll_interval=0.1)
+    s = scheduler(MemoryStore(), executor, clock, "a")
+    retry = RetryPolicy(max_attempts=3, initial_delay=timedelta(seconds=10))
+    for sid in ("good", "bad"):
+        s.add(make_schedule(sid, trigger=Interval(3600, start=T0), retry=retry))
+    try:
+        clock.set(T0 + timedelta(seconds=1))
+        s.tick()
+        jobs = {sid: job_id_for(f"{sid}@{int(T0.timestamp() * 1000)}.1") for sid in ("good", "bad")}
+        rconn.delete(*[Job.key_for(j) for j in jobs.values()])  # both vanished: LOST
+        rconn.hset(executor.keys.runs, jobs["bad"], b"\xff{not json")
+        assert executor.reconcile() == 1
+        executor.process_outcomes()
+        clock.set(T0 + timedelta(seconds=2))
+        s.tick()
+        good = s.history("good")
+        assert [r.status.value for r in good] == ["lost"] and good[0].retry_at is not None
+        clock.set(good[0].retry_at + timedelta(seconds=1))  # from the outcome's (wall clock) end
+        s.tick()
+        retried = [r for r in s.history("good", 1000) if r.attempt == 2]
+        assert [r.status.value for r in retried] == ["dispatched"]  # the retry was handed over
+        assert rconn.hexists(executor.keys.quarantine, f"run-info:{jobs['bad']}")
+    finally:
+        executor.shutdown(wait=False)
