@@ -47,6 +47,16 @@ def scheduler(store: Any, executor: CallbackExecutor, clock: FakeClock) -> Sched
     return Scheduler(store, executor, clock=clock, plugins=get_plugin_manager(entry_points=False))
 
 
+def ticked(executor: CallbackExecutor) -> Scheduler:
+    """A scheduler on ``executor`` (and its clock) with schedule ``a``, ticked once when it is due."""
+    assert isinstance(executor.clock, FakeClock)
+    s = scheduler(MemoryStore(), executor, executor.clock)
+    s.add(make_schedule("a"))
+    executor.clock.set(T0 + timedelta(seconds=1))
+    s.tick()
+    return s
+
+
 def test_settled_gets_the_runs_of_committed_claims_only() -> None:
     clock = FakeClock(T0)
     executor = CallbackExecutor(clock=clock)
@@ -71,12 +81,8 @@ def test_an_executor_without_settled_still_works() -> None:
                 raise AttributeError(name)
             return super().__getattribute__(name)
 
-    clock = FakeClock(T0)
-    executor = Old(clock=clock)
-    s = scheduler(MemoryStore(), executor, clock)
-    s.add(make_schedule("a"))
-    clock.set(T0 + timedelta(seconds=1))
-    s.tick()
+    executor = Old(clock=FakeClock(T0))
+    ticked(executor)
     assert len(executor.outcomes) == 1
 
 
@@ -85,11 +91,6 @@ def test_a_failing_settled_is_only_logged() -> None:
         def settled(self, run_ids: Sequence[str]) -> None:
             raise RuntimeError("bookkeeping down")
 
-    clock = FakeClock(T0)
-    executor = Failing(clock=clock)
-    s = scheduler(MemoryStore(), executor, clock)
-    s.add(make_schedule("a"))
-    clock.set(T0 + timedelta(seconds=1))
-    s.tick()
+    s = ticked(Failing(clock=FakeClock(T0)))
     s.tick()
     assert [h.status.value for h in s.history("a")] == ["succeeded"]
