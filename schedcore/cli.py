@@ -547,6 +547,9 @@ class _NoExecutor:
 
         raise ExecutorUnavailable("the schedcore command line does not run tasks; 'schedcore run' does")
 
+    def settled(self, run_ids: Sequence[str]) -> None:
+        """Nothing was handed over."""
+
     def shutdown(self, wait: bool = True) -> None:
         """Nothing to stop."""
 

@@ -638,7 +638,19 @@ class Scheduler:
             raise
         for p, ok in zip(plans, results, strict=True):
             self._after_commit(p, ok)
+        self._settled([run.id for p, ok in zip(plans, results, strict=True) if ok for run in p.runs])
         return len(claims), peeked, following
+
+    def _settled(self, run_ids: builtins.list[str]) -> None:
+        """Tell the executor which hand-overs are committed (``Executor.settled``; best effort)."""
+        settled = getattr(self.executor, "settled", None)  # executors written before it may lack it
+        if not run_ids or settled is None:
+            return
+        try:
+            settled(run_ids)
+        except Exception:
+            # Only bookkeeping is lost (the executor keeps what recognises a repeat a while longer).
+            log.warning("executor.settled failed for %d runs", len(run_ids), exc_info=True)
 
     def _plan_batch(
         self, claims: Sequence[Claim], now: datetime, earlier: dict[str, builtins.list[Plan]]
