@@ -553,6 +553,7 @@ class _NoExecutor:
 @contextlib.contextmanager
 def _opened(ctx: click.Context) -> Iterator[Scheduler]:
     """A scheduler (that runs nothing) on the store the command's options select."""
+    from schedcore._oneshot import one_shot
     from schedcore.plugins import Hooks
     from schedcore.scheduler import Scheduler
 
@@ -562,7 +563,8 @@ def _opened(ctx: click.Context) -> Iterator[Scheduler]:
         raise click.UsageError(_MEMORY_ONLY_IN_RUN.format(command=command))
     store_opts, _ = _resolve_options(ctx, store_name, None)
     pm = _plugin_manager(store_name, "local")
-    store = _create_store(Hooks(pm), store_name, store_opts)
+    with one_shot():  # a one-shot command: a server that never answers fails in seconds
+        store = _create_store(Hooks(pm), store_name, store_opts)
     try:
         yield Scheduler(store=store, executor=_NoExecutor(), plugins=pm, heartbeat=None)
     finally:

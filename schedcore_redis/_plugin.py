@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schedcore._oneshot import is_one_shot
 from schedcore.exceptions import PluginError, ValidationError
 from schedcore.hookspecs import hookimpl
 from schedcore.plugins import StoreFactory
@@ -37,11 +38,14 @@ def create_store(options: Mapping[str, Any]) -> Store:
         raise ValidationError(
             "store.history_limit/history_ttl", (options.get("history_limit"), ttl), "expected numbers"
         ) from None
+    from schedcore_redis._timeouts import command_options
+
     return RedisStore.from_url(
         str(options.get("url") or "redis://localhost:6379/0"),
         namespace=str(options.get("namespace") or "default"),
         history_limit=history_limit,
         history_ttl=history_ttl,
+        **(command_options() if is_one_shot() else {}),
     )
 
 

@@ -37,12 +37,13 @@ def create_executor(options: Mapping[str, Any]) -> Executor:
         import redis
         import rq  # noqa: F401
 
+        from schedcore_redis._timeouts import service_options
         from schedcore_rq._executor import RQExecutor
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise PluginError(f"the rq executor needs 'rq' and 'redis': pip install 'schedcore[rq]' ({exc})") from None
     url = str(options.get("redis_url") or DEFAULT_URL)
     try:
-        connection = redis.Redis.from_url(url)
+        connection = redis.Redis.from_url(url, **service_options(url))
     except ValueError as exc:
         raise ConfigError(f"invalid redis_url {url!r}: {exc}") from None
     return RQExecutor(

@@ -9,6 +9,11 @@ or TCP on a free loopback port) and never touches 127.0.0.1:6379.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +22,9 @@ import redis
 from rq import Queue, Worker
 from test_rq_support import wait_for, worker_env
 
+from schedcore.exceptions import StoreUnavailable
 from schedcore.testing.redis_server import RedisServer, require_redis_server
+from schedcore_redis import RedisStore
 from schedcore_rq import WorkerPool
 
 PASSWORD = "s3cret-Pa55word-for-the-test"
@@ -32,6 +39,72 @@ def password_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (the OS picks it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def hung_listener() -> Iterator[int]:
+    """A loopback TCP port that accepts connections and never answers (a hung server)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            held.append(conn)  # kept open and silent
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+@pytest.fixture
+def plain_tcp_server() -> Iterator[RedisServer]:
+    """A private redis-server that also listens, without TLS, on a loopback TCP port."""
+    port = free_port()
+    server = RedisServer(require_redis_server(), extra_args=("--port", str(port), "--bind", "127.0.0.1"))
+    server.tcp_port = port  # type: ignore[attr-defined]
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+def schedcore_cli(*args: str, timeout: float = 60) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the real ``schedcore`` command line; its result and how long it took."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDCORE_") or "PROMETHEUS" in k}
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "schedcore.cli", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+    return result, time.monotonic() - started
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ``error:`` line a failed command printed (and nothing else: no traceback)."""
+    assert result.returncode != 0, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
 
 
 def _proc(pid: int, name: str) -> bytes:
@@ -64,3 +137,50 @@ def test_supervised_workers_get_the_password_through_their_environment_only(pass
     finally:
         pool.stop()
         conn.close()
+
+
+# -- hangs: a server that never answers is an error in seconds -----------------------------
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "x"], ["status"]])
+def test_cli_command_against_a_listener_that_never_answers_fails_in_seconds(
+    hung_listener: int, command: list[str]
+) -> None:
+    result, took = schedcore_cli(*command, "--store", "redis", "-S", f"url=redis://127.0.0.1:{hung_listener}/0")
+    line = one_error_line(result)
+    assert f"127.0.0.1:{hung_listener}" in line and "Timeout" in line
+    assert took < 15, took  # it was 2 minutes (30 s socket timeout x retries)
+
+
+def test_run_against_a_listener_that_never_answers_fails_in_seconds(hung_listener: int) -> None:
+    result, took = schedcore_cli(
+        "run", "--burst", "--store", "redis", "--redis-url", f"redis://127.0.0.1:{hung_listener}"
+    )
+    assert "Timeout" in one_error_line(result)
+    assert took < 15, took
+
+
+def test_a_long_running_store_checks_the_server_with_short_timeouts_first(hung_listener: int) -> None:
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="Timeout"):
+        RedisStore.from_url(f"redis://127.0.0.1:{hung_listener}/0")
+    assert time.monotonic() - started < 15
+
+
+def test_a_long_running_store_keeps_long_timeouts_and_health_checks(plain_tcp_server: RedisServer) -> None:
+    port = plain_tcp_server.tcp_port  # type: ignore[attr-defined]
+    store = RedisStore.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        kwargs = store._client.connection_pool.connection_kwargs  # type: ignore[union-attr]
+        assert kwargs["socket_timeout"] == 30.0 and kwargs["socket_keepalive"] is True
+        assert kwargs["health_check_interval"] == 30
+    finally:
+        store.close()
+
+
+def test_rediss_at_a_plain_port_fails_in_seconds_with_a_hint(plain_tcp_server: RedisServer) -> None:
+    port = plain_tcp_server.tcp_port  # type: ignore[attr-defined]
+    result, took = schedcore_cli("list", "--store", "redis", "--redis-url", f"rediss://127.0.0.1:{port}/0")
+    line = one_error_line(result)
+    assert "TLS port" in line, line
+    assert took < 15, took
