@@ -184,3 +184,107 @@ def test_rediss_at_a_plain_port_fails_in_seconds_with_a_hint(plain_tcp_server: R
     line = one_error_line(result)
     assert "TLS port" in line, line
     assert took < 15, took
+
+
+# -- TLS with a private CA -------------------------------------------------------------------
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed CA: its certificate and key."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _openssl(
+        "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", f"/CN={name}",
+        cwd=directory,
+    )  # fmt: skip
+    return directory / "ca.crt", directory / "ca.key"
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, int, Path, Path]]:
+    """A redis-server with TLS only on a loopback port, its certificate signed by a private CA.
+
+    Yields the server, its TLS port, the right CA certificate and another CA's certificate.
+    """
+    if not any(Path(d, "openssl").exists() for d in os.environ.get("PATH", "").split(os.pathsep)):
+        pytest.skip("the openssl command is needed to make the test certificates")  # CI installs it
+    base = tmp_path_factory.mktemp("tls")
+    ca_crt, _ = make_ca(base / "ca", "schedcore test CA")
+    other_crt, _ = make_ca(base / "other", "some other CA")
+    server_dir = base / "ca"
+    _openssl(
+        "req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+        cwd=server_dir,
+    )  # fmt: skip
+    (server_dir / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "ext.cnf",
+        cwd=server_dir,
+    )  # fmt: skip
+    port = free_port()
+    server = RedisServer(
+        require_redis_server(),
+        extra_args=(
+            "--bind", "127.0.0.1",
+            "--tls-port", str(port),
+            "--tls-cert-file", str(server_dir / "server.crt"),
+            "--tls-key-file", str(server_dir / "server.key"),
+            "--tls-ca-cert-file", str(ca_crt),
+            "--tls-auth-clients", "no",
+        ),
+    )  # fmt: skip
+    try:
+        server.start()
+        yield server, port, ca_crt, other_crt
+    finally:
+        server.close()
+
+
+def test_store_over_tls_with_a_private_ca(tls_server: tuple[RedisServer, int, Path, Path]) -> None:
+    from schedcore import Interval, Schedule
+    from schedcore.model import Conflict
+
+    _, port, ca, _ = tls_server
+    store = RedisStore.from_url(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}", namespace="tls")
+    try:
+        store.add(Schedule(id="over-tls", task="schedcore.demo:hello", trigger=Interval(60)), None, Conflict.REPLACE)
+        stored = store.get("over-tls")
+        assert stored is not None and stored.schedule.task == "schedcore.demo:hello"
+    finally:
+        store.close()
+
+
+def test_cli_over_tls_with_a_private_ca(tls_server: tuple[RedisServer, int, Path, Path]) -> None:
+    _, port, ca, _ = tls_server
+    url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={ca}"
+    result, _ = schedcore_cli(
+        "add", "--store", "redis", "--redis-url", url, "cli-tls", "schedcore.demo:hello", "--every", "60"
+    )
+    assert result.returncode == 0, result.stderr
+    result, _ = schedcore_cli("list", "--store", "redis", "--redis-url", url)
+    assert result.returncode == 0 and "cli-tls" in result.stdout, result.stderr
+
+
+def test_a_certificate_from_another_ca_is_refused_in_one_line(tls_server: tuple[RedisServer, int, Path, Path]) -> None:
+    _, port, _, other = tls_server
+    result, took = schedcore_cli(
+        "list", "--store", "redis", "--redis-url", f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={other}"
+    )
+    line = one_error_line(result)
+    assert "certificate verify failed" in line, line
+    assert took < 15, took
+    with pytest.raises(StoreUnavailable, match="certificate verify failed"):
+        RedisStore.from_url(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={other}")
+
+
+def test_plain_redis_at_the_tls_port_fails_in_seconds(tls_server: tuple[RedisServer, int, Path, Path]) -> None:
+    _, port, _, _ = tls_server
+    result, took = schedcore_cli("list", "--store", "redis", "--redis-url", f"redis://127.0.0.1:{port}/0")
+    one_error_line(result)
+    assert took < 15, took
