@@ -85,6 +85,7 @@ log = logging.getLogger("schedcore.redis")
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
 _CLUSTER_SCHEMES = ("redis", "rediss")
+_PROBE = "return redis.call('PEXPIRE', KEYS[1], 1)"  # see check_server
 _CAS_ATTEMPTS = 50  # optimistic retries of add/set_paused under concurrent writers
 
 
@@ -226,15 +227,29 @@ class RedisStore:
         """Contact the server; warn when its configuration can silently lose schedules.
 
         Raises StoreUnavailable (one line, naming the server) when it cannot be reached or
-        refuses AUTH. Logs a warning when ``maxmemory-policy`` is not ``noeviction`` (keys
-        may be evicted) or when neither RDB snapshots nor AOF are enabled (a restart loses
-        everything). Servers that refuse CONFIG (managed services, ACLs) are not checked.
+        refuses AUTH, and StoreError when an ACL user may not run scripts on the
+        namespace's keys (one no-op script call checks it). Logs a warning when
+        ``maxmemory-policy`` is not ``noeviction`` (keys may be evicted) or when neither
+        RDB snapshots nor AOF are enabled (a restart loses everything). Servers that
+        refuse CONFIG (managed services, ACLs) are not checked.
         """
         where = self._url or repr(self._client)
         try:
             self._client.ping()
         except (rex.RedisError, OSError) as exc:
             raise _unreachable(exc, where) from None
+        try:
+            # A write by script on a key of the namespace (a no-op: the key never exists):
+            # an ACL user without scripts or without the namespace's keys is one clear
+            # line now, not a scheduler that starts and then fails every tick.
+            self._client.eval(_PROBE, 1, self.keys.prefix + "probe")
+        except rex.NoPermissionError as exc:
+            raise StoreError(
+                f"redis at {where}: the user lacks a permission schedcore needs ({exc}); "
+                "see the ACL section of docs/operations.md"
+            ) from None
+        except (rex.RedisError, OSError) as exc:
+            raise translate(exc, f"checking {where}") from None
         try:
             policy = self._config("maxmemory-policy")
             save = self._config("save")

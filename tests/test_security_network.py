@@ -288,3 +288,97 @@ def test_plain_redis_at_the_tls_port_fails_in_seconds(tls_server: tuple[RedisSer
     result, took = schedcore_cli("list", "--store", "redis", "--redis-url", f"redis://127.0.0.1:{port}/0")
     one_error_line(result)
     assert took < 15, took
+
+
+# -- an ACL user limited to the documented key patterns ----------------------------------------
+
+#: The commands and key patterns of docs/operations.md ("ACL"), for namespace ``acl``.
+ACL_RULES = (
+    "on", "resetkeys", "~{schedcore:acl}:*", "~rq:*",
+    "resetchannels", "&{schedcore:acl}:*", "&rq:*",
+    "-@all", "+@read", "+@write", "+@keyspace", "+@list", "+@hash", "+@set", "+@sortedset", "+@string",
+    "+@scripting", "+@pubsub", "+@transaction", "+@connection", "+info", "+time", "+client|setname",
+    "-@dangerous", "+info",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def acl_server() -> Iterator[RedisServer]:
+    server = RedisServer(require_redis_server())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+def acl_user(server: RedisServer, name: str, *rules: str) -> str:
+    """Create ACL user ``name`` with ``rules``; its ``unix://`` URL."""
+    admin = redis.Redis.from_url(server.url)
+    try:
+        admin.execute_command("ACL", "SETUSER", name, "reset", f">{name}-pw", *rules)
+    finally:
+        admin.close()
+    return f"unix://{name}:{name}-pw@{server.socket}"
+
+
+@pytest.mark.slow
+def test_scheduler_rq_executor_and_worker_work_with_the_documented_acl(acl_server: RedisServer) -> None:
+    from test_rq_support import run_burst_worker
+
+    from schedcore import FakeClock, Interval, Schedule
+    from schedcore.records import RunStatus
+    from schedcore.scheduler import Scheduler
+    from schedcore_rq import RQExecutor
+
+    url = acl_user(acl_server, "sched", *ACL_RULES)
+    conn = redis.Redis.from_url(url)
+    store = RedisStore.from_url(url, namespace="acl")
+    executor = RQExecutor(conn, namespace="acl", heartbeat_interval=0.3, reconcile_interval=0.3, poll_interval=0.1)
+    scheduler = Scheduler(store=store, executor=executor, clock=FakeClock(), heartbeat=None)
+    counter = "{schedcore:acl}:test-count"  # inside the user's keys: the task runs as that user too
+    try:
+        scheduler.add(Schedule(id="acl", task="test_rq_tasks:incr", trigger=Interval(3600), args=(url, counter)))
+        scheduler.trigger_now("acl")
+        scheduler.tick()
+        run_burst_worker(url, "rq.worker.SimpleWorker")
+        deadline = time.monotonic() + 30
+        while not scheduler.history("acl") or any(s.running for s in scheduler.list()):
+            assert time.monotonic() < deadline, scheduler.history("acl")
+            executor.reconcile()
+            executor.process_outcomes()
+            scheduler.tick()
+            time.sleep(0.05)
+        runs = scheduler.history("acl")
+        assert runs and all(r.status is RunStatus.SUCCEEDED for r in runs), runs
+        assert conn.get(counter) == str(len(runs)).encode()  # each ran once, as the ACL user
+    finally:
+        executor.shutdown(wait=False)
+        store.close()
+        conn.close()
+
+
+def test_a_missing_permission_is_one_clear_line(acl_server: RedisServer) -> None:
+    no_scripts = acl_user(acl_server, "noscripts", *ACL_RULES, "-@scripting")
+    result, took = schedcore_cli(
+        "add", "--store", "redis", "--redis-url", no_scripts, "-S", "namespace=acl", "x", "m:f", "--every", "60"
+    )
+    line = one_error_line(result)
+    assert "lacks a permission" in line and "ACL" in line, line
+    assert took < 15
+
+
+def test_keys_outside_the_allowed_pattern_are_one_clear_line(acl_server: RedisServer) -> None:
+    url = acl_user(acl_server, "other", *ACL_RULES)
+    result, _ = schedcore_cli("list", "--store", "redis", "--redis-url", url, "-S", "namespace=not-mine")
+    line = one_error_line(result)
+    assert "lacks a permission" in line and "ACL" in line, line
+
+
+def test_run_burst_without_a_permission_exits_non_zero(acl_server: RedisServer) -> None:
+    url = acl_user(acl_server, "burst", *ACL_RULES, "-@scripting")
+    result, took = schedcore_cli("run", "--burst", "--store", "redis", "--redis-url", url, "-S", "namespace=acl")
+    assert result.returncode != 0, result.stderr
+    line = one_error_line(result)  # refused at start: not a scheduler failing every tick
+    assert "lacks a permission" in line and "ACL" in line, line
+    assert took < 30
