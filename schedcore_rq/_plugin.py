@@ -39,6 +39,7 @@ def create_executor(options: Mapping[str, Any]) -> Executor:
         import redis
         import rq  # noqa: F401
 
+        from schedcore_redis._store import _redact
         from schedcore_redis._timeouts import service_options
         from schedcore_rq._executor import RQExecutor
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -47,7 +48,7 @@ def create_executor(options: Mapping[str, Any]) -> Executor:
     try:
         connection = redis.Redis.from_url(url, **service_options(url))
     except ValueError as exc:
-        raise ConfigError(f"invalid redis_url {url!r}: {exc}") from None
+        raise ConfigError(f"invalid redis_url {_redact(url)!r}: {exc}") from None  # no password in errors
     return RQExecutor(
         connection,
         queue=str(options.get("queue") or "default"),
