@@ -23,7 +23,7 @@ from rq import Queue, Worker
 from test_rq_support import wait_for, worker_env
 
 from schedcore.exceptions import StoreUnavailable
-from schedcore.testing.redis_server import RedisServer, require_redis_server
+from schedcore.testing.redis_server import RedisServer, redis_server, require_redis_server
 from schedcore_redis import RedisStore
 from schedcore_rq import WorkerPool
 
@@ -310,12 +310,8 @@ ACL_RULES = documented_acl("acl")
 
 @pytest.fixture(scope="module")
 def acl_server() -> Iterator[RedisServer]:
-    server = RedisServer(require_redis_server())
-    try:
-        server.start()
+    with redis_server() as server:
         yield server
-    finally:
-        server.close()
 
 
 def acl_user(server: RedisServer, name: str, *rules: str) -> str:
