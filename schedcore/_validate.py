@@ -13,6 +13,8 @@ from schedcore.exceptions import ValidationError
 ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 TASK_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 QUEUE_RE = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+#: Deepest nesting of lists and dicts in args, kwargs, meta and executor options.
+MAX_DEPTH = 100
 
 
 def check_id(value: Any, field: str = "id") -> str:
@@ -76,6 +78,9 @@ def check_json(value: Any, field: str) -> Any:
     """Refuse values that JSON cannot carry faithfully (sets, datetimes, NaN, non-str keys...)."""
     if not value and type(value) in (list, tuple, dict):
         return value  # the common empty args, kwargs, meta and options: nothing to carry
+    if _too_deep(value, MAX_DEPTH):
+        # json.dumps and the checks below recurse: 60,000 levels was an "unexpected RecursionError"
+        raise ValidationError(field, value, f"nested more than {MAX_DEPTH} levels deep")
     try:
         encoded = json.dumps(value, allow_nan=False, sort_keys=True)
     except (TypeError, ValueError) as exc:
@@ -85,6 +90,23 @@ def check_json(value: Any, field: str) -> Any:
     if json.loads(encoded) != _listify(value):
         raise ValidationError(field, value, "does not survive a JSON round trip (non-string dict keys?)")
     return value
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether lists/tuples/dicts in ``value`` nest deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _listify(value: Any) -> Any:

@@ -35,7 +35,7 @@ import click
 
 from schedcore import logs
 from schedcore._time import iso, parse_instant
-from schedcore.exceptions import ConfigError, PluginError, SchedcoreError, ValidationError
+from schedcore.exceptions import ConfigError, PluginError, SchedcoreError, ValidationError, shown
 from schedcore.protocols import Trigger
 
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ def next_command(
     if cron_expr is not None:
         from schedcore.triggers import Cron
 
-        tz = tz or "UTC"
+        tz = "UTC" if tz is None else tz  # --tz "" is refused by Cron, not taken for UTC
         try:
             trigger = Cron(cron_expr, tz=tz)
         except ValidationError as exc:
@@ -303,13 +303,11 @@ def _usage(exc: ValidationError, option: str, given: str | None = None) -> click
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         _show_traceback(ctx)
-    shown = repr(given if given is not None else exc.value)
-    if len(shown) > 120:
-        shown = shown[:117] + "..."
+    value = shown(given if given is not None else exc.value)
     reason = exc.reason
     if "naive" in reason:
         reason = "no UTC offset; write one, e.g. 2025-03-08T12:00:00-05:00 or 2025-03-08T17:00:00Z"
-    return click.UsageError(f"invalid {option}={shown}: {reason}")
+    return click.UsageError(f"invalid {option}={value}: {reason}")
 
 
 def _is_zone_field(exc: ValidationError, tz: str) -> bool:
@@ -557,6 +555,7 @@ class _NoExecutor:
 @contextlib.contextmanager
 def _opened(ctx: click.Context) -> Iterator[Scheduler]:
     """A scheduler (that runs nothing) on the store the command's options select."""
+    from schedcore._oneshot import one_shot
     from schedcore.plugins import Hooks
     from schedcore.scheduler import Scheduler
 
@@ -566,7 +565,8 @@ def _opened(ctx: click.Context) -> Iterator[Scheduler]:
         raise click.UsageError(_MEMORY_ONLY_IN_RUN.format(command=command))
     store_opts, _ = _resolve_options(ctx, store_name, None)
     pm = _plugin_manager(store_name, "local")
-    store = _create_store(Hooks(pm), store_name, store_opts)
+    with one_shot():  # a one-shot command: a server that never answers fails in seconds
+        store = _create_store(Hooks(pm), store_name, store_opts)
     try:
         yield Scheduler(store=store, executor=_NoExecutor(), plugins=pm, heartbeat=None)
     finally:
@@ -696,6 +696,8 @@ def _key_values(items: Sequence[str], option: str) -> dict[str, Any]:
             value: Any = json.loads(text)
         except ValueError:
             value = text
+        except RecursionError:
+            raise click.UsageError(f"invalid {option}={shown(item)}: nested too deeply") from None
         options[key] = value
     return options
 
@@ -752,10 +754,12 @@ def _json_option(text: str | None, option: str, kind: type) -> Any:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise click.UsageError(f"invalid {option}={text!r}: not JSON ({exc})") from None
+        raise click.UsageError(f"invalid {option}={shown(text)}: not JSON ({exc})") from None
+    except RecursionError:
+        raise click.UsageError(f"invalid {option}={shown(text)}: nested too deeply") from None
     if not isinstance(value, kind):
         expected = "a JSON array, e.g. '[1, \"two\"]'" if kind is list else "a JSON object, e.g. '{\"key\": 1}'"
-        raise click.UsageError(f"invalid {option}={text!r}: expected {expected}")
+        raise click.UsageError(f"invalid {option}={shown(text)}: expected {expected}")
     return value
 
 
@@ -906,17 +910,18 @@ def add_command(
         raw.update({_ADD_OPTIONS[f"retry.{k}"]: v for k, v in retry.items()})
     if paused:
         fields["paused"] = True
+    zone = "UTC" if tz is None else tz  # --tz "" is refused by Cron, not taken for UTC
     try:
         trigger: Trigger
         if cron_expr is not None:
-            trigger = Cron(cron_expr, tz=tz or "UTC")
+            trigger = Cron(cron_expr, tz=zone)
         elif every is not None:
             trigger = Interval(every) if start is None else Interval(every, start=start)
         else:
             trigger = At(at_text)
         schedule = Schedule(id=schedule_id, task=task, trigger=trigger, **fields)
     except ValidationError as exc:
-        option = _ADD_OPTIONS.get(exc.field, "--tz" if cron_expr and _is_zone_field(exc, tz or "UTC") else None)
+        option = _ADD_OPTIONS.get(exc.field, "--tz" if cron_expr and _is_zone_field(exc, zone) else None)
         if option is None and exc.field.startswith("trigger"):
             option = given[0]
         option = option or exc.field

@@ -36,7 +36,31 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "ValidationError",
+    "shown",
 ]
+
+#: Values longer than this (as ``repr`` writes them) are cut in error messages.
+_SHOWN_MAX = 100
+_SHOWN_HEAD = 80
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for an error message: at most about 100 characters, never raising.
+
+    A 10 kB id or a hostile nested list would otherwise be echoed whole into every log
+    and error line (or fail to print at all): longer values keep their first 80
+    characters and say how long they were, e.g. ``'aaaa…' (10240 characters)``.
+    """
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deeply to show>"
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+    if len(text) <= _SHOWN_MAX:
+        return text
+    size = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:_SHOWN_HEAD]}… ({size} characters)"
 
 
 class SchedcoreError(Exception):
@@ -54,10 +78,7 @@ class ValidationError(SchedcoreError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        shown = repr(value)
-        if len(shown) > 120:
-            shown = shown[:117] + "..."
-        super().__init__(f"invalid {field}={shown}: {reason}")
+        super().__init__(f"invalid {field}={shown(value)}: {reason}")
 
 
 class ScheduleExists(SchedcoreError):
@@ -65,7 +86,7 @@ class ScheduleExists(SchedcoreError):
 
     def __init__(self, schedule_id: str) -> None:
         self.schedule_id = schedule_id
-        super().__init__(f"schedule {schedule_id!r} already exists")
+        super().__init__(f"schedule {shown(schedule_id)} already exists")
 
 
 class ScheduleNotFound(SchedcoreError, KeyError):
@@ -76,7 +97,7 @@ class ScheduleNotFound(SchedcoreError, KeyError):
         super().__init__(schedule_id)
 
     def __str__(self) -> str:
-        return f"no schedule with id {self.schedule_id!r}"
+        return f"no schedule with id {shown(self.schedule_id)}"
 
 
 class LeaseLost(SchedcoreError):
@@ -97,7 +118,7 @@ class CorruptScheduleData(StoreError):
     def __init__(self, schedule_id: str, reason: str) -> None:
         self.schedule_id = schedule_id
         self.reason = reason
-        super().__init__(f"schedule {schedule_id!r} has unreadable data: {reason}")
+        super().__init__(f"schedule {shown(schedule_id)} has unreadable data: {reason}")
 
 
 class ExecutorError(SchedcoreError):

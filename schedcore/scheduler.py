@@ -169,6 +169,7 @@ class Scheduler:
         self._started = False
         self._ran = False
         self._failures = 0  # consecutive failed ticks, for the back-off
+        self._last_error: Exception | None = None  # of the last failed tick (a burst run raises it)
         self._last_manual: dict[str, datetime] = {}  # newest manual nominal time per schedule
 
     def __repr__(self) -> str:
@@ -395,6 +396,10 @@ class Scheduler:
             if burst:
                 self._beat()
                 self.tick()
+                if self._failures and self._last_error is not None:
+                    # Nothing (or not everything) due was dispatched: a burst run that
+                    # could not do its one job must not look like a success (exit 0).
+                    raise self._last_error
             else:
                 while not self._stopping.is_set():
                     self._wake.clear()  # before the tick: a wake-up during it is kept
@@ -565,6 +570,7 @@ class Scheduler:
 
     def _back_off(self, what: str, exc: Exception) -> datetime:
         self._failures += 1
+        self._last_error = exc
         seconds = min(0.5 * 2 ** min(self._failures - 1, 20), self.max_backoff.total_seconds())
         log.warning(
             "%s (%s: %s); retrying in %.1fs",

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schedcore._oneshot import is_one_shot
 from schedcore.exceptions import PluginError, ValidationError
 from schedcore.hookspecs import hookimpl
 from schedcore.plugins import StoreFactory
 from schedcore.protocols import Store
 from schedcore.settings import CliOption
 
+DEFAULT_URL = "redis://localhost:6379/0"
 _KNOWN = frozenset({"url", "namespace", "history_limit", "history_ttl"})
 
 
@@ -30,19 +32,32 @@ def create_store(options: Mapping[str, Any]) -> Store:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise PluginError(f"the redis store needs redis-py: pip install 'schedcore[redis]' ({exc})") from None
     ttl = options.get("history_ttl")
+    limit = options.get("history_limit", 50)
     try:
-        history_limit = int(options.get("history_limit") or 50)
+        # 0 or "" is refused by RedisStore, never silently taken for the default 50
+        history_limit = limit if isinstance(limit, int) else int(str(limit))
         history_ttl = float(ttl) if ttl not in (None, "") else None
     except (TypeError, ValueError):
-        raise ValidationError(
-            "store.history_limit/history_ttl", (options.get("history_limit"), ttl), "expected numbers"
-        ) from None
+        raise ValidationError("store.history_limit/history_ttl", (limit, ttl), "expected numbers") from None
+    from schedcore_redis._timeouts import command_options
+
     return RedisStore.from_url(
-        str(options.get("url") or "redis://localhost:6379/0"),
+        non_empty_url(options.get("url", DEFAULT_URL), "store.url (--redis-url, -S url=)"),
         namespace=str(options.get("namespace") or "default"),
         history_limit=history_limit,
         history_ttl=history_ttl,
+        **(command_options() if is_one_shot() else {}),
     )
+
+
+def non_empty_url(value: Any, field: str) -> str:
+    """A URL option as given; an empty one is refused rather than read as the default server."""
+    url = str(value) if value is not None else ""
+    if not url.strip():
+        raise ValidationError(
+            field, value, "empty; give a redis://, rediss:// or unix:// URL, or leave the option out for the default"
+        )
+    return url
 
 
 @hookimpl

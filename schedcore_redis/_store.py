@@ -22,16 +22,15 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import attrs
 import redis
 import redis.exceptions as rex
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.retry import Retry
 
 from schedcore._time import from_ms, require_aware, to_ms
 from schedcore._validate import check_id
 from schedcore.doctor import CheckReport
 from schedcore.exceptions import (
     CorruptScheduleData,
+    SchedcoreError,
     ScheduleExists,
     ScheduleNotFound,
     StoreError,
@@ -79,6 +78,7 @@ from schedcore_redis._codec import (
 from schedcore_redis._errors import translate, translated
 from schedcore_redis._keys import Keys, check_namespace
 from schedcore_redis._roundtrip import send_now
+from schedcore_redis._timeouts import COMMAND_TIMEOUT, command_options, service_options
 
 __all__ = ["RedisStore"]
 
@@ -86,6 +86,7 @@ log = logging.getLogger("schedcore.redis")
 
 _URL_SCHEMES = ("redis", "rediss", "unix")
 _CLUSTER_SCHEMES = ("redis", "rediss")
+_PROBE = "return redis.call('PEXPIRE', KEYS[1], 1)"  # see check_server
 _CAS_ATTEMPTS = 50  # optimistic retries of add/set_paused under concurrent writers
 
 
@@ -197,13 +198,12 @@ class RedisStore:
                 raise ValueError(f"database {db!r} is not a number")
             if cluster and db and int(db) != 0:
                 raise ValueError("a cluster has only database 0")
-            options: dict[str, Any] = {
-                "socket_connect_timeout": 5.0,
-                "socket_timeout": 30.0,
-                # a few quick retries for blips; longer outages are the engine's back-off
-                "retry": Retry(ExponentialWithJitterBackoff(base=0.025, cap=0.25), 3),
-            }
+            options = service_options(url)
             options.update(client_options)
+            if check and not cluster and _slow(options):
+                # First contact with the short timeouts of a command: a server that
+                # never answers (or rediss:// at a plain port) fails in seconds, not minutes.
+                _probe(url, {**options, **command_options()}, shown)
             client: redis.Redis | RedisCluster = (
                 RedisCluster.from_url(url, **options) if cluster else redis.Redis.from_url(url, **options)
             )
@@ -228,16 +228,29 @@ class RedisStore:
         """Contact the server; warn when its configuration can silently lose schedules.
 
         Raises StoreUnavailable (one line, naming the server) when it cannot be reached or
-        refuses AUTH. Logs a warning when ``maxmemory-policy`` is not ``noeviction`` (keys
-        may be evicted) or when neither RDB snapshots nor AOF are enabled (a restart loses
-        everything). Servers that refuse CONFIG (managed services, ACLs) are not checked.
+        refuses AUTH, and StoreError when an ACL user may not run scripts on the
+        namespace's keys (one no-op script call checks it). Logs a warning when
+        ``maxmemory-policy`` is not ``noeviction`` (keys may be evicted) or when neither
+        RDB snapshots nor AOF are enabled (a restart loses everything). Servers that
+        refuse CONFIG (managed services, ACLs) are not checked.
         """
         where = self._url or repr(self._client)
         try:
             self._client.ping()
         except (rex.RedisError, OSError) as exc:
-            err = translate(exc, f"connecting to {where}")
-            raise type(err)(str(err)) from None
+            raise _unreachable(exc, where) from None
+        try:
+            # A write by script on a key of the namespace (a no-op: the key never exists):
+            # an ACL user without scripts or without the namespace's keys is one clear
+            # line now, not a scheduler that starts and then fails every tick.
+            self._client.eval(_PROBE, 1, self.keys.prefix + "probe")
+        except rex.NoPermissionError as exc:
+            raise StoreError(
+                f"redis at {where}: the user lacks a permission schedcore needs ({exc}); "
+                "see the ACL section of docs/operations.md"
+            ) from None
+        except (rex.RedisError, OSError) as exc:
+            raise translate(exc, f"checking {where}") from None
         try:
             policy = self._config("maxmemory-policy")
             save = self._config("save")
@@ -1028,6 +1041,33 @@ def _encode_fires(entries: Sequence[Pending | None]) -> list[tuple[str, int]]:
             encoded = done[id(entry)] = (encode_fire(entry), to_ms(entry.due))
         out.append(encoded)
     return out
+
+
+def _slow(options: Mapping[str, Any]) -> bool:
+    """Whether the client may wait longer for a reply than a one-shot command would."""
+    timeout = options.get("socket_timeout")
+    return timeout is None or float(timeout) > COMMAND_TIMEOUT
+
+
+def _probe(url: str, options: Mapping[str, Any], shown: str) -> None:
+    """PING ``url`` once with ``options``; StoreUnavailable (one line, naming the server) if that fails."""
+    client = redis.Redis.from_url(url, **{k: v for k, v in options.items() if k != "health_check_interval"})
+    try:
+        client.ping()
+    except (rex.RedisError, OSError) as exc:
+        raise _unreachable(exc, shown) from None
+    finally:
+        client.close()
+
+
+def _unreachable(exc: BaseException, where: str) -> SchedcoreError:
+    """The one-line error of a failed first contact with ``where`` (a redacted URL)."""
+    err = translate(exc, f"connecting to {where}")
+    message = str(err)
+    if where.lower().startswith("rediss:") and isinstance(exc, rex.TimeoutError | rex.ConnectionError):
+        # The usual cause: a plain (non-TLS) port, which never completes the TLS handshake.
+        message += " (rediss:// needs the server's TLS port, e.g. redis-server --tls-port)"
+    return type(err)(message)
 
 
 def _redact(url: object) -> str:

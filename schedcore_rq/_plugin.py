@@ -17,10 +17,12 @@ from schedcore.hookspecs import hookimpl
 from schedcore.plugins import ExecutorFactory
 from schedcore.protocols import Executor
 from schedcore.settings import CliOption
+from schedcore_redis._plugin import non_empty_url
 
 __all__ = ["DEFAULT_URL", "create_executor", "schedcore_cli_options", "schedcore_executor_factories", "worker_pool"]
 
 DEFAULT_URL = "redis://localhost:6379/0"
+_URL_FIELD = "executor.redis_url (--redis-url, -E redis_url=)"
 _KNOWN = {"redis_url", "queue", "workers", "namespace", "serializer", "worker_class"}
 
 
@@ -37,14 +39,16 @@ def create_executor(options: Mapping[str, Any]) -> Executor:
         import redis
         import rq  # noqa: F401
 
+        from schedcore_redis._store import _redact
+        from schedcore_redis._timeouts import service_options
         from schedcore_rq._executor import RQExecutor
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise PluginError(f"the rq executor needs 'rq' and 'redis': pip install 'schedcore[rq]' ({exc})") from None
-    url = str(options.get("redis_url") or DEFAULT_URL)
+    url = non_empty_url(options.get("redis_url", DEFAULT_URL), _URL_FIELD)
     try:
-        connection = redis.Redis.from_url(url)
+        connection = redis.Redis.from_url(url, **service_options(url))
     except ValueError as exc:
-        raise ConfigError(f"invalid redis_url {url!r}: {exc}") from None
+        raise ConfigError(f"invalid redis_url {_redact(url)!r}: {exc}") from None  # no password in errors
     return RQExecutor(
         connection,
         queue=str(options.get("queue") or "default"),
@@ -69,7 +73,7 @@ def worker_pool(options: Mapping[str, Any]) -> Any:
     from schedcore_rq._supervisor import WorkerPool
 
     return WorkerPool(
-        str(options.get("redis_url") or DEFAULT_URL),
+        non_empty_url(options.get("redis_url", DEFAULT_URL), _URL_FIELD),
         [str(options.get("queue") or "default")],
         count,
         worker_class=str(options.get("worker_class") or "rq.worker.Worker"),

@@ -98,8 +98,13 @@ class WorkerPool:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def command(self, index: int) -> list[str]:
-        """The command line of worker ``index``."""
-        cmd = [self.python, "-m", "rq.cli", "worker", "--url", self.redis_url, "--worker-class", self.worker_class]
+        """The command line of worker ``index``.
+
+        The Redis URL is not on it: command lines are world-readable (``ps``,
+        ``/proc/<pid>/cmdline``) and the URL may carry a password, so :meth:`environment`
+        hands it over as ``RQ_REDIS_URL``, which ``rq worker --url`` reads.
+        """
+        cmd = [self.python, "-m", "rq.cli", "worker", "--worker-class", self.worker_class]
         cmd += ["--name", f"schedcore-{os.getpid()}-{self._tag}-{index}-{self._slots[index].restarts}"]
         if self.burst:
             cmd.append("--burst")
@@ -193,10 +198,19 @@ class WorkerPool:
 
     # -- supervision -------------------------------------------------------------------------
 
-    def _spawn(self, slot: _Slot) -> None:
+    def environment(self) -> dict[str, str]:
+        """The environment of the workers: ours, ``env``, and the Redis URL as ``RQ_REDIS_URL``.
+
+        ``/proc/<pid>/environ``, unlike the command line, is readable only by the worker's
+        own user (and root), so the URL's password stays private there.
+        """
         env = dict(os.environ)
         env.update(self.env)
-        slot.process = subprocess.Popen(self.command(slot.index), env=env, stdin=subprocess.DEVNULL)
+        env["RQ_REDIS_URL"] = self.redis_url
+        return env
+
+    def _spawn(self, slot: _Slot) -> None:
+        slot.process = subprocess.Popen(self.command(slot.index), env=self.environment(), stdin=subprocess.DEVNULL)
         slot.started = time.monotonic()
         log.info("started rq worker %d (pid %d)", slot.index, slot.process.pid)
 

@@ -261,6 +261,22 @@ def test_port_off_serves_nothing() -> None:
     assert plugin.serve() is None and plugin.port_bound is None
 
 
+def test_by_default_it_listens_on_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The endpoint has no authentication and its labels name every schedule: all
+    # interfaces (0.0.0.0) must be asked for. conftest.py sets the address for the other
+    # tests, so the real default is only seen without the variable.
+    monkeypatch.delenv("SCHEDCORE_PROMETHEUS_ADDR", raising=False)
+    monkeypatch.setenv("SCHEDCORE_PROMETHEUS_PORT", "0")
+    plugin = PrometheusPlugin(registry=CollectorRegistry())
+    port = plugin.serve()
+    try:
+        assert port is not None and plugin._server is not None
+        assert plugin._server.server_address[0] == "127.0.0.1"
+        assert scrape(port) is not None  # and it serves there
+    finally:
+        plugin.close()
+
+
 def test_each_instance_has_its_own_registry() -> None:
     a, b = PrometheusPlugin(), PrometheusPlugin()
     assert a.registry is not b.registry is not prometheus_client.REGISTRY

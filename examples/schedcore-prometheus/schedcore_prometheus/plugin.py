@@ -39,7 +39,9 @@ __all__ = ["DEFAULT_ADDR", "DEFAULT_PORT", "LATENESS_BUCKETS", "PrometheusPlugin
 log = logging.getLogger("schedcore_prometheus")
 
 DEFAULT_PORT = 9464  # the port OpenTelemetry's Prometheus exporter uses by default
-DEFAULT_ADDR = "0.0.0.0"
+# Loopback: the endpoint has no authentication and its labels name every schedule, so
+# exposing it is the operator's choice (SCHEDCORE_PROMETHEUS_ADDR), never the default.
+DEFAULT_ADDR = "127.0.0.1"
 PORT_ENV = "SCHEDCORE_PROMETHEUS_PORT"
 ADDR_ENV = "SCHEDCORE_PROMETHEUS_ADDR"
 
@@ -54,7 +56,7 @@ class PrometheusPlugin:
     ``registry`` defaults to a new :class:`~prometheus_client.CollectorRegistry` (never
     the process-wide default one, so that two instances do not clash). ``port`` and
     ``addr`` default to ``SCHEDCORE_PROMETHEUS_PORT`` / ``SCHEDCORE_PROMETHEUS_ADDR``,
-    read when the first scheduler starts, then to 9464 on all interfaces; port ``0``
+    read when the first scheduler starts, then to 9464 on loopback (127.0.0.1); port ``0``
     picks a free port (see :attr:`port_bound`), ``"off"`` serves nothing.
     """
 
