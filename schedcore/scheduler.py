@@ -32,6 +32,7 @@ from schedcore._planner import Plan, TriggerMemo, backfill_entries, first_fire, 
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import (
     CorruptScheduleData,
+    CorruptStore,
     ExecutorUnavailable,
     ScheduleExists,
     ScheduleNotFound,
@@ -566,13 +567,14 @@ class Scheduler:
     def _back_off(self, what: str, exc: Exception) -> datetime:
         self._failures += 1
         seconds = min(0.5 * 2 ** min(self._failures - 1, 20), self.max_backoff.total_seconds())
-        log.warning(
+        log.log(
+            logging.ERROR if isinstance(exc, CorruptStore) else logging.WARNING,  # damage: loud until repaired
             "%s (%s: %s); retrying in %.1fs",
             what,
             type(exc).__name__,
             exc,
             seconds,
-            exc_info=not isinstance(exc, (ExecutorUnavailable, StoreUnavailable)),  # expected outages: one line
+            exc_info=not isinstance(exc, (ExecutorUnavailable, StoreUnavailable, CorruptStore)),  # known: one line
             extra={"event": "backoff", "error": f"{type(exc).__name__}: {exc}", "delay": seconds},
         )
         return self.clock.now() + timedelta(seconds=seconds)
