@@ -48,6 +48,7 @@ from schedcore.records import (
     StoredSchedule,
 )
 from schedcore.storekit import (
+    DEAD_BEATS_KEPT,
     check_add_items,
     check_claim,
     check_commit,
@@ -55,6 +56,7 @@ from schedcore.storekit import (
     check_extra_entry,
     check_fire_entry,
     check_limit,
+    log_taken_back,
 )
 from schedcore.triggers import At, Cron, Interval
 from schedcore_redis import _scripts
@@ -87,9 +89,6 @@ log = logging.getLogger("schedcore.redis")
 _URL_SCHEMES = ("redis", "rediss", "unix")
 _CLUSTER_SCHEMES = ("redis", "rediss")
 _CAS_ATTEMPTS = 50  # optimistic retries of add/set_paused under concurrent writers
-# How long an expired heartbeat is kept: the next claim takes back the lapsed owner's claims
-# and drops its beat (see _scripts.CLAIM); a beat only expires this long ago when nobody claims.
-_DEAD_BEATS_KEPT_MS = 3_600_000
 
 
 class RedisStore:
@@ -597,12 +596,7 @@ class RedisStore:
         the claim was made, so a readable claim may have to clear its mark (under the lock)."""
         items, bad, lapsed, relet = reply
         for n in range(0, len(lapsed), 2):
-            log.warning(
-                "scheduler %s stopped beating (heartbeat expired): took back its %d claims before their leases end",
-                text(lapsed[n]),
-                int(lapsed[n + 1]),
-                extra={"event": "claims_taken_back", "owner": text(lapsed[n]), "claims": int(lapsed[n + 1])},
-            )
+            log_taken_back(log, text(lapsed[n]), int(lapsed[n + 1]))
         if int(relet):
             log.error(
                 "%d claims had no lease (the key %s was lost or replaced): leased again from now, not lost",
@@ -808,7 +802,8 @@ class RedisStore:
         except (TypeError, ValueError) as exc:
             raise ValidationError("info", info, f"must be JSON-serializable ({exc})") from None
         with translated("heartbeat"):
-            self._heartbeat(keys=self._beat_keys, args=[owner, beat, now_ms, expires_ms, now_ms - _DEAD_BEATS_KEPT_MS])
+            cutoff = now_ms - DEAD_BEATS_KEPT // timedelta(milliseconds=1)  # (see the CLAIM script)
+            self._heartbeat(keys=self._beat_keys, args=[owner, beat, now_ms, expires_ms, cutoff])
 
     def schedulers(self, now: datetime) -> list[SchedulerBeat]:
         """See :meth:`schedcore.protocols.Store.schedulers` (one HGETALL; unreadable beats skipped)."""
