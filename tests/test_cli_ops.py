@@ -353,7 +353,12 @@ def test_the_heartbeat_does_not_wake_the_loop_more_often_than_its_interval() -> 
     clock = FakeClock(T0)
     store = MemoryStore()
     s = Scheduler(
-        store, CallbackExecutor(clock=clock), clock=clock, plugins=get_plugin_manager(entry_points=False), owner="me"
+        store,
+        CallbackExecutor(clock=clock),
+        clock=clock,
+        plugins=get_plugin_manager(entry_points=False),
+        owner="me",
+        heartbeat=timedelta(seconds=5),
     )
     beats: list[datetime] = []
     real = store.heartbeat
