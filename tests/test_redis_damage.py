@@ -262,3 +262,30 @@ def test_the_engine_logs_structural_damage_at_error_on_every_tick(
     raw(store).delete(store.keys.leases)
     clock.set(sched.tick() or clock.now())
     assert all(s.runs_started == 1 for s in store.list_schedules())
+
+
+@pytest.mark.redis
+def test_status_shows_structural_damage_in_one_line(redis_server_url: str) -> None:  # noqa: F811
+    from click.testing import CliRunner
+
+    from schedcore.cli import cli
+
+    store = make_store("redis", _Request(redis_server_url))
+    raw(store).set(store.keys.index, "not ours")
+    args = ["status", "--store", "redis", "-S", f"url={redis_server_url}", "-S", f"namespace={store.namespace}"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0
+    [line] = [text for text in result.output.splitlines() if "damaged" in text]
+    assert "Traceback" not in result.output
+    assert store.keys.index in line and "string" in line and "zset" in line
+    store.close()
+
+
+class _Request:
+    """The bit of a pytest request make_store uses (the session's server URL)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def getfixturevalue(self, name: str) -> str:
+        return self.url
