@@ -245,6 +245,12 @@ def test_stats_and_listing_name_the_damaged_key(store: RedisStore) -> None:
         store.list_schedules()
     with pytest.raises(CorruptStore, match="ids"):
         store.stats(at(0))
+    before = dump_all(store)
+    with pytest.raises(CorruptStore, match="ids"):
+        store.add(make_schedule("d"), fire_entry(0), Conflict.ERROR)
+    with pytest.raises(CorruptStore, match="ids"):
+        store.add_many([(make_schedule("a", task="x.y:z"), fire_entry(0))], Conflict.REPLACE)
+    assert dump_all(store) == before  # no definition without its listing, nothing half-added
 
 
 def test_the_engine_logs_structural_damage_at_error_on_every_tick(
