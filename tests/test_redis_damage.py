@@ -10,12 +10,11 @@ with nothing written, and nothing is lost once it is repaired.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from redis_helpers import BACKENDS, make_store, redis_server_url  # noqa: F401
+from redis_helpers import make_store, redis_server_url, store_fixture  # noqa: F401
 
 pytest.importorskip("fakeredis", reason="fakeredis is not installed")
 import redis
@@ -31,11 +30,7 @@ from schedcore_redis import RedisStore
 LEASE = timedelta(seconds=30)
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest) -> Iterator[RedisStore]:
-    s = make_store(request.param, request)
-    yield s
-    s.close()
+store = store_fixture()
 
 
 def raw(store: RedisStore) -> redis.Redis:
