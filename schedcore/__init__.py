@@ -16,6 +16,7 @@ from schedcore.clock import Clock, FakeClock, SystemClock
 from schedcore.exceptions import (
     ConfigError,
     CorruptScheduleData,
+    CorruptStore,
     ExecutorError,
     ExecutorUnavailable,
     LeaseLost,
@@ -42,6 +43,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "CorruptScheduleData",
+    "CorruptStore",
     "Cron",
     "Executor",
     "ExecutorError",

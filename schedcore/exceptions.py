@@ -9,6 +9,7 @@ The tree::
     ├── LeaseLost                            a claim's lease expired or was taken over; nothing was written
     ├── StoreError                           the store failed
     │   ├── StoreUnavailable                 cannot reach the store now; retry later
+    │   ├── CorruptStore                     a key the whole store relies on is damaged
     │   └── CorruptScheduleData              stored data for one schedule cannot be read
     ├── ExecutorError                        the executor failed
     │   └── ExecutorUnavailable              cannot hand runs over now; retry later
@@ -26,6 +27,7 @@ from typing import Any
 __all__ = [
     "ConfigError",
     "CorruptScheduleData",
+    "CorruptStore",
     "ExecutorError",
     "ExecutorUnavailable",
     "LeaseLost",
@@ -119,6 +121,24 @@ class CorruptScheduleData(StoreError):
         self.schedule_id = schedule_id
         self.reason = reason
         super().__init__(f"schedule {shown(schedule_id)} has unreadable data: {reason}")
+
+
+class CorruptStore(StoreError):
+    """A key the whole store relies on (index, leases, definitions...) holds data of the wrong type.
+
+    Nothing was written: the store refuses to work around structural damage, which
+    would lose schedules silently. ``key`` names the damaged key, ``found`` the type it
+    holds and ``expected`` the type the store needs; the operator repairs it (see the
+    store's documentation), and work resumes on the next attempt.
+    """
+
+    def __init__(self, key: str, found: str, expected: str) -> None:
+        self.key = key
+        self.found = found
+        self.expected = expected
+        super().__init__(
+            f"store damaged: key {key!r} holds a {found}, not a {expected}; nothing was written until it is repaired"
+        )
 
 
 class ExecutorError(SchedcoreError):

@@ -35,6 +35,7 @@ from schedcore.records import (
     StoredSchedule,
 )
 from schedcore.storekit import (
+    DEAD_BEATS_KEPT,
     check_add_items,
     check_claim,
     check_commit,
@@ -42,6 +43,7 @@ from schedcore.storekit import (
     check_extra_entry,
     check_fire_entry,
     check_limit,
+    log_taken_back,
 )
 
 __all__ = ["MemoryStore"]
@@ -224,6 +226,7 @@ class MemoryStore:
         notes: list[datetime] = []
         claims: list[Claim] = []
         with self._lock:
+            self._take_back_lapsed(now, owner, notes)  # owners whose heartbeat expired: due again
             self._expire_leases(now_ms, notes)  # expired leases first: those entries are due again
             while len(claims) < limit and self._due_heap:
                 due_ms, seq, sid, key = self._due_heap[0]
@@ -355,8 +358,10 @@ class MemoryStore:
         at = from_ms(to_ms(require_aware(now, "now")))
         beat = SchedulerBeat(owner=owner, beat_at=at, expires_at=at + ttl, info=dict(info))
         with self._lock:
-            # dead owners are dropped on the way, so restarts (new owner ids) do not pile up
-            self._beats = {o: b for o, b in self._beats.items() if b.expires_at > at}
+            # long-dead owners are dropped on the way, so restarts (new owner ids) do not pile up;
+            # recently expired ones stay until a claim takes back their claims (see claim_due)
+            cutoff = at - DEAD_BEATS_KEPT
+            self._beats = {o: b for o, b in self._beats.items() if b.expires_at > cutoff}
             self._beats[owner] = beat
 
     def schedulers(self, now: datetime) -> list[SchedulerBeat]:
@@ -520,6 +525,27 @@ class MemoryStore:
             state = self._schedules.get(sid)
             if state is not None and self._holds(state, key, token):
                 self._unclaim(sid, state, key, notes)  # due again, for anyone
+
+    def _take_back_lapsed(self, now: datetime, owner: str, notes: list[datetime]) -> None:
+        """End the claims of every owner (but ``owner``) whose heartbeat expired at or before
+        ``now``, before their leases end, and drop those beats. An owner that never beat
+        keeps its claims until their leases expire; fencing refuses a lapsed owner's commit."""
+        lapsed = {o for o, b in self._beats.items() if b.expires_at <= now and o != owner}
+        if not lapsed:
+            return
+        taken = dict.fromkeys(lapsed, 0)
+        for _, token, sid, key in list(self._lease_heap):
+            state = self._schedules.get(sid)
+            if state is None or not self._holds(state, key, token):
+                continue
+            holder = state.claimed[key].owner
+            if holder in lapsed:
+                self._unclaim(sid, state, key, notes)
+                taken[holder] += 1
+        for o in lapsed:
+            del self._beats[o]
+        for o, n in taken.items():
+            log_taken_back(log, o, n)
 
     def _maybe_unpark(self, sid: str, state: _State, notes: list[datetime]) -> None:
         if state.parked is not None and not state.running:

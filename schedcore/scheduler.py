@@ -28,10 +28,12 @@ from typing import Any
 import attrs
 import pluggy
 
+from schedcore._beater import BeatThread
 from schedcore._planner import Plan, TriggerMemo, backfill_entries, first_fire, next_fire_utc, plan, retry_entry
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import (
     CorruptScheduleData,
+    CorruptStore,
     ExecutorUnavailable,
     ScheduleExists,
     ScheduleNotFound,
@@ -116,6 +118,9 @@ class Scheduler:
     exponential back-off up to ``max_backoff``. While :meth:`run` loops, the scheduler writes
     a heartbeat to the store every ``heartbeat`` (owner, host, pid, start time, version; it
     counts as live for three intervals), which ``schedcore status`` shows; None turns it off.
+    With the system clock a background thread keeps beating while a long batch holds the
+    loop. Once its heartbeat has expired, other schedulers take back its claims without
+    waiting for the lease (failover within about three intervals, 6 s by default).
 
     Use :meth:`run` for the loop, or :meth:`tick` to drive it yourself (tests, simulation).
     """
@@ -131,7 +136,7 @@ class Scheduler:
         batch_size: int = 256,
         lease: timedelta = timedelta(seconds=30),
         max_backoff: timedelta = timedelta(seconds=30),
-        heartbeat: timedelta | None = timedelta(seconds=5),
+        heartbeat: timedelta | None = timedelta(seconds=2),
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError("batch_size must be a positive integer")
@@ -159,6 +164,7 @@ class Scheduler:
         self.max_backoff = max_backoff
         self.heartbeat = heartbeat
         self._next_beat: datetime | None = None  # when the loop beats next
+        self._beat_lock = threading.Lock()  # the loop and the beat thread (see run)
         self._started_at: datetime | None = None
         self._wake = threading.Event()  # set: something may be due sooner than planned
         self._stopping = threading.Event()
@@ -388,13 +394,18 @@ class Scheduler:
             self._ran = True
         restore = self._install_signal_handlers()
         unwatch = self._watch()
+        beater: BeatThread | None = None
+        if self.heartbeat is not None and isinstance(self.clock, SystemClock):  # (a fake clock is the loop's)
+            beater = BeatThread(self._beat, self.heartbeat, name=f"schedcore-beat-{self.owner}")
         try:
             self._ensure_started()
             self._started_at = self.clock.now()
             self.hooks.emit("schedcore_scheduler_started", scheduler=self)
             self._event("scheduler_started", f"scheduler {self.owner} started", owner=self.owner, burst=burst)
+            self._beat()  # before the first claim: others know this owner from now on
+            if beater is not None:
+                beater.start()
             if burst:
-                self._beat()
                 self.tick()
                 if self._failures and self._last_error is not None:
                     # Nothing (or not everything) due was dispatched: a burst run that
@@ -418,6 +429,8 @@ class Scheduler:
                     unwatch()
                 self.executor.shutdown(wait=True)
                 self._apply_outcomes_safely()
+                if beater is not None:
+                    beater.stop()
                 self._last_beat()
             finally:
                 restore()
@@ -507,8 +520,15 @@ class Scheduler:
 
     def _beat(self) -> None:
         """Write the heartbeat when it is due (at most once per interval); failures are logged."""
-        if self.heartbeat is None:
-            return
+        if self.heartbeat is None or not self._beat_lock.acquire(blocking=False):
+            return  # (the other thread is beating right now)
+        try:
+            self._beat_now()
+        finally:
+            self._beat_lock.release()
+
+    def _beat_now(self) -> None:
+        assert self.heartbeat is not None
         now = self.clock.now()
         if self._next_beat is not None and now < self._next_beat:
             return
@@ -572,13 +592,14 @@ class Scheduler:
         self._failures += 1
         self._last_error = exc
         seconds = min(0.5 * 2 ** min(self._failures - 1, 20), self.max_backoff.total_seconds())
-        log.warning(
+        log.log(
+            logging.ERROR if isinstance(exc, CorruptStore) else logging.WARNING,  # damage: loud until repaired
             "%s (%s: %s); retrying in %.1fs",
             what,
             type(exc).__name__,
             exc,
             seconds,
-            exc_info=not isinstance(exc, (ExecutorUnavailable, StoreUnavailable)),  # expected outages: one line
+            exc_info=not isinstance(exc, (ExecutorUnavailable, StoreUnavailable, CorruptStore)),  # known: one line
             extra={"event": "backoff", "error": f"{type(exc).__name__}: {exc}", "delay": seconds},
         )
         return self.clock.now() + timedelta(seconds=seconds)

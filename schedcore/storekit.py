@@ -7,6 +7,7 @@ memory and Redis stores use them, and third-party stores may too).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -16,6 +17,7 @@ from schedcore.model import Conflict, Schedule
 from schedcore.records import Commit, Pending, PendingKind
 
 __all__ = [
+    "DEAD_BEATS_KEPT",
     "check_add_items",
     "check_claim",
     "check_commit",
@@ -23,9 +25,16 @@ __all__ = [
     "check_extra_entry",
     "check_fire_entry",
     "check_limit",
+    "log_taken_back",
 ]
 
 _MS = timedelta(milliseconds=1)
+
+#: How long a store keeps an expired heartbeat. Until a claim takes back the claims of the
+#: lapsed owner (and drops its beat: see ``Store.claim_due``), the beat is the evidence that
+#: the owner was alive and stopped; ``heartbeat`` drops beats that expired this long ago, so
+#: owners of restarted schedulers do not pile up where nobody claims.
+DEAD_BEATS_KEPT = timedelta(hours=1)
 
 
 def check_conflict(value: object) -> Conflict:
@@ -109,3 +118,14 @@ def check_commit(item: object) -> Commit:
     if item.runs_started < 0:
         raise ValidationError("runs_started", item.runs_started, "must not be negative")
     return item
+
+
+def log_taken_back(log: logging.Logger, owner: str, claims: int) -> None:
+    """Log that ``claim_due`` took back the ``claims`` of ``owner``, whose heartbeat expired."""
+    if claims:  # a scheduler that stopped cleanly holds none: nothing to say
+        log.warning(
+            "scheduler %s stopped beating (heartbeat expired): took back its %d claims before their leases end",
+            owner,
+            claims,
+            extra={"event": "claims_taken_back", "owner": owner, "claims": claims},
+        )

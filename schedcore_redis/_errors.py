@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import redis.exceptions as rex
 
-from schedcore.exceptions import SchedcoreError, StoreError, StoreUnavailable
+from schedcore.exceptions import CorruptStore, SchedcoreError, StoreError, StoreUnavailable
 
 __all__ = ["MAPPING", "translate", "translated"]
 
@@ -63,6 +63,9 @@ MAPPING: dict[type[BaseException], type[StoreError]] = {
 
 _CAUGHT: tuple[type[BaseException], ...] = (*MAPPING, OSError)
 
+# The reply of a script that found a namespace-wide key of the wrong type (see _scripts).
+_CORRUPT_REPLY = re.compile(r"CORRUPTSTORE (\S+) (\S+) (\S+)")
+
 # Replies that mean "the server cannot serve now" although redis-py raises a plain ResponseError.
 _TRANSIENT_REPLY = re.compile(r"^(BUSY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|NOREPLICAS)\b")
 
@@ -71,6 +74,9 @@ def translate(exc: BaseException, doing: str) -> SchedcoreError:
     """The schedcore exception for a redis-py exception raised while ``doing`` something."""
     if isinstance(exc, SchedcoreError):
         return exc
+    corrupt = _CORRUPT_REPLY.search(str(exc)) if isinstance(exc, rex.ResponseError) else None
+    if corrupt is not None:
+        return CorruptStore(*corrupt.groups())
     kind: type[StoreError] = StoreError
     for cls in type(exc).__mro__:
         if cls in MAPPING:

@@ -69,6 +69,38 @@ local function parse_claim(c)
   local token, due, held, owner = string.match(c, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
   return token, due, held, owner
 end
+-- Types. Every key a script writes is checked before anything is written (TYPE is O(1)):
+-- a namespace-wide key of another type is structural damage, and the script stops with
+-- "CORRUPTSTORE <key> <found> <expected>" before its first write; a per-schedule key of
+-- another type sets that schedule aside (its item is skipped and reported) and nothing
+-- else. 'none' (no key) is always fine.
+local function type_of(key)
+  local t = redis.call('TYPE', key)
+  if type(t) == 'table' then return t['ok'] end
+  return t
+end
+local function check_shared(...)
+  local spec = {...}
+  for i = 1, #spec, 2 do
+    local found = type_of(spec[i])
+    if found ~= spec[i + 1] and found ~= 'none' then
+      return redis.error_reply('CORRUPTSTORE ' .. spec[i] .. ' ' .. found .. ' ' .. spec[i + 1])
+    end
+  end
+  return nil
+end
+-- the first of the schedule's keys named by kinds ('h' history list, 'r' running set, 'x'
+-- extras set) that holds another type, as "key\nfound\nexpected"; nil when all are usable
+local KIND = {h = 'list', r = 'set', x = 'set'}
+local function damaged(prefix, sid, kinds)
+  for i = 1, #kinds do
+    local k = string.sub(kinds, i, i)
+    local key = prefix .. k .. ':' .. sid
+    local found = type_of(key)
+    if found ~= KIND[k] and found ~= 'none' then return key .. '\n' .. found .. '\n' .. KIND[k] end
+  end
+  return nil
+end
 -- dues of entries put in the index by this call, published once at its end (the 64 earliest)
 local woke, nwoke = {}, 0
 local function note(due)
@@ -126,21 +158,84 @@ local function maybe_unpark(prefix, sid, s)
 end
 """
 
+# KEYS: the common ones, then beats (hash) and beatx (zset) of the heartbeats.
 # ARGV: now, limit, expiry, owner, prefix, channel, nskip, [sid, definition] * nskip
-# Returns {items, bad}: one string per claim, "member\ndue\nf\nn\nparked(0/1)\nrunning\ntoken\n"
-# followed by the definition; bad flat, 3 per entry skipped as unreadable: schedule id, reason, member.
+# Returns {items, bad, lapsed, relet}: one string per claim, "member\ndue\nf\nn\nparked(0/1)\nrunning\ntoken\n"
+# followed by the definition; bad flat, 3 per entry skipped as unreadable: schedule id, reason, member;
+# lapsed flat, 2 per owner whose heartbeat expired: owner, claims taken back; relet: claims
+# found without a lease (damage) and put back under one.
 CLAIM = (
     _COMMON
     + r"""
+local beats, beatx = KEYS[7], KEYS[8]
+local broken = check_shared(idx, 'zset', lease, 'zset', claims, 'hash', sched, 'hash', KEYS[6], 'string',
+  beats, 'hash', beatx, 'zset')
+if broken then return broken end
 local now, limit, expires = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local owner, prefix, channel = ARGV[4], ARGV[5], ARGV[6]
 local skip = {}
 for i = 8, 7 + 2 * tonumber(ARGV[7]), 2 do skip[ARGV[i]] = ARGV[i + 1] end
 
+-- 0. every claim has its lease (both are written together): more claims than leases means
+-- the lease key was lost or replaced; the claims without one get a lease from now instead
+-- of staying out of the index forever (the O(1) counts make this free when all is well)
+local relet = 0
+if redis.call('HLEN', claims) > redis.call('ZCARD', lease) then
+  local all = redis.call('HGETALL', claims)
+  for i = 1, #all, 2 do
+    if not redis.call('ZSCORE', lease, all[i]) then
+      redis.call('ZADD', lease, expires, all[i])
+      relet = relet + 1
+    end
+  end
+end
+
+-- 0b. owners whose heartbeat expired (dead or stalled schedulers; never this caller): their
+-- claims are due again now, before their leases end -- fencing refuses their late commits.
+-- Their beats are dropped, so each lapse costs one pass over the claims in flight.
+local lapsed = {}
+local dead = redis.call('ZRANGEBYSCORE', beatx, '-inf', now, 'LIMIT', 0, 100)
+if #dead > 0 then
+  local gone, count = {}, {}
+  for _, o in ipairs(dead) do
+    if o ~= owner then
+      gone[o] = true
+      count[o] = 0
+      redis.call('HDEL', beats, o)
+      redis.call('ZREM', beatx, o)
+    end
+  end
+  if next(gone) then
+    local all = redis.call('HGETALL', claims)
+    for i = 1, #all, 2 do
+      local _, _, _, o = parse_claim(all[i + 1])
+      if gone[o] then
+        unclaim(all[i], all[i + 1])
+        count[o] = count[o] + 1
+      end
+    end
+    for o, n in pairs(count) do lapsed[#lapsed + 1] = o; lapsed[#lapsed + 1] = n end
+  end
+end
+
 -- 1. leases expired at or before now: their entries are due again, for anyone
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', lease, '-inf', now)) do
   local c = redis.call('HGET', claims, m)
-  if c then unclaim(m, c) else redis.call('ZREM', lease, m) end
+  if c then
+    unclaim(m, c)
+  else  -- a lease without its claim (the claims key was lost): due again rather than lost
+    redis.call('ZREM', lease, m)
+    local sid, fire = sid_of(m)
+    local s = load(sid)
+    if s then
+      local due = now  -- it was due when claimed; a fire entry keeps its own due time
+      if fire then due = s.f ~= '' and (string.match(s.f, '^[^,]*,([^,]*),') or string.match(s.f, '^(%d+)$')) end
+      if due then
+        redis.call('ZADD', idx, due, m)
+        note(due)
+      end
+    end
+  end
 end
 
 -- 2. up to limit due entries, earliest first, skipping unreadable ones (left in place)
@@ -163,14 +258,21 @@ while #taken < limit do
       why = 'stored state is not in the schedcore layout'
     elseif fire and s.f == '' then
       why = 'fire entry without its data'
+    else
+      -- a key its commit would write holds another type: not claimed, so no run starts
+      -- that could not be recorded
+      local d = damaged(prefix, sid, 'hrx')
+      if d then
+        local key, found, expected = string.match(d, '^(.*)\n(.*)\n(.*)$')
+        why = 'key ' .. key .. ' holds a ' .. found .. ', not a ' .. expected
+      end
     end
     if why then
       bad[#bad + 1] = sid; bad[#bad + 1] = why; bad[#bad + 1] = m
     elseif skip[sid] == s.d then
       -- known unreadable definition (reported before): left in place
     else
-      local running = redis.pcall('SCARD', prefix .. 'r:' .. sid)
-      if type(running) ~= 'number' then running = 0 end
+      local running = redis.call('SCARD', prefix .. 'r:' .. sid)
       taken[#taken + 1] = {m, due, s.f, s.n, s.p ~= '' and '1' or '0', running, s.d}
     end
   end
@@ -189,18 +291,23 @@ if #taken > 0 then
   end
 end
 publish(channel)
-return {out, bad}
+return {out, bad, lapsed, relet}
 """
 )
 
 # ARGV: prefix, channel, history limit, history ttl (0: none), peek n (0: none), then one string
 #   per item, its fields separated by newlines: member, sid, token, next f ('' none), next due,
 #   park ('' none), runs started, nrec, records (oldest first)..., nrun, run ids...
-# Returns {one 1/0 per item, the first n index entries with scores, the first lease with score}
-# (both empty without a peek).
+# Returns {one reply per item, the first n index entries with scores, the first lease with score}
+# (both empty without a peek). An item's reply is 1 (written), 0 (lease lost: nothing written) or,
+# when a key of its schedule that it would write holds another type, "key\nfound\nexpected"
+# (nothing written for it; its claim is kept until the lease ends). Each item is checked before
+# its first write, so it is written whole or not at all, and a broken one stops no other.
 COMMIT = (
     _COMMON
     + r"""
+local broken = check_shared(idx, 'zset', lease, 'zset', claims, 'hash', sched, 'hash')
+if broken then return broken end
 local prefix, channel = ARGV[1], ARGV[2]
 local hlimit, httl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local peek = tonumber(ARGV[5])
@@ -219,7 +326,17 @@ for a = 6, #ARGV do
   if c then ctoken, cdue, held = parse_claim(c) end
   local s = nil
   if c and ctoken == token then s = load(sid) end
+  local d = nil
   if s then
+    -- the per-schedule keys this item writes: history, running runs (also read to un-park),
+    -- extras (a non-fire entry leaves it; an un-parked one may enter it)
+    local kinds = (nrec > 0 and 'h' or '') .. ((nrun > 0 or park ~= '') and 'r' or '')
+      .. ((m ~= sid or park ~= '') and 'x' or '')
+    if kinds ~= '' then d = damaged(prefix, sid, kinds) end
+  end
+  if d then
+    out[#out + 1] = d
+  elseif s then
     redis.call('ZREM', lease, m)
     redis.call('HDEL', claims, m)
     if nrec > 0 then
@@ -261,6 +378,8 @@ return {out, redis.call('ZRANGE', idx, 0, peek - 1, 'WITHSCORES'), redis.call('Z
 RELEASE = (
     _COMMON
     + r"""
+local broken = check_shared(idx, 'zset', lease, 'zset', claims, 'hash')
+if broken then return broken end
 for i = 2, #ARGV, 2 do
   local m, token = ARGV[i], ARGV[i + 1]
   local c = redis.call('HGET', claims, m)
@@ -272,13 +391,18 @@ return 1
 )
 
 # ARGV: prefix, channel, sid, run id, patch JSON, retry member ('' none), retry due, history ttl (0: none)
-# Returns 1, or 0 (nothing changed) when the run is not running.
+# Returns 1, or 0 (nothing changed) when the run is not running, or "key\nfound\nexpected"
+# (nothing changed) when a key of the schedule it would write holds another type.
 RECORD_OUTCOME = (
     _COMMON
     + r"""
+local broken = check_shared(idx, 'zset', lease, 'zset', sched, 'hash')
+if broken then return broken end
 local prefix, channel, sid, run_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local s = load(sid)
 if not s then return 0 end
+local d = damaged(prefix, sid, (ARGV[6] ~= '' or s.p ~= '') and 'rhx' or 'rh')
+if d then return d end
 if redis.call('SREM', prefix .. 'r:' .. sid, run_id) == 0 then return 0 end
 -- the newest dispatched history record of the run
 local hkey = prefix .. 'h:' .. sid
@@ -395,6 +519,8 @@ ADD = (
     _COMMON
     + _ADD_WRITE
     + r"""
+local broken = check_shared(idx, 'zset', claims, 'hash', sched, 'hash', ids, 'zset')
+if broken then return broken end
 local prefix, channel, sid = ARGV[1], ARGV[2], ARGV[3]
 local cur = redis.call('HGET', sched, sid) or ''
 if cur ~= ARGV[4] then return {0, cur} end
@@ -414,6 +540,8 @@ ADD_MANY = (
     _COMMON
     + _ADD_WRITE
     + r"""
+local broken = check_shared(idx, 'zset', claims, 'hash', sched, 'hash', ids, 'zset')
+if broken then return broken end
 local prefix, channel, exclusive = ARGV[1], ARGV[2], ARGV[3] == '1'
 local items, sids, n = {}, {}, 0
 for sid, d, mode, f, due, e in string.gmatch(ARGV[4], '([^\t]+)\t(%d+)\t(%a+)\t([^\t]*)\t(%d+)\t(%d+)\n') do
@@ -446,6 +574,8 @@ return out
 SET_PAUSED = (
     _COMMON
     + r"""
+local broken = check_shared(idx, 'zset', claims, 'hash', sched, 'hash')
+if broken then return broken end
 local prefix, channel, sid = ARGV[1], ARGV[2], ARGV[3]
 local cur = redis.call('HGET', sched, sid)
 if not cur then return -1 end
@@ -461,12 +591,17 @@ return 1
 """
 )
 
-# ARGV: prefix, channel, sid, then (member, due) pairs. Returns how many were added, -1: no schedule.
+# ARGV: prefix, channel, sid, then (member, due) pairs. Returns how many were added, -1: no schedule,
+# or "key\nfound\nexpected" (nothing added) when the schedule's extras key holds another type.
 ENQUEUE = (
     _COMMON
     + r"""
+local broken = check_shared(idx, 'zset', lease, 'zset', sched, 'hash')
+if broken then return broken end
 local prefix, channel, sid = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('HEXISTS', sched, sid) == 0 then return -1 end
+local d = damaged(prefix, sid, 'x')
+if d then return d end
 local added = 0
 for i = 4, #ARGV, 2 do added = added + put_new(prefix, sid, ARGV[i], ARGV[i + 1]) end
 publish(channel)
@@ -494,6 +629,8 @@ REMOVE = (
     _COMMON
     + UNINDEX
     + r"""
+local broken = check_shared(idx, 'zset', lease, 'zset', claims, 'hash', sched, 'hash', ids, 'zset')
+if broken then return broken end
 local prefix, sid = ARGV[1], ARGV[2]
 local xkey = prefix .. 'x:' .. sid
 local existed = redis.call('HDEL', sched, sid)
@@ -506,11 +643,19 @@ return existed
 
 
 # A scheduler's heartbeat (its own KEYS: beats hash, beat-expiry zset). ARGV: owner, beat JSON,
-# now ms, expiry ms. Beats expired at or before now are dropped first (at most 1000 a call),
-# so owner ids of restarted schedulers do not pile up.
+# now ms, expiry ms, cutoff ms. Beats expired at or before the cutoff (long before now: a claim
+# takes back the claims of a lapsed owner and drops its beat first) are dropped, at most 1000 a
+# call, so owner ids of restarted schedulers do not pile up where nobody claims.
 HEARTBEAT = r"""
 local beats, expiry = KEYS[1], KEYS[2]
-local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', ARGV[3], 'LIMIT', 0, 1000)
+for i, want in ipairs({'hash', 'zset'}) do
+  local t = redis.call('TYPE', KEYS[i])
+  if type(t) == 'table' then t = t['ok'] end
+  if t ~= want and t ~= 'none' then
+    return redis.error_reply('CORRUPTSTORE ' .. KEYS[i] .. ' ' .. t .. ' ' .. want)
+  end
+end
+local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', ARGV[5], 'LIMIT', 0, 1000)
 for i = 1, #dead do
   redis.call('HDEL', beats, dead[i])
   redis.call('ZREM', expiry, dead[i])

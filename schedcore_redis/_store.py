@@ -48,6 +48,7 @@ from schedcore.records import (
     StoredSchedule,
 )
 from schedcore.storekit import (
+    DEAD_BEATS_KEPT,
     check_add_items,
     check_claim,
     check_commit,
@@ -55,6 +56,7 @@ from schedcore.storekit import (
     check_extra_entry,
     check_fire_entry,
     check_limit,
+    log_taken_back,
 )
 from schedcore.triggers import At, Cron, Interval
 from schedcore_redis import _scripts
@@ -75,6 +77,7 @@ from schedcore_redis._codec import (
     text,
     with_id,
 )
+from schedcore_redis._damage import diagnosed, is_damage, schedule_damage
 from schedcore_redis._errors import translate, translated
 from schedcore_redis._keys import Keys, check_namespace
 from schedcore_redis._roundtrip import send_now
@@ -142,6 +145,12 @@ class RedisStore:
         self._enqueue = self._script(_scripts.ENQUEUE)
         self._remove = self._script(_scripts.REMOVE)
         self._heartbeat = self._script(_scripts.HEARTBEAT)
+
+    _TYPES = {"index": "zset", "leases": "zset", "claims": "hash", "schedules": "hash", "ids": "zset"}
+
+    def _shared(self, *names: str) -> list[tuple[str, str]]:
+        """(key, type) of the named namespace-wide keys (attributes of :class:`Keys`)."""
+        return [(getattr(self.keys, name), self._TYPES[name]) for name in names]
 
     def _script(self, source: str) -> Script:
         return self._client.register_script(source)  # EVALSHA, falling back to EVAL on NOSCRIPT
@@ -409,7 +418,7 @@ class RedisStore:
 
     def get(self, schedule_id: str) -> StoredSchedule | None:
         """See :meth:`schedcore.protocols.Store.get`; raises CorruptScheduleData for unreadable data."""
-        with translated("get"):
+        with diagnosed(self._client, "get", self._shared("schedules")):
             found = self._read_many([schedule_id])
         value = found[0]
         if isinstance(value, CorruptScheduleData):
@@ -424,7 +433,7 @@ class RedisStore:
         while len(out) < limit:
             want = limit - len(out)
             low = "-" if cursor is None else f"({cursor}"
-            with translated("list_schedules"):
+            with diagnosed(self._client, "list_schedules", self._shared("ids", "schedules")):
                 ids = [text(i) for i in self._client.zrangebylex(self.keys.ids, low, "+", start=0, num=want)]
                 found = self._read_many(ids)
             for value in found:
@@ -516,7 +525,10 @@ class RedisStore:
             check_extra_entry(entry, "entries")
             args += [member(schedule_id, entry), to_ms(entry.due)]
         with translated("enqueue"):
-            added = int(self._enqueue(keys=self.keys.scripts, args=args))
+            reply = self._enqueue(keys=self.keys.scripts, args=args)
+        if is_damage(reply):
+            raise schedule_damage(schedule_id, reply, "nothing enqueued")
+        added = int(reply)
         if added < 0:
             raise ScheduleNotFound(schedule_id)
         return added
@@ -548,8 +560,8 @@ class RedisStore:
         """
         args, expires_ms, marked = self._claim_args(now, limit, lease, owner)
         with translated("claim_due"):
-            items, bad = self._claim(keys=self.keys.scripts, args=args)
-        return self._claimed(items, bad, owner, expires_ms, marked)
+            reply = self._claim(keys=self._claim_keys, args=args)
+        return self._claimed(reply, owner, expires_ms, marked)
 
     def claim_due_nowait(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> Callable[[], list[Claim]]:
         """See ``claim_due_nowait`` in :class:`schedcore.protocols.Store`: the claim's Lua call
@@ -558,7 +570,7 @@ class RedisStore:
         both back to back. (A cluster client claims at once.)"""
         args, expires_ms, marked = self._claim_args(now, limit, lease, owner)
         with translated("claim_due"):
-            keys = self.keys.scripts
+            keys = self._claim_keys
             read = send_now(self._client, [("EVALSHA", self._claim.sha, len(keys), *keys, *args)])
         if read is None:
             claims = self.claim_due(now, limit=limit, lease=lease, owner=owner)
@@ -572,8 +584,7 @@ class RedisStore:
             if isinstance(reply, Exception):
                 with translated("claim_due"):
                     raise reply
-            items, bad = reply
-            return self._claimed(items, bad, owner, expires_ms, marked)
+            return self._claimed(reply, owner, expires_ms, marked)
 
         return claimed
 
@@ -589,11 +600,24 @@ class RedisStore:
             args += [sid, raw]
         return args, expires_ms, marked
 
-    def _claimed(
-        self, items: Sequence[Any], bad: Sequence[Any], owner: str, expires_ms: int, marked: bool
-    ) -> list[Claim]:
+    @property
+    def _claim_keys(self) -> list[str]:
+        # the heartbeats too: claims of an owner whose beat expired are taken back
+        return self.keys.scripts + self._beat_keys
+
+    def _claimed(self, reply: Sequence[Any], owner: str, expires_ms: int, marked: bool) -> list[Claim]:
         """Decode the CLAIM script's reply. ``marked``: some schedule was marked unreadable when
         the claim was made, so a readable claim may have to clear its mark (under the lock)."""
+        items, bad, lapsed, relet = reply
+        for n in range(0, len(lapsed), 2):
+            log_taken_back(log, text(lapsed[n]), int(lapsed[n + 1]))
+        if int(relet):
+            log.error(
+                "%d claims had no lease (the key %s was lost or replaced): leased again from now, not lost",
+                int(relet),
+                self.keys.leases,
+                extra={"event": "claims_relet", "claims": int(relet)},
+            )
         claims: list[Claim] = []
         refused: list[tuple[str, str]] = []
         lease_expires = from_ms(expires_ms)
@@ -666,7 +690,11 @@ class RedisStore:
         args = self._commit_args(commits, window)
         with translated("commit"):
             done, head, leases = self._commit(keys=self.keys.scripts, args=args)
-        results = [int(v) == 1 for v in done]
+        results = [not is_damage(v) and int(v) == 1 for v in done]
+        for item, v in zip(commits, done, strict=True):
+            if is_damage(v):  # nothing of it was written; its claim stays until the lease ends
+                sid = item.claim.schedule_id
+                self._report(schedule_damage(sid, v, f"commit of {item.claim.entry.kind.value} not written"))
         if not peek:
             return results, None
         pairs = [(text(head[i]), float(head[i + 1])) for i in range(0, len(head), 2)]
@@ -730,7 +758,10 @@ class RedisStore:
             self.history_ttl,
         ]
         with translated("record_outcome"):
-            return int(self._outcome(keys=self.keys.scripts, args=args)) == 1
+            done = self._outcome(keys=self.keys.scripts, args=args)
+        if is_damage(done):
+            raise schedule_damage(sid, done, f"outcome of {outcome.run_id} not recorded")
+        return int(done) == 1
 
     def next_due(self) -> datetime | None:
         """See :meth:`schedcore.protocols.Store.next_due` (index head and earliest lease; skips
@@ -743,7 +774,7 @@ class RedisStore:
             pipe = self._client.pipeline(transaction=False)
             pipe.zrange(self.keys.index, 0, window - 1, withscores=True)
             pipe.zrange(self.keys.leases, 0, 0, withscores=True)
-            with translated("next_due"):
+            with diagnosed(self._client, "next_due", self._shared("index", "leases")):
                 head, leases = pipe.execute()
             pairs = [(text(m), float(score)) for m, score in head]
             known, due = _earliest(pairs, [float(score) for _, score in leases], window, unreadable, bad_members)
@@ -785,12 +816,13 @@ class RedisStore:
         except (TypeError, ValueError) as exc:
             raise ValidationError("info", info, f"must be JSON-serializable ({exc})") from None
         with translated("heartbeat"):
-            self._heartbeat(keys=self._beat_keys, args=[owner, beat, now_ms, expires_ms])
+            cutoff = now_ms - DEAD_BEATS_KEPT // timedelta(milliseconds=1)  # (see the CLAIM script)
+            self._heartbeat(keys=self._beat_keys, args=[owner, beat, now_ms, expires_ms, cutoff])
 
     def schedulers(self, now: datetime) -> list[SchedulerBeat]:
         """See :meth:`schedcore.protocols.Store.schedulers` (one HGETALL; unreadable beats skipped)."""
         now_ms = to_ms(require_aware(now, "now"))
-        with translated("schedulers"):
+        with diagnosed(self._client, "schedulers", [(self._beat_keys[0], "hash")]):
             raw = self._client.hgetall(self._beat_keys[0])
         out: list[SchedulerBeat] = []
         for owner, value in raw.items():
@@ -814,7 +846,7 @@ class RedisStore:
         pipe.zrange(self.keys.index, 0, 0, withscores=True)
         pipe.zcount(self.keys.leases, f"({now_ms}", "+inf")
         pipe.zcount(self.keys.leases, "-inf", now_ms)
-        with translated("stats"):
+        with diagnosed(self._client, "stats", self._shared("ids", "index", "leases")):
             schedules, due, head, in_flight, expired = pipe.execute()
         oldest = from_ms(int(head[0][1])) if head and due and int(head[0][1]) <= now_ms else None
         return StoreStats(

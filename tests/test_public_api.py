@@ -48,6 +48,7 @@ EXPECTED = {
     "StoreError",
     "StoreUnavailable",
     "CorruptScheduleData",
+    "CorruptStore",
     "ExecutorError",
     "ExecutorUnavailable",
     "PluginError",

@@ -6,13 +6,18 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from redis_helpers import BACKENDS, fresh_namespace, make_store, private_server, redis_server_url  # noqa: F401
+from redis_helpers import (  # noqa: F401
+    fresh_namespace,
+    make_store,
+    private_server,
+    redis_server_url,
+    store_fixture,
+)
 
 fakeredis = pytest.importorskip("fakeredis", reason="fakeredis is not installed")
 import redis
@@ -32,11 +37,7 @@ from schedcore_redis._errors import MAPPING, translate
 LEASE = timedelta(seconds=30)
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest) -> Iterator[RedisStore]:
-    s = make_store(request.param, request)
-    yield s
-    s.close()
+store = store_fixture()
 
 
 def claim(store: RedisStore, now: datetime, limit: int = 100, lease: timedelta = LEASE) -> list:  # type: ignore[type-arg]

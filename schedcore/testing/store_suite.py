@@ -1072,6 +1072,50 @@ class StoreConformance:
         assert [s.schedule.id for s in store.list_schedules()] == ["a"]
         assert store.next_due() == at(0)
 
+    # -- failover: claims of owners whose heartbeat expired ------------------------------
+
+    def test_claims_of_an_owner_whose_heartbeat_expired_are_taken_back_before_the_lease(self, store: Store) -> None:
+        first = self.add_fire(store, "a", 0)
+        self.add_fire(store, "b", 0)
+        store.heartbeat("dead", {}, now=at(0), ttl=timedelta(seconds=6))
+        stale = claim(store, at(0), lease=timedelta(seconds=60), owner="dead")
+        assert len(stale) == 2
+        assert claim(store, at(5.999), owner="alive") == []  # its beat is live: its claims are kept
+        fresh = claim(store, at(6), owner="alive")  # beat expired at or before now; leases until 60
+        assert sorted(c.schedule_id for c in fresh) == ["a", "b"]
+        assert all(c.entry == first and c.token > max(s.token for s in stale) for c in fresh if c.schedule_id == "a")
+        # fencing: the lapsed owner's late commit (slow, not dead) writes nothing
+        assert store.commit([commit_for(c, next_fire=fire_entry(60)) for c in stale]) == [False, False]
+        assert store.history("a") == [] and store.history("b") == []
+        assert store.commit([commit_for(c, next_fire=fire_entry(60)) for c in fresh]) == [True, True]
+        assert store.schedulers(at(6)) == []
+
+    def test_claims_of_an_owner_that_never_beat_are_kept_until_the_lease(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        store.heartbeat("other", {}, now=at(0), ttl=timedelta(seconds=1))
+        claim_one(store, at(0), lease=timedelta(seconds=60), owner="silent")
+        assert claim(store, at(59.999), owner="alive") == []
+        assert claim_one(store, at(60), owner="alive").schedule_id == "a"
+
+    def test_a_lapsed_owner_beating_again_keeps_its_new_claims(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        self.add_fire(store, "b", 10)
+        store.heartbeat("slow", {}, now=at(0), ttl=timedelta(seconds=6))
+        old = claim_one(store, at(0), lease=timedelta(seconds=60), owner="slow")
+        assert claim_one(store, at(7), owner="alive").schedule_id == "a"
+        store.heartbeat("slow", {}, now=at(10), ttl=timedelta(seconds=6))
+        new = claim_one(store, at(10), lease=timedelta(seconds=60), owner="slow")
+        assert new.schedule_id == "b"
+        assert claim(store, at(12), owner="alive") == []  # its beat is live again
+        assert store.commit([commit_for(old), commit_for(new)]) == [False, True]
+
+    def test_an_owner_never_takes_back_its_own_claims(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        store.heartbeat("me", {}, now=at(0), ttl=timedelta(seconds=6))
+        mine = claim_one(store, at(0), lease=timedelta(seconds=60), owner="me")
+        assert claim(store, at(10), owner="me") == []  # its own beat lapsed, yet it is claiming: alive
+        assert store.commit([commit_for(mine, next_fire=fire_entry(60))]) == [True]
+
     def test_stats_counts_due_entries_claims_and_expired_leases(self, store: Store) -> None:
         empty = store.stats(at(0))
         assert (empty.schedules, empty.due, empty.oldest_due, empty.in_flight, empty.expired) == (0, 0, None, 0, 0)

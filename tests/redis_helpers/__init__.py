@@ -6,6 +6,7 @@ import itertools
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -54,3 +55,16 @@ def make_store(backend: str, request: pytest.FixtureRequest, **options: object) 
         return RedisStore(fakeredis.FakeRedis(), namespace=fresh_namespace(), **options)  # type: ignore[arg-type]
     url = request.getfixturevalue("redis_server_url")
     return RedisStore.from_url(url, namespace=fresh_namespace(), **options)  # type: ignore[arg-type]
+
+
+def store_fixture() -> Any:
+    """A ``store`` fixture for a test module (``store = store_fixture()``): a RedisStore on a
+    fresh namespace of each of :data:`BACKENDS`, closed afterwards."""
+
+    @pytest.fixture(params=BACKENDS)
+    def store(request: pytest.FixtureRequest) -> Iterator[RedisStore]:
+        s = make_store(request.param, request)
+        yield s
+        s.close()
+
+    return store
