@@ -34,6 +34,7 @@ import attrs
 import click
 
 from schedcore import logs
+from schedcore._dist import DISTRIBUTION
 from schedcore._time import iso, parse_instant
 from schedcore.exceptions import ConfigError, PluginError, SchedcoreError, ValidationError
 from schedcore.protocols import Trigger
@@ -175,7 +176,7 @@ def _show_traceback(ctx: click.Context) -> None:
     metavar="FILE",
     help="TOML settings file, below flags and environment variables (env: SCHEDCORE_SETTINGS).",
 )
-@click.version_option(package_name="schedcore", prog_name="schedcore")
+@click.version_option(package_name=DISTRIBUTION, prog_name="schedcore")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, log_level: str, log_format: str, settings_file: str | None) -> None:
     """schedcore: decides what runs when, and hands each run to an executor."""

@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 import pluggy
 
+from schedcore._dist import version
 from schedcore._planner import Plan, TriggerMemo, backfill_entries, first_fire, next_fire_utc, plan, retry_entry
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import (
@@ -92,15 +93,6 @@ def store_add_many(
             if taken:
                 raise ScheduleExists(schedule.id)
     return [store.add(schedule, first, conflict) for schedule, first in items]
-
-
-def _version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("schedcore")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "unknown"
 
 
 class Scheduler:
@@ -535,7 +527,7 @@ class Scheduler:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "started": (self._started_at or self.clock.now()).isoformat(timespec="milliseconds"),
-            "version": _version(),
+            "version": version(),
             "store": type(self.store).__name__,
             "executor": type(self.executor).__name__,
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schedcore._dist import install_hint
 from schedcore.exceptions import PluginError, ValidationError
 from schedcore.hookspecs import hookimpl
 from schedcore.plugins import StoreFactory
@@ -28,7 +29,7 @@ def create_store(options: Mapping[str, Any]) -> Store:
     try:
         from schedcore_redis._store import RedisStore
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise PluginError(f"the redis store needs redis-py: pip install 'schedcore[redis]' ({exc})") from None
+        raise PluginError(f"the redis store needs redis-py: {install_hint('redis')} ({exc})") from None
     ttl = options.get("history_ttl")
     try:
         history_limit = int(options.get("history_limit") or 50)
