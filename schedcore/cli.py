@@ -67,9 +67,11 @@ class Settings:
 
 
 class CliError(click.ClickException):
-    """A failure while running a command (exit code 1); the message is one line."""
+    """A failure while running a command (exit code 1 unless told); the message is one line."""
 
-    exit_code = RUNTIME_ERROR
+    def __init__(self, message: str, exit_code: int = RUNTIME_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _one_line(text: str) -> str:
@@ -94,6 +96,11 @@ class SchedcoreGroup(click.Group):
                 raise
             _show_traceback(ctx)
             raise CliError(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")) from exc
+        except (ValidationError, ConfigError) as exc:
+            # The input given (a flag, a schedule or settings file) is wrong: like a bad
+            # command line, exit code 2, so a script can tell it from a failure while running.
+            _show_traceback(ctx)
+            raise CliError(str(exc), exit_code=USAGE_ERROR) from exc
         except SchedcoreError as exc:
             _show_traceback(ctx)
             raise CliError(str(exc)) from exc

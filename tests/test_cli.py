@@ -231,13 +231,13 @@ def test_run_missing_config_file() -> None:
 def test_run_bad_config_file(tmp_path: Path) -> None:
     path = tmp_path / "jobs.toml"
     path.write_text('[[schedule]]\nid = "nightly"\ntask = "m:f"\ncrn = "0 3 * * *"\n', encoding="utf-8")
-    assert_user_error(invoke("run", "--config", str(path)), 1, str(path), "'nightly'", "unknown key 'crn'")
+    assert_user_error(invoke("run", "--config", str(path)), 2, str(path), "'nightly'", "unknown key 'crn'")
 
 
 def test_run_config_from_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "env.toml"
     path.write_text("[[schedule\n", encoding="utf-8")
-    assert_user_error(invoke("run", env={"SCHEDCORE_CONFIG": str(path)}), 1, str(path), "invalid TOML", "line 1")
+    assert_user_error(invoke("run", env={"SCHEDCORE_CONFIG": str(path)}), 2, str(path), "invalid TOML", "line 1")
 
 
 def test_unexpected_errors_are_one_line_unless_debug(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -582,3 +582,26 @@ def test_a_hard_interrupt_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 130
     # click ends the ^C line with a newline first, as a shell would
     assert [line for line in result.stderr.splitlines() if line] == ["error: interrupted"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("next", "--every", "1e20"), "--every='1e+20': must be at most 100 years"),
+        (("next", "--every", "1e12", "--after", "2025-01-01T00:00:00Z"), "must be at most 100 years"),
+        (("next", "--every", "1e-9"), "must be at least 1 millisecond"),
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors(args: tuple[str, ...], needle: str) -> None:
+    assert_user_error(invoke(*args), 2, needle)
+
+
+def test_out_of_range_numbers_in_a_schedule_file(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.toml"
+    path.write_text('[[schedule]]\nid = "a"\ntask = "schedcore.demo:hello"\nevery = 1e300\n', encoding="utf-8")
+    assert_user_error(invoke("run", "--config", str(path), "--burst"), 2, "'a'", "every=1e+300", "100 years")
+    path.write_text(
+        '[[schedule]]\nid = "a"\ntask = "schedcore.demo:hello"\nevery = 60\n[schedule.retry]\nmax_delay = 1e300\n',
+        encoding="utf-8",
+    )
+    assert_user_error(invoke("run", "--config", str(path), "--burst"), 2, "max_delay", "100 years")

@@ -279,7 +279,7 @@ def test_sync_command(shared: MemoryStore, tmp_path: Path) -> None:
 def test_sync_bad_files_change_nothing(shared: MemoryStore, tmp_path: Path, text: str, needles: list[str]) -> None:
     ok("sync", str(_write(tmp_path, JOBS.replace("every = 60", "every = 90"))))
     before = shared.list_schedules()
-    assert_user_error(invoke("sync", str(_write(tmp_path, text))), 1, "jobs.toml", *needles)
+    assert_user_error(invoke("sync", str(_write(tmp_path, text))), 2, "jobs.toml", *needles)
     assert shared.list_schedules() == before
 
 
