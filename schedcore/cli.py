@@ -67,11 +67,15 @@ class Settings:
 
 
 class CliError(click.ClickException):
-    """A failure while running a command (exit code 1 unless told); the message is one line."""
+    """A failure while running a command (exit code 1); the message is one line."""
 
-    def __init__(self, message: str, exit_code: int = RUNTIME_ERROR) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = RUNTIME_ERROR
+
+
+class InputError(CliError):
+    """The input given (a flag, a schedule or settings file) is wrong (exit code 2); one line."""
+
+    exit_code = USAGE_ERROR
 
 
 def _one_line(text: str) -> str:
@@ -100,7 +104,7 @@ class SchedcoreGroup(click.Group):
             # The input given (a flag, a schedule or settings file) is wrong: like a bad
             # command line, exit code 2, so a script can tell it from a failure while running.
             _show_traceback(ctx)
-            raise CliError(str(exc), exit_code=USAGE_ERROR) from exc
+            raise InputError(str(exc)) from exc
         except SchedcoreError as exc:
             _show_traceback(ctx)
             raise CliError(str(exc)) from exc
