@@ -95,6 +95,19 @@ def store_add_many(
     return [store.add(schedule, first, conflict) for schedule, first in items]
 
 
+#: The level of each lifecycle event's log line (INFO when not listed). Each run's own
+#: progress is DEBUG, so that a healthy scheduler at the default level says only what an
+#: operator acts on; a failure is a WARNING and a run out of attempts an ERROR, so that
+#: ``--log-level warning`` still shows a task that keeps failing.
+EVENT_LEVELS: dict[str, int] = {
+    "run_dispatched": logging.DEBUG,
+    "run_succeeded": logging.DEBUG,
+    "run_buffered": logging.DEBUG,
+    "run_failed": logging.WARNING,
+    "run_exhausted": logging.ERROR,
+}
+
+
 class Scheduler:
     """Runs schedules from ``store`` on ``executor``.
 
@@ -880,7 +893,9 @@ class Scheduler:
         return True
 
     def _event(self, event: str, message: str, **fields: Any) -> None:
-        log.info(message, extra={"event": event, **fields})
+        level = EVENT_LEVELS.get(event, logging.INFO)
+        if log.isEnabledFor(level):
+            log.log(level, message, extra={"event": event, **fields})
 
     def _install_signal_handlers(self) -> Any:
         """SIGINT/SIGTERM stop the loop cleanly; returns a function restoring the old handlers."""

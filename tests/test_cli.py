@@ -379,7 +379,7 @@ def test_run_burst_dispatches_what_is_due(tmp_path: Path) -> None:
 
 def test_real_process_burst_with_json_logs(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "schedcore.cli", "--log-format", "json", "run",
+        [sys.executable, "-m", "schedcore.cli", "--log-level", "debug", "--log-format", "json", "run",
          "--config", str(_due_now_config(tmp_path)), "--burst", "--workers", "2"],
         capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
     )  # fmt: skip
