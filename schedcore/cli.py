@@ -87,8 +87,58 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+# The group's own options, which are also accepted after the subcommand
+# (``schedcore run --log-level debug``): flags, and options that take a value.
+_GLOBAL_FLAGS = frozenset({"--debug"})
+_GLOBAL_VALUED = frozenset({"--log-level", "--log-format", "--settings"})
+
+
+def _hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """Move the group's options found after the subcommand to before it.
+
+    A token is only taken for a global option where it cannot be the value of one of
+    the subcommand's own options, and nothing after ``--`` is touched.
+    """
+    index = 0
+    while index < len(args) and args[index].startswith("-"):  # the group's options before the subcommand
+        index += 2 if args[index] in _GLOBAL_VALUED else 1
+    if index >= len(args):
+        return args
+    command = group.get_command(ctx, args[index])
+    if command is None:
+        return args
+    valued = {
+        opt for p in command.params if isinstance(p, click.Option) and not p.is_flag and not p.count for opt in p.opts
+    }
+    head, rest, hoisted = args[: index + 1], args[index + 1 :], []
+    kept: list[str] = []
+    position = 0
+    while position < len(rest):
+        token = rest[position]
+        name = token.partition("=")[0]
+        if token == "--":
+            kept += rest[position:]
+            break
+        if token in valued:
+            kept += rest[position : position + 2]
+            position += 2
+            continue
+        if token in _GLOBAL_FLAGS or (name in _GLOBAL_VALUED and "=" in token):
+            hoisted.append(token)
+        elif token in _GLOBAL_VALUED and position + 1 < len(rest):
+            hoisted += rest[position : position + 2]
+            position += 1
+        else:
+            kept.append(token)
+        position += 1
+    return [*head[:-1], *hoisted, head[-1], *kept]
+
+
 class SchedcoreGroup(click.Group):
     """A click group whose errors are one ``error:`` line (tracebacks only with ``--debug``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _hoist_global_options(self, ctx, list(args)))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -605,3 +606,39 @@ def test_out_of_range_numbers_in_a_schedule_file(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert_user_error(invoke("run", "--config", str(path), "--burst"), 2, "max_delay", "100 years")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("next", "--every", "60", "-n", "1", "--log-level", "warning", "--after", "2025-01-01T00:00:00Z"),
+        ("next", "--log-level=warning", "--every", "60", "-n", "1", "--after", "2025-01-01T00:00:00Z"),
+        ("--log-level", "warning", "next", "--every", "60", "-n", "1", "--after", "2025-01-01T00:00:00Z"),
+        ("next", "--debug", "--every", "60", "-n", "1", "--after", "2025-01-01T00:00:00Z", "--log-format", "json"),
+    ],
+)
+def test_global_options_after_the_subcommand(args: tuple[str, ...]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "2025-01-01T00:01:00+00:00\n"
+
+
+def test_global_option_after_the_subcommand_takes_effect() -> None:
+    import logging as _logging
+
+    result = invoke("next", "--every", "60", "-n", "1", "--log-level", "error")
+    assert result.exit_code == 0, result.output
+    assert _logging.getLogger().level == _logging.ERROR
+    assert_user_error(invoke("next", "--every", "60", "--log-level", "loud"), 2, "--log-level", "'loud'")
+
+
+def test_a_value_of_the_subcommand_is_never_taken_for_a_global_option() -> None:
+    from schedcore.cli import _hoist_global_options
+    from schedcore.cli import cli as group
+
+    ctx = click.Context(group)
+    args = ["add", "x", "m:f", "--args", "--debug", "--every", "60", "--", "--log-level", "x"]
+    assert _hoist_global_options(group, ctx, args) == args
+    assert _hoist_global_options(group, ctx, ["--settings", "s.toml", "run", "--debug"]) == [
+        "--settings", "s.toml", "--debug", "run",
+    ]  # fmt: skip
