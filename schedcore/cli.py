@@ -28,6 +28,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
@@ -766,39 +767,74 @@ def _names(factories: dict[str, Any]) -> str:
 
 
 @_command("sync")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False, envvar="SCHEDCORE_CONFIG")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True), metavar="[FILE|DIR]...")
 @click.option(
     "--source",
     metavar="NAME",
     envvar="SCHEDCORE_SOURCE",
-    help="Source id the file's schedules are marked with (default: the file's name; env: SCHEDCORE_SOURCE).",
+    help="Source id the file's schedules are marked with (default: the file's name; one file only; "
+    "env: SCHEDCORE_SOURCE).",
 )
 @click.option("--keep-removed", is_flag=True, help="Do not remove schedules that are gone from the file.")
-def sync_command(*, file: str | None, source: str | None, keep_removed: bool, **options: Any) -> None:
-    """Make the store hold exactly the schedules of schedule file FILE.
+def sync_command(*, paths: tuple[str, ...], source: str | None, keep_removed: bool, **options: Any) -> None:
+    """Make the store hold exactly the schedules of the schedule files given.
 
-    Creates new schedules, updates changed ones (keeping their pending occurrence when
-    the timing is the same) and removes the ones that came from this file before and are
-    gone from it. Schedules added by other means are left alone. The whole file is
-    checked before anything is written; syncing twice changes nothing. Without FILE:
-    SCHEDCORE_CONFIG, or config in the settings file.
+    Each FILE (a directory stands for its *.toml files) is a source of its own: sync
+    creates its new schedules, updates changed ones (keeping their pending occurrence
+    when the timing is the same) and removes the ones that came from that file before
+    and are gone from it. Schedules added by other means are left alone. Every file is
+    read and checked before anything is written; syncing twice changes nothing. Without
+    FILE: SCHEDCORE_CONFIG, or config in the settings file.
     """
     from schedcore.config import load_schedules
     from schedcore.sync import default_source, sync
 
-    if file is None:
-        settings = click.get_current_context().find_object(Settings)
-        configured = settings.file.get("config") if settings is not None else None
-        if not isinstance(configured, str):
-            raise click.UsageError("give a schedule FILE (or SCHEDCORE_CONFIG, or config in the settings file)")
-        file = configured
-    schedules = load_schedules(file)
+    files = _schedule_files(paths)
+    if source is not None and len(files) > 1:
+        raise click.UsageError(f"--source names one file's schedules, but {len(files)} files were given")
+    loaded = [(file, load_schedules(file), source or default_source(file)) for file in files]
+    _check_distinct(loaded)
     with _opened(click.get_current_context()) as scheduler:
-        report = sync(scheduler, schedules, source or default_source(file), prune=not keep_removed)
-    for mark, ids in (("+", report.added), ("~", report.updated), ("-", report.removed)):
-        for sid in ids:
-            click.echo(f"{mark} {sid}")
-    click.echo(report.summary())
+        for _, schedules, name in loaded:
+            report = sync(scheduler, schedules, name, prune=not keep_removed)
+            for mark, ids in (("+", report.added), ("~", report.updated), ("-", report.removed)):
+                for sid in ids:
+                    click.echo(f"{mark} {sid}")
+            click.echo(report.summary())
+
+
+def _schedule_files(paths: Sequence[str]) -> list[str]:
+    """The schedule files named: each file, and each directory's ``*.toml`` files in name order."""
+    if not paths:
+        settings = click.get_current_context().find_object(Settings)
+        configured = os.environ.get("SCHEDCORE_CONFIG") or (settings.file.get("config") if settings else None)
+        if not isinstance(configured, str) or not configured:
+            raise click.UsageError("give a schedule FILE (or SCHEDCORE_CONFIG, or config in the settings file)")
+        paths = [configured]
+    files: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(str(p) for p in Path(path).glob("*.toml") if p.is_file())
+            if not found:
+                raise click.UsageError(f"{path}: a directory with no *.toml schedule files")
+            files += found
+        else:
+            files.append(path)
+    return list(dict.fromkeys(files))
+
+
+def _check_distinct(loaded: Sequence[tuple[str, Sequence[Any], str]]) -> None:
+    """Refuse files that would fight over a source id or a schedule id (before anything is written)."""
+    sources: dict[str, str] = {}
+    ids: dict[str, str] = {}
+    for file, schedules, name in loaded:
+        if name in sources:
+            raise ConfigError(f"{file}: its source id {name!r} is also {sources[name]}'s (rename one, or sync apart)")
+        sources[name] = file
+        for schedule in schedules:
+            if schedule.id in ids:
+                raise ConfigError(f"{file}: schedule {schedule.id!r} is also in {ids[schedule.id]}")
+            ids[schedule.id] = file
 
 
 # -- add ---------------------------------------------------------------------------------

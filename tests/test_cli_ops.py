@@ -283,6 +283,45 @@ def test_sync_bad_files_change_nothing(shared: MemoryStore, tmp_path: Path, text
     assert shared.list_schedules() == before
 
 
+def test_sync_several_files_and_a_directory(shared: MemoryStore, tmp_path: Path) -> None:
+    first, second = JOBS.split("\n\n")
+    conf = tmp_path / "conf.d"
+    conf.mkdir()
+    _write(conf, first, "10-a.toml")
+    _write(conf, second, "20-b.toml")
+    _write(conf, "not a schedule file", "README")
+    out = ok("sync", str(conf)).splitlines()
+    assert out == [
+        "+ a", "10-a.toml: 1 added, 0 updated, 0 unchanged, 0 removed",
+        "+ b", "20-b.toml: 1 added, 0 updated, 0 unchanged, 0 removed",
+    ]  # fmt: skip
+    extra = _write(tmp_path, '[[schedule]]\nid = "c"\ntask = "schedcore.demo:hello"\nevery = 5\n', "c.toml")
+    assert ok("sync", str(conf), str(extra)).splitlines()[-1] == "c.toml: 1 added, 0 updated, 0 unchanged, 0 removed"
+    assert {s.schedule.meta[SOURCE_KEY] for s in shared.list_schedules()} == {"10-a.toml", "20-b.toml", "c.toml"}
+    # each file prunes only its own schedules
+    (conf / "20-b.toml").write_text("", encoding="utf-8")
+    assert "1 removed" in ok("sync", str(conf))
+    assert [s.schedule.id for s in shared.list_schedules()] == ["a", "c"]
+
+
+def test_sync_of_several_files_checks_them_all_first(shared: MemoryStore, tmp_path: Path) -> None:
+    good = _write(tmp_path, JOBS, "good.toml")
+    before = shared.list_schedules()
+    clash = _write(tmp_path, '[[schedule]]\nid = "a"\ntask = "schedcore.demo:hello"\nevery = 5\n', "clash.toml")
+    assert_user_error(invoke("sync", str(good), str(clash)), 2, "clash.toml", "'a' is also in", "good.toml")
+    bad = _write(tmp_path, "[[schedule]\n", "bad.toml")
+    assert_user_error(invoke("sync", str(good), str(bad)), 2, "bad.toml", "invalid TOML")
+    other = tmp_path / "other"
+    other.mkdir()
+    same_name = _write(other, '[[schedule]]\nid = "z"\ntask = "schedcore.demo:hello"\nevery = 5\n', "good.toml")
+    assert_user_error(invoke("sync", str(good), str(same_name)), 2, "source id 'good.toml'")
+    assert_user_error(invoke("sync", str(good), str(clash), "--source", "x"), 2, "--source names one file")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_user_error(invoke("sync", str(empty)), 2, "no *.toml schedule files")
+    assert shared.list_schedules() == before
+
+
 def test_run_config_syncs_the_file(shared: MemoryStore, tmp_path: Path) -> None:
     path = _write(tmp_path, JOBS)
     ok("add", "by-hand", "schedcore.demo:hello", "--every", "10")
