@@ -288,8 +288,16 @@ def _load_settings_file(ctx: click.Context, path: str) -> dict[str, Any]:
 @cli.command("next")
 @click.option("--cron", "cron_expr", metavar="EXPR", help='Cron expression, e.g. "30 2 * * *" or @daily.')
 @click.option("--tz", metavar="ZONE", help="IANA zone of the cron expression (default UTC).")
-@click.option("--every", type=float, metavar="SECONDS", help="Fire every SECONDS, at start + k * SECONDS.")
-@click.option("--start", metavar="ISO8601", help="Anchor of --every (default the Unix epoch).")
+@click.option(
+    "--every",
+    type=float,
+    metavar="SECONDS",
+    help="Fire every SECONDS, at start + k * SECONDS: counted from the Unix epoch (UTC) unless --start is given, "
+    "so --every 86400 fires at each UTC midnight and --every 3600 on the hour.",
+)
+@click.option(
+    "--start", metavar="ISO8601", help="Anchor of --every, e.g. 2025-01-01T09:30:00+01:00 (default: the Unix epoch)."
+)
 @click.option("--after", metavar="ISO8601", help="List fire times strictly after this instant (default now).")
 @click.option(
     "-n", "count", type=click.IntRange(1, 100_000), metavar="N", default=5, show_default=True, help="How many times."
@@ -888,8 +896,16 @@ _ADD_OPTIONS = {
 @click.argument("task", metavar="TASK")
 @click.option("--cron", "cron_expr", metavar="EXPR", help='Cron expression, e.g. "0 3 * * *" or @daily.')
 @click.option("--tz", metavar="ZONE", help="IANA zone of the cron expression (default UTC).")
-@click.option("--every", type=float, metavar="SECONDS", help="Fire every SECONDS, at start + k * SECONDS.")
-@click.option("--start", metavar="ISO8601", help="Anchor of --every (default the Unix epoch).")
+@click.option(
+    "--every",
+    type=float,
+    metavar="SECONDS",
+    help="Fire every SECONDS, at start + k * SECONDS: counted from the Unix epoch (UTC) unless --start is given, "
+    "so --every 86400 fires at each UTC midnight and --every 3600 on the hour.",
+)
+@click.option(
+    "--start", metavar="ISO8601", help="Anchor of --every, e.g. 2025-01-01T09:30:00+01:00 (default: the Unix epoch)."
+)
 @click.option("--at", "at_text", metavar="ISO8601", help="Fire once, at this instant (with a UTC offset).")
 @click.option("--args", "args_json", metavar="JSON", help="Positional arguments of the task, a JSON array.")
 @click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments of the task, a JSON object.")
@@ -1020,26 +1036,62 @@ def add_command(
         result = scheduler.add(schedule, conflict)
         stored = scheduler.get(schedule.id)
     nxt = stored.next_fire if stored is not None else None
-    when = f"next fire {_when(nxt.nominal)}" if nxt is not None else "nothing to fire"
+    when = f"next fire {_when(nxt.nominal, _schedule_zone(schedule))}" if nxt is not None else "nothing to fire"
     if stored is not None and stored.schedule.paused:
         when = "paused"
     click.echo(f"{result.value} {schedule.id}: {when}")
+    if isinstance(trigger, Interval) and start is None:
+        # Drift-free, but a surprise for many: --every 86400 fires at UTC midnight, not now + 1 day.
+        every = trigger.every.total_seconds()
+        click.echo(f"  (at whole multiples of {every:g}s since 1970-01-01T00:00:00Z; --start sets another anchor)")
+    _warn_unless_importable(schedule.task)
+
+
+def _warn_unless_importable(task: str) -> None:
+    """Say so when TASK's module cannot be found here (workers may have other code: only a warning)."""
+    from schedcore._validate import task_module_found
+
+    module = task.partition(":")[0]
+    if not task_module_found(task):
+        click.echo(
+            f"warning: module {module!r} of task {task!r} cannot be found here; "
+            "make sure the workers that run it can import it",
+            err=True,
+        )
 
 
 # -- list / show -------------------------------------------------------------------------
 
 
-def _when(instant: datetime) -> str:
-    """``2025-03-09T04:00:00+01:00 (2025-03-09T03:00:00Z)``: local time, then UTC."""
-    return f"{_local(instant)} ({_utc(instant)})"
+def _when(instant: datetime, zone: tzinfo = timezone.utc) -> str:
+    """``2025-03-09T04:00:00+01:00 (2025-03-09T03:00:00Z)``: in the schedule's zone, then UTC."""
+    return f"{_zoned(instant, zone)} ({_utc(instant)})"
 
 
-def _local(instant: datetime | None) -> str:
-    return "-" if instant is None else iso(instant.astimezone())
+def _schedule_zone(schedule: Any) -> tzinfo:
+    """The zone a schedule's times are read in: its cron zone, else UTC (intervals and one-shots)."""
+    from zoneinfo import ZoneInfo
+
+    name = getattr(schedule.trigger, "tz", None)
+    return ZoneInfo(name) if isinstance(name, str) and name != "UTC" else timezone.utc
+
+
+def _zoned(instant: datetime | None, zone: tzinfo) -> str:
+    return "-" if instant is None else iso(instant.astimezone(zone))
 
 
 def _utc(instant: datetime | None) -> str:
     return "-" if instant is None else iso(instant.astimezone(timezone.utc)).replace("+00:00", "Z")
+
+
+def _seconds(value: float) -> str:
+    """A duration as people read it: ``12 ms``, ``1.25 s``, ``3 min 5 s``."""
+    if abs(value) < 1:
+        return f"{value * 1000:.0f} ms"
+    if abs(value) < 60:
+        return f"{value:.2f} s"
+    minutes, seconds = divmod(round(value), 60)
+    return f"{minutes} min {seconds} s"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -1054,16 +1106,21 @@ def _summary(stored: StoredSchedule, last: Any) -> dict[str, Any]:
 
     schedule = stored.schedule
     nxt = stored.next_fire
+    zone = _schedule_zone(schedule)
+    retry_at = last.retry_at if last is not None else None
     return {
         "id": schedule.id,
         "task": schedule.task,
         "trigger": schedule.trigger.describe(),
+        "zone": str(zone),
         "next_fire": _utc(nxt.nominal) if nxt else None,
-        "next_fire_local": _local(nxt.nominal) if nxt else None,
+        "next_fire_zoned": _zoned(nxt.nominal, zone) if nxt else None,
         "paused": schedule.paused,
         "running": list(stored.running),
         "last_outcome": last.status.value if last is not None else None,
         "last_run": last.run_id if last is not None else None,
+        "retry_at": _utc(retry_at) if retry_at else None,
+        "retry_at_zoned": _zoned(retry_at, zone) if retry_at else None,
         "source": schedule.meta.get(SOURCE_KEY),
     }
 
@@ -1071,7 +1128,8 @@ def _summary(stored: StoredSchedule, last: Any) -> dict[str, Any]:
 @_command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of objects instead of the table.")
 def list_command(*, as_json: bool, **options: Any) -> None:
-    """List the stored schedules: id, trigger, next fire time (local and UTC), paused, last outcome."""
+    """List the stored schedules: id, trigger, next fire time (in the schedule's zone and in UTC), paused,
+    last outcome (with the time of its pending retry)."""
     with _opened(click.get_current_context()) as scheduler:
         items = []
         for stored in scheduler.iter_schedules():
@@ -1087,14 +1145,14 @@ def list_command(*, as_json: bool, **options: Any) -> None:
         [
             item["id"],
             item["trigger"],
-            item["next_fire_local"] or "-",
+            item["next_fire_zoned"] or "-",
             item["next_fire"] or "-",
             "yes" if item["paused"] else "no",
-            item["last_outcome"] or "-",
+            (item["last_outcome"] or "-") + (f", retry at {item['retry_at_zoned']}" if item["retry_at"] else ""),
         ]
         for item in items
     ]
-    click.echo(_table(["ID", "TRIGGER", "NEXT FIRE (LOCAL)", "NEXT FIRE (UTC)", "PAUSED", "LAST"], rows))
+    click.echo(_table(["ID", "TRIGGER", "NEXT FIRE (ZONE)", "NEXT FIRE (UTC)", "PAUSED", "LAST"], rows))
 
 
 def _next_times(stored: StoredSchedule, count: int) -> list[datetime]:
@@ -1128,17 +1186,19 @@ def show_command(*, schedule_id: str, runs: int, as_json: bool, **options: Any) 
             raise ScheduleNotFound(schedule_id)
         history = scheduler.history(schedule_id, runs)
     times = _next_times(stored, 5)
+    schedule = stored.schedule
+    zone = _schedule_zone(schedule)
     if as_json:
         data = {
-            "definition": stored.schedule.to_dict(),
+            "definition": schedule.to_dict(),
+            "zone": str(zone),
             "next_fires": [_utc(t) for t in times],
             "runs_started": stored.runs_started,
             "running": list(stored.running),
-            "runs": [r.to_dict() for r in history],
+            "runs": [{**r.to_dict(), "lateness": r.lateness} for r in history],
         }
         click.echo(json.dumps(data, indent=2))
         return
-    schedule = stored.schedule
     definition = schedule.to_dict(compact=True)
     for key in ("schema", "id", "task", "trigger"):
         definition.pop(key, None)
@@ -1154,14 +1214,24 @@ def show_command(*, schedule_id: str, runs: int, as_json: bool, **options: Any) 
     for key, value in sorted(definition.items()):
         if key != "paused":
             lines.append(f"{key + ':':<10} {json.dumps(value)}")
-    lines.append("next fire times:")
-    lines += [f"  {_when(t)}" for t in times] or ["  none (paused or finished)"]
+    lines.append(f"next fire times ({zone}, then UTC):")
+    lines += [f"  {_when(t, zone)}" for t in times] or ["  none (paused or finished)"]
     lines.append("recent runs:")
     if history:
-        rows = [[r.run_id, r.kind.value, _utc(r.nominal), r.status.value, r.error or r.note or ""] for r in history]
-        lines += [
-            "  " + line for line in _table(["RUN", "KIND", "NOMINAL (UTC)", "OUTCOME", "ERROR"], rows).splitlines()
+        header = ["RUN", "KIND", f"NOMINAL ({zone})", "LATENESS", "OUTCOME", "RETRY AT", "ERROR"]
+        rows = [
+            [
+                r.run_id,
+                r.kind.value,
+                _zoned(r.nominal, zone),
+                "-" if r.lateness is None else _seconds(r.lateness),
+                r.status.value,
+                _zoned(r.retry_at, zone),
+                r.error or r.note or "",
+            ]
+            for r in history
         ]
+        lines += ["  " + line for line in _table(header, rows).splitlines()]
     else:
         lines.append("  none")
     click.echo("\n".join(lines))
@@ -1198,7 +1268,10 @@ def resume_command(*, schedule_id: str, **options: Any) -> None:
     with _opened(click.get_current_context()) as scheduler:
         stored = scheduler.resume(schedule_id)
     nxt = stored.next_fire
-    click.echo(f"resumed {schedule_id}: " + (f"next fire {_when(nxt.nominal)}" if nxt else "nothing left to fire"))
+    zone = _schedule_zone(stored.schedule)
+    click.echo(
+        f"resumed {schedule_id}: " + (f"next fire {_when(nxt.nominal, zone)}" if nxt else "nothing left to fire")
+    )
 
 
 @_command("trigger")
