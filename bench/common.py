@@ -600,9 +600,14 @@ def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     out = {"python": sys.version.split()[0]}
-    for name in ("schedcore", "redis", "rq", "rq-scheduler"):
+    for name, dist in (
+        ("schedcore", "schedcore-engine"),
+        ("redis", "redis"),
+        ("rq", "rq"),
+        ("rq-scheduler", "rq-scheduler"),
+    ):
         try:
-            out[name] = version(name)
+            out[name] = version(dist)
         except Exception:
             out[name] = "?"
     exe = find_redis_server()

@@ -56,18 +56,30 @@ def trunc_ms(value: datetime) -> datetime:
     return from_ms(to_ms(value))
 
 
+#: The longest duration any field accepts. Every duration is added to instants somewhere
+#: (a next fire, a retry, a grace window), and a datetime ends in year 9999: a century keeps
+#: each sum far inside that range, so no arithmetic downstream can overflow.
+MAX_DURATION = timedelta(days=36_525)
+
+
 def to_timedelta(value: Any, field: str, *, allow_zero: bool = True) -> timedelta:
-    """Accept seconds (int/float) or a timedelta; refuse negatives (and zero unless allowed)."""
+    """Seconds (int/float) or a timedelta up to :data:`MAX_DURATION`; refuse negatives (and zero unless allowed)."""
     if isinstance(value, bool):
         raise ValidationError(field, value, "expected seconds or a timedelta")
     if isinstance(value, (int, float)):
         if not math.isfinite(value):
             raise ValidationError(field, value, "must be a finite number of seconds")
+        if value < 0 or (not allow_zero and value == 0):
+            raise ValidationError(field, value, "must be positive" if not allow_zero else "must not be negative")
+        if value > MAX_DURATION.total_seconds():
+            raise ValidationError(field, value, f"must be at most 100 years ({MAX_DURATION.total_seconds():.0f} s)")
         value = timedelta(seconds=value)
     if not isinstance(value, timedelta):
         raise ValidationError(field, value, "expected seconds or a timedelta")
     if value < timedelta(0) or (not allow_zero and value == timedelta(0)):
         raise ValidationError(field, value, "must be positive" if not allow_zero else "must not be negative")
+    if value > MAX_DURATION:
+        raise ValidationError(field, value, f"must be at most 100 years ({MAX_DURATION.total_seconds():.0f} s)")
     return value
 
 

@@ -61,6 +61,33 @@ def task_reference(value: Any, field: str = "task") -> str:
     return ref
 
 
+def task_module_found(reference: str) -> bool:
+    """Whether the module of ``"module:qualname"`` can be found here, without importing it.
+
+    Asks the import system's finders, package by package, as an import would, but runs no
+    module's code: checking a reference must never execute what it names.
+    """
+    import sys
+
+    search: list[str] | None = None  # top-level names: the finders' own default (sys.path, builtins...)
+    name = ""
+    for part in reference.partition(":")[0].split("."):
+        name = f"{name}.{part}" if name else part
+        module = sys.modules.get(name)
+        if module is not None:
+            search = list(getattr(module, "__path__", None) or [])
+            continue
+        spec = None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            if find is not None and (spec := find(name, search)) is not None:
+                break
+        if spec is None:
+            return False
+        search = list(spec.submodule_search_locations or [])
+    return True
+
+
 def resolve_task(reference: str) -> Callable[..., Any]:
     """Import ``"module:qualname"`` and return the callable (ImportError/AttributeError on failure)."""
     import importlib

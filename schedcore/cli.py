@@ -28,12 +28,14 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import click
 
 from schedcore import logs
+from schedcore._dist import DISTRIBUTION
 from schedcore._time import iso, parse_instant
 from schedcore.exceptions import ConfigError, PluginError, SchedcoreError, ValidationError, shown
 from schedcore.protocols import Trigger
@@ -71,6 +73,12 @@ class CliError(click.ClickException):
     exit_code = RUNTIME_ERROR
 
 
+class InputError(CliError):
+    """The input given (a flag, a schedule or settings file) is wrong (exit code 2); one line."""
+
+    exit_code = USAGE_ERROR
+
+
 def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip()) or "unknown error"
 
@@ -80,8 +88,58 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+# The group's own options, which are also accepted after the subcommand
+# (``schedcore run --log-level debug``): flags, and options that take a value.
+_GLOBAL_FLAGS = frozenset({"--debug"})
+_GLOBAL_VALUED = frozenset({"--log-level", "--log-format", "--settings"})
+
+
+def _hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """Move the group's options found after the subcommand to before it.
+
+    A token is only taken for a global option where it cannot be the value of one of
+    the subcommand's own options, and nothing after ``--`` is touched.
+    """
+    index = 0
+    while index < len(args) and args[index].startswith("-"):  # the group's options before the subcommand
+        index += 2 if args[index] in _GLOBAL_VALUED else 1
+    if index >= len(args):
+        return args
+    command = group.get_command(ctx, args[index])
+    if command is None:
+        return args
+    valued = {
+        opt for p in command.params if isinstance(p, click.Option) and not p.is_flag and not p.count for opt in p.opts
+    }
+    head, rest, hoisted = args[: index + 1], args[index + 1 :], []
+    kept: list[str] = []
+    position = 0
+    while position < len(rest):
+        token = rest[position]
+        name = token.partition("=")[0]
+        if token == "--":
+            kept += rest[position:]
+            break
+        if token in valued:
+            kept += rest[position : position + 2]
+            position += 2
+            continue
+        if token in _GLOBAL_FLAGS or (name in _GLOBAL_VALUED and "=" in token):
+            hoisted.append(token)
+        elif token in _GLOBAL_VALUED and position + 1 < len(rest):
+            hoisted += rest[position : position + 2]
+            position += 1
+        else:
+            kept.append(token)
+        position += 1
+    return [*head[:-1], *hoisted, head[-1], *kept]
+
+
 class SchedcoreGroup(click.Group):
     """A click group whose errors are one ``error:`` line (tracebacks only with ``--debug``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _hoist_global_options(self, ctx, list(args)))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -93,6 +151,11 @@ class SchedcoreGroup(click.Group):
                 raise
             _show_traceback(ctx)
             raise CliError(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")) from exc
+        except (ValidationError, ConfigError) as exc:
+            # The input given (a flag, a schedule or settings file) is wrong: like a bad
+            # command line, exit code 2, so a script can tell it from a failure while running.
+            _show_traceback(ctx)
+            raise InputError(str(exc)) from exc
         except SchedcoreError as exc:
             _show_traceback(ctx)
             raise CliError(str(exc)) from exc
@@ -175,7 +238,7 @@ def _show_traceback(ctx: click.Context) -> None:
     metavar="FILE",
     help="TOML settings file, below flags and environment variables (env: SCHEDCORE_SETTINGS).",
 )
-@click.version_option(package_name="schedcore", prog_name="schedcore")
+@click.version_option(package_name=DISTRIBUTION, prog_name="schedcore")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, log_level: str, log_format: str, settings_file: str | None) -> None:
     """schedcore: decides what runs when, and hands each run to an executor."""
@@ -225,8 +288,16 @@ def _load_settings_file(ctx: click.Context, path: str) -> dict[str, Any]:
 @cli.command("next")
 @click.option("--cron", "cron_expr", metavar="EXPR", help='Cron expression, e.g. "30 2 * * *" or @daily.')
 @click.option("--tz", metavar="ZONE", help="IANA zone of the cron expression (default UTC).")
-@click.option("--every", type=float, metavar="SECONDS", help="Fire every SECONDS, at start + k * SECONDS.")
-@click.option("--start", metavar="ISO8601", help="Anchor of --every (default the Unix epoch).")
+@click.option(
+    "--every",
+    type=float,
+    metavar="SECONDS",
+    help="Fire every SECONDS, at start + k * SECONDS: counted from the Unix epoch (UTC) unless --start is given, "
+    "so --every 86400 fires at each UTC midnight and --every 3600 on the hour.",
+)
+@click.option(
+    "--start", metavar="ISO8601", help="Anchor of --every, e.g. 2025-01-01T09:30:00+01:00 (default: the Unix epoch)."
+)
 @click.option("--after", metavar="ISO8601", help="List fire times strictly after this instant (default now).")
 @click.option(
     "-n", "count", type=click.IntRange(1, 100_000), metavar="N", default=5, show_default=True, help="How many times."
@@ -710,39 +781,74 @@ def _names(factories: dict[str, Any]) -> str:
 
 
 @_command("sync")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False), required=False, envvar="SCHEDCORE_CONFIG")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True), metavar="[FILE|DIR]...")
 @click.option(
     "--source",
     metavar="NAME",
     envvar="SCHEDCORE_SOURCE",
-    help="Source id the file's schedules are marked with (default: the file's name; env: SCHEDCORE_SOURCE).",
+    help="Source id the file's schedules are marked with (default: the file's name; one file only; "
+    "env: SCHEDCORE_SOURCE).",
 )
 @click.option("--keep-removed", is_flag=True, help="Do not remove schedules that are gone from the file.")
-def sync_command(*, file: str | None, source: str | None, keep_removed: bool, **options: Any) -> None:
-    """Make the store hold exactly the schedules of schedule file FILE.
+def sync_command(*, paths: tuple[str, ...], source: str | None, keep_removed: bool, **options: Any) -> None:
+    """Make the store hold exactly the schedules of the schedule files given.
 
-    Creates new schedules, updates changed ones (keeping their pending occurrence when
-    the timing is the same) and removes the ones that came from this file before and are
-    gone from it. Schedules added by other means are left alone. The whole file is
-    checked before anything is written; syncing twice changes nothing. Without FILE:
-    SCHEDCORE_CONFIG, or config in the settings file.
+    Each FILE (a directory stands for its *.toml files) is a source of its own: sync
+    creates its new schedules, updates changed ones (keeping their pending occurrence
+    when the timing is the same) and removes the ones that came from that file before
+    and are gone from it. Schedules added by other means are left alone. Every file is
+    read and checked before anything is written; syncing twice changes nothing. Without
+    FILE: SCHEDCORE_CONFIG, or config in the settings file.
     """
     from schedcore.config import load_schedules
     from schedcore.sync import default_source, sync
 
-    if file is None:
-        settings = click.get_current_context().find_object(Settings)
-        configured = settings.file.get("config") if settings is not None else None
-        if not isinstance(configured, str):
-            raise click.UsageError("give a schedule FILE (or SCHEDCORE_CONFIG, or config in the settings file)")
-        file = configured
-    schedules = load_schedules(file)
+    files = _schedule_files(paths)
+    if source is not None and len(files) > 1:
+        raise click.UsageError(f"--source names one file's schedules, but {len(files)} files were given")
+    loaded = [(file, load_schedules(file), source or default_source(file)) for file in files]
+    _check_distinct(loaded)
     with _opened(click.get_current_context()) as scheduler:
-        report = sync(scheduler, schedules, source or default_source(file), prune=not keep_removed)
-    for mark, ids in (("+", report.added), ("~", report.updated), ("-", report.removed)):
-        for sid in ids:
-            click.echo(f"{mark} {sid}")
-    click.echo(report.summary())
+        for _, schedules, name in loaded:
+            report = sync(scheduler, schedules, name, prune=not keep_removed)
+            for mark, ids in (("+", report.added), ("~", report.updated), ("-", report.removed)):
+                for sid in ids:
+                    click.echo(f"{mark} {sid}")
+            click.echo(report.summary())
+
+
+def _schedule_files(paths: Sequence[str]) -> list[str]:
+    """The schedule files named: each file, and each directory's ``*.toml`` files in name order."""
+    if not paths:
+        settings = click.get_current_context().find_object(Settings)
+        configured = os.environ.get("SCHEDCORE_CONFIG") or (settings.file.get("config") if settings else None)
+        if not isinstance(configured, str) or not configured:
+            raise click.UsageError("give a schedule FILE (or SCHEDCORE_CONFIG, or config in the settings file)")
+        paths = [configured]
+    files: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(str(p) for p in Path(path).glob("*.toml") if p.is_file())
+            if not found:
+                raise click.UsageError(f"{path}: a directory with no *.toml schedule files")
+            files += found
+        else:
+            files.append(path)
+    return list(dict.fromkeys(files))
+
+
+def _check_distinct(loaded: Sequence[tuple[str, Sequence[Any], str]]) -> None:
+    """Refuse files that would fight over a source id or a schedule id (before anything is written)."""
+    sources: dict[str, str] = {}
+    ids: dict[str, str] = {}
+    for file, schedules, name in loaded:
+        if name in sources:
+            raise ConfigError(f"{file}: its source id {name!r} is also {sources[name]}'s (rename one, or sync apart)")
+        sources[name] = file
+        for schedule in schedules:
+            if schedule.id in ids:
+                raise ConfigError(f"{file}: schedule {schedule.id!r} is also in {ids[schedule.id]}")
+            ids[schedule.id] = file
 
 
 # -- add ---------------------------------------------------------------------------------
@@ -798,8 +904,16 @@ _ADD_OPTIONS = {
 @click.argument("task", metavar="TASK")
 @click.option("--cron", "cron_expr", metavar="EXPR", help='Cron expression, e.g. "0 3 * * *" or @daily.')
 @click.option("--tz", metavar="ZONE", help="IANA zone of the cron expression (default UTC).")
-@click.option("--every", type=float, metavar="SECONDS", help="Fire every SECONDS, at start + k * SECONDS.")
-@click.option("--start", metavar="ISO8601", help="Anchor of --every (default the Unix epoch).")
+@click.option(
+    "--every",
+    type=float,
+    metavar="SECONDS",
+    help="Fire every SECONDS, at start + k * SECONDS: counted from the Unix epoch (UTC) unless --start is given, "
+    "so --every 86400 fires at each UTC midnight and --every 3600 on the hour.",
+)
+@click.option(
+    "--start", metavar="ISO8601", help="Anchor of --every, e.g. 2025-01-01T09:30:00+01:00 (default: the Unix epoch)."
+)
 @click.option("--at", "at_text", metavar="ISO8601", help="Fire once, at this instant (with a UTC offset).")
 @click.option("--args", "args_json", metavar="JSON", help="Positional arguments of the task, a JSON array.")
 @click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments of the task, a JSON object.")
@@ -931,26 +1045,62 @@ def add_command(
         result = scheduler.add(schedule, conflict)
         stored = scheduler.get(schedule.id)
     nxt = stored.next_fire if stored is not None else None
-    when = f"next fire {_when(nxt.nominal)}" if nxt is not None else "nothing to fire"
+    when = f"next fire {_when(nxt.nominal, _schedule_zone(schedule))}" if nxt is not None else "nothing to fire"
     if stored is not None and stored.schedule.paused:
         when = "paused"
     click.echo(f"{result.value} {schedule.id}: {when}")
+    if isinstance(trigger, Interval) and start is None:
+        # Drift-free, but a surprise for many: --every 86400 fires at UTC midnight, not now + 1 day.
+        every = trigger.every.total_seconds()
+        click.echo(f"  (at whole multiples of {every:g}s since 1970-01-01T00:00:00Z; --start sets another anchor)")
+    _warn_unless_importable(schedule.task)
+
+
+def _warn_unless_importable(task: str) -> None:
+    """Say so when TASK's module cannot be found here (workers may have other code: only a warning)."""
+    from schedcore._validate import task_module_found
+
+    module = task.partition(":")[0]
+    if not task_module_found(task):
+        click.echo(
+            f"warning: module {module!r} of task {task!r} cannot be found here; "
+            "make sure the workers that run it can import it",
+            err=True,
+        )
 
 
 # -- list / show -------------------------------------------------------------------------
 
 
-def _when(instant: datetime) -> str:
-    """``2025-03-09T04:00:00+01:00 (2025-03-09T03:00:00Z)``: local time, then UTC."""
-    return f"{_local(instant)} ({_utc(instant)})"
+def _when(instant: datetime, zone: tzinfo = timezone.utc) -> str:
+    """``2025-03-09T04:00:00+01:00 (2025-03-09T03:00:00Z)``: in the schedule's zone, then UTC."""
+    return f"{_zoned(instant, zone)} ({_utc(instant)})"
 
 
-def _local(instant: datetime | None) -> str:
-    return "-" if instant is None else iso(instant.astimezone())
+def _schedule_zone(schedule: Any) -> tzinfo:
+    """The zone a schedule's times are read in: its cron zone, else UTC (intervals and one-shots)."""
+    from zoneinfo import ZoneInfo
+
+    name = getattr(schedule.trigger, "tz", None)
+    return ZoneInfo(name) if isinstance(name, str) and name != "UTC" else timezone.utc
+
+
+def _zoned(instant: datetime | None, zone: tzinfo) -> str:
+    return "-" if instant is None else iso(instant.astimezone(zone))
 
 
 def _utc(instant: datetime | None) -> str:
     return "-" if instant is None else iso(instant.astimezone(timezone.utc)).replace("+00:00", "Z")
+
+
+def _seconds(value: float) -> str:
+    """A duration as people read it: ``12 ms``, ``1.25 s``, ``3 min 5 s``."""
+    if abs(value) < 1:
+        return f"{value * 1000:.0f} ms"
+    if abs(value) < 60:
+        return f"{value:.2f} s"
+    minutes, seconds = divmod(round(value), 60)
+    return f"{minutes} min {seconds} s"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -965,16 +1115,21 @@ def _summary(stored: StoredSchedule, last: Any) -> dict[str, Any]:
 
     schedule = stored.schedule
     nxt = stored.next_fire
+    zone = _schedule_zone(schedule)
+    retry_at = last.retry_at if last is not None else None
     return {
         "id": schedule.id,
         "task": schedule.task,
         "trigger": schedule.trigger.describe(),
+        "zone": str(zone),
         "next_fire": _utc(nxt.nominal) if nxt else None,
-        "next_fire_local": _local(nxt.nominal) if nxt else None,
+        "next_fire_zoned": _zoned(nxt.nominal, zone) if nxt else None,
         "paused": schedule.paused,
         "running": list(stored.running),
         "last_outcome": last.status.value if last is not None else None,
         "last_run": last.run_id if last is not None else None,
+        "retry_at": _utc(retry_at) if retry_at else None,
+        "retry_at_zoned": _zoned(retry_at, zone) if retry_at else None,
         "source": schedule.meta.get(SOURCE_KEY),
     }
 
@@ -982,7 +1137,8 @@ def _summary(stored: StoredSchedule, last: Any) -> dict[str, Any]:
 @_command("list")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of objects instead of the table.")
 def list_command(*, as_json: bool, **options: Any) -> None:
-    """List the stored schedules: id, trigger, next fire time (local and UTC), paused, last outcome."""
+    """List the stored schedules: id, trigger, next fire time (in the schedule's zone and in UTC), paused,
+    last outcome (with the time of its pending retry)."""
     with _opened(click.get_current_context()) as scheduler:
         items = []
         for stored in scheduler.iter_schedules():
@@ -998,14 +1154,14 @@ def list_command(*, as_json: bool, **options: Any) -> None:
         [
             item["id"],
             item["trigger"],
-            item["next_fire_local"] or "-",
+            item["next_fire_zoned"] or "-",
             item["next_fire"] or "-",
             "yes" if item["paused"] else "no",
-            item["last_outcome"] or "-",
+            (item["last_outcome"] or "-") + (f", retry at {item['retry_at_zoned']}" if item["retry_at"] else ""),
         ]
         for item in items
     ]
-    click.echo(_table(["ID", "TRIGGER", "NEXT FIRE (LOCAL)", "NEXT FIRE (UTC)", "PAUSED", "LAST"], rows))
+    click.echo(_table(["ID", "TRIGGER", "NEXT FIRE (ZONE)", "NEXT FIRE (UTC)", "PAUSED", "LAST"], rows))
 
 
 def _next_times(stored: StoredSchedule, count: int) -> list[datetime]:
@@ -1039,17 +1195,19 @@ def show_command(*, schedule_id: str, runs: int, as_json: bool, **options: Any) 
             raise ScheduleNotFound(schedule_id)
         history = scheduler.history(schedule_id, runs)
     times = _next_times(stored, 5)
+    schedule = stored.schedule
+    zone = _schedule_zone(schedule)
     if as_json:
         data = {
-            "definition": stored.schedule.to_dict(),
+            "definition": schedule.to_dict(),
+            "zone": str(zone),
             "next_fires": [_utc(t) for t in times],
             "runs_started": stored.runs_started,
             "running": list(stored.running),
-            "runs": [r.to_dict() for r in history],
+            "runs": [{**r.to_dict(), "lateness": r.lateness} for r in history],
         }
         click.echo(json.dumps(data, indent=2))
         return
-    schedule = stored.schedule
     definition = schedule.to_dict(compact=True)
     for key in ("schema", "id", "task", "trigger"):
         definition.pop(key, None)
@@ -1065,14 +1223,24 @@ def show_command(*, schedule_id: str, runs: int, as_json: bool, **options: Any) 
     for key, value in sorted(definition.items()):
         if key != "paused":
             lines.append(f"{key + ':':<10} {json.dumps(value)}")
-    lines.append("next fire times:")
-    lines += [f"  {_when(t)}" for t in times] or ["  none (paused or finished)"]
+    lines.append(f"next fire times ({zone}, then UTC):")
+    lines += [f"  {_when(t, zone)}" for t in times] or ["  none (paused or finished)"]
     lines.append("recent runs:")
     if history:
-        rows = [[r.run_id, r.kind.value, _utc(r.nominal), r.status.value, r.error or r.note or ""] for r in history]
-        lines += [
-            "  " + line for line in _table(["RUN", "KIND", "NOMINAL (UTC)", "OUTCOME", "ERROR"], rows).splitlines()
+        header = ["RUN", "KIND", f"NOMINAL ({zone})", "LATENESS", "OUTCOME", "RETRY AT", "ERROR"]
+        rows = [
+            [
+                r.run_id,
+                r.kind.value,
+                _zoned(r.nominal, zone),
+                "-" if r.lateness is None else _seconds(r.lateness),
+                r.status.value,
+                _zoned(r.retry_at, zone),
+                r.error or r.note or "",
+            ]
+            for r in history
         ]
+        lines += ["  " + line for line in _table(header, rows).splitlines()]
     else:
         lines.append("  none")
     click.echo("\n".join(lines))
@@ -1109,7 +1277,10 @@ def resume_command(*, schedule_id: str, **options: Any) -> None:
     with _opened(click.get_current_context()) as scheduler:
         stored = scheduler.resume(schedule_id)
     nxt = stored.next_fire
-    click.echo(f"resumed {schedule_id}: " + (f"next fire {_when(nxt.nominal)}" if nxt else "nothing left to fire"))
+    zone = _schedule_zone(stored.schedule)
+    click.echo(
+        f"resumed {schedule_id}: " + (f"next fire {_when(nxt.nominal, zone)}" if nxt else "nothing left to fire")
+    )
 
 
 @_command("trigger")

@@ -29,6 +29,7 @@ import attrs
 import pluggy
 
 from schedcore._beater import BeatThread
+from schedcore._dist import version
 from schedcore._planner import Plan, TriggerMemo, backfill_entries, first_fire, next_fire_utc, plan, retry_entry
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import (
@@ -96,13 +97,17 @@ def store_add_many(
     return [store.add(schedule, first, conflict) for schedule, first in items]
 
 
-def _version() -> str:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version("schedcore")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "unknown"
+#: The level of each lifecycle event's log line (INFO when not listed). Each run's own
+#: progress is DEBUG, so that a healthy scheduler at the default level says only what an
+#: operator acts on; a failure is a WARNING and a run out of attempts an ERROR, so that
+#: ``--log-level warning`` still shows a task that keeps failing.
+EVENT_LEVELS: dict[str, int] = {
+    "run_dispatched": logging.DEBUG,
+    "run_succeeded": logging.DEBUG,
+    "run_buffered": logging.DEBUG,
+    "run_failed": logging.WARNING,
+    "run_exhausted": logging.ERROR,
+}
 
 
 class Scheduler:
@@ -560,7 +565,7 @@ class Scheduler:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "started": (self._started_at or self.clock.now()).isoformat(timespec="milliseconds"),
-            "version": _version(),
+            "version": version(),
             "store": type(self.store).__name__,
             "executor": type(self.executor).__name__,
         }
@@ -927,7 +932,9 @@ class Scheduler:
         return True
 
     def _event(self, event: str, message: str, **fields: Any) -> None:
-        log.info(message, extra={"event": event, **fields})
+        level = EVENT_LEVELS.get(event, logging.INFO)
+        if log.isEnabledFor(level):
+            log.log(level, message, extra={"event": event, **fields})
 
     def _install_signal_handlers(self) -> Any:
         """SIGINT/SIGTERM stop the loop cleanly; returns a function restoring the old handlers."""

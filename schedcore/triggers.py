@@ -36,6 +36,9 @@ def _start(value: Any) -> datetime:
 
 
 def _every(value: Any) -> timedelta:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 0.001:
+        # timedelta(seconds=1e-9) is zero: say what the real floor is, not "must be positive"
+        raise ValidationError("trigger.every", value, "must be at least 1 millisecond")
     return to_timedelta(value, "trigger.every", allow_zero=False)
 
 
@@ -81,7 +84,10 @@ class Interval:
             return self.start
         # Integer arithmetic on timedeltas: exact, no float drift even after years.
         k = (instant - self.start) // self.every + 1
-        return (self.start + k * self.every).astimezone(timezone.utc)
+        try:
+            return (self.start + k * self.every).astimezone(timezone.utc)
+        except OverflowError:  # past year 9999: no fire time a datetime can hold
+            return None
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "interval", "every": self.every.total_seconds(), "start": iso(self.start)}

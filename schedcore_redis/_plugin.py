@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schedcore._dist import install_hint
 from schedcore._oneshot import is_one_shot
 from schedcore.exceptions import PluginError, ValidationError
 from schedcore.hookspecs import hookimpl
@@ -30,7 +31,7 @@ def create_store(options: Mapping[str, Any]) -> Store:
     try:
         from schedcore_redis._store import RedisStore
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise PluginError(f"the redis store needs redis-py: pip install 'schedcore[redis]' ({exc})") from None
+        raise PluginError(f"the redis store needs redis-py: {install_hint('redis')} ({exc})") from None
     ttl = options.get("history_ttl")
     limit = options.get("history_limit", 50)
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schedcore._dist import install_hint
 from schedcore.exceptions import ConfigError, PluginError
 from schedcore.hookspecs import hookimpl
 from schedcore.plugins import ExecutorFactory
@@ -43,7 +44,7 @@ def create_executor(options: Mapping[str, Any]) -> Executor:
         from schedcore_redis._timeouts import service_options
         from schedcore_rq._executor import RQExecutor
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise PluginError(f"the rq executor needs 'rq' and 'redis': pip install 'schedcore[rq]' ({exc})") from None
+        raise PluginError(f"the rq executor needs 'rq' and 'redis': {install_hint('rq')} ({exc})") from None
     url = non_empty_url(options.get("redis_url", DEFAULT_URL), _URL_FIELD)
     try:
         connection = redis.Redis.from_url(url, **service_options(url))

@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("pytest_benchmark", reason="pytest-benchmark is not installed (pip install 'schedcore[test]')")
+pytest.importorskip(
+    "pytest_benchmark", reason="pytest-benchmark is not installed (pip install 'schedcore-engine[test]')"
+)
 
 from schedcore import Cron, MemoryStore, Schedule
 from schedcore._planner import first_fire, plan
@@ -267,8 +269,10 @@ def _peers() -> None:
         import rq_scheduler  # noqa: F401
     except ImportError:
         if os.environ.get("SCHEDCORE_REQUIRE_BENCH") == "1":
-            pytest.fail("rq-scheduler is not installed and SCHEDCORE_REQUIRE_BENCH=1 (pip install 'schedcore[bench]')")
-        pytest.skip("rq-scheduler is not installed (pip install 'schedcore[bench]')")
+            pytest.fail(
+                "rq-scheduler is not installed and SCHEDCORE_REQUIRE_BENCH=1 (pip install 'schedcore-engine[bench]')"
+            )
+        pytest.skip("rq-scheduler is not installed (pip install 'schedcore-engine[bench]')")
 
 
 def _dump(conn: Any, drop_fields: tuple[bytes, ...] = ()) -> dict[bytes, Any]:

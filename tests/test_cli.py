@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -231,13 +232,13 @@ def test_run_missing_config_file() -> None:
 def test_run_bad_config_file(tmp_path: Path) -> None:
     path = tmp_path / "jobs.toml"
     path.write_text('[[schedule]]\nid = "nightly"\ntask = "m:f"\ncrn = "0 3 * * *"\n', encoding="utf-8")
-    assert_user_error(invoke("run", "--config", str(path)), 1, str(path), "'nightly'", "unknown key 'crn'")
+    assert_user_error(invoke("run", "--config", str(path)), 2, str(path), "'nightly'", "unknown key 'crn'")
 
 
 def test_run_config_from_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "env.toml"
     path.write_text("[[schedule\n", encoding="utf-8")
-    assert_user_error(invoke("run", env={"SCHEDCORE_CONFIG": str(path)}), 1, str(path), "invalid TOML", "line 1")
+    assert_user_error(invoke("run", env={"SCHEDCORE_CONFIG": str(path)}), 2, str(path), "invalid TOML", "line 1")
 
 
 def test_unexpected_errors_are_one_line_unless_debug(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -379,7 +380,7 @@ def test_run_burst_dispatches_what_is_due(tmp_path: Path) -> None:
 
 def test_real_process_burst_with_json_logs(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "schedcore.cli", "--log-format", "json", "run",
+        [sys.executable, "-m", "schedcore.cli", "--log-level", "debug", "--log-format", "json", "run",
          "--config", str(_due_now_config(tmp_path)), "--burst", "--workers", "2"],
         capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
     )  # fmt: skip
@@ -582,3 +583,62 @@ def test_a_hard_interrupt_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 130
     # click ends the ^C line with a newline first, as a shell would
     assert [line for line in result.stderr.splitlines() if line] == ["error: interrupted"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("next", "--every", "1e20"), "--every='1e+20': must be at most 100 years"),
+        (("next", "--every", "1e12", "--after", "2025-01-01T00:00:00Z"), "must be at most 100 years"),
+        (("next", "--every", "1e-9"), "must be at least 1 millisecond"),
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors(args: tuple[str, ...], needle: str) -> None:
+    assert_user_error(invoke(*args), 2, needle)
+
+
+def test_out_of_range_numbers_in_a_schedule_file(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.toml"
+    path.write_text('[[schedule]]\nid = "a"\ntask = "schedcore.demo:hello"\nevery = 1e300\n', encoding="utf-8")
+    assert_user_error(invoke("run", "--config", str(path), "--burst"), 2, "'a'", "every=1e+300", "100 years")
+    path.write_text(
+        '[[schedule]]\nid = "a"\ntask = "schedcore.demo:hello"\nevery = 60\n[schedule.retry]\nmax_delay = 1e300\n',
+        encoding="utf-8",
+    )
+    assert_user_error(invoke("run", "--config", str(path), "--burst"), 2, "max_delay", "100 years")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("next", "--every", "60", "-n", "1", "--log-level", "warning", "--after", "2025-01-01T00:00:00Z"),
+        ("next", "--log-level=warning", "--every", "60", "-n", "1", "--after", "2025-01-01T00:00:00Z"),
+        ("--log-level", "warning", "next", "--every", "60", "-n", "1", "--after", "2025-01-01T00:00:00Z"),
+        ("next", "--debug", "--every", "60", "-n", "1", "--after", "2025-01-01T00:00:00Z", "--log-format", "json"),
+    ],
+)
+def test_global_options_after_the_subcommand(args: tuple[str, ...]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "2025-01-01T00:01:00+00:00\n"
+
+
+def test_global_option_after_the_subcommand_takes_effect() -> None:
+    import logging as _logging
+
+    result = invoke("next", "--every", "60", "-n", "1", "--log-level", "error")
+    assert result.exit_code == 0, result.output
+    assert _logging.getLogger().level == _logging.ERROR
+    assert_user_error(invoke("next", "--every", "60", "--log-level", "loud"), 2, "--log-level", "'loud'")
+
+
+def test_a_value_of_the_subcommand_is_never_taken_for_a_global_option() -> None:
+    from schedcore.cli import _hoist_global_options
+    from schedcore.cli import cli as group
+
+    ctx = click.Context(group)
+    args = ["add", "x", "m:f", "--args", "--debug", "--every", "60", "--", "--log-level", "x"]
+    assert _hoist_global_options(group, ctx, args) == args
+    assert _hoist_global_options(group, ctx, ["--settings", "s.toml", "run", "--debug"]) == [
+        "--settings", "s.toml", "--debug", "run",
+    ]  # fmt: skip

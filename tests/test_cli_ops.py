@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import schedcore.plugins
-from schedcore import Scheduler
+from schedcore import Interval, RetryPolicy, Schedule, Scheduler
 from schedcore.cli import cli
 from schedcore.clock import FakeClock
 from schedcore.hookspecs import hookimpl
@@ -99,7 +99,7 @@ def test_add_every_option_and_show_it(shared: MemoryStore) -> None:
 
     shown = ok("show", "nightly")
     assert "trigger:   cron '0 3 * * *' Europe/Paris" in shown
-    assert "next fire times:" in shown and "recent runs:\n  none" in shown
+    assert "next fire times (Europe/Paris, then UTC):" in shown and "recent runs:\n  none" in shown
     fires = [line for line in shown.splitlines() if line.startswith("  20")]
     assert len(fires) == 5
     assert all(line.strip().endswith(":00Z)") for line in fires)  # local, then UTC in brackets
@@ -115,7 +115,10 @@ def test_add_every_and_at(shared: MemoryStore) -> None:
     )
     assert ok("add", "once", "schedcore.demo:hello", "--at", "2099-01-01T00:00:00+01:00").startswith("added once")
     assert ok("add", "past", "schedcore.demo:hello", "--at", "2001-01-01T00:00:00Z") == "added past: nothing to fire\n"
-    assert ok("add", "later", "schedcore.demo:hello", "--every", "5", "--paused") == "added later: paused\n"
+    assert ok("add", "later", "schedcore.demo:hello", "--every", "5", "--paused").splitlines() == [
+        "added later: paused",
+        "  (at whole multiples of 5s since 1970-01-01T00:00:00Z; --start sets another anchor)",
+    ]
     # conflict handling
     assert_user_error(invoke("add", "often", "schedcore.demo:hello", "--every", "60"), 1, "'often' already exists")
     assert ok("add", "often", "m:f", "--every", "60", "--conflict", "keep").startswith("kept often")
@@ -157,7 +160,7 @@ def test_list_table_and_json(shared: MemoryStore) -> None:
     ok("add", "a-every", "schedcore.demo:hello", "--every", "3600")
     ok("pause", "a-every")
     lines = ok("list").splitlines()
-    assert lines[0].split() == ["ID", "TRIGGER", "NEXT", "FIRE", "(LOCAL)", "NEXT", "FIRE", "(UTC)", "PAUSED", "LAST"]
+    assert lines[0].split() == ["ID", "TRIGGER", "NEXT", "FIRE", "(ZONE)", "NEXT", "FIRE", "(UTC)", "PAUSED", "LAST"]
     assert lines[1].startswith("a-every") and " yes " in lines[1] and lines[1].rstrip().endswith("-")
     assert lines[2].startswith("b-cron") and "cron '0 3 * * *' Asia/Tokyo" in lines[2] and " no " in lines[2]
     assert lines[2].count("Z ") == 1  # the UTC column
@@ -187,6 +190,70 @@ def test_show_lists_recent_runs_with_outcome_and_error(shared: MemoryStore) -> N
     items = json.loads(ok("list", "--json"))
     assert items[0]["last_outcome"] == "failed"
     assert json.loads(ok("show", "job", "--json"))["runs"][0]["error"] == "RuntimeError: disk full"
+
+
+def test_times_are_shown_in_the_schedules_own_zone(shared: MemoryStore) -> None:
+    """A Paris 08:00 schedule reads 08:00+01:00 (and 07:00Z), whatever the machine's zone."""
+    out = ok("add", "paris", "schedcore.demo:hello", "--cron", "0 8 * * mon-fri", "--tz", "Europe/Paris")
+    assert "T08:00:00+01:00 (" in out and "T07:00:00Z)" in out
+    (item,) = json.loads(ok("list", "--json"))
+    assert item["zone"] == "Europe/Paris" and item["next_fire_zoned"].endswith("T08:00:00+01:00")
+    assert item["next_fire"].endswith("T07:00:00Z")
+    assert "T08:00:00+01:00" in ok("list").splitlines()[1]
+    shown = ok("show", "paris")
+    assert "next fire times (Europe/Paris, then UTC):" in shown and "T08:00:00+01:00 (" in shown
+    assert json.loads(ok("show", "paris", "--json"))["zone"] == "Europe/Paris"
+
+
+def test_show_has_lateness_and_the_pending_retry(shared: MemoryStore) -> None:
+    clock = FakeClock(T0)
+
+    def fail(run: Any) -> None:
+        raise RuntimeError("disk full")
+
+    s = Scheduler(
+        shared, CallbackExecutor(fail, clock=clock), clock=clock, plugins=get_plugin_manager(entry_points=False)
+    )
+    s.add(Schedule(id="job", task="schedcore.demo:hello", trigger=Interval(60), retry=RetryPolicy(max_attempts=2)))
+    clock.advance(60.25)  # a quarter of a second late
+    s.tick()
+    s.tick()
+    shown = ok("show", "job")
+    runs = shown[shown.index("recent runs:") :].splitlines()
+    assert runs[1].split() == ["RUN", "KIND", "NOMINAL", "(UTC)", "LATENESS", "OUTCOME", "RETRY", "AT", "ERROR"]
+    assert "250 ms" in runs[2] and "failed" in runs[2] and "RuntimeError: disk full" in runs[2]
+    record = json.loads(ok("show", "job", "--json"))["runs"][0]  # the newest
+    assert record["lateness"] == 0.25 and record["retry_at"] is not None
+    retry_at = record["retry_at"]
+    (item,) = json.loads(ok("list", "--json"))
+    assert item["retry_at"] is not None and item["retry_at_zoned"] is not None
+    assert f"failed, retry at {item['retry_at_zoned']}" in ok("list")
+    assert retry_at.startswith(item["retry_at"].removesuffix("Z")[:19])
+
+
+def test_add_warns_when_the_task_cannot_be_found_here(shared: MemoryStore, tmp_path: Path) -> None:
+    result = invoke("add", "x", "no_such_module_anywhere.jobs:run", "--every", "60")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("added x: next fire")
+    assert "warning: module 'no_such_module_anywhere.jobs' of task" in result.stderr
+    assert "workers" in result.stderr
+    result = invoke("add", "y", "schedcore.demo:hello", "--every", "60", "--start", "2025-01-01T00:00:00Z")
+    assert result.exit_code == 0 and "warning:" not in result.stderr
+    assert "multiples" not in result.stdout  # the anchor was given: no note
+    # Finding the module runs none of its code.
+    package = tmp_path / "loud_pkg_for_schedcore"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise SystemExit('imported!')\n", encoding="utf-8")
+    (package / "jobs.py").write_text("def run():\n    pass\n", encoding="utf-8")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        result = invoke("add", "z", "loud_pkg_for_schedcore.jobs:run", "--every", "60")
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "warning:" not in result.stderr and "loud_pkg_for_schedcore" not in sys.modules
 
 
 # -- remove / pause / resume / trigger / backfill -----------------------------------------
@@ -279,7 +346,46 @@ def test_sync_command(shared: MemoryStore, tmp_path: Path) -> None:
 def test_sync_bad_files_change_nothing(shared: MemoryStore, tmp_path: Path, text: str, needles: list[str]) -> None:
     ok("sync", str(_write(tmp_path, JOBS.replace("every = 60", "every = 90"))))
     before = shared.list_schedules()
-    assert_user_error(invoke("sync", str(_write(tmp_path, text))), 1, "jobs.toml", *needles)
+    assert_user_error(invoke("sync", str(_write(tmp_path, text))), 2, "jobs.toml", *needles)
+    assert shared.list_schedules() == before
+
+
+def test_sync_several_files_and_a_directory(shared: MemoryStore, tmp_path: Path) -> None:
+    first, second = JOBS.split("\n\n")
+    conf = tmp_path / "conf.d"
+    conf.mkdir()
+    _write(conf, first, "10-a.toml")
+    _write(conf, second, "20-b.toml")
+    _write(conf, "not a schedule file", "README")
+    out = ok("sync", str(conf)).splitlines()
+    assert out == [
+        "+ a", "10-a.toml: 1 added, 0 updated, 0 unchanged, 0 removed",
+        "+ b", "20-b.toml: 1 added, 0 updated, 0 unchanged, 0 removed",
+    ]  # fmt: skip
+    extra = _write(tmp_path, '[[schedule]]\nid = "c"\ntask = "schedcore.demo:hello"\nevery = 5\n', "c.toml")
+    assert ok("sync", str(conf), str(extra)).splitlines()[-1] == "c.toml: 1 added, 0 updated, 0 unchanged, 0 removed"
+    assert {s.schedule.meta[SOURCE_KEY] for s in shared.list_schedules()} == {"10-a.toml", "20-b.toml", "c.toml"}
+    # each file prunes only its own schedules
+    (conf / "20-b.toml").write_text("", encoding="utf-8")
+    assert "1 removed" in ok("sync", str(conf))
+    assert [s.schedule.id for s in shared.list_schedules()] == ["a", "c"]
+
+
+def test_sync_of_several_files_checks_them_all_first(shared: MemoryStore, tmp_path: Path) -> None:
+    good = _write(tmp_path, JOBS, "good.toml")
+    before = shared.list_schedules()
+    clash = _write(tmp_path, '[[schedule]]\nid = "a"\ntask = "schedcore.demo:hello"\nevery = 5\n', "clash.toml")
+    assert_user_error(invoke("sync", str(good), str(clash)), 2, "clash.toml", "'a' is also in", "good.toml")
+    bad = _write(tmp_path, "[[schedule]\n", "bad.toml")
+    assert_user_error(invoke("sync", str(good), str(bad)), 2, "bad.toml", "invalid TOML")
+    other = tmp_path / "other"
+    other.mkdir()
+    same_name = _write(other, '[[schedule]]\nid = "z"\ntask = "schedcore.demo:hello"\nevery = 5\n', "good.toml")
+    assert_user_error(invoke("sync", str(good), str(same_name)), 2, "source id 'good.toml'")
+    assert_user_error(invoke("sync", str(good), str(clash), "--source", "x"), 2, "--source names one file")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_user_error(invoke("sync", str(empty)), 2, "no *.toml schedule files")
     assert shared.list_schedules() == before
 
 

@@ -231,3 +231,21 @@ def test_retry_counts_the_first_run() -> None:
     policy = RetryPolicy(max_attempts=3)
     assert [policy.can_retry(n) for n in (1, 2, 3)] == [True, True, False]
     assert [policy.delay(n, "k").total_seconds() for n in (1, 2, 3)] == [10.0, 20.0, 40.0]
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: RetryPolicy(max_delay=1e300), "retry.max_delay"),
+        (lambda: RetryPolicy(initial_delay=1e20), "retry.initial_delay"),
+        (lambda: RetryPolicy(jitter=timedelta.max), "retry.jitter"),
+        (lambda: Schedule(id="a", task="m:f", trigger=Interval(60), misfire_grace=1e300), "misfire_grace"),
+        (lambda: Schedule(id="a", task="m:f", trigger=Interval(60), jitter=1e20), "jitter"),
+    ],
+)
+def test_out_of_range_durations_are_validation_errors(build: Any, field: str) -> None:
+    """Huge numbers are refused by name, never an OverflowError from deep inside timedelta."""
+    with pytest.raises(ValidationError) as info:
+        build()
+    assert info.value.field == field
+    assert "at most 100 years" in info.value.reason

@@ -26,6 +26,7 @@ from schedcore.hookspecs import hookimpl
 from schedcore.logs import JsonFormatter, TextFormatter, record_extras
 from schedcore.plugins import get_plugin_manager
 from schedcore.records import Run, RunStatus
+from schedcore.scheduler import EVENT_LEVELS
 from schedcore.testing.executors import CallbackExecutor, Result
 from schedcore.testing.simulation import run_until
 
@@ -178,7 +179,7 @@ def test_each_record_carries_the_fields_of_its_event(
             assert extras["event"] == event
             missing = fields - set(extras)
             assert not missing, f"{event} lacks {sorted(missing)}"
-            assert record.levelno == logging.INFO
+            assert record.levelno == EVENT_LEVELS.get(event, logging.INFO)
     # ... in the order of the hook calls, with the same values.
     for event in FIELDS:
         calls = [kwargs for name, kwargs in recorder.calls if name == event]
@@ -234,7 +235,18 @@ def test_schedcore_run_log_format_json_is_one_object_per_line(tmp_path: Path) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDCORE_")}
     env.update(SCHEDCORE_PROMETHEUS_PORT="off")  # the example plugin, if installed, serves nothing
     proc = subprocess.Popen(
-        [sys.executable, "-m", "schedcore.cli", "--log-format", "json", "run", "--config", str(schedules)],
+        [
+            sys.executable,
+            "-m",
+            "schedcore.cli",
+            "--log-level",
+            "debug",
+            "--log-format",
+            "json",
+            "run",
+            "--config",
+            str(schedules),
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -274,4 +286,15 @@ def test_schedcore_run_log_format_json_is_one_object_per_line(tmp_path: Path) ->
     dispatched = next(entry for entry in entries if entry.get("event") == "run_dispatched")
     assert dispatched["schedule_id"] == "tick" and dispatched["run_id"].startswith("tick@")
     assert dispatched["nominal"].endswith("Z") and 0 <= dispatched["lateness"] < 5
-    assert dispatched["logger"] == "schedcore.scheduler" and dispatched["level"] == "INFO"
+    assert dispatched["logger"] == "schedcore.scheduler" and dispatched["level"] == "DEBUG"
+
+
+def test_levels_quiet_when_healthy_loud_when_failing(
+    scenario: tuple[Scheduler, Recorder, list[logging.LogRecord]],
+) -> None:
+    """At the default level a healthy run says nothing; at ``warning`` a failing task still shows."""
+    _, _, records = scenario
+    logged = by_event(records)
+    assert {r.levelno for r in logged["run_dispatched"] + logged["run_succeeded"]} == {logging.DEBUG}
+    assert {r.levelno for r in logged["run_failed"]} == {logging.WARNING}
+    assert {r.levelno for r in logged["run_exhausted"]} == {logging.ERROR}

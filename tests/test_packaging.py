@@ -57,7 +57,7 @@ _WITHOUT_DRIVERS = (
 
 
 def test_the_embedded_default_runs_without_redis_or_rq_installed(tmp_path: Path) -> None:
-    """``pip install schedcore`` (no extras) is enough for ``schedcore run`` on the default."""
+    """``pip install schedcore-engine`` (no extras) is enough for ``schedcore run`` on the default."""
     config = tmp_path / "one.toml"
     config.write_text('[[schedule]]\nid = "a"\ntask = "schedcore.demo:hello"\nevery = 60\n', encoding="utf-8")
     code = _WITHOUT_DRIVERS + f"from schedcore.cli import main\nmain(['run', '--config', {str(config)!r}, '--burst'])\n"
@@ -136,3 +136,34 @@ def test_python_m_schedcore_cli_runs() -> None:
     )
     assert proc.returncode == 0
     assert "Usage: schedcore" in proc.stdout
+
+
+def test_the_distribution_name_is_ours_everywhere() -> None:
+    """``schedcore`` on the package index is someone else's project: no install line may send users there."""
+    import re
+
+    from schedcore._dist import DISTRIBUTION, install_hint, version
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["name"] == DISTRIBUTION == "schedcore-engine"
+    example = tomllib.loads((ROOT / "examples/schedcore-prometheus/pyproject.toml").read_text(encoding="utf-8"))
+    assert DISTRIBUTION in example["project"]["dependencies"]
+    assert version() == pyproject["project"]["version"]
+    assert install_hint("rq") == "pip install 'schedcore-engine[rq]'"
+    wrong = re.compile(r"pip install\s+['\"]?schedcore(?![-\w])")
+    texts = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "examples").rglob("*.md")]
+    texts += [
+        path for package in ("schedcore", "schedcore_redis", "schedcore_rq") for path in (ROOT / package).rglob("*.py")
+    ]
+    offenders = [str(path.relative_to(ROOT)) for path in texts if wrong.search(path.read_text(encoding="utf-8"))]
+    assert offenders == []
+
+
+def test_cli_version_reads_the_distribution() -> None:
+    from click.testing import CliRunner
+
+    from schedcore.cli import cli
+
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert "schedcore, version 0.1.0" in result.output

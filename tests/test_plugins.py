@@ -34,7 +34,7 @@ def test_entry_point_plugin_manager_offers_memory_and_local() -> None:
     pm = get_plugin_manager()
     assert pm.get_plugin("memory") is not None
     distributions = {dist.project_name for _, dist in pm.list_plugin_distinfo()}
-    assert "schedcore" in distributions
+    assert "schedcore-engine" in distributions
     hooks = Hooks(pm)
     assert "memory" in hooks.store_factories()
     assert "local" in hooks.executor_factories()

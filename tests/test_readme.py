@@ -49,6 +49,7 @@ def test_quick_start_snippet_runs(tmp_path: Path) -> None:
         "from schedcore import Scheduler, Schedule, At, Interval, Cron, RetryPolicy, MemoryStore, LocalExecutor" in code
     )
     # run() loops until a signal; in the test it runs in burst mode so that it returns.
+    assert "logging.basicConfig(level=logging.INFO)" in code  # the in-code quick start shows its lines
     assert code.count("sched.run()") == 1
     code = code.replace("sched.run()", "sched.run(burst=True)")
     code += (

@@ -615,7 +615,7 @@ def test_without_rq_installed_asking_for_the_rq_executor_is_a_clear_error() -> N
         "    print(exc)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True).stdout
-    assert "pip install 'schedcore[rq]'" in out
+    assert "pip install 'schedcore-engine[rq]'" in out
 
 
 def test_payloads_stuck_in_processing_are_swept_by_a_running_executor(rconn: redis.Redis) -> None:

@@ -277,7 +277,7 @@ def test_plugins_may_be_given_as_objects() -> None:
 
 def test_lifecycle_events_are_logged_with_structured_fields(caplog: pytest.LogCaptureFixture) -> None:
     sim, _ = sim_with(lambda run: OutcomeStatus.FAILED)
-    with caplog.at_level(logging.INFO, logger="schedcore"):
+    with caplog.at_level(logging.DEBUG, logger="schedcore"):
         sim.scheduler.add(sched(trigger=At(at(1)), retry=RetryPolicy(max_attempts=2, initial_delay=1)))
         sim.run_until(at(10))
     events = [(r.event, getattr(r, "run_id", None)) for r in caplog.records if hasattr(r, "event")]  # type: ignore[attr-defined]
@@ -292,7 +292,7 @@ def test_lifecycle_events_are_logged_with_structured_fields(caplog: pytest.LogCa
         ("run_exhausted", "s@1735689601000.2"),
     ]
     dispatched = next(r for r in caplog.records if getattr(r, "event", None) == "run_dispatched")
-    assert dispatched.levelno == logging.INFO and dispatched.name.startswith("schedcore")
+    assert dispatched.levelno == logging.DEBUG and dispatched.name.startswith("schedcore")
     assert dispatched.schedule_id == "s" and dispatched.lateness == 0  # type: ignore[attr-defined]
 
 

@@ -136,7 +136,7 @@ def test_config_in_the_settings_file_is_relative_to_it(tmp_path: Path) -> None:
 def test_bad_settings_files_are_one_line(tmp_path: Path, text: str, needles: list[str]) -> None:
     settings = write(tmp_path, text)
     result = invoke("--settings", str(settings), "run", "--burst")
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: settings file") or line.startswith("error: "), line
     for needle in needles:
@@ -146,7 +146,7 @@ def test_bad_settings_files_are_one_line(tmp_path: Path, text: str, needles: lis
 
 def test_missing_settings_file(tmp_path: Path) -> None:
     result = invoke("list", env={"SCHEDCORE_SETTINGS": str(tmp_path / "nope.toml")})
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.startswith("error: settings file") and "no such file" in result.stderr
 
 

@@ -125,6 +125,10 @@ def test_interval_never_drifts(every: timedelta, start: datetime) -> None:
         (timedelta(0), "positive"),
         (timedelta(seconds=-1), "positive"),
         (0.0004, "at least 1 millisecond"),
+        (1e-9, "at least 1 millisecond"),
+        (1e20, "at most 100 years"),
+        (1e300, "at most 100 years"),
+        (timedelta.max, "at most 100 years"),
         (timedelta(microseconds=1500), "whole number of milliseconds"),
         (float("nan"), "finite"),
         (float("inf"), "finite"),
@@ -138,6 +142,16 @@ def test_interval_refuses_bad_every(every: Any, reason: str) -> None:
         Interval(every)
     assert info.value.field == "trigger.every"
     assert reason in info.value.reason
+
+
+def test_interval_past_year_9999_has_no_next_fire() -> None:
+    every = Interval(timedelta(days=36_000))
+    assert every.next_after(datetime(9990, 1, 1, tzinfo=timezone.utc)) is None
+    hourly = Interval(3600)
+    assert hourly.next_after(datetime(9999, 12, 31, 22, 30, tzinfo=timezone.utc)) == datetime(
+        9999, 12, 31, 23, tzinfo=timezone.utc
+    )
+    assert hourly.next_after(datetime(9999, 12, 31, 23, 30, tzinfo=timezone.utc)) is None
 
 
 @pytest.mark.parametrize("start", [datetime(2025, 1, 1), "2025-01-01T00:00:00", "soon", 0])

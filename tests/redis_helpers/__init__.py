@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("redis", reason="redis-py is not installed (pip install 'schedcore[redis]')")
+pytest.importorskip("redis", reason="redis-py is not installed (pip install 'schedcore-engine[redis]')")
 
 from schedcore.testing.redis_server import RedisServer, require_redis_server
 from schedcore_redis import RedisStore
