@@ -685,7 +685,10 @@ def run_command(
             the_executor = hooks.create_executor(executor_name, executor_opts)
         except (ValidationError, ConfigError) as exc:
             raise click.UsageError(f"executor {executor_name!r}: {exc}") from None
-        scheduler = Scheduler(store=the_store, executor=the_executor, plugins=pm, allowed_tasks=_allowed_tasks(ctx))
+        allowed = _allowed_tasks(ctx)
+        if allowed.patterns is not None:  # the workers this process supervises check it too
+            os.environ["SCHEDCORE_ALLOWED_TASKS"] = ",".join(allowed.patterns)
+        scheduler = Scheduler(store=the_store, executor=the_executor, plugins=pm, allowed_tasks=allowed)
         if config:
             report = sync(scheduler, schedules, source or default_source(config))
             log.info(
