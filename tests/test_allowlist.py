@@ -6,15 +6,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from click.testing import CliRunner, Result
 
-import schedcore.plugins
 from schedcore import Interval, MemoryStore, RetryPolicy, Schedule, Scheduler, ValidationError
 from schedcore.allowlist import TaskAllowList
-from schedcore.cli import cli
 from schedcore.clock import FakeClock
-from schedcore.hookspecs import hookimpl
-from schedcore.plugins import StoreFactory, get_plugin_manager
+from schedcore.plugins import get_plugin_manager
 from schedcore.records import Pending, PendingKind, RunStatus
 from schedcore.sync import sync
 from schedcore.testing.executors import CallbackExecutor
@@ -135,50 +131,3 @@ def test_a_stored_disallowed_task_is_never_handed_over_and_fails_without_retry()
     assert [r.task for r in executor.submitted] == ["schedcore.demo:hello"] * 2
     assert [r.status for r in sched.history("evil")] == [RunStatus.FAILED, RunStatus.FAILED]
     assert store.get("evil").running == ()  # type: ignore[union-attr]
-
-
-# -- the command line ------------------------------------------------------------------------
-
-
-class _Shared:
-    def __init__(self) -> None:
-        self.store = MemoryStore()
-
-    @hookimpl
-    def schedcore_store_factories(self) -> Sequence[StoreFactory]:
-        return [StoreFactory(name="shared", create=lambda options: self.store)]
-
-
-@pytest.fixture
-def shared(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
-    plugin = _Shared()
-    real = schedcore.plugins.get_plugin_manager
-    monkeypatch.setattr(schedcore.plugins, "get_plugin_manager", lambda **kw: real(plugins=(plugin,), **kw))
-    monkeypatch.setenv("SCHEDCORE_STORE", "shared")
-    return plugin.store
-
-
-def _invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env)
-
-
-@pytest.mark.usefixtures("restore_logging")
-def test_cli_add_refuses_and_status_warns(shared: MemoryStore, tmp_path: object) -> None:
-    refused = _invoke("--allowed-tasks", "schedcore.demo:*", "add", "x", "os:system", "--every", "60")
-    assert refused.exit_code != 0
-    [line] = refused.stderr.splitlines()
-    assert line.startswith("error: ") and "os:system" in line and "not in the allowed tasks" in line
-    env_refused = _invoke("add", "x", "os:system", "--every", "60", env={"SCHEDCORE_ALLOWED_TASKS": "app:*"})
-    assert env_refused.exit_code != 0 and "not in the allowed tasks" in env_refused.stderr
-    assert shared.list_schedules() == []
-    bad = _invoke("--allowed-tasks", "app*", "status")
-    assert bad.exit_code == 2 and "--allowed-tasks" in bad.stderr
-    # off: accepted, and status says so; a live scheduler without a list is named
-    shared.heartbeat("open-one", {"allowed_tasks": False}, now=T0, ttl=timedelta(days=36500))
-    shared.heartbeat("closed-one", {"allowed_tasks": True}, now=T0, ttl=timedelta(days=36500))
-    assert _invoke("add", "x", "os:system", "--every", "60").exit_code == 0
-    out = _invoke("status").stdout
-    assert "warning: the task allow-list is off here" in out
-    assert "off in 1 live scheduler(s): open-one" in out
-    on = _invoke("--allowed-tasks", "schedcore.demo:*", "status").stdout
-    assert "off here" not in on and "open-one" in on

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import redis
+from test_rq_e2e import System
 from test_rq_support import rconn, rq_redis_url, wait_for, worker_cmd, worker_env
 
 from schedcore import At, FakeClock, RetryPolicy, Schedule, Scheduler, ValidationError
@@ -49,52 +50,23 @@ def _burst(url: str, *, serializer: bool = False, env: dict[str, str] | None = N
     )  # fmt: skip
 
 
-class _System:
-    def __init__(self, conn: redis.Redis, url: str, *, allowed: Sequence[str] | None, serializer: str | None) -> None:
-        self.conn = conn
-        self.clock = FakeClock(_now() - timedelta(seconds=1))
-        self.store = RedisStore.from_url(url, namespace=f"sec{time.monotonic_ns()}")
-        self.executor = RQExecutor(
-            conn, serializer=serializer, heartbeat_interval=0.3, reconcile_interval=0.3, poll_interval=0.1
-        )
-        self.scheduler = Scheduler(
-            self.store,
-            self.executor,
-            clock=self.clock,
-            plugins=get_plugin_manager(entry_points=False),
-            allowed_tasks=TaskAllowList(None if allowed is None else tuple(allowed)),
-        )
-
-    def settle(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            self.executor.reconcile()
-            self.executor.process_outcomes()
-            self.scheduler.tick()
-            if all(not s.running for s in self.scheduler.list()):
-                return
-            assert time.monotonic() < deadline, [s.running for s in self.scheduler.list()]
-            time.sleep(0.05)
-
-    def statuses(self, sid: str) -> list[RunStatus]:
-        return [r.status for r in reversed(self.scheduler.history(sid))]
-
-    def close(self) -> None:
-        self.executor.shutdown(wait=False)
-        self.store.close()
-
-
 @pytest.fixture
 def systems(rconn: redis.Redis, rq_redis_url: str) -> Iterator[Any]:
-    made: list[_System] = []
+    """Systems of tests/test_rq_e2e.py on a RedisStore (so that tests can plant raw records)."""
+    made: list[System] = []
 
-    def make(*, allowed: Sequence[str] | None = None, serializer: str | None = None) -> _System:
-        made.append(_System(rconn, rq_redis_url, allowed=allowed, serializer=serializer))
+    def make(**options: Any) -> System:
+        store = RedisStore.from_url(rq_redis_url, namespace=f"sec{time.monotonic_ns()}")
+        made.append(System(rconn, rq_redis_url, _now() - timedelta(seconds=1), store, **options))
         return made[-1]
 
     yield make
     for s in made:
         s.close()
+
+
+def _statuses(sy: System, sid: str) -> list[RunStatus]:
+    return [r.status for r in sy.history(sid)]
 
 
 def _plant(store: RedisStore, sid: str, body: dict[str, Any], due: datetime) -> None:
@@ -113,7 +85,7 @@ def _plant(store: RedisStore, sid: str, body: dict[str, Any], due: datetime) -> 
 def test_a_raw_os_system_definition_is_refused_at_hand_off(
     systems: Any, rq_redis_url: str, rconn: redis.Redis, tmp_path: Path
 ) -> None:
-    sy = systems(allowed=["test_rq_tasks:*"])
+    sy = systems(allowed_tasks=["test_rq_tasks:*"])
     marker = tmp_path / "pwned"
     due = sy.clock.now() + timedelta(seconds=1)
     _plant(sy.store, "evil", {"k": "os:system", "t": {"y": "at", "when": due.isoformat()},
@@ -130,7 +102,7 @@ def test_a_raw_os_system_definition_is_refused_at_hand_off(
     assert record.error == "task 'os:system' is not in the allowed tasks"
     sy.clock.advance(3600)
     sy.scheduler.tick()
-    assert sy.statuses("evil") == [RunStatus.FAILED]  # never retried
+    assert _statuses(sy, "evil") == [RunStatus.FAILED]  # never retried
 
 
 @pytest.mark.slow
@@ -219,8 +191,8 @@ def test_json_jobs_on_a_plain_worker_succeed_fail_and_retry(
     _burst(rq_redis_url, serializer=True)
     sy.settle()
     assert int(rconn.get("n:json") or 0) == 1 and int(rconn.get("n:jfail") or 0) == 2
-    assert sy.statuses("ok") == [RunStatus.SUCCEEDED]
-    assert sy.statuses("flaky") == [RunStatus.FAILED, RunStatus.FAILED]
+    assert _statuses(sy, "ok") == [RunStatus.SUCCEEDED]
+    assert _statuses(sy, "flaky") == [RunStatus.FAILED, RunStatus.FAILED]
     assert "RuntimeError: task failed on purpose" in (sy.scheduler.history("flaky")[0].error or "")
 
 
