@@ -359,7 +359,8 @@ def _zone(name: str) -> tzinfo:
 # -- plugins' options and the store ------------------------------------------------------
 
 #: The commands that open a store and take the store options (and plugins' options).
-_STORE_COMMANDS = ("run", "sync", "add", "list", "show", "remove", "pause", "resume", "trigger", "backfill", "status")
+_STORE_COMMANDS: tuple[str, ...] = ("run", "sync", "add", "list", "show", "remove", "pause", "resume", "trigger")
+_STORE_COMMANDS += ("backfill", "status", "doctor")
 _PM_KEY = "schedcore.plugin_manager"
 _OPTIONS_KEY = "schedcore.plugin_options"
 
@@ -575,6 +576,9 @@ class _NoExecutor:
         from schedcore.exceptions import ExecutorUnavailable
 
         raise ExecutorUnavailable("the schedcore command line does not run tasks; 'schedcore run' does")
+
+    def settled(self, run_ids: Sequence[str]) -> None:
+        """Nothing was handed over."""
 
     def shutdown(self, wait: bool = True) -> None:
         """Nothing to stop."""
@@ -1224,6 +1228,29 @@ def _allowlist_warnings(scheduler: Scheduler, beats: Sequence[Any]) -> list[str]
     if off:
         lines.append(f"warning: the task allow-list is off in {len(off)} live scheduler(s): {', '.join(off)}")
     return lines
+
+
+# -- doctor ------------------------------------------------------------------------------
+
+
+@_command("doctor")
+@click.option("--repair", is_flag=True, help="Fix what can be fixed safely (schedulers may keep running).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the table.")
+def doctor_command(*, repair: bool, as_json: bool, **options: Any) -> int:
+    """Check the store's consistency: index entries without schedule, schedules missing their
+    fire entry, claims without lease or of dead owners, wrong-typed keys, unreadable records.
+    Exit code 0 when nothing is left to fix, 1 when problems remain (see docs/cli.md)."""
+    from schedcore.doctor import check_store
+
+    with _opened(click.get_current_context()) as scheduler:
+        report = check_store(scheduler.store, repair=repair, now=datetime.now(timezone.utc))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        if report.findings:
+            click.echo(_table(["KIND", "SCHEDULE", "KEY", "DETAIL", "RESULT"], report.rows()))
+        click.echo(report.summary())
+    return report.exit_code
 
 
 # -- plugins -----------------------------------------------------------------------------

@@ -89,6 +89,9 @@ class LocalExecutor:
         self.submit(runs)
         return _handed_over
 
+    def settled(self, run_ids: Sequence[str]) -> None:
+        """Nothing to do: the remembered ids are bounded by ``remember`` and live in this process."""
+
     def shutdown(self, wait: bool = True) -> None:
         """Accept no more runs; with ``wait``, return once queued and running ones have reported."""
         with self._lock:

@@ -19,7 +19,8 @@ from typing import Any
 
 import attrs
 
-from schedcore._time import from_ms, require_aware, to_ms
+from schedcore._time import from_ms, iso, require_aware, to_ms
+from schedcore.doctor import CheckReport, Finding, expected_fire
 from schedcore.exceptions import ScheduleExists, ScheduleNotFound, ValidationError
 from schedcore.model import Conflict, Schedule
 from schedcore.protocols import SchedulerBeat, StoreStats
@@ -377,6 +378,43 @@ class MemoryStore:
                 in_flight=len(slots) - expired,
                 expired=expired,
             )
+
+    def check(self, *, repair: bool = False, now: datetime) -> CheckReport:
+        """Consistency check (``schedcore doctor``). Memory cannot hold foreign data, so it
+        looks for the two states the protocol could leave behind: a running schedule with an
+        occurrence left but no fire entry, and claims whose lease expired while their owner
+        has no live heartbeat. ``repair`` re-creates the fire entry from the trigger (as
+        an add would) and releases those claims (as the next ``claim_due`` would)."""
+        at = require_aware(now, "now")
+        now_ms = to_ms(at)
+        found: list[Finding] = []
+        notes: list[datetime] = []
+        with self._lock:
+            live = {owner for owner, beat in self._beats.items() if beat.expires_at > at}
+            for sid, state in self._schedules.items():
+                for key, slot in list(state.claimed.items()):
+                    if slot.expires_ms <= now_ms and slot.owner not in live:
+                        if repair:
+                            self._unclaim(sid, state, key, notes)
+                        detail = (
+                            f"claim of {key} by {slot.owner!r} (not alive) expired at {iso(from_ms(slot.expires_ms))}"
+                        )
+                        found.append(
+                            Finding(kind="stale_claim", detail=detail, key=key, schedule_id=sid, repaired=repair)
+                        )
+                if state.schedule.paused or state.parked is not None or _FIRE in state.index or _FIRE in state.claimed:
+                    continue
+                fire = expected_fire(state.schedule, at, state.runs_started)
+                if fire is not None:
+                    if repair:
+                        self._index_put(sid, state, fire, notes)
+                    detail = f"no fire entry (next occurrence {iso(fire.nominal)})"
+                    found.append(
+                        Finding(kind="missing_fire", detail=detail, key=_FIRE, schedule_id=sid, repaired=repair)
+                    )
+            counts = {"schedules": len(self._schedules)}
+        self._notify(notes)
+        return CheckReport(store="memory store", checked_at=at, repair=repair, findings=tuple(found), counts=counts)
 
     def close(self) -> None:
         # Nothing to release but the watchers; the data stays readable.

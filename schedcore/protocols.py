@@ -16,6 +16,9 @@ If a scheduler dies between ``submit`` and ``commit``, its lease expires, the en
 returns to the time index, another scheduler claims it again, rebuilds the same
 runs (run ids are derived from schedule id, nominal fire time and attempt) and
 the executor drops the repeat. Nothing is lost and nothing runs twice.
+Once the commit succeeded, the engine tells the executor (``executor.settled(run_ids)``):
+no scheduler can rebuild those runs from that entry any more, so whatever the executor
+kept to recognise a repeat may go.
 """
 
 from __future__ import annotations
@@ -282,6 +285,21 @@ class Executor(Protocol):
         that cannot be imported or called is a *failed run* (reported), never an error
         here. Raises ExecutorUnavailable when nothing could be handed over now -- the
         engine then releases the claims to try again later.
+        """
+        ...
+
+    def settled(self, run_ids: Sequence[str]) -> None:
+        """Hear that the hand-over of ``run_ids`` is committed in the store: no scheduler can
+        hand these run ids over again (the claims they came from are released for good).
+
+        The engine calls it after each commit, with the ids of the runs of the claims the
+        store accepted -- never for a claim whose commit was refused or failed (another
+        scheduler re-claims that entry and rebuilds the same run ids, whose repeat hand-over
+        must still be recognised). An executor that keeps per-run state only to drop such
+        repeats (the RQ executor's hand-off markers) may forget it now; the others do nothing.
+        Best effort: it must not block on the network, must not raise for ids it does not
+        know or was told about before, and a failure here is only logged by the engine.
+        Executors written before it existed may lack it; the engine then skips the call.
         """
         ...
 

@@ -655,6 +655,7 @@ class Scheduler:
             self._after_commit(p, ok)
             if refused and ok:
                 self._fail_refused(p, refused)
+        self._settled([run.id for p, ok in zip(plans, results, strict=True) if ok for run in p.runs])
         return len(claims), peeked, following
 
     def _refuse(self, runs: Sequence[Run]) -> dict[str, str]:
@@ -689,6 +690,17 @@ class Scheduler:
                 )
             )
         self._wake.set()
+
+    def _settled(self, run_ids: builtins.list[str]) -> None:
+        """Tell the executor which hand-overs are committed (``Executor.settled``; best effort)."""
+        settled = getattr(self.executor, "settled", None)  # executors written before it may lack it
+        if not run_ids or settled is None:
+            return
+        try:
+            settled(run_ids)
+        except Exception:
+            # Only bookkeeping is lost (the executor keeps what recognises a repeat a while longer).
+            log.warning("executor.settled failed for %d runs", len(run_ids), exc_info=True)
 
     def _plan_batch(
         self, claims: Sequence[Claim], now: datetime, earlier: dict[str, builtins.list[Plan]]

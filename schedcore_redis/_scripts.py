@@ -21,6 +21,7 @@ __all__ = [
     "RELEASE",
     "REMOVE",
     "SET_PAUSED",
+    "UNINDEX",
 ]
 
 # Every script gets the same KEYS: idx, lease, claims, sched, ids, token.
@@ -473,21 +474,30 @@ return added
 """
 )
 
+# Take every entry of a schedule out of the index, the leases and the claims (also when its
+# x: key is foreign data): shared by REMOVE and the doctor's repair of an unreadable schedule.
+UNINDEX = r"""
+local function unindex(prefix, sid)
+  local members = redis.pcall('SMEMBERS', prefix .. 'x:' .. sid)
+  if members.err then members = {} end
+  members[#members + 1] = sid
+  for _, m in ipairs(members) do
+    redis.call('ZREM', idx, m)
+    redis.call('ZREM', lease, m)
+    redis.call('HDEL', claims, m)
+  end
+end
+"""
+
 # ARGV: prefix, sid. Returns 1 when a schedule was removed, 0 when there was none.
 REMOVE = (
     _COMMON
+    + UNINDEX
     + r"""
 local prefix, sid = ARGV[1], ARGV[2]
 local xkey = prefix .. 'x:' .. sid
 local existed = redis.call('HDEL', sched, sid)
-local members = redis.pcall('SMEMBERS', xkey)
-if members.err then members = {} end
-members[#members + 1] = sid
-for _, m in ipairs(members) do
-  redis.call('ZREM', idx, m)
-  redis.call('ZREM', lease, m)
-  redis.call('HDEL', claims, m)
-end
+unindex(prefix, sid)
 redis.call('DEL', xkey, prefix .. 'r:' .. sid, prefix .. 'h:' .. sid)
 redis.call('ZREM', ids, sid)
 return existed

@@ -29,6 +29,7 @@ from redis.retry import Retry
 
 from schedcore._time import from_ms, require_aware, to_ms
 from schedcore._validate import check_id
+from schedcore.doctor import CheckReport
 from schedcore.exceptions import (
     CorruptScheduleData,
     ScheduleExists,
@@ -806,6 +807,14 @@ class RedisStore:
         return StoreStats(
             schedules=int(schedules), due=int(due), oldest_due=oldest, in_flight=int(in_flight), expired=int(expired)
         )
+
+    def check(self, *, repair: bool = False, now: datetime, lease: timedelta = timedelta(seconds=30)) -> CheckReport:
+        """Check the namespace's consistency (``schedcore doctor``); with ``repair``, fix what
+        can be fixed safely while schedulers run (see :mod:`schedcore_redis._doctor`). ``lease``
+        is what a claim found without a lease gets when its owner is alive."""
+        from schedcore_redis._doctor import run_check  # an operator's tool: loaded when used
+
+        return run_check(self, now=now, repair=repair, lease=lease)
 
     def close(self) -> None:
         """Stop the watchers and, when the store made its own client (``from_url``), close it."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 import time
@@ -36,12 +35,24 @@ from schedcore_rq._jobs import (
 from schedcore_rq._outcomes import (
     FINISH_LUA,
     META_KEY,
+    BadRecord,
     Keys,
     RunInfo,
     error_text,
+    load_object,
     now_ms,
     outcome_from_payload,
     payload,
+)
+from schedcore_rq._quarantine import (
+    ORPHANS_LUA,
+    QUARANTINE_LIMIT,
+    SET_ASIDE_KEYS_LUA,
+    SET_ASIDE_OUTCOME_LUA,
+    SET_ASIDE_RUN_LUA,
+    outcome_field,
+    record,
+    shown,
 )
 from schedcore_rq._serializers import serializer_path
 from schedcore_rq._supervisor import WorkerPool
@@ -56,6 +67,7 @@ _TEMPLATE_GONE = -1  # the hand-off script's reply when a template it should rea
 _RECONCILE_CHUNK = 50  # outstanding jobs looked at per round trip of a reconciler pass
 _RECONCILE_PAUSE_MAX = 0.05  # seconds: the longest pause between two chunks of a pass
 _LOST_MARKERS = ("AbandonedJobError", "Work-horse terminated unexpectedly")
+_SETTLE_CHUNK = 1000  # hand-off markers per UNLINK of settled()
 _HANDED_NOW = ord("1")  # a run's character in the hand-off script's reply: handed over now
 
 
@@ -98,8 +110,14 @@ def _redis_exceptions() -> tuple[type[BaseException], ...]:
 #: Driver errors translated into ExecutorUnavailable at this adapter's boundary.
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (*_redis_exceptions(), OSError)
 _DRAIN_ERRORS: tuple[type[BaseException], ...] = (ExecutorUnavailable, *_DRIVER_ERRORS)
+#: Errors that retrying does not cure (the server refuses this user the command or the key).
+_PERMANENT_ERRORS = (redis.exceptions.NoPermissionError, redis.exceptions.AuthenticationError)
 _STUCK_AFTER = 120.0  # seconds after which a payload in the processing list is considered abandoned
 _SWEEP_BATCH = 500
+
+
+def _is_wrong_type(exc: BaseException) -> bool:
+    return isinstance(exc, redis.exceptions.ResponseError) and "WRONGTYPE" in str(exc)
 
 
 def _rq_timestamp() -> str:
@@ -155,7 +173,8 @@ class RQExecutor:
         serializer of its own is given this one (ValidationError when they differ).
     :param namespace: schedcore namespace; keys of this executor live under
         ``{schedcore:<namespace>}:rq:``.
-    :param handoff_ttl: seconds a hand-off marker is kept; a run handed over again within
+    :param handoff_ttl: seconds a hand-off marker is kept while its claim is not committed
+        (the engine's :meth:`settled` drops it once it is); a run handed over again within
         this time is recognised and dropped (must exceed the store's lease by far).
     :param heartbeat_interval: seconds between liveness beats of a running task; a task
         whose beats stop for three intervals while RQ says it is started is reported LOST.
@@ -229,6 +248,10 @@ class RQExecutor:
         self._stored: set[str] = set()  # digests of the templates the server holds (sent inline otherwise)
         self._handoff_sha: str | None = None
         self._finish = connection.register_script(FINISH_LUA)
+        self._set_aside_run = connection.register_script(SET_ASIDE_RUN_LUA)
+        self._set_aside_outcome = connection.register_script(SET_ASIDE_OUTCOME_LUA)
+        self._orphans = connection.register_script(ORPHANS_LUA)
+        self._set_aside_keys = connection.register_script(SET_ASIDE_KEYS_LUA)
         self._report: Callable[[Outcome], None] | None = None
         self._lock = threading.RLock()  # serialises reporting (thread vs. process_outcomes)
         self._stop = threading.Event()
@@ -239,6 +262,8 @@ class RQExecutor:
         self._mine: set[str] = set()  # job ids handed over by this instance, not reported yet
         self._mine_lock = threading.Lock()
         self._reconcile_lock = threading.Lock()
+        self._settle_lock = threading.Lock()
+        self._settling: Callable[[], list[Any]] | None = None  # the unread reply of the last settled()
         self._down = False  # shutdown() completed (and start() not called since)
         self.workers = workers
         if drain_timeout is None:
@@ -352,6 +377,48 @@ class RQExecutor:
 
         return finished
 
+    def settled(self, run_ids: Sequence[str]) -> None:
+        """Drop the hand-off markers of ``run_ids``: their hand-over is committed in the store.
+
+        A marker exists so that a scheduler that re-claims an entry whose claimer died
+        between ``submit`` and ``commit`` -- and rebuilds the same run ids -- does not hand
+        them over twice. Once the claim is committed, no scheduler can rebuild these runs from
+        it, so the marker has done its job; markers of claims never committed (a crash) keep
+        ``handoff_ttl``. The markers in Redis are thus bounded by the hand-overs in flight,
+        not by the run rate. One ``UNLINK`` per call, sent without waiting: its reply is read
+        at the next call (or at shutdown), long after it arrived. Never raises: a failure
+        leaves the markers to expire.
+        """
+        if not run_ids:
+            return
+        keys = [self.keys.handed(job_id_for(run_id, self._namespace)) for run_id in run_ids]
+        with self._settle_lock:
+            self._read_settled()
+            try:
+                commands = [("UNLINK", *chunk) for chunk in _chunks(keys, _SETTLE_CHUNK)]
+                sent = send_now(self._connection, commands)
+                if sent is None:  # no pool to send on (a cluster client): the usual call
+                    pipe = self._connection.pipeline(transaction=False)
+                    for command in commands:
+                        pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+                    pipe.execute(raise_on_error=False)
+                self._settling = sent
+            except _DRIVER_ERRORS as exc:
+                name = type(exc).__name__
+                log.warning("could not drop %d hand-off markers (%s: %s); they expire", len(keys), name, exc)
+
+    def _read_settled(self) -> None:
+        """Read the reply of the last :meth:`settled` call, if still unread (under ``_settle_lock``)."""
+        sent, self._settling = self._settling, None
+        if sent is None:
+            return
+        try:
+            for reply in sent():
+                if isinstance(reply, Exception):
+                    raise reply
+        except _DRIVER_ERRORS as exc:
+            log.warning("could not drop hand-off markers (%s: %s); they expire", type(exc).__name__, exc)
+
     def process_outcomes(self) -> int:
         """Report every outcome waiting in Redis now (without blocking); returns how many.
 
@@ -415,6 +482,8 @@ class RQExecutor:
                 self.process_outcomes()
             except ExecutorUnavailable:
                 log.warning("could not report the last RQ outcomes at shutdown; they stay in Redis")
+        with self._settle_lock:
+            self._read_settled()
         if self.workers is not None:
             self.workers.stop()
         self._down = True
@@ -704,6 +773,8 @@ class RQExecutor:
                     if isinstance(reply, NoScriptError):
                         again.append(index)
                         self._handoff_sha = None
+                    elif _is_wrong_type(reply) and attempt < 2 and self._try_repair_keys():
+                        again.append(index)  # nothing was written; the damaged key is set aside
                     elif isinstance(reply, Exception):
                         raise reply
                     elif isinstance(reply, int):  # the only integer reply: a template is gone
@@ -732,6 +803,7 @@ class RQExecutor:
         backoff = 0.0
         next_reconcile = 0.0
         recovered = False
+        permanent = ""  # the permanent error last logged (once)
         while not self._stop.is_set():
             try:
                 if not recovered:
@@ -756,8 +828,26 @@ class RQExecutor:
                     with self._lock:
                         self._handle(item)
                 backoff = 0.0
+                permanent = ""
             except Exception as exc:
                 backoff = min(max(backoff * 2, 0.5), 30.0)
+                if _is_wrong_type(exc) and self._try_repair_keys():
+                    continue  # the damaged key is set aside: go on at once
+                if isinstance(exc, _PERMANENT_ERRORS):
+                    # Waiting will not fix it (an ACL without our keys or commands): say so once,
+                    # loudly, and keep trying slowly -- an operator may fix the ACL at runtime.
+                    backoff = 30.0
+                    if str(exc) != permanent:
+                        permanent = str(exc)
+                        log.error(
+                            "RQ outcome loop: %s: %s -- the Redis user lacks a permission schedcore needs "
+                            "(keys %s* and RQ's keys, scripts); no outcome is reported until it is fixed",
+                            type(exc).__name__,
+                            exc,
+                            self.keys.prefix,
+                        )
+                    self._stop.wait(backoff)
+                    continue
                 log.warning("RQ outcome loop: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff)
                 self._stop.wait(backoff)
 
@@ -780,9 +870,9 @@ class RQExecutor:
         stuck = []
         for item in reversed(items):  # oldest first
             try:
-                finished = int(json.loads(item)["finished"])
-            except (ValueError, KeyError, TypeError):
-                finished = 0  # malformed: _handle drops it
+                finished = int(load_object(item)["finished"])
+            except (ValueError, KeyError, TypeError, OverflowError):  # BadRecord is a ValueError
+                finished = 0  # malformed: _handle sets it aside
             if finished < cutoff:
                 stuck.append(item)
         if stuck:
@@ -796,9 +886,18 @@ class RQExecutor:
         """Report one payload from the processing list, then remove it. Returns 1 if reported."""
         try:
             job_id, outcome = outcome_from_payload(item)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.error("dropping a malformed RQ outcome payload %r: %s", item[:200], exc)
-            self._connection.lrem(self.keys.processing, 1, item)  # type: ignore[arg-type]
+        except BadRecord as exc:
+            field = outcome_field(item)
+            entry = record("outcome", field, str(exc), item)
+            keys = [self.keys.quarantine, self.keys.processing]
+            if self._set_aside_outcome(keys=keys, args=[field, entry, QUARANTINE_LIMIT, item]):
+                log.error(
+                    "RQ outcome payload %s set aside in %s (%s): %s",
+                    shown(item),
+                    self.keys.quarantine,
+                    field,
+                    exc,
+                )
             return 0
         with self._mine_lock:
             self._mine.discard(job_id)
@@ -874,10 +973,18 @@ class RQExecutor:
                 decided = self._decide(job_id, status, alive, now, silent_for)
                 if decided is None:
                     continue  # queued or running: most of them, so their run info is not parsed
-                info = RunInfo.from_dict(json.loads(raw_info))
+                try:
+                    info = RunInfo.from_json(raw_info)
+                except BadRecord as exc:
+                    self._set_aside(job_id, raw_info, str(exc))
+                    continue
                 outcome_status, error, guard_job, guard_alive = decided
                 body = payload(job_id, info, outcome_status, error=error)
                 finishes.append((job_id, body, guard_job, guard_alive))
+            if orphans:
+                # Re-checked atomically: a job another executor reported since our read is settled.
+                gone = self._orphans(keys=[self.keys.outstanding, self.keys.runs], args=orphans)
+                orphans = [_text(job_id) or "" for job_id in gone]
             if orphans:  # one line per chunk: a flushed database would otherwise log a line per job
                 log.error(
                     "%d outstanding RQ jobs have lost their run info (%s%s); forgetting them",
@@ -885,7 +992,6 @@ class RQExecutor:
                     ", ".join(orphans[:3]),
                     ", ..." if len(orphans) > 3 else "",
                 )
-                self._connection.zrem(self.keys.outstanding, *orphans)
             for job_id, body, guard_job, guard_alive in finishes:
                 keys = [self.keys.outstanding, self.keys.outcomes]
                 if self._finish(keys=keys, args=[job_id, body, guard_job, guard_alive]) == 1:
@@ -894,6 +1000,51 @@ class RQExecutor:
                     found += 1
             pause = min(time.monotonic() - chunk_started, _RECONCILE_PAUSE_MAX)
         return found
+
+    def repair_keys(self) -> list[str]:
+        """Set aside this executor's keys that hold the wrong type (see :data:`SET_ASIDE_KEYS_LUA`),
+        with one ERROR line naming each; returns their names."""
+        keys = self.keys
+        kinds = [
+            (keys.outstanding, "zset"),
+            (keys.runs, "hash"),
+            (keys.outcomes, "list"),
+            (keys.processing, "list"),
+            (keys.quarantine, "hash"),
+        ]
+        suffix = str(now_ms())
+        moved = self._set_aside_keys(keys=[k for k, _ in kinds], args=[suffix, *(t for _, t in kinds)])
+        names = [_text(key) or "" for key in moved]
+        for name in names:
+            log.error(
+                "Redis key %s had the wrong type; renamed to %s:damaged:%s for inspection (what it held is lost)",
+                name,
+                name,
+                suffix,
+            )
+        return names
+
+    def _try_repair_keys(self) -> bool:
+        """:meth:`repair_keys`, never raising (it runs in the outcome loop's error handling)."""
+        try:
+            return bool(self.repair_keys())
+        except Exception as exc:
+            log.warning("could not check the RQ executor's keys: %s: %s", type(exc).__name__, exc)
+            return False
+
+    def _set_aside(self, job_id: str, raw_info: bytes | str, reason: str) -> None:
+        """Move a job's undecodable run info to the quarantine and forget the job (once)."""
+        keys = [self.keys.quarantine, self.keys.outstanding, self.keys.runs]
+        entry = record("run-info", job_id, reason, raw_info)
+        if self._set_aside_run(keys=keys, args=[f"run-info:{job_id}", entry, QUARANTINE_LIMIT, job_id]):
+            self._suspects.pop(job_id, None)
+            log.error(
+                "RQ job %s: its run info %s cannot be decoded (%s); set aside in %s, its outcome is not reported",
+                job_id,
+                shown(raw_info),
+                reason,
+                self.keys.quarantine,
+            )
 
     def _decide(
         self, job_id: str, status: str | None, alive: bool, now: float, silent_for: float
@@ -930,20 +1081,59 @@ class RQExecutor:
         return None
 
     def _failure_text(self, job_id: str) -> str:
-        """``"Type: message"`` from the job's last recorded failure."""
-        from rq.job import Job
+        """``"Type: message"`` from the job's last recorded failure.
 
-        try:
-            job = Job.fetch(job_id, connection=self._connection, serializer=self._serializer_arg)
-            result = job.latest_result()
-            text = str(getattr(result, "exc_string", None) or "")
-        except _DRIVER_ERRORS:
-            raise
-        except Exception as exc:
-            return f"job failed (its error could not be read: {type(exc).__name__})"
-        lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+        Read from the raw job hash and result stream, never through ``Job.fetch``: restoring
+        an RQ job loads its ``meta`` (and a result its return value) with the job's
+        serializer -- pickle by default -- and nothing read from Redis is unpickled here.
+        """
+        text = _exc_text(self._connection, job_id)
+        if text is None:
+            return "job failed (its error could not be read)"
+        lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
         if not lines:
             return "job failed"
         if any(marker in text for marker in _LOST_MARKERS):
             return lines[0]
         return lines[-1][:2000]
+
+
+_EXC_TEXT_LIMIT = 1 << 20  # bytes of a decompressed traceback read (a hostile blob may be a zlib bomb)
+
+
+def _inflate(raw: bytes) -> str:
+    """zlib-compressed text, bounded; the raw text itself when it is not compressed."""
+    try:
+        data = zlib.decompressobj().decompress(raw, _EXC_TEXT_LIMIT)
+    except zlib.error:
+        data = raw[:_EXC_TEXT_LIMIT]
+    return data.decode("utf-8", "replace")
+
+
+def _exc_text(connection: Any, job_id: str) -> str | None:
+    """The traceback text RQ recorded for a failed job: the latest result's ``exc_string``
+    (RQ 1.12 and later: a stream entry, base64 of zlib) or the job's ``exc_info`` (zlib);
+    None when there is none or it cannot be decoded. Only those fields are read and decoded."""
+    import base64
+    import binascii
+
+    from rq.job import Job
+
+    try:
+        from rq.results import Result
+
+        entries = connection.xrevrange(Result.get_key(job_id), "+", "-", count=1)  # type: ignore[no-untyped-call]
+    except ImportError:  # an RQ without results
+        entries = []
+    except redis.exceptions.ResponseError:  # not a stream: damaged, fall back to the job hash
+        entries = []
+    try:
+        if entries:
+            fields = entries[0][1]
+            raw = fields.get(b"exc_string") or fields.get("exc_string")
+            if raw:
+                return _inflate(base64.b64decode(raw))
+        raw = connection.hget(Job.key_for(job_id), "exc_info")
+        return _inflate(as_bytes(raw)) if raw else None
+    except (binascii.Error, ValueError, TypeError, AttributeError, IndexError):
+        return None

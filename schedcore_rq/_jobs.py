@@ -160,10 +160,19 @@ def run_info(run: Run) -> RunInfo:
 #   command: number of arguments, arguments...; a failure payload ('' = none) is pushed to
 #   the outcomes list instead of recording the run as outstanding (such a run has 0 commands).
 # Returns a string of one character per run: '1' handed over now, '0' handed over before
-# (nothing written); or the integer -1 when a template to read from its key is gone (nothing
+# (nothing written); a WRONGTYPE error (nothing written) when one of KEYS has the wrong type;
+# or the integer -1 when a template to read from its key is gone (nothing
 # written: send it inline). A string, not a table of integers: redis-py parses each element
 # of a table reply in Python.
 HANDOFF_LUA = """
+-- A wrong-typed key would fail a write half-way through (a job written, its run info not):
+-- checked before anything is written (the executor sets such a key aside and retries).
+for n, kind in ipairs({'zset', 'hash', 'list'}) do
+  local found = redis.call('TYPE', KEYS[n])['ok']
+  if found ~= 'none' and found ~= kind then
+    return redis.error_reply('WRONGTYPE schedcore: ' .. KEYS[n] .. ' is a ' .. found .. ', not a ' .. kind)
+  end
+end
 local now, ttl, prefix, template_ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local job_prefix, stamp = ARGV[5], ARGV[6]
 local data_at = 7  -- the data blob number d is ARGV[data_at + d]

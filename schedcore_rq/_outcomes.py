@@ -8,6 +8,8 @@ Every key of ours lives under ``{schedcore:<namespace>}:rq:`` on the RQ connecti
 ``outcomes``          list of outcome payloads (JSON) waiting to be reported to the core
 ``processing``        list of payloads taken from ``outcomes`` and being reported (at-least-once)
 ``alive:<job id>``    worker-side liveness key (string with a short TTL) while a task runs
+``quarantine``        hash of records set aside because they could not be decoded (see
+                      :mod:`schedcore_rq._quarantine`)
 
 An outcome enters ``outcomes`` only through :data:`FINISH_LUA`, which removes the job id
 from ``outstanding`` and pushes the payload in one atomic step -- and only if the id was
@@ -28,7 +30,17 @@ import attrs
 from schedcore._time import from_ms
 from schedcore.records import Outcome, OutcomeStatus
 
-__all__ = ["FINISH_LUA", "META_KEY", "Keys", "RunInfo", "error_text", "outcome_from_payload", "payload"]
+__all__ = [
+    "FINISH_LUA",
+    "META_KEY",
+    "BadRecord",
+    "Keys",
+    "RunInfo",
+    "error_text",
+    "load_object",
+    "outcome_from_payload",
+    "payload",
+]
 
 #: The key of schedcore's entry in an RQ job's ``meta``.
 META_KEY = "schedcore"
@@ -47,6 +59,36 @@ return 0
 """
 
 _MAX_ERROR = 2000
+# A sane attempt number (instants out of datetime's range fail in from_ms: OverflowError).
+_ATTEMPT_LIMIT = 1_000_000_000
+
+
+class BadRecord(ValueError):
+    """A record read from Redis that cannot be decoded (the message says why)."""
+
+
+def load_object(raw: bytes | str) -> dict[str, Any]:
+    """``json.loads(raw)`` of a record read from Redis, which must be a JSON object.
+
+    Every stored byte is hostile: whatever goes wrong (not UTF-8, not JSON, nested deeper
+    than the parser's recursion limit, not an object) raises :class:`BadRecord`.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise BadRecord(f"not JSON ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise BadRecord(f"a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def _field(data: dict[str, Any], name: str, kind: type, *, optional: bool = False) -> Any:
+    value: Any = data.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise BadRecord(f"field {name!r} is {type(value).__name__}, not {kind.__name__}")
+    return value
 
 
 @attrs.frozen
@@ -88,6 +130,10 @@ class Keys:
     def template(self, digest: str) -> str:
         return self.prefix + "template:" + digest
 
+    @property
+    def quarantine(self) -> str:
+        return self.prefix + "quarantine"
+
 
 @attrs.frozen(kw_only=True)
 class RunInfo:
@@ -111,12 +157,21 @@ class RunInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunInfo:
+        """The run info of a decoded record; :class:`BadRecord` when a field is missing or of the wrong type."""
+        attempt = _field(data, "attempt", int)
+        if not 0 <= attempt <= _ATTEMPT_LIMIT:
+            raise BadRecord("field 'attempt' is out of range")
         return cls(
-            run_id=str(data["run"]),
-            schedule_id=str(data["sid"]),
-            nominal_ms=int(data["nominal"]),
-            attempt=int(data["attempt"]),
+            run_id=_field(data, "run", str),
+            schedule_id=_field(data, "sid", str),
+            nominal_ms=_field(data, "nominal", int),
+            attempt=attempt,
         )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> RunInfo:
+        """The run info stored in the ``runs`` hash; :class:`BadRecord` when it is not one."""
+        return cls.from_dict(load_object(raw))
 
 
 def now_ms() -> int:
@@ -155,23 +210,31 @@ def payload(
 
 
 def outcome_from_payload(raw: bytes | str) -> tuple[str, Outcome]:
-    """Decode a payload into ``(job id, Outcome)``; ValueError/KeyError/TypeError when malformed."""
-    data = json.loads(raw)
-    if not isinstance(data, dict):
-        raise ValueError("outcome payload is not an object")
+    """Decode a payload into ``(job id, Outcome)``; :class:`BadRecord` when malformed in any way."""
+    data = load_object(raw)
+    job_id = _field(data, "job", str)
     info = RunInfo.from_dict(data)
-    started = data.get("started")
-    outcome = Outcome(
-        run_id=info.run_id,
-        schedule_id=info.schedule_id,
-        nominal=from_ms(info.nominal_ms),
-        attempt=info.attempt,
-        status=OutcomeStatus(data["status"]),
-        finished_at=from_ms(int(data["finished"])),
-        started_at=from_ms(int(started)) if started is not None else None,
-        error=data.get("error"),
-    )
-    return str(data["job"]), outcome
+    status = _field(data, "status", str)
+    try:
+        outcome_status = OutcomeStatus(status)
+    except ValueError:
+        raise BadRecord(f"unknown status {status[:40]!r}") from None
+    started = _field(data, "started", int, optional=True)
+    error = _field(data, "error", str, optional=True)
+    try:
+        outcome = Outcome(
+            run_id=info.run_id,
+            schedule_id=info.schedule_id,
+            nominal=from_ms(info.nominal_ms),
+            attempt=info.attempt,
+            status=outcome_status,
+            finished_at=from_ms(_field(data, "finished", int)),
+            started_at=from_ms(started) if started is not None else None,
+            error=error,
+        )
+    except (ValueError, TypeError, OverflowError) as exc:  # a datetime out of range...
+        raise BadRecord(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    return job_id, outcome
 
 
 def ms_of(value: datetime | None) -> int | None:

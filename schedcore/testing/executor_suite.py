@@ -246,6 +246,20 @@ class ExecutorConformance:
         assert outcome.error is None
         assert reports.ids() == {run.id}
 
+    def test_settled_is_accepted_for_any_ids_and_changes_no_outcome(
+        self, harness: ExecutorHarness, reports: Reports
+    ) -> None:
+        """``settled`` (what the engine calls after each commit) takes the ids of runs handed
+        over, of runs it never saw and repeats, without raising; the run is reported once."""
+        executor = self.start(harness, reports)
+        run = self.run("settled", "noop")
+        executor.submit([run])
+        executor.settled([run.id])
+        executor.settled([run.id, "never-handed-over@0.1"])
+        executor.settled([])
+        self.execute(harness, reports, [run])
+        assert self.only_outcome(reports, run).status is OutcomeStatus.SUCCEEDED
+
     def test_task_that_raises_is_a_failed_run_with_type_and_message(
         self, harness: ExecutorHarness, reports: Reports
     ) -> None:

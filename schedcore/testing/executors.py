@@ -72,6 +72,7 @@ class CallbackExecutor:
         self.executed: list[Run] = []
         self.outcomes: list[Outcome] = []
         self.running: dict[str, Run] = {}
+        self.settled_ids: list[str] = []  # what the engine said was committed (Executor.settled)
         self.unavailable = False
         self.nowait_fails = False
         self.closed = False
@@ -116,6 +117,11 @@ class CallbackExecutor:
     def _nowait_done(self) -> None:
         if self.nowait_fails:
             raise ExecutorUnavailable("CallbackExecutor: the hand-over's answer was lost")
+
+    def settled(self, run_ids: Sequence[str]) -> None:
+        """Record the ids in ``settled_ids`` (nothing else to do: repeats are dropped by id forever)."""
+        with self._lock:
+            self.settled_ids.extend(run_ids)
 
     def shutdown(self, wait: bool = True) -> None:
         """Refuse new runs; with ``wait`` and a FakeClock, move time on until every run has reported."""
