@@ -41,6 +41,7 @@ from schedcore.exceptions import ConfigError, PluginError, SchedcoreError, Valid
 from schedcore.protocols import Trigger
 
 if TYPE_CHECKING:
+    from schedcore.allowlist import TaskAllowList
     from schedcore.model import Schedule
     from schedcore.plugins import Hooks
     from schedcore.protocols import Store
@@ -62,6 +63,7 @@ class Settings:
     debug: bool = False
     log_level: str = "info"
     log_format: str = "text"
+    allowed_tasks: str | None = None  #: comma-separated ``module:function`` patterns (None: all)
     settings_file: str | None = None
     #: what the settings file says (``store_options``/``executor_options`` as tables)
     file: dict[str, Any] = attrs.field(factory=dict)
@@ -91,7 +93,7 @@ def _fail(message: str, code: int) -> NoReturn:
 # The group's own options, which are also accepted after the subcommand
 # (``schedcore run --log-level debug``): flags, and options that take a value.
 _GLOBAL_FLAGS = frozenset({"--debug"})
-_GLOBAL_VALUED = frozenset({"--log-level", "--log-format", "--settings"})
+_GLOBAL_VALUED = frozenset({"--log-level", "--log-format", "--settings", "--allowed-tasks"})
 
 
 def _hoist_global_options(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
@@ -238,11 +240,26 @@ def _show_traceback(ctx: click.Context) -> None:
     metavar="FILE",
     help="TOML settings file, below flags and environment variables (env: SCHEDCORE_SETTINGS).",
 )
+@click.option(
+    "--allowed-tasks",
+    metavar="PATTERNS",
+    envvar="SCHEDCORE_ALLOWED_TASKS",
+    help="Comma-separated module:function patterns of the tasks that may run, e.g. 'app.jobs:*' "
+    "(default: every task; env: SCHEDCORE_ALLOWED_TASKS).",
+)
 @click.version_option(package_name=DISTRIBUTION, prog_name="schedcore")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, log_level: str, log_format: str, settings_file: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    *,
+    debug: bool,
+    log_level: str,
+    log_format: str,
+    allowed_tasks: str | None,
+    settings_file: str | None,
+) -> None:
     """schedcore: decides what runs when, and hands each run to an executor."""
-    settings = Settings(debug=debug, log_level=log_level.lower(), log_format=log_format)
+    settings = Settings(debug=debug, log_level=log_level.lower(), log_format=log_format, allowed_tasks=allowed_tasks)
     ctx.obj = settings
     if settings_file:
         settings.settings_file = settings_file
@@ -255,12 +272,25 @@ def cli(ctx: click.Context, debug: bool, log_level: str, log_format: str, settin
             settings.log_level = _file_value(file, "log_level", click.Choice(logs.LEVELS, case_sensitive=False)).lower()
         if "log_format" in file and _from_default(ctx, "log_format"):
             settings.log_format = _file_value(file, "log_format", click.Choice(logs.FORMATS))
+        if "allowed_tasks" in file and _from_default(ctx, "allowed_tasks"):
+            settings.allowed_tasks = _file_value(file, "allowed_tasks", click.STRING)
         defaults = {k: v for k, v in file.items() if k not in _GLOBAL_KEYS and not isinstance(v, Mapping)}
         ctx.default_map = {name: dict(defaults) for name in getattr(ctx.command, "commands", {})}
     logs.configure("debug" if settings.debug else settings.log_level, settings.log_format)
 
 
-_GLOBAL_KEYS = frozenset({"debug", "log_level", "log_format"})
+_GLOBAL_KEYS = frozenset({"debug", "log_level", "log_format", "allowed_tasks"})
+
+
+def _allowed_tasks(ctx: click.Context) -> TaskAllowList:
+    """The allow-list of --allowed-tasks (or its variable, or the settings file)."""
+    from schedcore.allowlist import TaskAllowList
+
+    settings = ctx.find_object(Settings) or Settings()
+    try:
+        return TaskAllowList.parse(settings.allowed_tasks)
+    except ValidationError as exc:
+        raise _usage(exc, "--allowed-tasks", settings.allowed_tasks) from None
 
 
 def _from_default(ctx: click.Context, name: str) -> bool:
@@ -639,7 +669,9 @@ def _opened(ctx: click.Context) -> Iterator[Scheduler]:
     with one_shot():  # a one-shot command: a server that never answers fails in seconds
         store = _create_store(Hooks(pm), store_name, store_opts)
     try:
-        yield Scheduler(store=store, executor=_NoExecutor(), plugins=pm, heartbeat=None)
+        yield Scheduler(
+            store=store, executor=_NoExecutor(), plugins=pm, heartbeat=None, allowed_tasks=_allowed_tasks(ctx)
+        )
     finally:
         store.close()
 
@@ -728,7 +760,10 @@ def run_command(
             the_executor = hooks.create_executor(executor_name, executor_opts)
         except (ValidationError, ConfigError) as exc:
             raise click.UsageError(f"executor {executor_name!r}: {exc}") from None
-        scheduler = Scheduler(store=the_store, executor=the_executor, plugins=pm)
+        allowed = _allowed_tasks(ctx)
+        if allowed.patterns is not None:  # the workers this process supervises check it too
+            os.environ["SCHEDCORE_ALLOWED_TASKS"] = ",".join(allowed.patterns)
+        scheduler = Scheduler(store=the_store, executor=the_executor, plugins=pm, allowed_tasks=allowed)
         if config:
             report = sync(scheduler, schedules, source or default_source(config))
             log.info(
@@ -1356,7 +1391,19 @@ def status_command(*, as_json: bool, **options: Any) -> None:
     )
     if not beats and stats.due:
         lines.append("warning: runs are due but no scheduler is alive")
+    lines += _allowlist_warnings(scheduler, beats)
     click.echo("\n".join(lines))
+
+
+def _allowlist_warnings(scheduler: Scheduler, beats: Sequence[Any]) -> list[str]:
+    """Warnings when the task allow-list is off here or in a live scheduler (its heartbeat says)."""
+    off = [b.owner for b in beats if b.info.get("allowed_tasks") is False]
+    lines = []
+    if not scheduler.allowed_tasks.enabled:
+        lines.append("warning: the task allow-list is off here: any task can be added (set SCHEDCORE_ALLOWED_TASKS)")
+    if off:
+        lines.append(f"warning: the task allow-list is off in {len(off)} live scheduler(s): {', '.join(off)}")
+    return lines
 
 
 # -- doctor ------------------------------------------------------------------------------

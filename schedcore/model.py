@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import pickle
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from schedcore._time import iso, parse_instant, require_aware, to_timedelta, tru
 from schedcore._validate import check_id, check_json, check_queue, task_reference
 from schedcore.exceptions import ValidationError
 from schedcore.protocols import Trigger
+from schedcore.signing import open_payload, require_key, seal_payload
 
 __all__ = ["SCHEMA_VERSION", "Catchup", "Conflict", "Overlap", "RetryPolicy", "Schedule", "Serializer"]
 
@@ -47,7 +47,11 @@ class Conflict(str, Enum):
 
 
 class Serializer(str, Enum):
-    """How ``args``/``kwargs`` are stored: JSON (default, portable) or pickle (explicit opt-in)."""
+    """How ``args``/``kwargs`` are stored: JSON (default, portable) or pickle (opt-in, signed).
+
+    Pickle needs a signing key (:mod:`schedcore.signing`): whoever holds it can make any
+    process reading the store run code.
+    """
 
     JSON = "json"
     PICKLE = "pickle"
@@ -270,6 +274,7 @@ class Schedule:
             check_json(list(self.args), "args")
             check_json(self.kwargs, "kwargs")
         else:
+            require_key("serializer")  # nothing pickled is stored or read without the operator's key
             try:
                 pickle.dumps((self.args, self.kwargs))
             except Exception as exc:
@@ -318,7 +323,7 @@ class Schedule:
             data["args"] = list(self.args)
             data["kwargs"] = self.kwargs
         else:
-            data["payload"] = base64.b64encode(pickle.dumps((self.args, self.kwargs))).decode("ascii")
+            data["payload"] = seal_payload(self.id, self.args, self.kwargs)
         if compact:
             defaults = _default_dict()
             data = {k: v for k, v in data.items() if k in _ALWAYS_KEPT or defaults.get(k, _MISSING) != v}
@@ -341,11 +346,8 @@ class Schedule:
         if "payload" in fields:
             if fields.get("serializer") != Serializer.PICKLE.value:
                 raise ValidationError("payload", "...", "a pickled payload needs serializer='pickle'")
-            try:
-                args, kwargs = pickle.loads(base64.b64decode(fields.pop("payload")))  # explicit opt-in
-            except Exception as exc:
-                raise ValidationError("payload", "...", f"cannot be unpickled ({exc})") from None
-            fields["args"], fields["kwargs"] = args, kwargs
+            # Verified against the operator's key and this id before anything is unpickled.
+            fields["args"], fields["kwargs"] = open_payload(check_id(fields.get("id")), fields.pop("payload"))
         return cls(**fields)
 
 

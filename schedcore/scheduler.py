@@ -31,6 +31,7 @@ import pluggy
 from schedcore._beater import BeatThread
 from schedcore._dist import version
 from schedcore._planner import Plan, TriggerMemo, backfill_entries, first_fire, next_fire_utc, plan, retry_entry
+from schedcore.allowlist import TaskAllowList
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import (
     CorruptScheduleData,
@@ -51,6 +52,7 @@ from schedcore.records import (
     OutcomeStatus,
     Pending,
     PendingKind,
+    Run,
     RunRecord,
     RunStatus,
     StoredSchedule,
@@ -126,6 +128,10 @@ class Scheduler:
     With the system clock a background thread keeps beating while a long batch holds the
     loop. Once its heartbeat has expired, other schedulers take back its claims without
     waiting for the lease (failover within about three intervals, 6 s by default).
+    ``allowed_tasks`` (a :class:`~schedcore.allowlist.TaskAllowList` or ``module:function``
+    patterns such as ``"app.jobs:*"``; default: ``SCHEDCORE_ALLOWED_TASKS``, else every task)
+    is enforced by :meth:`add`, :meth:`add_many` and sync, and again at hand-off: a run of
+    a task it refuses is never given to the executor but recorded as failed, without retries.
 
     Use :meth:`run` for the loop, or :meth:`tick` to drive it yourself (tests, simulation).
     """
@@ -142,6 +148,7 @@ class Scheduler:
         lease: timedelta = timedelta(seconds=30),
         max_backoff: timedelta = timedelta(seconds=30),
         heartbeat: timedelta | None = timedelta(seconds=2),
+        allowed_tasks: TaskAllowList | Iterable[str] | str | None = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError("batch_size must be a positive integer")
@@ -168,6 +175,8 @@ class Scheduler:
         self.lease = lease
         self.max_backoff = max_backoff
         self.heartbeat = heartbeat
+        self.allowed_tasks = TaskAllowList.of(allowed_tasks)
+        self._disallowed: set[str] = set()  # run ids refused at hand-off: failed, never retried
         self._next_beat: datetime | None = None  # when the loop beats next
         self._beat_lock = threading.Lock()  # the loop and the beat thread (see run)
         self._started_at: datetime | None = None
@@ -197,6 +206,7 @@ class Scheduler:
         if not isinstance(schedule, Schedule):
             raise TypeError(f"expected a Schedule, got {type(schedule).__name__}")
         conflict = Conflict(conflict)
+        self.allowed_tasks.check(schedule.task)
         self.executor.validate(schedule)
         runs_started = 0
         if schedule.max_runs is not None:
@@ -235,6 +245,7 @@ class Scheduler:
             if schedule.id in seen:
                 raise ValidationError("id", schedule.id, "appears more than once in one batch")
             seen.add(schedule.id)
+            self.allowed_tasks.check(schedule.task)
             self.executor.validate(schedule)
         now = self.clock.now()
         # Schedules of one trigger and window without jitter share their first fire entry:
@@ -568,6 +579,7 @@ class Scheduler:
             "version": version(),
             "store": type(self.store).__name__,
             "executor": type(self.executor).__name__,
+            "allowed_tasks": self.allowed_tasks.enabled,  # `schedcore status` warns when it is off
         }
 
     def _report(self, outcome: Outcome) -> None:
@@ -632,6 +644,9 @@ class Scheduler:
         else:
             claims, plans = ahead.claims, ahead.plans
         runs = [run for p in plans for run in p.runs]
+        refused = self._refuse(runs) if self.allowed_tasks.enabled else None
+        if refused:
+            runs = [run for run in runs if run.id not in refused]
         held = [p.commit.claim for p in plans]
         submit_nowait = getattr(self.executor, "submit_nowait", None)
         following: _Ahead | None = None
@@ -670,8 +685,43 @@ class Scheduler:
             raise
         for p, ok in zip(plans, results, strict=True):
             self._after_commit(p, ok)
+            if refused and ok:
+                self._fail_refused(p, refused)
         self._settled([run.id for p, ok in zip(plans, results, strict=True) if ok for run in p.runs])
         return len(claims), peeked, following
+
+    def _refuse(self, runs: Sequence[Run]) -> dict[str, str]:
+        """Runs whose task the allow-list refuses (run id -> error); they are never handed over."""
+        allowed = self.allowed_tasks
+        return {run.id: allowed.refusal(run.task) for run in runs if not allowed.allows(run.task)}
+
+    def _fail_refused(self, p: Plan, refused: dict[str, str]) -> None:
+        """Report the committed runs of ``p`` that were refused as failed, through the outcome
+        path like any executor's report (so history, events and hooks see them), without retry."""
+        now = self.clock.now()
+        for run in p.runs:
+            error = refused.get(run.id)
+            if error is None:
+                continue
+            log.error(
+                "run %s refused: %s",
+                run.id,
+                error,
+                extra={"event": "run_refused", "schedule_id": run.schedule_id, "run_id": run.id},
+            )
+            self._disallowed.add(run.id)
+            self._outcomes.put(
+                Outcome(
+                    run_id=run.id,
+                    schedule_id=run.schedule_id,
+                    nominal=run.nominal,
+                    attempt=run.attempt,
+                    status=OutcomeStatus.FAILED,
+                    finished_at=now,
+                    error=error,
+                )
+            )
+        self._wake.set()
 
     def _settled(self, run_ids: builtins.list[str]) -> None:
         """Tell the executor which hand-overs are committed (``Executor.settled``; best effort)."""
@@ -858,7 +908,9 @@ class Scheduler:
     def _apply(self, outcome: Outcome) -> None:
         sid = outcome.schedule_id
         stored = self.store.get(sid)
+        disallowed = outcome.run_id in self._disallowed
         if stored is None:
+            self._disallowed.discard(outcome.run_id)
             log.info(
                 "outcome of %s ignored: schedule %s is gone",
                 outcome.run_id,
@@ -866,11 +918,13 @@ class Scheduler:
                 extra={"event": "outcome_ignored", "schedule_id": sid, "run_id": outcome.run_id},
             )
             return
-        retry = retry_entry(outcome, stored.schedule)
+        retry = None if disallowed else retry_entry(outcome, stored.schedule)  # a refused task is not retried
         if not self.store.record_outcome(outcome, retry):
             if not self._keep_refused(outcome):
+                self._disallowed.discard(outcome.run_id)
                 log.debug("repeat outcome of %s ignored", outcome.run_id)
             return  # a duplicate report, or kept for later: no events now
+        self._disallowed.discard(outcome.run_id)
         self._deferred.pop(outcome.run_id, None)
         fields: dict[str, Any] = {
             "schedule_id": sid,

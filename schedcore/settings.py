@@ -43,7 +43,9 @@ else:  # pragma: no cover - exercised on 3.10 only
 __all__ = ["CORE_KEYS", "OPTION_TABLES", "CliOption", "load_settings", "merge_cli_options"]
 
 #: Keys of a settings file that set the global options or the core options of commands.
-CORE_KEYS = frozenset({"debug", "log_level", "log_format", "store", "executor", "config", "source", "burst"})
+CORE_KEYS = frozenset(
+    {"debug", "log_level", "log_format", "allowed_tasks", "store", "executor", "config", "source", "burst"}
+)
 #: Tables of a settings file holding store and executor options (like ``-S``/``-E``).
 OPTION_TABLES = ("store_options", "executor_options")
 _TYPES = ("str", "int", "float", "flag")

@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 from schedcore._planner import first_fire
+from schedcore.allowlist import TaskAllowList
 from schedcore.exceptions import ConfigError, CorruptScheduleData, ValidationError
 from schedcore.model import Conflict, Schedule
 from schedcore.protocols import Store
@@ -85,8 +86,9 @@ def sync(
     hold ``schedules`` as the schedules of ``source``.
 
     Everything is checked before anything is written: duplicate ids raise ConfigError, a
-    bad ``source`` ValidationError, and with a Scheduler its executor validates every
-    schedule first. Then the schedules are added with ``conflict="replace"``, in one
+    bad ``source`` ValidationError, a task outside the allowed tasks (the scheduler's, or
+    ``SCHEDCORE_ALLOWED_TASKS`` for a bare store) ValidationError, and with a Scheduler its
+    executor validates every schedule first. Then the schedules are added with ``conflict="replace"``, in one
     ``add_many`` (tagged with :data:`SOURCE_KEY`; a schedule of the same id without that
     tag is taken over, with a warning), and -- with ``prune`` -- schedules tagged with
     ``source`` that are not in ``schedules`` are removed. ``now`` (default: the scheduler's
@@ -107,6 +109,9 @@ def sync(
 
     scheduler = target if isinstance(target, Scheduler) else None
     store: Store = scheduler.store if scheduler is not None else target
+    allowed = scheduler.allowed_tasks if scheduler is not None else TaskAllowList.from_env()
+    for schedule in tagged:
+        allowed.check(schedule.task, f"{schedule.id}.task")  # every one before the first write
     if scheduler is not None:
         for schedule in tagged:
             scheduler.executor.validate(schedule)  # every one before the first write

@@ -36,7 +36,7 @@ from schedcore.exceptions import (
     StoreError,
     ValidationError,
 )
-from schedcore.model import Conflict, Schedule
+from schedcore.model import Conflict, Schedule, Serializer
 from schedcore.protocols import SchedulerBeat, StoreStats
 from schedcore.records import (
     AddResult,
@@ -898,6 +898,9 @@ class RedisStore:
             return schedule
         if shape.id == sid:
             return shape
+        if shape.serializer is Serializer.PICKLE:
+            # A signed pickle is bound to its id: copied text under another id must fail to verify.
+            return decode_schedule(sid, raw)
         try:
             check_id(sid, "id")
         except ValidationError as exc:

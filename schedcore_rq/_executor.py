@@ -54,6 +54,7 @@ from schedcore_rq._quarantine import (
     record,
     shown,
 )
+from schedcore_rq._serializers import serializer_path
 from schedcore_rq._supervisor import WorkerPool
 
 __all__ = ["RQExecutor"]
@@ -142,14 +143,34 @@ def _text(value: Any) -> str | None:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+def _match_workers(workers: WorkerPool, serializer: Any, resolved: Any) -> None:
+    """Give an owned pool the executor's serializer, or refuse a pool that uses another one:
+    a worker with the wrong one cannot read the jobs (or, with pickle, reads what JSON meant to keep out)."""
+    from rq.serializers import resolve_serializer
+
+    if workers.serializer is None and serializer is not None:
+        workers.serializer = serializer_path(serializer)
+    try:
+        theirs = resolve_serializer(serializer_path(workers.serializer))
+    except Exception:  # not importable here: it cannot be the executor's
+        theirs = None
+    if theirs is not resolved:
+        raise ValidationError(
+            "serializer", workers.serializer, f"the workers' serializer differs from the executor's ({serializer!r})"
+        )
+
+
 class RQExecutor:
     """Runs schedcore runs as RQ jobs, executed by ordinary ``rq worker`` processes.
 
     :param connection: the ``redis.Redis`` connection RQ uses (``decode_responses=False``).
     :param queue: the RQ queue for schedules that name no queue of their own (``Schedule.queue``
         left at ``"default"`` and no ``queue`` executor option).
-    :param serializer: RQ serializer for job data (a class, instance or dotted path, as RQ
-        accepts; ``None`` is RQ's pickle serializer). Workers must use the same one.
+    :param serializer: RQ serializer for job data: ``"json"`` (recommended: workers then
+        never unpickle job data), ``"pickle"``/``None`` (RQ's default: whoever can write RQ
+        jobs into Redis can run code on the workers), or a class, instance or dotted path,
+        as RQ accepts. Workers must use the same one; an owned ``workers`` pool without a
+        serializer of its own is given this one (ValidationError when they differ).
     :param namespace: schedcore namespace; keys of this executor live under
         ``{schedcore:<namespace>}:rq:``.
     :param handoff_ttl: seconds a hand-off marker is kept while its claim is not committed
@@ -197,11 +218,15 @@ class RQExecutor:
         self._connection = connection
         self._default_queue = check_queue(queue, "queue")
         self._namespace = check_id(namespace, "namespace")
+        if isinstance(serializer, str):
+            serializer = serializer_path(serializer)  # "json"/"pickle" on every RQ version
         try:
             self._serializer = resolve_serializer(serializer)
         except Exception as exc:
             raise ValidationError("serializer", serializer, f"not an RQ serializer ({exc})") from None
         self._serializer_arg = serializer
+        if workers is not None:
+            _match_workers(workers, serializer, self._serializer)
         for name, value in (
             ("handoff_ttl", handoff_ttl),
             ("heartbeat_interval", heartbeat_interval),

@@ -1,7 +1,8 @@
 """The ``rq`` executor plugin (entry point ``schedcore.rq``): ``--executor rq``.
 
 Options: ``redis_url`` (default ``redis://localhost:6379/0``), ``queue`` (default
-``"default"``), ``namespace``, ``serializer`` and ``workers``: with ``workers=N``
+``"default"``), ``namespace``, ``serializer`` (``json`` -- recommended --, ``pickle``, RQ's
+default, or a dotted path; ``--rq-serializer``) and ``workers``: with ``workers=N``
 (``schedcore run --executor rq --workers N``) the executor owns a :class:`WorkerPool` of
 N ``rq worker`` processes (``worker_class`` picks the RQ worker class), started and
 supervised with the scheduler and stopped with it -- one command runs the whole system.
@@ -71,6 +72,7 @@ def worker_pool(options: Mapping[str, Any]) -> Any:
         raise ConfigError(f"workers must be a whole number, got {workers!r}") from None
     if count < 0:
         raise ConfigError(f"workers must not be negative, got {count}")
+    from schedcore_rq._serializers import serializer_path
     from schedcore_rq._supervisor import WorkerPool
 
     return WorkerPool(
@@ -78,7 +80,7 @@ def worker_pool(options: Mapping[str, Any]) -> Any:
         [str(options.get("queue") or "default")],
         count,
         worker_class=str(options.get("worker_class") or "rq.worker.Worker"),
-        serializer=options.get("serializer"),
+        serializer=serializer_path(options.get("serializer")),  # the workers read what the executor writes
     )
 
 
@@ -96,7 +98,7 @@ def schedcore_executor_factories() -> Sequence[ExecutorFactory]:
 @hookimpl
 def schedcore_cli_options(command: str) -> Sequence[CliOption]:
     """``schedcore run`` options of ``--executor rq``: ``--redis-url``, ``--redis-namespace``, ``--queue``,
-    ``--workers``."""
+    ``--rq-serializer``, ``--workers``."""
     if command != "run":
         return []
     return [
@@ -106,6 +108,14 @@ def schedcore_cli_options(command: str) -> Sequence[CliOption]:
         CliOption(name="redis-namespace", executor="rq", key="namespace", metavar="NAME", help="Key namespace."),
         CliOption(
             name="queue", executor="rq", key="queue", metavar="NAME", help="RQ queue the runs go to (default: default)."
+        ),
+        CliOption(
+            name="rq-serializer",
+            executor="rq",
+            key="serializer",
+            metavar="NAME",
+            help="RQ job serializer, also given to --workers: json (recommended; workers never unpickle "
+            "job data) or pickle (RQ's default: whoever can write RQ jobs can run code on the workers).",
         ),
         CliOption(
             name="workers",

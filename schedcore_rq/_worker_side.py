@@ -1,9 +1,11 @@
 """What runs inside an RQ worker: the task wrapper and the callbacks that report outcomes.
 
 Each job handed over by :class:`~schedcore_rq.RQExecutor` calls :func:`run_task` with the
-task reference as first argument. It imports the task (an import failure becomes a failed
-run carrying the ImportError), keeps a short-lived liveness key fresh while the task runs
-(so that a worker killed with SIGKILL is noticed within seconds, not minutes), and calls it.
+task reference as first argument. It checks the task against the worker's allow-list
+(``SCHEDCORE_ALLOWED_TASKS``, when set: a refused task is a failed run and is never
+imported), imports the task (an import failure becomes a failed run carrying the
+ImportError), keeps a short-lived liveness key fresh while the task runs (so that a
+worker killed with SIGKILL is noticed within seconds, not minutes), and calls it.
 RQ then runs :func:`on_success`, :func:`on_failure` or :func:`on_stopped`, which push the
 outcome for the executor through the claim-once script (see :mod:`schedcore_rq._outcomes`).
 """
@@ -11,10 +13,12 @@ outcome for the executor through the claim-once script (see :mod:`schedcore_rq._
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
 from schedcore._validate import resolve_task
+from schedcore.allowlist import ENV_VAR, TaskAllowList
 from schedcore.records import OutcomeStatus
 from schedcore_rq._outcomes import FINISH_LUA, META_KEY, Keys, RunInfo, error_text, ms_of, now_ms, payload
 
@@ -73,12 +77,30 @@ def _resolve(reference: str) -> Any:
         raise ImportError(f"cannot import task {reference!r}: {type(exc).__name__}: {exc}") from exc
 
 
+_allowlists: dict[str | None, TaskAllowList] = {}  # by the variable's text: parsed once per worker
+
+
+def _check_allowed(task: str) -> None:
+    """PermissionError unless the worker's allow-list (``SCHEDCORE_ALLOWED_TASKS``) allows ``task``.
+
+    The scheduler already refuses such runs at hand-off; this guards the worker against
+    jobs that did not come through a scheduler with the same list.
+    """
+    text = os.environ.get(ENV_VAR)
+    allowed = _allowlists.get(text)
+    if allowed is None:
+        allowed = _allowlists[text] = TaskAllowList.parse(text)
+    if not allowed.allows(task):
+        raise PermissionError(allowed.refusal(task))
+
+
 def run_task(task: str, /, *args: Any, **kwargs: Any) -> Any:
     """Import ``task`` (``"module:function"``) and call it with ``args``/``kwargs``.
 
-    This is the function every schedcore job runs on an RQ worker. A task that cannot be
-    imported raises ImportError, which RQ records as a failure and the executor reports as
-    a failed run.
+    This is the function every schedcore job runs on an RQ worker. A task outside the
+    worker's ``SCHEDCORE_ALLOWED_TASKS`` raises PermissionError without being imported, one
+    that cannot be imported raises ImportError: RQ records either as a failure and the
+    executor reports a failed run.
     """
     heartbeat: _Heartbeat | None = None
     try:
@@ -92,6 +114,7 @@ def run_task(task: str, /, *args: Any, **kwargs: Any) -> Any:
         heartbeat = _Heartbeat(job.connection, Keys(str(entry["ns"])).alive(job.id), float(entry["hb"]))
         heartbeat.start()
     try:
+        _check_allowed(task)
         func = _resolve(task)
         return func(*args, **kwargs)
     finally:

@@ -42,3 +42,15 @@ def restore_logging() -> Iterator[None]:
     for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)
+
+
+@pytest.fixture
+def pickle_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[bytes]:
+    """A pickle signing key for this test (pickled arguments are refused without one)."""
+    from schedcore import signing
+
+    key = b"test-pickle-key-0123456789abcdef"
+    monkeypatch.setenv(signing.ENV_VAR, key.decode())
+    signing._reset()
+    yield key
+    signing._reset()

@@ -431,6 +431,25 @@ def test_status_warns_when_runs_are_due_and_nobody_is_alive(shared: MemoryStore)
     assert "no scheduler is alive" in out
 
 
+def test_allowed_tasks_refuse_add_and_status_warns_when_off(shared: MemoryStore) -> None:
+    refused = invoke("--allowed-tasks", "schedcore.demo:*", "add", "x", "os:system", "--every", "60")
+    assert_user_error(refused, 1, "os:system", "not in the allowed tasks")
+    env_refused = invoke("add", "x", "os:system", "--every", "60", env={"SCHEDCORE_ALLOWED_TASKS": "app:*"})
+    assert_user_error(env_refused, 1, "not in the allowed tasks")
+    assert shared.list_schedules() == []
+    assert_user_error(invoke("--allowed-tasks", "app*", "status"), 2, "--allowed-tasks")
+    # off: accepted, and status says so; a live scheduler without a list is named
+    now = datetime.now(timezone.utc)
+    shared.heartbeat("open-one", {"allowed_tasks": False}, now=now, ttl=timedelta(minutes=5))
+    shared.heartbeat("closed-one", {"allowed_tasks": True}, now=now, ttl=timedelta(minutes=5))
+    ok("add", "x", "os:system", "--every", "60")
+    out = ok("status")
+    assert "warning: the task allow-list is off here" in out
+    assert "off in 1 live scheduler(s): open-one" in out
+    on = ok("--allowed-tasks", "schedcore.demo:*", "status")
+    assert "off here" not in on and "open-one" in on
+
+
 def test_a_running_scheduler_beats_and_dies_after_the_ttl() -> None:
     clock = FakeClock(T0)
     store = MemoryStore()

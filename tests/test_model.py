@@ -98,7 +98,7 @@ def test_the_compact_form_leaves_out_only_defaults(schedule: Schedule) -> None:
     assert all(full[key] == value for key, value in compact.items())
 
 
-def test_pickled_arguments_round_trip_when_asked_for() -> None:
+def test_pickled_arguments_round_trip_when_asked_for(pickle_key: bytes) -> None:
     schedule = Schedule(id="p", task="m:f", trigger=At(T0), args=[{1, 2}, T0], serializer="pickle")
     data = json.loads(json.dumps(schedule.to_dict()))
     assert "args" not in data and "payload" in data

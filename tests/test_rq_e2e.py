@@ -32,6 +32,7 @@ from test_rq_support import (
 )
 
 from schedcore import At, Cron, FakeClock, Interval, RetryPolicy, Schedule, Store
+from schedcore.allowlist import TaskAllowList
 from schedcore.hookspecs import hookimpl
 from schedcore.memory import MemoryStore
 from schedcore.records import Commit, Outcome, RunRecord, RunStatus
@@ -61,14 +62,29 @@ def real_now(align: int = 1) -> datetime:
 class System:
     """One scheduler on a FakeClock with an RQ executor on the private Redis."""
 
-    def __init__(self, conn: redis.Redis, url: str, start: datetime, store: Store | None = None) -> None:
+    def __init__(
+        self, conn: redis.Redis, url: str, start: datetime, store: Store | None = None, **options: Any
+    ) -> None:
+        """``options``: ``serializer`` for the executor, ``allowed_tasks`` for the scheduler."""
         self.url = url
         self.conn = conn
         self.clock = FakeClock(start)
         self.store: Store = store or MemoryStore()
-        self.executor = RQExecutor(conn, heartbeat_interval=0.3, reconcile_interval=0.3, poll_interval=0.1)
+        self.executor = RQExecutor(
+            conn,
+            serializer=options.get("serializer"),
+            heartbeat_interval=0.3,
+            reconcile_interval=0.3,
+            poll_interval=0.1,
+        )
         self.spy = Spy()
-        self.scheduler = Scheduler(store=self.store, executor=self.executor, clock=self.clock, plugins=[self.spy])
+        self.scheduler = Scheduler(
+            store=self.store,
+            executor=self.executor,
+            clock=self.clock,
+            plugins=[self.spy],
+            allowed_tasks=options.get("allowed_tasks", TaskAllowList(None)),
+        )
 
     def count(self, key: str) -> int:
         return int(self.conn.get(key) or 0)

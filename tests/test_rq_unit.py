@@ -151,7 +151,7 @@ def test_validate_accepts_every_documented_option(executor: RQExecutor) -> None:
     )
 
 
-def test_validate_refuses_arguments_the_rq_serializer_refuses(rconn: redis.Redis) -> None:
+def test_validate_refuses_arguments_the_rq_serializer_refuses(rconn: redis.Redis, pickle_key: bytes) -> None:
     ex = RQExecutor(rconn, serializer="rq.serializers.JSONSerializer")
     with pytest.raises(ValidationError) as info:
         ex.validate(schedule(args=[{1, 2}], serializer="pickle"))
@@ -298,7 +298,7 @@ def test_schedule_queue_is_used_and_default_falls_back_to_the_executors(rconn: r
     assert Queue("low", connection=rconn).count == 1
 
 
-def test_a_run_rq_cannot_serialize_is_a_failed_run_not_an_error(rconn: redis.Redis) -> None:
+def test_a_run_rq_cannot_serialize_is_a_failed_run_not_an_error(rconn: redis.Redis, pickle_key: bytes) -> None:
     ex = RQExecutor(rconn, serializer="rq.serializers.JSONSerializer", reconcile_interval=3600)
     got = Collector()
     ex.start(got)
