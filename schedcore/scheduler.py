@@ -819,9 +819,10 @@ class Scheduler:
         sid = claim.schedule_id
         if not ok:
             # The lease was lost (or the schedule removed): another scheduler owns the entry
-            # now and rebuilds the same run ids, which the executor drops as repeats.
+            # now and rebuilds the same run ids, which the executor drops as repeats. A store
+            # also refuses an item whose records are damaged; it logs that itself, naming the key.
             log.warning(
-                "commit refused for %s of schedule %s (lease lost or schedule removed)",
+                "commit refused for %s of schedule %s (lease lost, schedule removed, or its records damaged)",
                 claim.entry.kind.value,
                 sid,
                 extra={"event": "lease_lost", "schedule_id": sid, "runs": [r.id for r in p.runs]},
