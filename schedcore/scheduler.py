@@ -687,6 +687,10 @@ class Scheduler:
             self._after_commit(p, ok)
             if refused and ok:
                 self._fail_refused(p, refused)
+        if refused:
+            # Recorded now, not on a later tick: a refused run has no executor that would ever
+            # report it, so the shorter it is "running", the smaller the window a crash leaves.
+            self._apply_outcomes_safely()
         self._settled([run.id for p, ok in zip(plans, results, strict=True) if ok for run in p.runs])
         return len(claims), peeked, following
 

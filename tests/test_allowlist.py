@@ -117,6 +117,9 @@ def test_a_stored_disallowed_task_is_never_handed_over_and_fails_without_retry()
     store.add(_schedule("evil", "os:system", retry=RetryPolicy(max_attempts=5)), fire, "error")
     store.add(_schedule("good", "schedcore.demo:hello"), fire, "error")
     sched.tick()
+    # recorded by the very tick that refused it: no window in which the run stays "running"
+    [record] = sched.history("evil")
+    assert record.status is RunStatus.FAILED and store.get("evil").running == ()  # type: ignore[union-attr]
     sched.tick()  # applies the reported outcomes
     assert [r.task for r in executor.submitted] == ["schedcore.demo:hello"]
     [record] = sched.history("evil")
