@@ -215,7 +215,7 @@ def _parse_field(expr: str, fd: _FieldDef, text: str) -> _Field:
 
 
 _NEAREST = re.compile(r"(\d+)W|W(\d+)", re.ASCII)
-_WEEKDAY = r"(?:[0-7]|[A-Z]{3})"
+_WEEKDAY = r"(?:\d+|[A-Z]{3})"
 _LAST_DOW = re.compile(rf"L({_WEEKDAY})|({_WEEKDAY})L", re.ASCII)
 _NTH = re.compile(rf"({_WEEKDAY})#(\d+)", re.ASCII)
 
@@ -251,7 +251,7 @@ def _parse_field_text(expr: str, fd: _FieldDef, text: str) -> _Field:
                 n = match[2]
                 if not n.isdigit() or not 1 <= int(n) <= 5:
                     raise _bad(
-                        expr, f"{fd.name} field {item!r}: #{n} is not an occurrence 1-5 of the weekday in a month"
+                        expr, f"{fd.name} field {item!r}: #{n} is not an occurrence 1-5 of a weekday"
                     )
                 nth.add((_number(expr, fd, item, match[1]) % 7, int(n)))
                 continue
