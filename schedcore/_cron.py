@@ -9,13 +9,25 @@ Each field is a comma-separated list of ``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n`
 ``a/n`` (``a`` to the field's maximum, every ``n``). Months accept ``JAN``-``DEC`` and
 weekdays ``SUN``-``SAT`` (any case, also in ranges); weekday ``7`` is Sunday, like ``0``.
 
+Croniter's extensions: ``L`` (last day), ``a-L``, ``dW``/``Wd`` (the weekday nearest day d,
+within the month; a day past the month's end means its last day) and ``LW`` in
+day-of-month; ``dL``/``Ld`` (the month's last weekday d) and ``d#n`` (its n-th) in
+day-of-week; ``?`` alone as ``*`` in either day field; ranges that wrap round (``FRI-MON``,
+``22-2``, ``NOV-FEB``, ``7-FRI``), stepping on through the field's cycle (``22-3/3`` is 22,
+1); and, as a whole field, ``H``, ``H/n``, ``H(a-b)``, ``H(a-b)/n`` resolved from
+``crc32(seed) >> croniter's field index`` (croniter's values; a plain ``H`` in
+day-of-month picks 1-28). ``@reboot``, year fields, ``R``, ``L-n`` are refused as "not
+supported". docs/concepts.md lists the deliberate differences from croniter.
+
 Day semantics are Vixie cron's: when both day-of-month and day-of-week are restricted
-(neither starts with ``*``) a day matches if *either* matches; otherwise both must.
+(neither starts with ``*``, is ``?`` or is ``H/n``) a day matches if *either* matches;
+otherwise both must. The month-dependent forms (L, W, #) are matched through a cached
+table of each month's matching days; plain expressions keep the per-day loop.
 
 The daylight-saving rule
 ------------------------
-An expression whose minute or hour field starts with ``*`` (after alias expansion, so
-``@hourly`` = ``0 * * * *`` counts) is a *wildcard* job: it fires at every real instant
+An expression whose minute or hour field starts with ``*`` or is ``H/n`` (after alias
+expansion, so ``@hourly`` = ``0 * * * *`` counts) is a *wildcard* job: it fires at every real instant
 whose local wall-clock time matches. Both passes of a repeated hour fire, and times inside
 a spring-forward gap simply do not happen.
 
@@ -250,9 +262,7 @@ def _parse_field_text(expr: str, fd: _FieldDef, text: str) -> _Field:
             if match:
                 n = match[2]
                 if not n.isdigit() or not 1 <= int(n) <= 5:
-                    raise _bad(
-                        expr, f"{fd.name} field {item!r}: #{n} is not an occurrence 1-5 of a weekday"
-                    )
+                    raise _bad(expr, f"{fd.name} field {item!r}: #{n} is not an occurrence 1-5 of a weekday")
                 nth.add((_number(expr, fd, item, match[1]) % 7, int(n)))
                 continue
         values.update(_plain_item(expr, fd, item))
