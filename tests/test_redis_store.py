@@ -783,3 +783,15 @@ def test_cli_start_up_errors_are_one_line() -> None:
         assert code == 2 and "url" in line
     finally:
         server.close()
+
+
+def test_a_shared_definition_with_an_unseeded_h_cron_hashes_each_schedule_id() -> None:
+    # Hand-written data may leave the seed out: each schedule claimed from that one text
+    # must hash its own id, not reuse the first one decoded (claims share decoded texts).
+    store = RedisStore(redis.Redis(port=1))  # never connects: _decode is pure
+    raw = '1{"k":"schedcore.demo:hello","t":{"y":"cron","expr":"H H * * *"}}'
+    first, second = store._decode("job-a", raw), store._decode("job-b", raw)
+    assert (first.trigger, second.trigger) == (Cron("H H * * *", seed="job-a"), Cron("H H * * *", seed="job-b"))
+    seeded = '1{"k":"schedcore.demo:hello","t":{"y":"cron","expr":"H H * * *","seed":"x"}}'
+    explicit = Cron("H H * * *", seed="x")
+    assert store._decode("job-a", seeded).trigger == store._decode("job-b", seeded).trigger == explicit
