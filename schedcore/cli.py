@@ -1482,4 +1482,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # ``python -m schedcore.cli`` runs a second copy of this module; `schedcore web` registers
+    # on the imported ``schedcore.cli``, so run that one.
+    from schedcore.cli import main as imported_main
+
+    imported_main()

@@ -3,20 +3,12 @@ that applies to them -- what the schedules page and a schedule's page show."""
 
 from __future__ import annotations
 
+from schedcore._cron import _ALIASES
 from schedcore.protocols import Trigger
 from schedcore.triggers import At, Cron, Interval
 
 __all__ = ["dst_rule", "trigger_in_words"]
 
-_ALIASES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 _DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _DAY_ABBR = {name[:3].lower(): str(number) for number, name in enumerate(_DAYS[:7])}
 _MONTHS = ["", "January", "February", "March", "April", "May", "June", "July", "August", "September",

@@ -15,13 +15,13 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-import schedcore.plugins
+# ruff: noqa: F401, F811  (the `shared` fixture, a store that outlives each command, from test_cli_ops)
+from test_cli_ops import shared
+
 from schedcore import Cron, Interval, RetryPolicy, Schedule, Scheduler
 from schedcore.cli import cli
 from schedcore.clock import FakeClock
-from schedcore.hookspecs import hookimpl
 from schedcore.memory import MemoryStore
-from schedcore.plugins import StoreFactory
 from schedcore.records import OutcomeStatus, Run
 from schedcore.testing.executors import CallbackExecutor, Result
 from schedcore.testing.factories import T0
@@ -388,23 +388,6 @@ def test_activity_reads_at_most_max_schedules_and_says_so() -> None:
 # -- the command --------------------------------------------------------------------------------
 
 
-class Shared:
-    def __init__(self) -> None:
-        self.store = MemoryStore()
-
-    @hookimpl
-    def schedcore_store_factories(self) -> Sequence[StoreFactory]:
-        return [StoreFactory(name="shared", create=lambda options: self.store)]
-
-
-@pytest.fixture
-def shared(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
-    plugin = Shared()
-    real = schedcore.plugins.get_plugin_manager
-    monkeypatch.setattr(schedcore.plugins, "get_plugin_manager", lambda **kw: real(plugins=(plugin,), **kw))
-    return plugin.store
-
-
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::", "example.com"])
 def test_web_refuses_a_non_loopback_bind_without_auth(shared: MemoryStore, host: str) -> None:
     result = CliRunner().invoke(cli, ["web", "--store", "shared", "--host", host])
@@ -420,5 +403,5 @@ def test_web_bad_auth_settings_and_demo_misuse_are_usage_errors(shared: MemorySt
     assert result.exit_code == 2 and "at least 8" in result.stderr
     result = CliRunner().invoke(cli, ["web", "--store", "shared", "--demo"])
     assert result.exit_code == 2 and "--demo only goes with --store memory" in result.stderr
-    result = CliRunner().invoke(cli, ["web"])  # memory without --demo: nothing to see
+    result = CliRunner().invoke(cli, ["web", "--store", "memory"])  # without --demo: nothing to see
     assert result.exit_code == 2 and "memory store" in result.stderr
