@@ -94,21 +94,27 @@ def stack(rq_redis_url: str, rconn: redis.Redis) -> Iterator[dict[str, Any]]:
 
 def test_list_open_pause_trigger_and_see_the_run_in_history(stack: dict[str, Any]) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = chrome()
+    loaded = WebDriverWait(driver, 30)  # a click starts the navigation; wait for the next page
     try:
         driver.get(stack["url"])
         ids = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "a.sid")]
         assert ids == ["other", "tick"]
         driver.find_element(By.LINK_TEXT, "tick").click()
+        loaded.until(expected_conditions.url_contains("/schedules/tick"))
         assert driver.find_element(By.TAG_NAME, "h1").text.endswith("tick")
 
         driver.find_element(By.ID, "pause").click()
+        loaded.until(expected_conditions.url_contains("done=pause"))
         assert "Paused." in driver.find_element(By.CSS_SELECTOR, "p.notice").text
         assert driver.find_element(By.CSS_SELECTOR, "h1 .badge.paused").text == "paused"
         assert driver.find_elements(By.ID, "resume") and not driver.find_elements(By.ID, "pause")
 
         driver.find_element(By.ID, "trigger").click()
+        loaded.until(expected_conditions.url_contains("done=trigger"))
         assert "Triggered" in driver.find_element(By.CSS_SELECTOR, "p.notice").text
 
         def ran() -> bool:
