@@ -429,7 +429,7 @@ def _zone(name: str) -> tzinfo:
 
 #: The commands that open a store and take the store options (and plugins' options).
 _STORE_COMMANDS: tuple[str, ...] = ("run", "sync", "add", "list", "show", "remove", "pause", "resume", "trigger")
-_STORE_COMMANDS += ("backfill", "status", "doctor")
+_STORE_COMMANDS += ("backfill", "status", "doctor", "web")
 _PM_KEY = "schedcore.plugin_manager"
 _OPTIONS_KEY = "schedcore.plugin_options"
 
@@ -1349,7 +1349,9 @@ def backfill_command(*, schedule_id: str, start: str, end: str | None, **options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 def status_command(*, as_json: bool, **options: Any) -> None:
     """Show the live schedulers with their last heartbeat, what is due now, the oldest
-    overdue entry and the claims in flight."""
+    overdue entry, the claims in flight and what the store warns about."""
+    from schedcore.storekit import store_warnings
+
     now = datetime.now(timezone.utc)
     with _opened(click.get_current_context()) as scheduler:
         store = scheduler.store
@@ -1357,6 +1359,7 @@ def status_command(*, as_json: bool, **options: Any) -> None:
             raise CliError(f"the store {type(store).__name__} does not report status (no heartbeats or stats)")
         beats = store.schedulers(now)
         stats = store.stats(now)
+        store_said = store_warnings(store)  # persistence off, an evicting memory policy (Redis)
     if as_json:
         data = {
             "now": _utc(now),
@@ -1368,6 +1371,7 @@ def status_command(*, as_json: bool, **options: Any) -> None:
             "oldest_overdue": _utc(stats.oldest_due) if stats.oldest_due else None,
             "in_flight": stats.in_flight,
             "expired_claims": stats.expired,
+            "warnings": store_said,
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -1392,6 +1396,7 @@ def status_command(*, as_json: bool, **options: Any) -> None:
     if not beats and stats.due:
         lines.append("warning: runs are due but no scheduler is alive")
     lines += _allowlist_warnings(scheduler, beats)
+    lines += [f"warning: {warning}" for warning in store_said]
     click.echo("\n".join(lines))
 
 
@@ -1464,6 +1469,12 @@ def plugins_command() -> None:
             click.echo(f"  {option}: {where}")
 
 
+# `schedcore web` lives in its own package (its Flask and waitress are an optional extra,
+# imported only when the command runs); a build without that package has no such command.
+with contextlib.suppress(ImportError):
+    import schedcore_web._cli  # noqa: F401  (registers the command)
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``schedcore`` console script."""
     cli.main(args=argv, prog_name="schedcore")
@@ -1471,4 +1482,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # ``python -m schedcore.cli`` runs a second copy of this module; `schedcore web` registers
+    # on the imported ``schedcore.cli``, so run that one.
+    from schedcore.cli import main as imported_main
+
+    imported_main()

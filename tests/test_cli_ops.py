@@ -431,6 +431,20 @@ def test_status_warns_when_runs_are_due_and_nobody_is_alive(shared: MemoryStore)
     assert "no scheduler is alive" in out
 
 
+def test_status_shows_what_the_store_warns_about(shared: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shared, "warnings", lambda: ["store <x> has persistence off"], raising=False)
+    assert "warning: store <x> has persistence off" in ok("status")
+    assert json.loads(ok("status", "--json"))["warnings"] == ["store <x> has persistence off"]
+
+
+def test_status_survives_a_store_whose_warnings_raise(shared: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> list[str]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(shared, "warnings", broken, raising=False)
+    assert json.loads(ok("status", "--json"))["warnings"] == []
+
+
 def test_allowed_tasks_refuse_add_and_status_warns_when_off(shared: MemoryStore) -> None:
     refused = invoke("--allowed-tasks", "schedcore.demo:*", "add", "x", "os:system", "--every", "60")
     assert_user_error(refused, 2, "os:system", "not in the allowed tasks")

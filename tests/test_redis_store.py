@@ -171,6 +171,26 @@ def test_check_server_warns_about_eviction_and_missing_persistence(
         store.close()
 
 
+@pytest.mark.redis
+def test_warnings_reports_eviction_and_missing_persistence_as_sentences(
+    redis_server_url: str,  # noqa: F811
+) -> None:
+    from schedcore.storekit import store_warnings
+
+    store = RedisStore.from_url(redis_server_url, namespace=fresh_namespace(), check=False)
+    client = raw(store)
+    try:
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        found = store_warnings(store)
+        assert any("maxmemory-policy=allkeys-lru" in w for w in found)
+        assert any("persistence off" in w for w in found)
+        client.config_set("maxmemory-policy", "noeviction")
+        assert not any("maxmemory-policy" in w for w in store_warnings(store))
+    finally:
+        client.config_set("maxmemory-policy", "noeviction")
+        store.close()
+
+
 def test_check_server_is_quiet_when_config_is_refused(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
