@@ -328,6 +328,12 @@ def _load_settings_file(ctx: click.Context, path: str) -> dict[str, Any]:
 @click.option(
     "--start", metavar="ISO8601", help="Anchor of --every, e.g. 2025-01-01T09:30:00+01:00 (default: the Unix epoch)."
 )
+@click.option(
+    "--id",
+    "schedule_id",
+    metavar="ID",
+    help="Schedule id whose hash picks the values of H fields (as a schedule with that id would fire).",
+)
 @click.option("--after", metavar="ISO8601", help="List fire times strictly after this instant (default now).")
 @click.option(
     "-n", "count", type=click.IntRange(1, 100_000), metavar="N", default=5, show_default=True, help="How many times."
@@ -338,6 +344,7 @@ def next_command(
     tz: str | None,
     every: float | None,
     start: str | None,
+    schedule_id: str | None,
     after: str | None,
     count: int,
 ) -> None:
@@ -353,6 +360,8 @@ def next_command(
         raise click.UsageError("--tz only goes with --cron")
     if every is None and start is not None:
         raise click.UsageError("--start only goes with --every")
+    if cron_expr is None and schedule_id is not None:
+        raise click.UsageError("--id only goes with --cron")
     instant = datetime.now(timezone.utc) if after is None else _option_instant(after, "--after")
 
     zone: tzinfo = timezone.utc
@@ -362,11 +371,15 @@ def next_command(
 
         tz = "UTC" if tz is None else tz  # --tz "" is refused by Cron, not taken for UTC
         try:
-            trigger = Cron(cron_expr, tz=tz)
+            trigger = Cron(cron_expr, tz=tz, seed=schedule_id)
         except ValidationError as exc:
             if _is_zone_field(exc, tz):
                 raise _usage(exc, "--tz", tz) from None
+            if exc.field == "trigger.seed":
+                raise _usage(exc, "--id", schedule_id) from None
             raise _usage(exc, "--cron", cron_expr) from None
+        if trigger.uses_hash and schedule_id is None:
+            raise click.UsageError(f"--cron {cron_expr!r} has H fields: give --id, the schedule id that seeds them")
         zone = _zone(tz)
     else:
         from schedcore.triggers import Interval
