@@ -190,6 +190,33 @@ def _options(
     return options
 
 
+def _schedule(
+    job_id: str,
+    trigger: Trigger,
+    func: Callable[..., Any] | str,
+    args: Any,
+    kwargs: Any,
+    *,
+    kind: str,
+    queue: str,
+    options: dict[str, Any],
+    **fields: Any,
+) -> Schedule:
+    args, kwargs, serializer = _arguments(args, kwargs)
+    return Schedule(
+        id=job_id,
+        task=task_for(func),
+        trigger=trigger,
+        args=args,
+        kwargs=kwargs,
+        serializer=serializer,
+        queue=queue,
+        meta={COMPAT_META: kind},
+        executor_options=options,
+        **fields,
+    )
+
+
 def one_shot_schedule(
     job_id: str,
     when: datetime,
@@ -207,27 +234,14 @@ def one_shot_schedule(
 ) -> Schedule:
     """The schedule of an ``enqueue_at``/``enqueue_in`` job (or ``schedule`` without interval)."""
     job_id = check_job_id(job_id)
-    args, kwargs, serializer = _arguments(args, kwargs)
-    return Schedule(
-        id=job_id,
-        task=task_for(func),
-        trigger=At(as_utc(when)),
-        args=args,
-        kwargs=kwargs,
-        serializer=serializer,
-        queue=queue,
+    options = _options(
+        job_id=job_id, timeout=timeout, result_ttl=result_ttl, ttl=ttl, description=description, meta=meta,
+        at_front=at_front,
+    )  # fmt: skip
+    return _schedule(
+        job_id, At(as_utc(when)), func, args, kwargs, kind="at", queue=queue, options=options,
         misfire_grace=ONE_SHOT_GRACE,
-        meta={COMPAT_META: "at"},
-        executor_options=_options(
-            job_id=job_id,
-            timeout=timeout,
-            result_ttl=result_ttl,
-            ttl=ttl,
-            description=description,
-            meta=meta,
-            at_front=at_front,
-        ),
-    )
+    )  # fmt: skip
 
 
 def periodic_schedule(
@@ -250,28 +264,12 @@ def periodic_schedule(
     job_id = check_job_id(job_id)
     if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1):
         raise ValidationError("repeat", repeat, "must be a positive number of runs (or None: no limit)")
-    args, kwargs, serializer = _arguments(args, kwargs)
+    options = _options(
+        job_id=None, timeout=timeout, result_ttl=-1 if result_ttl is None else result_ttl, ttl=ttl,
+        description=description, meta=meta, at_front=at_front,
+    )  # fmt: skip
     kind = "cron" if isinstance(trigger, Cron) else "interval"
-    return Schedule(
-        id=job_id,
-        task=task_for(func),
-        trigger=trigger,
-        args=args,
-        kwargs=kwargs,
-        serializer=serializer,
-        queue=queue,
-        max_runs=repeat,
-        meta={COMPAT_META: kind},
-        executor_options=_options(
-            job_id=None,
-            timeout=timeout,
-            result_ttl=-1 if result_ttl is None else result_ttl,
-            ttl=ttl,
-            description=description,
-            meta=meta,
-            at_front=at_front,
-        ),
-    )
+    return _schedule(job_id, trigger, func, args, kwargs, kind=kind, queue=queue, options=options, max_runs=repeat)
 
 
 def interval_trigger(scheduled_time: datetime, interval: Any) -> Interval:
