@@ -1025,6 +1025,7 @@ def add_command(
     """Add schedule ID running TASK ("package.module:function") on one trigger:
     --cron EXPR [--tz ZONE], --every SECONDS [--start ISO8601] or --at ISO8601."""
     from schedcore.model import Schedule
+    from schedcore.records import AddResult
     from schedcore.triggers import At, Cron, Interval
 
     given = [
@@ -1097,6 +1098,13 @@ def add_command(
     if stored is not None and stored.schedule.paused:
         when = "paused"
     click.echo(f"{result.value} {schedule.id}: {when}")
+    if result is AddResult.EXPIRED:
+        grace = schedule.misfire_grace.total_seconds()
+        click.echo(
+            f"warning: --at {at_text} passed more than its misfire grace ({grace:g}s) ago, so it will never fire; "
+            "give a later --at or a larger --misfire-grace",
+            err=True,
+        )
     if isinstance(trigger, Interval) and start is None:
         # Drift-free, but a surprise for many: --every 86400 fires at UTC midnight, not now + 1 day.
         every = trigger.every.total_seconds()

@@ -114,7 +114,15 @@ def test_add_every_and_at(shared: MemoryStore) -> None:
         "added often: next fire"
     )
     assert ok("add", "once", "schedcore.demo:hello", "--at", "2099-01-01T00:00:00+01:00").startswith("added once")
-    assert ok("add", "past", "schedcore.demo:hello", "--at", "2001-01-01T00:00:00Z") == "added past: nothing to fire\n"
+    past = invoke("add", "past", "schedcore.demo:hello", "--at", "2001-01-01T00:00:00Z")
+    assert past.exit_code == 0 and past.stdout == "expired past: nothing to fire\n"
+    assert (
+        "warning: --at 2001-01-01T00:00:00Z passed more than its misfire grace (60s) ago, so it will never fire; "
+        "give a later --at or a larger --misfire-grace"
+    ) in past.stderr.splitlines()
+    assert "schedule past will never fire" in past.stderr  # the log line
+    just = datetime.now(timezone.utc) - timedelta(seconds=5)
+    assert ok("add", "just", "schedcore.demo:hello", "--at", just.isoformat()).startswith("added just: next fire")
     assert ok("add", "later", "schedcore.demo:hello", "--every", "5", "--paused").splitlines() == [
         "added later: paused",
         "  (at whole multiples of 5s since 1970-01-01T00:00:00Z; --start sets another anchor)",
