@@ -437,8 +437,8 @@ log = logging.getLogger("schedcore.cli")
 
 _MEMORY_ONLY_IN_RUN = (
     "the memory store lives inside one 'schedcore run' process and is gone when it exits, so "
-    "'schedcore {command}' cannot see it; choose a shared store with --store NAME "
-    "(e.g. --store redis), SCHEDCORE_STORE or 'store = ...' in the settings file"
+    "'schedcore {command}' cannot see it; leave --store out for the default sqlite file, or choose "
+    "a shared store with --store NAME (e.g. --store redis), SCHEDCORE_STORE or 'store = ...' in the settings file"
 )
 
 
@@ -589,10 +589,11 @@ def _store_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "--store",
         "store",
         metavar="NAME",
-        default="memory",
+        default="sqlite",
         show_default=True,
         envvar="SCHEDCORE_STORE",
-        help="Store registered by a plugin (env: SCHEDCORE_STORE).",
+        help="Store registered by a plugin; sqlite keeps everything in one file on this machine, "
+        "memory nothing after run exits (env: SCHEDCORE_STORE).",
     )(f)
 
 
@@ -607,17 +608,20 @@ def _command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
 
 def _plugin_manager(store_name: str, executor_name: str) -> Any:
     """The plugin manager with every installed plugin; when one cannot be loaded (say its
-    optional driver is not installed) the built-in memory store and local executor still
+    optional driver is not installed) the built-in stores (sqlite, memory) and local executor still
     run, with a warning -- anything else needs the plugins and fails."""
     from schedcore.plugins import get_plugin_manager
 
     try:
         return get_plugin_manager()
     except PluginError as exc:
-        if (store_name, executor_name) != ("memory", "local"):
+        if store_name not in ("sqlite", "memory") or executor_name != "local":
             raise
         log.warning(
-            "%s; running on the built-in memory store and local executor", exc, extra={"event": "plugin_load_failed"}
+            "%s; running on the built-in %s store and local executor",
+            exc,
+            store_name,
+            extra={"event": "plugin_load_failed"},
         )
         return get_plugin_manager(entry_points=False)
 
@@ -725,8 +729,9 @@ def run_command(
 ) -> None:
     """Run a scheduler until Ctrl-C or SIGTERM (or, with --burst, until nothing is due).
 
-    With no --store or --executor it runs on the embedded default: the memory store
-    and the local executor, with the schedules of --config. The --config file is synced
+    With no --store or --executor it runs on the embedded default: the SQLite store (a
+    file in your data directory, see --sqlite-path) and the local executor, with the
+    schedules of --config. The --config file is synced
     like 'schedcore sync': its schedules are created or updated and the ones it no longer
     has are removed, so restarting (or running several schedulers) never duplicates one.
     Option values are read as JSON when they parse (numbers, true/false, lists), as text
@@ -773,8 +778,9 @@ def run_command(
                 report.summary(),
                 extra={"event": "config_loaded", "path": config, "count": len(schedules)},
             )
-        elif store_name == "memory":
-            log.warning("the memory store starts empty and no --config was given: nothing will run")
+        elif store_name in ("memory", "sqlite") and not the_store.list_schedules(limit=1):
+            where = getattr(the_store, "path", "")
+            log.warning("the %s store %s is empty and no --config was given: nothing will run", store_name, where)
         log.info(
             "scheduler starting (store=%s, executor=%s%s)",
             store_name,
