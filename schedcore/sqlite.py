@@ -25,9 +25,10 @@ from typing import Any
 from schedcore import _sqlite_schema as schema
 from schedcore._sqlite_watch import Poller
 from schedcore._time import from_ms, require_aware, to_ms
+from schedcore._validate import check_id
 from schedcore.doctor import CheckReport
 from schedcore.exceptions import CorruptScheduleData, ScheduleExists, ScheduleNotFound, ValidationError
-from schedcore.model import Conflict, Schedule
+from schedcore.model import Conflict, Schedule, Serializer
 from schedcore.protocols import SchedulerBeat, StoreStats
 from schedcore.records import (
     AddResult,
@@ -50,6 +51,9 @@ from schedcore.storekit import (
     check_limit,
     log_taken_back,
 )
+
+# The store-neutral copy helper of the Redis codec (that module imports no redis).
+from schedcore_redis._codec import with_id
 
 __all__ = ["DEFAULT_WATCH_INTERVAL", "SQLiteStore", "default_path"]
 
@@ -74,7 +78,12 @@ def default_path() -> Path:
 
 
 def _encode_schedule(schedule: Schedule) -> str:
-    return json.dumps(schedule.to_dict(compact=True), separators=(",", ":"), sort_keys=True)
+    """The definition as stored: compact JSON without the id (the row's key holds it), so
+    schedules that differ only by id share one text, decoded and validated once."""
+    data = schedule.to_dict(compact=True)
+    if schedule.serializer is not Serializer.PICKLE:  # a signed payload names its id: keep it
+        del data["id"]
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
 def _entry_row(sid: str, entry: Pending) -> tuple[str, str, str, int, int, int]:
@@ -188,12 +197,20 @@ class SQLiteStore:
         if not isinstance(raw, str):
             raise CorruptScheduleData(sid, f"definition is a {type(raw).__name__}, not JSON text")
         found = self._definitions.get(raw)
-        if found is not None and found.id == sid:
-            return found
+        if found is not None:
+            if found.id == sid:
+                return found
+            if found.serializer is not Serializer.PICKLE:  # (a signed pickle is bound to its id)
+                try:
+                    check_id(sid, "id")
+                except ValidationError as exc:
+                    raise CorruptScheduleData(sid, f"{type(exc).__name__}: {exc}") from None
+                return with_id(found, sid)  # the same definition under another id: no validation again
         try:
             data = json.loads(raw)
             if not isinstance(data, dict):
                 raise TypeError(f"definition is a JSON {type(data).__name__}, not an object")
+            data.setdefault("id", sid)
             schedule = Schedule.from_dict(data)
         except Exception as exc:  # ValidationError, a refused pickle, foreign shapes...
             raise CorruptScheduleData(sid, f"{type(exc).__name__}: {exc}") from None
@@ -520,16 +537,17 @@ class SQLiteStore:
         conn.execute("UPDATE schedcore_meta SET value = ? WHERE key = 'last_token'", (str(last + len(picked)),))
         claims: list[Claim] = []
         lease_expires = from_ms(expires_ms)
-        for n, (schedule, key, entry, started, running, parked) in enumerate(picked, start=1):
-            sid = schedule.id
-            token = last + n
-            conn.execute("DELETE FROM entries WHERE schedule_id = ? AND key = ?", (sid, key))
-            conn.execute(
-                "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*_entry_row(sid, entry), token, owner, expires_ms),
-            )
-            if key == _FIRE:  # this claim now holds the schedule's fire entry
-                conn.execute("UPDATE schedules SET fire_token = ? WHERE id = ?", (token, sid))
+        tokens = range(last + 1, last + 1 + len(picked))
+        conn.executemany("DELETE FROM entries WHERE schedule_id = ? AND key = ?", [(p[0].id, p[1]) for p in picked])
+        conn.executemany(
+            "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*_entry_row(p[0].id, p[2]), token, owner, expires_ms) for p, token in zip(picked, tokens, strict=True)],
+        )
+        conn.executemany(  # these claims now hold their schedules' fire entries
+            "UPDATE schedules SET fire_token = ? WHERE id = ?",
+            [(token, p[0].id) for p, token in zip(picked, tokens, strict=True) if p[1] == _FIRE],
+        )
+        for (schedule, _, entry, started, running, parked), token in zip(picked, tokens, strict=True):
             claims.append(
                 Claim(
                     schedule=schedule,
