@@ -48,8 +48,10 @@ from schedcore.storekit import (
     check_conflict,
     check_extra_entry,
     check_fire_entry,
+    check_heartbeat,
     check_limit,
     log_taken_back,
+    notify,
 )
 
 # The store-neutral copy helper of the Redis codec (that module imports no redis).
@@ -736,12 +738,7 @@ class SQLiteStore:
     # -- operations ------------------------------------------------------------------------
 
     def heartbeat(self, owner: str, info: Mapping[str, Any], *, now: datetime, ttl: timedelta) -> None:
-        if not isinstance(owner, str) or not owner:
-            raise ValidationError("owner", owner, "must be a non-empty string")
-        if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
-            raise ValidationError("ttl", ttl, "must be a positive timedelta")
-        if not isinstance(info, Mapping):
-            raise ValidationError("info", info, "expected a mapping")
+        check_heartbeat(owner, info, ttl)
         at = to_ms(require_aware(now, "now"))
         try:
             text = json.dumps(dict(info), separators=(",", ":"), default=str)
@@ -924,12 +921,7 @@ class SQLiteStore:
             return
         with self._lock:
             callbacks = list(self._watchers.values())
-        for due in notes:
-            for callback in callbacks:
-                try:
-                    callback(due)
-                except Exception:
-                    log.exception("store watch callback %r failed", callback)
+        notify(log, callbacks, notes)
 
 
 def _finished(record: RunRecord, outcome: Outcome, retry: Pending | None) -> RunRecord:
