@@ -230,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help=f"rewrite the report from the last run's {LAST.name} (no run)"
     )
-    parser.add_argument("--only", choices=["scale"], help="run one scenario into bench/results-<name>-<mode>.json")
+    parser.add_argument(
+        "--only", choices=["scale", "sqlite"], help="run one scenario into bench/results-<name>-<mode>.json"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     for name in ("rq", "rq_scheduler", "rq.scheduler", "schedcore"):
@@ -239,7 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         mode = "quick" if args.quick else "full"
         only = ROOT / "bench" / f"results-{args.only}-{mode}.json"
-        only.write_text(json.dumps(run_scale(mode), indent=2) + "\n")
+        if args.only == "sqlite":
+            from bench.sqlite import run_sqlite
+
+            found = run_sqlite(mode, _machine(), versions())
+        else:
+            found = run_scale(mode)
+        only.write_text(json.dumps(found, indent=2) + "\n")
         log.warning("wrote %s", only.relative_to(ROOT))
         return 0
     if args.report_only:

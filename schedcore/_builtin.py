@@ -1,4 +1,4 @@
-"""The built-in plugin: the memory store and the local executor.
+"""The built-in plugin: the SQLite and memory stores and the local executor.
 
 Registered through the ``schedcore`` entry-point group exactly like a third-party plugin.
 """
@@ -12,7 +12,7 @@ from schedcore.exceptions import ValidationError
 from schedcore.hookspecs import hookimpl
 from schedcore.plugins import ExecutorFactory, StoreFactory
 from schedcore.protocols import Executor, Store
-from schedcore.settings import CliOption
+from schedcore.settings import STORE_COMMANDS, CliOption
 
 
 def _memory_store(options: Mapping[str, Any]) -> Store:
@@ -30,9 +30,18 @@ def _local_executor(options: Mapping[str, Any]) -> Executor:
     return LocalExecutor(max_workers=int(workers) if workers is not None else None)
 
 
+def _sqlite_store(options: Mapping[str, Any]) -> Store:
+    from schedcore._sqlite_plugin import create_store
+
+    return create_store(options)
+
+
 @hookimpl
 def schedcore_store_factories() -> Sequence[StoreFactory]:
-    return [StoreFactory(name="memory", create=_memory_store, description="in-process store (the default)")]
+    return [
+        StoreFactory(name="sqlite", create=_sqlite_store, description="one SQLite file on this machine (the default)"),
+        StoreFactory(name="memory", create=_memory_store, description="in-process store: gone when run exits"),
+    ]
 
 
 @hookimpl
@@ -46,10 +55,16 @@ def schedcore_executor_factories() -> Sequence[ExecutorFactory]:
 
 @hookimpl
 def schedcore_cli_options(command: str) -> Sequence[CliOption]:
-    """``schedcore run --workers N`` for the local executor: its thread count."""
-    if command != "run":
+    """``--sqlite-path`` on every store command; ``schedcore run --workers N`` for the local
+    executor: its thread count."""
+    from schedcore._sqlite_plugin import OPTION
+
+    if command not in STORE_COMMANDS:
         return []
+    if command != "run":
+        return [OPTION]
     return [
+        OPTION,
         CliOption(
             name="workers",
             executor="local",
@@ -57,5 +72,5 @@ def schedcore_cli_options(command: str) -> Sequence[CliOption]:
             type="int",
             metavar="N",
             help="Workers of the executor: threads for local, supervised `rq worker` processes for rq.",
-        )
+        ),
     ]

@@ -39,6 +39,7 @@ from schedcore._dist import DISTRIBUTION
 from schedcore._time import iso, parse_instant
 from schedcore.exceptions import ConfigError, PluginError, SchedcoreError, ValidationError, shown
 from schedcore.protocols import Trigger
+from schedcore.settings import STORE_COMMANDS
 
 if TYPE_CHECKING:
     from schedcore.allowlist import TaskAllowList
@@ -308,7 +309,7 @@ def _file_value(file: Mapping[str, Any], key: str, kind: click.ParamType[Any]) -
 def _load_settings_file(ctx: click.Context, path: str) -> dict[str, Any]:
     from schedcore.settings import load_settings
 
-    allowed = {o.spec.dest for command in _STORE_COMMANDS for o in _plugin_options(ctx, command)}
+    allowed = {o.spec.dest for command in STORE_COMMANDS for o in _plugin_options(ctx, command)}
     return load_settings(path, allowed=allowed)
 
 
@@ -441,8 +442,7 @@ def _zone(name: str) -> tzinfo:
 # -- plugins' options and the store ------------------------------------------------------
 
 #: The commands that open a store and take the store options (and plugins' options).
-_STORE_COMMANDS: tuple[str, ...] = ("run", "sync", "add", "list", "show", "remove", "pause", "resume", "trigger")
-_STORE_COMMANDS += ("backfill", "status", "doctor", "web")
+
 _PM_KEY = "schedcore.plugin_manager"
 _OPTIONS_KEY = "schedcore.plugin_options"
 
@@ -450,8 +450,8 @@ log = logging.getLogger("schedcore.cli")
 
 _MEMORY_ONLY_IN_RUN = (
     "the memory store lives inside one 'schedcore run' process and is gone when it exits, so "
-    "'schedcore {command}' cannot see it; choose a shared store with --store NAME "
-    "(e.g. --store redis), SCHEDCORE_STORE or 'store = ...' in the settings file"
+    "'schedcore {command}' cannot see it; leave --store out for the default sqlite file, or choose "
+    "a shared store with --store NAME (e.g. --store redis), SCHEDCORE_STORE or 'store = ...' in the settings file"
 )
 
 
@@ -602,10 +602,11 @@ def _store_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "--store",
         "store",
         metavar="NAME",
-        default="memory",
+        default="sqlite",
         show_default=True,
         envvar="SCHEDCORE_STORE",
-        help="Store registered by a plugin (env: SCHEDCORE_STORE).",
+        help="Store registered by a plugin; sqlite keeps everything in one file on this machine, "
+        "memory nothing after run exits (env: SCHEDCORE_STORE).",
     )(f)
 
 
@@ -620,17 +621,20 @@ def _command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
 
 def _plugin_manager(store_name: str, executor_name: str) -> Any:
     """The plugin manager with every installed plugin; when one cannot be loaded (say its
-    optional driver is not installed) the built-in memory store and local executor still
+    optional driver is not installed) the built-in stores (sqlite, memory) and local executor still
     run, with a warning -- anything else needs the plugins and fails."""
     from schedcore.plugins import get_plugin_manager
 
     try:
         return get_plugin_manager()
     except PluginError as exc:
-        if (store_name, executor_name) != ("memory", "local"):
+        if store_name not in ("sqlite", "memory") or executor_name != "local":
             raise
         log.warning(
-            "%s; running on the built-in memory store and local executor", exc, extra={"event": "plugin_load_failed"}
+            "%s; running on the built-in %s store and local executor",
+            exc,
+            store_name,
+            extra={"event": "plugin_load_failed"},
         )
         return get_plugin_manager(entry_points=False)
 
@@ -738,8 +742,9 @@ def run_command(
 ) -> None:
     """Run a scheduler until Ctrl-C or SIGTERM (or, with --burst, until nothing is due).
 
-    With no --store or --executor it runs on the embedded default: the memory store
-    and the local executor, with the schedules of --config. The --config file is synced
+    With no --store or --executor it runs on the embedded default: the SQLite store (a
+    file in your data directory, see --sqlite-path) and the local executor, with the
+    schedules of --config. The --config file is synced
     like 'schedcore sync': its schedules are created or updated and the ones it no longer
     has are removed, so restarting (or running several schedulers) never duplicates one.
     Option values are read as JSON when they parse (numbers, true/false, lists), as text
@@ -786,8 +791,9 @@ def run_command(
                 report.summary(),
                 extra={"event": "config_loaded", "path": config, "count": len(schedules)},
             )
-        elif store_name == "memory":
-            log.warning("the memory store starts empty and no --config was given: nothing will run")
+        elif store_name in ("memory", "sqlite") and not the_store.list_schedules(limit=1):
+            where = getattr(the_store, "path", "")
+            log.warning("the %s store %s is empty and no --config was given: nothing will run", store_name, where)
         log.info(
             "scheduler starting (store=%s, executor=%s%s)",
             store_name,
@@ -1478,7 +1484,7 @@ def plugins_command() -> None:
     ctx = click.get_current_context()
     ctx.find_root().meta[_PM_KEY] = pm
     seen: dict[str, set[str]] = {}
-    for command in _STORE_COMMANDS:
+    for command in STORE_COMMANDS:
         for merged in _plugin_options(ctx, command):
             seen.setdefault(
                 f"--{merged.spec.name}  ({', '.join(merged.plugins)}; {merged.describe_targets()})", set()
@@ -1486,7 +1492,7 @@ def plugins_command() -> None:
     if seen:
         click.echo("options:")
         for option, commands in sorted(seen.items()):
-            where = "every store command" if len(commands) == len(_STORE_COMMANDS) else ", ".join(sorted(commands))
+            where = "every store command" if len(commands) == len(STORE_COMMANDS) else ", ".join(sorted(commands))
             click.echo(f"  {option}: {where}")
 
 

@@ -47,6 +47,7 @@ KINDS: Mapping[str, str] = {
     "unreadable": "a record that cannot be decoded (definition, entry, claim, history record, heartbeat)",
     "unknown_key": "a key in the namespace the store does not know (not a problem by itself)",
     "quarantine": "records moved aside by an earlier repair, waiting for the operator",
+    "damaged_file": "a SQLite store file failing SQLite's own integrity check (restore it from a backup)",
 }
 
 

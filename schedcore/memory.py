@@ -42,8 +42,10 @@ from schedcore.storekit import (
     check_conflict,
     check_extra_entry,
     check_fire_entry,
+    check_heartbeat,
     check_limit,
     log_taken_back,
+    notify,
 )
 
 __all__ = ["MemoryStore"]
@@ -349,12 +351,7 @@ class MemoryStore:
     # -- operations ----------------------------------------------------------------------
 
     def heartbeat(self, owner: str, info: Mapping[str, Any], *, now: datetime, ttl: timedelta) -> None:
-        if not isinstance(owner, str) or not owner:
-            raise ValidationError("owner", owner, "must be a non-empty string")
-        if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
-            raise ValidationError("ttl", ttl, "must be a positive timedelta")
-        if not isinstance(info, Mapping):
-            raise ValidationError("info", info, "expected a mapping")
+        check_heartbeat(owner, info, ttl)
         at = from_ms(to_ms(require_aware(now, "now")))
         beat = SchedulerBeat(owner=owner, beat_at=at, expires_at=at + ttl, info=dict(info))
         with self._lock:
@@ -582,9 +579,4 @@ class MemoryStore:
             return
         with self._lock:
             callbacks = list(self._watchers.values())
-        for due in notes:
-            for callback in callbacks:
-                try:
-                    callback(due)
-                except Exception:
-                    log.exception("store watch callback %r failed", callback)
+        notify(log, callbacks, notes)

@@ -40,9 +40,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-__all__ = ["CORE_KEYS", "OPTION_TABLES", "CliOption", "load_settings", "merge_cli_options"]
+__all__ = ["CORE_KEYS", "OPTION_TABLES", "STORE_COMMANDS", "CliOption", "load_settings", "merge_cli_options"]
 
 #: Keys of a settings file that set the global options or the core options of commands.
+#: The commands that open a store (every one but ``next``, ``plugins`` and ``migrate``): the
+#: ones a store plugin's options (``schedcore_cli_options``) belong on.
+STORE_COMMANDS: tuple[str, ...] = (
+    "run", "sync", "add", "list", "show", "remove", "pause", "resume", "trigger", "backfill", "status", "doctor", "web",
+)  # fmt: skip
+
 CORE_KEYS = frozenset(
     {"debug", "log_level", "log_format", "allowed_tasks", "store", "executor", "config", "source", "burst"}
 )

@@ -8,7 +8,7 @@ memory and Redis stores use them, and third-party stores may too).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from schedcore._time import require_aware, to_ms
@@ -24,8 +24,10 @@ __all__ = [
     "check_conflict",
     "check_extra_entry",
     "check_fire_entry",
+    "check_heartbeat",
     "check_limit",
     "log_taken_back",
+    "notify",
     "store_warnings",
 ]
 
@@ -119,6 +121,27 @@ def check_commit(item: object) -> Commit:
     if item.runs_started < 0:
         raise ValidationError("runs_started", item.runs_started, "must not be negative")
     return item
+
+
+def check_heartbeat(owner: object, info: object, ttl: object) -> None:
+    """``heartbeat``'s arguments: a non-empty owner, a mapping of info, a positive TTL."""
+    if not isinstance(owner, str) or not owner:
+        raise ValidationError("owner", owner, "must be a non-empty string")
+    if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
+        raise ValidationError("ttl", ttl, "must be a positive timedelta")
+    if not isinstance(info, Mapping):
+        raise ValidationError("info", info, "expected a mapping")
+
+
+def notify(log: logging.Logger, callbacks: Iterable[Callable[[datetime], None]], dues: Sequence[datetime]) -> None:
+    """Tell each watch callback each due instant; a failing callback is logged, never raised."""
+    callbacks = list(callbacks)
+    for due in dues:
+        for callback in callbacks:
+            try:
+                callback(due)
+            except Exception:
+                log.exception("store watch callback %r failed", callback)
 
 
 def log_taken_back(log: logging.Logger, owner: str, claims: int) -> None:

@@ -15,7 +15,7 @@ from schedcore.exceptions import PluginError, ValidationError
 from schedcore.hookspecs import hookimpl
 from schedcore.plugins import StoreFactory
 from schedcore.protocols import Store
-from schedcore.settings import CliOption
+from schedcore.settings import STORE_COMMANDS, CliOption
 
 DEFAULT_URL = "redis://localhost:6379/0"
 _KNOWN = frozenset({"url", "namespace", "history_limit", "history_ttl"})
@@ -69,16 +69,10 @@ def schedcore_store_factories() -> Sequence[StoreFactory]:
     ]
 
 
-#: The commands that open a store (every one but ``next`` and ``plugins``).
-_STORE_COMMANDS = frozenset(
-    {"run", "sync", "add", "list", "show", "remove", "pause", "resume", "trigger", "backfill", "status", "doctor"}
-) | {"web"}
-
-
 @hookimpl
 def schedcore_cli_options(command: str) -> Sequence[CliOption]:
     """``--redis-url`` and ``--redis-namespace`` for ``--store redis``, on every command that opens a store."""
-    if command not in _STORE_COMMANDS:
+    if command not in STORE_COMMANDS:
         return []
     return [
         CliOption(

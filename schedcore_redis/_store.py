@@ -55,6 +55,7 @@ from schedcore.storekit import (
     check_conflict,
     check_extra_entry,
     check_fire_entry,
+    check_heartbeat,
     check_limit,
     log_taken_back,
 )
@@ -813,12 +814,7 @@ class RedisStore:
 
     def heartbeat(self, owner: str, info: Mapping[str, Any], *, now: datetime, ttl: timedelta) -> None:
         """See :meth:`schedcore.protocols.Store.heartbeat`: one Lua call (drops expired beats too)."""
-        if not isinstance(owner, str) or not owner:
-            raise ValidationError("owner", owner, "must be a non-empty string")
-        if not isinstance(ttl, timedelta) or ttl <= timedelta(0):
-            raise ValidationError("ttl", ttl, "must be a positive timedelta")
-        if not isinstance(info, Mapping):
-            raise ValidationError("info", info, "expected a mapping")
+        check_heartbeat(owner, info, ttl)
         now_ms = to_ms(require_aware(now, "now"))
         expires_ms = now_ms + max(1, -(-ttl // timedelta(milliseconds=1)))
         try:

@@ -567,7 +567,7 @@ def test_a_plugin_that_cannot_load_does_not_stop_the_embedded_default(
     result = invoke("run", "--config", str(_due_now_config(tmp_path)), "--burst")
     assert result.exit_code == 0, result.output
     assert "hello, burst!" in result.stdout
-    assert "No module named 'redis'" in result.stderr and "built-in memory store" in result.stderr
+    assert "No module named 'redis'" in result.stderr and "built-in sqlite store" in result.stderr
     # anything but the built-in default needs the plugins
     assert_user_error(invoke("run", "--store", "redis", "--burst"), 1, "could not load a schedcore plugin")
 

@@ -305,7 +305,8 @@ def test_the_memory_store_is_refused_outside_run(command: str, tmp_path: Path) -
     args = {"sync": [str(_write(tmp_path, ""))], "add": ["x", "m:f", "--every", "5"]}.get(command, [])
     if command in ("show", "remove", "trigger"):
         args = ["x"]
-    assert_user_error(invoke(command, *args), 2, "memory store lives inside one 'schedcore run' process")
+    result = invoke(command, "--store", "memory", *args)
+    assert_user_error(result, 2, "memory store lives inside one 'schedcore run' process")
 
 
 def test_unknown_store_lists_the_registered_ones(shared: MemoryStore) -> None:

@@ -58,13 +58,13 @@ def test_builtin_factories_build_the_reference_backends() -> None:
 
 def test_without_entry_points_the_builtins_are_still_registered() -> None:
     hooks = Hooks(get_plugin_manager(entry_points=False))
-    assert set(hooks.store_factories()) == {"memory"}
+    assert set(hooks.store_factories()) == {"memory", "sqlite"}
     assert set(hooks.executor_factories()) == {"local"}
 
 
 def test_unknown_names_list_the_registered_ones() -> None:
     hooks = Hooks(get_plugin_manager(entry_points=False))
-    with pytest.raises(PluginError, match=r"unknown store 'redis'; registered stores: memory"):
+    with pytest.raises(PluginError, match=r"unknown store 'redis'; registered stores: memory, sqlite"):
         hooks.create_store("redis", {})
     with pytest.raises(PluginError, match=r"unknown executor 'rq'; registered executors: local"):
         hooks.create_executor("rq", {})
@@ -157,7 +157,7 @@ def _factory_plugin(store_name: str, executor_name: str) -> object:
 
 def test_third_party_factories_are_added_by_name() -> None:
     hooks = Hooks(get_plugin_manager(entry_points=False, plugins=(_factory_plugin("other", "elsewhere"),)))
-    assert set(hooks.store_factories()) == {"memory", "other"}
+    assert set(hooks.store_factories()) == {"memory", "sqlite", "other"}
     assert set(hooks.executor_factories()) == {"local", "elsewhere"}
     assert hooks.store_factories()["other"].description == "test store"
 

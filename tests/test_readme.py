@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,46 @@ def test_redis_and_rq_in_code_hands_its_run_to_an_rq_worker(tmp_path: Path) -> N
         )  # fmt: skip
         assert worker.returncode == 0, worker.stderr
         assert "hello, rq!" in worker.stdout + worker.stderr
+
+
+@pytest.mark.slow
+def test_history_survives_a_restart_and_the_downtime_is_caught_up(tmp_path: Path) -> None:
+    """The README's try-it, stopped and started again on the default SQLite file."""
+    text = README.read_text(encoding="utf-8")
+    flow = [line for line in marked_block(text, "restart-flow").splitlines() if line]
+    run_line = marked_block(text, "run-command").strip().rpartition("&& ")[2]
+    assert flow == [".venv/bin/schedcore show hello", run_line]
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}  # the default file, in a temp dir
+
+    def command(line: str) -> list[str]:
+        return shlex.split(line.replace(".venv/bin/", f"{bindir}/"))
+
+    def show() -> str:
+        done = subprocess.run(command(flow[0]), env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def run_until(predicate: Callable[[str], bool]) -> str:
+        proc = subprocess.Popen(command(run_line), env=env, cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not predicate(show()):
+                time.sleep(0.5)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        return out
+
+    first = run_until(lambda shown: "succeeded" in shown)
+    assert "2 added" in first
+    before = show()
+    assert "succeeded" in before  # the history survived the stop
+    time.sleep(8)  # downtime: two or three occurrences of the 3 s schedule are missed
+    second = run_until(lambda shown: shown.count("succeeded") >= before.count("succeeded") + 2)
+    assert "0 added, 0 updated, 2 unchanged" in second  # kept, not added again
+    after = show()
+    assert "catchup" in after  # missed beyond misfire_grace: recorded as skipped
+    assert (tmp_path / "data" / "schedcore" / "schedcore.db").is_file()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import tempfile
 import zlib
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,13 +19,34 @@ from schedcore.clock import FakeClock
 from schedcore.memory import MemoryStore
 from schedcore.model import Catchup, RetryPolicy, Schedule
 from schedcore.plugins import get_plugin_manager
-from schedcore.protocols import Trigger
+from schedcore.protocols import Store, Trigger
 from schedcore.records import OutcomeStatus, PendingKind, Run, RunStatus, make_run_id
 from schedcore.scheduler import Scheduler
+from schedcore.sqlite import SQLiteStore
 from schedcore.testing.executors import CallbackExecutor, Result
 from schedcore.testing.factories import NOOP, T0
 from schedcore.testing.simulation import Downtime, Simulation
 from schedcore.triggers import At, Cron, Interval
+
+# Every property holds on the reference store and on the SQLite store alike.
+on_each_store = pytest.mark.parametrize("kind", ["memory", "sqlite"])
+_FILES = tempfile.TemporaryDirectory(prefix="schedcore-properties-")
+_open: list[Store] = []
+
+
+def new_store(kind: str, history_limit: int = 100_000) -> Store:
+    """A fresh store of ``kind`` (SQLite: a new file); an example uses at most two, so
+    the older ones are closed as new ones come."""
+    if kind == "memory":
+        return MemoryStore(history_limit=history_limit)
+    while len(_open) > 4:
+        _open.pop(0).close()
+    store = SQLiteStore(f"{_FILES.name}/{next(_numbers)}.db", history_limit=history_limit)
+    _open.append(store)
+    return store
+
+
+_numbers = itertools.count()
 
 HORIZON = timedelta(hours=1)
 UNTIL = T0 + HORIZON
@@ -125,11 +148,12 @@ def expected_dispatches(schedule: Schedule, windows: list[Downtime]) -> tuple[li
 batch_sizes = st.one_of(st.just(256), st.integers(1, 3))
 
 
+@on_each_store
 @given(data=st.data(), count=st.integers(1, 3), windows=downtimes(), batch=batch_sizes)
 def test_every_occurrence_is_dispatched_at_most_once_in_order_by_the_catchup_rules(
-    data: st.DataObject, count: int, windows: list[Downtime], batch: int
+    kind: str, data: st.DataObject, count: int, windows: list[Downtime], batch: int
 ) -> None:
-    sim = Simulation.create(start=T0, plugins=PM, batch_size=batch)
+    sim = Simulation.create(start=T0, plugins=PM, batch_size=batch, store=new_store(kind))
     plans = [data.draw(schedules(f"s{i}")) for i in range(count)]
     for schedule in plans:
         sim.scheduler.add(schedule)
@@ -152,11 +176,12 @@ def test_every_occurrence_is_dispatched_at_most_once_in_order_by_the_catchup_rul
         assert len(looked_at - set(handled)) <= max(0, len(looked_at) - _planner.RECORD_LIMIT)
 
 
+@on_each_store
 @given(trigger=triggers, windows=downtimes(), jitter=st.sampled_from([0, 30]))
 def test_catchup_all_without_limit_pressure_dispatches_exactly_the_triggers_occurrences(
-    trigger: Trigger, windows: list[Downtime], jitter: int
+    kind: str, trigger: Trigger, windows: list[Downtime], jitter: int
 ) -> None:
-    sim = Simulation.create(start=T0, plugins=PM)
+    sim = Simulation.create(start=T0, plugins=PM, store=new_store(kind))
     schedule = Schedule(id="s", task=NOOP, trigger=trigger, catchup="all", catchup_limit=100_000, jitter=jitter)
     sim.scheduler.add(schedule)
     end = UNTIL + timedelta(seconds=1)  # one tick after the last window
@@ -166,6 +191,7 @@ def test_catchup_all_without_limit_pressure_dispatches_exactly_the_triggers_occu
         assert record.due < (trigger.next_after(record.nominal) or datetime.max.replace(tzinfo=record.due.tzinfo))
 
 
+@on_each_store
 @given(
     overlap=st.sampled_from(["skip", "buffer_one"]),
     every=st.integers(30, 300),
@@ -174,10 +200,12 @@ def test_catchup_all_without_limit_pressure_dispatches_exactly_the_triggers_occu
     batch=batch_sizes,
 )
 def test_overlap_policies_never_run_two_occurrences_at_once(
-    overlap: str, every: int, durations: list[int], windows: list[Downtime], batch: int
+    kind: str, overlap: str, every: int, durations: list[int], windows: list[Downtime], batch: int
 ) -> None:
     sim = Simulation.create(
-        lambda run: Result(duration=durations[len(sim.executor.executed) % len(durations)]), batch_size=batch
+        lambda run: Result(duration=durations[len(sim.executor.executed) % len(durations)]),
+        batch_size=batch,
+        store=new_store(kind),
     )
     sim.clock.set(T0)
     schedule = Schedule(
@@ -210,6 +238,7 @@ def test_overlap_policies_never_run_two_occurrences_at_once(
                 assert record.dispatched_at in ends
 
 
+@on_each_store
 @given(
     max_attempts=st.integers(1, 4),
     initial=st.integers(1, 120),
@@ -221,6 +250,7 @@ def test_overlap_policies_never_run_two_occurrences_at_once(
     batch=batch_sizes,
 )
 def test_retries_follow_the_policy(
+    kind: str,
     max_attempts: int,
     initial: int,
     factor: float,
@@ -234,7 +264,7 @@ def test_retries_follow_the_policy(
         fails = failures[zlib.crc32(run.id.encode()) % len(failures)]
         return OutcomeStatus.FAILED if fails else None
 
-    sim = Simulation.create(handler, start=T0, plugins=PM, batch_size=batch)
+    sim = Simulation.create(handler, start=T0, plugins=PM, batch_size=batch, store=new_store(kind))
     policy = RetryPolicy(
         max_attempts=max_attempts, initial_delay=initial, factor=factor, max_delay=max_delay, jitter=jitter
     )
@@ -265,16 +295,17 @@ def test_retries_follow_the_policy(
             assert record.retry_at is None
 
 
+@on_each_store
 @given(
     everies=st.lists(st.integers(7, 400), min_size=1, max_size=5),
     order=st.lists(st.sampled_from([0, 1]), min_size=1, max_size=6),
     batch=st.integers(1, 4),
 )
 def test_two_schedulers_sharing_a_store_never_dispatch_an_occurrence_twice(
-    everies: list[int], order: list[int], batch: int
+    kind: str, everies: list[int], order: list[int], batch: int
 ) -> None:
     clock = FakeClock(T0)
-    store = MemoryStore(history_limit=10_000)
+    store = new_store(kind, history_limit=10_000)
     executor = CallbackExecutor(lambda run: Result(duration=5), clock=clock)
     pair = [Scheduler(store, executor, clock=clock, plugins=PM, owner=name, batch_size=batch) for name in ("a", "b")]
     for i, every in enumerate(everies):
@@ -299,8 +330,9 @@ def test_two_schedulers_sharing_a_store_never_dispatch_an_occurrence_twice(
         assert got == [n for n in expected if n <= until]
 
 
+@on_each_store
 @given(data=st.data(), conflict=st.sampled_from(["replace", "keep"]), seconds=st.integers(0, 900))
-def test_add_many_is_a_sequence_of_add(data: st.DataObject, conflict: str, seconds: int) -> None:
+def test_add_many_is_a_sequence_of_add(kind: str, data: st.DataObject, conflict: str, seconds: int) -> None:
     pool = data.draw(st.lists(triggers, min_size=1, max_size=2))  # shared triggers share work
     ids = ["a", "b", "c", "d", "e"]
     before = [data.draw(schedules(sid)) for sid in data.draw(st.lists(st.sampled_from(ids), unique=True))]
@@ -308,7 +340,8 @@ def test_add_many_is_a_sequence_of_add(data: st.DataObject, conflict: str, secon
         data.draw(schedules(sid, trigger=data.draw(st.sampled_from(pool))))
         for sid in data.draw(st.lists(st.sampled_from(ids), unique=True))
     ]
-    one, many = Simulation.create(start=T0, plugins=PM), Simulation.create(start=T0, plugins=PM)
+    one = Simulation.create(start=T0, plugins=PM, store=new_store(kind))
+    many = Simulation.create(start=T0, plugins=PM, store=new_store(kind))
     for sim in (one, many):
         for schedule in before:
             sim.scheduler.add(schedule)

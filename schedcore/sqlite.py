@@ -1,0 +1,937 @@
+"""SQLiteStore: a durable :class:`~schedcore.protocols.Store` in one file, on the standard library.
+
+The embedded default of the command line: nothing to install, nothing lost on restart, and
+several processes of one machine may share the file (WAL mode, ``BEGIN IMMEDIATE`` write
+transactions, a busy timeout and retries). Each method is one transaction, so claims,
+commits and outcomes are atomic and fenced exactly as in the other stores; readings where
+the protocol leaves room follow :class:`schedcore.memory.MemoryStore`.
+
+The file layout and its versions live in :mod:`schedcore._sqlite_schema`; ``watch`` is a
+thread polling ``PRAGMA data_version`` (:mod:`schedcore._sqlite_watch`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from schedcore import _sqlite_schema as schema
+from schedcore._sqlite_watch import Poller
+from schedcore._time import from_ms, require_aware, to_ms
+from schedcore._validate import check_id
+from schedcore.doctor import CheckReport
+from schedcore.exceptions import CorruptScheduleData, ScheduleExists, ScheduleNotFound, ValidationError
+from schedcore.model import Conflict, Schedule, Serializer
+from schedcore.protocols import SchedulerBeat, StoreStats
+from schedcore.records import (
+    AddResult,
+    Claim,
+    Commit,
+    Outcome,
+    Pending,
+    RunRecord,
+    RunStatus,
+    StoredSchedule,
+)
+from schedcore.storekit import (
+    DEAD_BEATS_KEPT,
+    check_add_items,
+    check_claim,
+    check_commit,
+    check_conflict,
+    check_extra_entry,
+    check_fire_entry,
+    check_heartbeat,
+    check_limit,
+    log_taken_back,
+    notify,
+)
+
+# The store-neutral copy helper of the Redis codec (that module imports no redis).
+from schedcore_redis._codec import with_id
+
+__all__ = ["DEFAULT_WATCH_INTERVAL", "SQLiteStore", "default_path"]
+
+log = logging.getLogger("schedcore.sqlite")
+
+_FIRE = "fire"  # Pending.key of every fire entry
+#: How often ``watch`` looks for writes of other processes (the bound on their wake-up delay).
+DEFAULT_WATCH_INTERVAL = timedelta(milliseconds=50)
+#: The environment variable naming the default file (see :func:`default_path`).
+PATH_ENV = "SCHEDCORE_SQLITE_PATH"
+
+
+def default_path() -> Path:
+    """The file the command line uses when no path is given: ``$SCHEDCORE_SQLITE_PATH``, else
+    ``$XDG_DATA_HOME/schedcore/schedcore.db``, else ``~/.local/share/schedcore/schedcore.db``."""
+    explicit = os.environ.get(PATH_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME")
+    base = Path(data_home) if data_home and Path(data_home).is_absolute() else Path.home() / ".local" / "share"
+    return base / "schedcore" / "schedcore.db"
+
+
+def _encode_schedule(schedule: Schedule) -> str:
+    """The definition as stored: compact JSON without the id (the row's key holds it), so
+    schedules that differ only by id share one text, decoded and validated once."""
+    data = schedule.to_dict(compact=True)
+    if schedule.serializer is not Serializer.PICKLE:  # a signed payload names its id: keep it
+        del data["id"]
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def _entry_row(sid: str, entry: Pending) -> tuple[str, str, str, int, int, int]:
+    return (sid, entry.key(sid), entry.kind.value, to_ms(entry.nominal), to_ms(entry.due), entry.attempt)
+
+
+def _entry(kind: Any, nominal: Any, due: Any, attempt: Any) -> Pending:
+    """An entry read back; ValueError/TypeError for a row someone else wrote."""
+    for value in (nominal, due, attempt):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"not an integer: {value!r}")
+    return Pending(kind=kind, nominal=from_ms(nominal), due=from_ms(due), attempt=attempt)
+
+
+def _encode_record(record: RunRecord) -> str:
+    # RunRecord's own codec: a field added to it later (with its default) travels unchanged.
+    return json.dumps(record.to_dict(), separators=(",", ":"))
+
+
+def _decode_record(raw: Any) -> RunRecord:
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise TypeError(f"a JSON {type(data).__name__}, not an object")
+    return RunRecord.from_dict(data)
+
+
+def _decode_parked(raw: Any) -> Pending:
+    data = json.loads(raw)
+    if not isinstance(data, dict):
+        raise TypeError(f"a JSON {type(data).__name__}, not an object")
+    return _entry(data.get("kind"), data.get("nominal"), data.get("due"), data.get("attempt"))
+
+
+class SQLiteStore:
+    """A :class:`~schedcore.protocols.Store` in one SQLite file, shared safely by the processes
+    of one machine (never over a network file system: see ``docs/sqlite.md``).
+
+    ``path`` is created if missing (its directory too), readable by its owner only.
+    ``history_limit`` caps the run history kept per schedule; ``busy_timeout`` (seconds) is
+    how long one statement waits for another process's write lock before the transaction is
+    retried; ``watch_interval`` how often :meth:`watch` looks for other processes' writes.
+
+    A file that is not SQLite, a SQLite file without schedcore's tables, a damaged file and a
+    file from a newer schedcore raise :class:`~schedcore.exceptions.StoreError` with the
+    reason; an older schema is migrated in place. Data that cannot be decoded for one
+    schedule is logged and skipped (:class:`~schedcore.exceptions.CorruptScheduleData` from
+    :meth:`get`); nothing stored is ever unpickled without its signature
+    (:mod:`schedcore.signing`) or evaluated.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        history_limit: int = 50,
+        busy_timeout: float = 5.0,
+        watch_interval: float | timedelta = DEFAULT_WATCH_INTERVAL,
+    ) -> None:
+        if isinstance(history_limit, bool) or not isinstance(history_limit, int) or history_limit < 1:
+            raise ValidationError("history_limit", history_limit, "must be an integer >= 1")
+        if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float) or busy_timeout <= 0:
+            raise ValidationError("busy_timeout", busy_timeout, "must be a positive number of seconds")
+        interval = watch_interval if isinstance(watch_interval, timedelta) else None
+        if interval is None:
+            if isinstance(watch_interval, bool) or not isinstance(watch_interval, int | float):
+                raise ValidationError("watch_interval", watch_interval, "must be a positive number of seconds")
+            interval = timedelta(seconds=watch_interval)
+        if interval <= timedelta(0):
+            raise ValidationError("watch_interval", watch_interval, "must be positive")
+        if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+            raise ValidationError("path", path, "expected a file path")
+        self.path = str(Path(os.fspath(path)).expanduser())
+        self.history_limit = history_limit
+        self.busy_timeout = float(busy_timeout)
+        self.watch_interval = interval
+        self._conn = schema.open_database(self.path, busy_timeout=self.busy_timeout)
+        self._lock = threading.RLock()  # one connection, used by one thread at a time
+        self._closed = False
+        self._definitions: dict[str, Schedule] = {}  # definition text -> schedule (decoded once)
+        self._unreadable: dict[str, Any] = {}  # schedule id -> its stored definition that failed
+        self._bad_entries: set[tuple[str, str]] = set()  # (schedule id, key) of unreadable index rows
+        self._reported: set[tuple[str, str]] = set()
+        self._watchers: dict[int, Callable[[datetime], None]] = {}
+        self._watch_seq = 0
+        self._poller: Poller | None = None
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _write(self, doing: str, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        with self._lock:
+            self._check_open()
+            return schema.transaction(self._conn, self.path, doing, work)
+
+    def _read(self, doing: str, work: Callable[[sqlite3.Connection], Any]) -> Any:
+        with self._lock:
+            self._check_open()
+            with schema.reading(self._conn, self.path, doing) as conn:
+                try:
+                    return work(conn)
+                except sqlite3.Error as exc:
+                    raise schema.translate(exc, self.path, doing) from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            from schedcore.exceptions import StoreError
+
+            raise StoreError(f"sqlite {self.path}: the store is closed")
+
+    def _decode(self, sid: str, raw: Any) -> Schedule:
+        """The schedule stored as ``raw`` (cached by text); CorruptScheduleData when unreadable."""
+        if not isinstance(raw, str):
+            raise CorruptScheduleData(sid, f"definition is a {type(raw).__name__}, not JSON text")
+        found = self._definitions.get(raw)
+        if found is not None:
+            if found.id == sid:
+                return found
+            if found.serializer is not Serializer.PICKLE:  # (a signed pickle is bound to its id)
+                try:
+                    check_id(sid, "id")
+                except ValidationError as exc:
+                    raise CorruptScheduleData(sid, f"{type(exc).__name__}: {exc}") from None
+                return with_id(found, sid)  # the same definition under another id: no validation again
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise TypeError(f"definition is a JSON {type(data).__name__}, not an object")
+            data.setdefault("id", sid)
+            schedule = Schedule.from_dict(data)
+        except Exception as exc:  # ValidationError, a refused pickle, foreign shapes...
+            raise CorruptScheduleData(sid, f"{type(exc).__name__}: {exc}") from None
+        if schedule.id != sid:
+            raise CorruptScheduleData(sid, f"definition carries another id {schedule.id!r}")
+        if len(self._definitions) >= 16384:
+            self._definitions.clear()
+        self._definitions[raw] = schedule
+        return schedule
+
+    def _report(self, exc: CorruptScheduleData) -> None:
+        """Log unreadable data once per schedule and reason (it is skipped, never fatal)."""
+        key = (exc.schedule_id, exc.reason)
+        if key in self._reported:
+            return
+        if len(self._reported) > 10_000:
+            self._reported.clear()
+        self._reported.add(key)
+        log.error(
+            "%s; skipping it (fix it, remove the schedule or run 'schedcore doctor --repair')",
+            exc,
+            extra={"event": "unreadable_schedule", "schedule_id": exc.schedule_id},
+        )
+
+    # -- definitions -----------------------------------------------------------------------
+
+    def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
+        if not isinstance(schedule, Schedule):
+            raise ValidationError("schedule", schedule, "expected a Schedule")
+        check_fire_entry(first, "first")
+        return self.add_many([(schedule, first)], conflict)[0]
+
+    def add_many(self, items: Sequence[tuple[Schedule, Pending | None]], conflict: Conflict) -> list[AddResult]:
+        conflict = check_conflict(conflict)
+        batch = check_add_items(items)
+        if not batch:
+            return []
+        encoded = [(schedule, first, _encode_schedule(schedule)) for schedule, first in batch]
+        notes: list[datetime] = []
+
+        def work(conn: sqlite3.Connection) -> list[AddResult]:
+            notes.clear()
+            if conflict is Conflict.ERROR:  # one taken id: nothing of the batch is written
+                for schedule, _, _ in encoded:
+                    if conn.execute("SELECT 1 FROM schedules WHERE id = ?", (schedule.id,)).fetchone():
+                        raise ScheduleExists(schedule.id)
+            return [self._add_one(conn, s, first, raw=raw, conflict=conflict, notes=notes) for s, first, raw in encoded]
+
+        results: list[AddResult] = self._write("add", work)
+        self._forget(s.id for s, _ in batch)
+        self._notify(notes)
+        return results
+
+    def _add_one(
+        self,
+        conn: sqlite3.Connection,
+        schedule: Schedule,
+        first: Pending | None,
+        *,
+        raw: str,
+        conflict: Conflict,
+        notes: list[datetime],
+    ) -> AddResult:
+        sid = schedule.id
+        row = conn.execute("SELECT definition FROM schedules WHERE id = ?", (sid,)).fetchone()
+        if row is None:
+            conn.execute("INSERT INTO schedules (id, definition) VALUES (?, ?)", (sid, raw))
+            if first is not None and not schedule.paused:  # a paused schedule has no fire entry
+                self._index_put(conn, sid, first, notes)
+            return AddResult.ADDED
+        if conflict is Conflict.KEEP:
+            return AddResult.KEPT
+        if row[0] == raw:
+            return AddResult.UNCHANGED
+        try:
+            old: Schedule | None = self._decode(sid, row[0])
+        except CorruptScheduleData:
+            old = None  # unreadable: replacing it repairs the schedule
+        if old is not None and old == schedule:
+            return AddResult.UNCHANGED
+        conn.execute("UPDATE schedules SET definition = ? WHERE id = ?", (raw, sid))
+        if schedule.paused:
+            self._drop_fire(conn, sid)  # replaced by a paused definition: like pausing
+        elif old is None or old.paused or not old.same_timing(schedule):
+            self._drop_fire(conn, sid)  # new timing (or resumed): ``first`` is the fire entry
+            if first is not None:
+                self._index_put(conn, sid, first, notes)
+        # same timing: the fire entry (indexed or claimed) stays; counts, runs, history too
+        return AddResult.REPLACED
+
+    def remove(self, schedule_id: str) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            gone = conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)).rowcount > 0
+            for table in ("entries", "claims", "running", "history"):
+                conn.execute(f"DELETE FROM {table} WHERE schedule_id = ?", (schedule_id,))
+            return gone
+
+        removed: bool = self._write("remove", work)
+        self._forget([schedule_id])
+        return removed
+
+    def get(self, schedule_id: str) -> StoredSchedule | None:
+        """See :meth:`schedcore.protocols.Store.get`; raises CorruptScheduleData for unreadable data."""
+        found = self._read("get", lambda conn: self._stored_many(conn, [schedule_id]))
+        value = found[0] if found else None
+        if isinstance(value, CorruptScheduleData):
+            raise value
+        return value
+
+    def list_schedules(self, *, after: str | None = None, limit: int = 100) -> list[StoredSchedule]:
+        """See :meth:`schedcore.protocols.Store.list_schedules` (unreadable ones logged and skipped)."""
+        check_limit(limit)
+        out: list[StoredSchedule] = []
+        cursor = after
+        while len(out) < limit:
+            want = limit - len(out)
+
+            def page(conn: sqlite3.Connection, start: str | None = cursor, want: int = want) -> list[Any]:
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM schedules WHERE ? IS NULL OR id > ? ORDER BY id LIMIT ?", (start, start, want)
+                    )
+                ]
+                return [ids, self._stored_many(conn, ids)]
+
+            ids, found = self._read("list_schedules", page)
+            for value in found:
+                if isinstance(value, CorruptScheduleData):
+                    self._report(value)
+                elif value is not None:
+                    out.append(value)
+            if len(ids) < want:
+                break
+            cursor = ids[-1]
+        return out
+
+    def _stored_many(
+        self, conn: sqlite3.Connection, ids: Sequence[str]
+    ) -> list[StoredSchedule | CorruptScheduleData | None]:
+        out: list[StoredSchedule | CorruptScheduleData | None] = []
+        for sid in ids:
+            row = conn.execute(
+                "SELECT definition, runs_started, fire_token, parked FROM schedules WHERE id = ?", (sid,)
+            ).fetchone()
+            if row is None:
+                out.append(None)
+                continue
+            try:
+                out.append(self._stored(conn, sid, row))
+            except CorruptScheduleData as exc:
+                out.append(exc)
+        return out
+
+    def _stored(self, conn: sqlite3.Connection, sid: str, row: Sequence[Any]) -> StoredSchedule:
+        definition, started, fire_token, parked = row
+        schedule = self._decode(sid, definition)
+        try:
+            if isinstance(started, bool) or not isinstance(started, int):
+                raise TypeError(f"runs_started is {started!r}")
+            fire = conn.execute(
+                "SELECT kind, nominal, due, attempt FROM entries WHERE schedule_id = ? AND key = ?", (sid, _FIRE)
+            ).fetchone()
+            if fire is None and fire_token is not None:  # the fire entry is held by a claim
+                fire = conn.execute(
+                    "SELECT kind, nominal, due, attempt FROM claims WHERE schedule_id = ? AND key = ? AND token = ?",
+                    (sid, _FIRE, fire_token),
+                ).fetchone()
+            next_fire = _entry(*fire) if fire is not None else None
+            parked_entry = _decode_parked(parked) if parked is not None else None
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CorruptScheduleData(sid, f"unreadable state ({type(exc).__name__}: {exc})") from None
+        running = tuple(
+            str(r[0]) for r in conn.execute("SELECT run_id FROM running WHERE schedule_id = ? ORDER BY rowid", (sid,))
+        )
+        return StoredSchedule(
+            schedule=schedule, next_fire=next_fire, runs_started=started, running=running, parked=parked_entry
+        )
+
+    def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
+        if not isinstance(paused, bool):
+            raise ValidationError("paused", paused, "must be true or false")
+        check_fire_entry(next_fire, "next_fire")
+        notes: list[datetime] = []
+
+        def work(conn: sqlite3.Connection) -> StoredSchedule:
+            notes.clear()
+            row = conn.execute("SELECT definition FROM schedules WHERE id = ?", (schedule_id,)).fetchone()
+            if row is None:
+                raise ScheduleNotFound(schedule_id)
+            schedule = self._decode(schedule_id, row[0])
+            if schedule.paused != paused:  # pausing a paused one (resuming a running one) is a no-op
+                new = schedule.evolve(paused=paused)
+                conn.execute("UPDATE schedules SET definition = ? WHERE id = ?", (_encode_schedule(new), schedule_id))
+                self._drop_fire(conn, schedule_id)  # retries, manual entries and the parked entry stay
+                if not paused and next_fire is not None:
+                    self._index_put(conn, schedule_id, next_fire, notes)
+            found = self._stored_many(conn, [schedule_id])[0]
+            if isinstance(found, CorruptScheduleData):
+                raise found
+            assert found is not None
+            return found
+
+        stored: StoredSchedule = self._write("set_paused", work)
+        self._notify(notes)
+        return stored
+
+    def enqueue(self, schedule_id: str, entries: Sequence[Pending]) -> int:
+        for entry in entries:
+            check_extra_entry(entry, "entries")
+        notes: list[datetime] = []
+
+        def work(conn: sqlite3.Connection) -> int:
+            notes.clear()
+            if not conn.execute("SELECT 1 FROM schedules WHERE id = ?", (schedule_id,)).fetchone():
+                raise ScheduleNotFound(schedule_id)
+            return sum(self._index_put_new(conn, schedule_id, entry, notes) for entry in entries)
+
+        added: int = self._write("enqueue", work)
+        self._notify(notes)
+        return added
+
+    def history(self, schedule_id: str, limit: int = 50) -> list[RunRecord]:
+        """See :meth:`schedcore.protocols.Store.history`; unreadable records are logged and skipped."""
+        check_limit(limit)
+        rows = self._read(
+            "history",
+            lambda conn: conn.execute(
+                "SELECT seq, record FROM history WHERE schedule_id = ? ORDER BY seq DESC LIMIT ?",
+                (schedule_id, limit),
+            ).fetchall(),
+        )
+        out: list[RunRecord] = []
+        for seq, raw in rows:
+            try:
+                out.append(_decode_record(raw))
+            except Exception as exc:
+                self._report(
+                    CorruptScheduleData(schedule_id, f"history record {seq} unreadable ({type(exc).__name__})")
+                )
+        return out
+
+    # -- the time index ----------------------------------------------------------------------
+
+    def claim_due_nowait(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> Callable[[], list[Claim]]:
+        """:meth:`claim_due` now (a local file has no round trip to overlap)."""
+        claims = self.claim_due(now, limit=limit, lease=lease, owner=owner)
+        return lambda: claims
+
+    def claim_due(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> list[Claim]:
+        """See :meth:`schedcore.protocols.Store.claim_due`: one transaction for the whole batch.
+
+        Claims of owners whose heartbeat expired and expired leases go back to the index
+        first; entries of unreadable schedules are logged once and left in place.
+        """
+        now_ms, expires_ms = check_claim(now, limit, lease, owner)
+        notes: list[datetime] = []
+        taken_back: dict[str, int] = {}
+        unreadable: list[CorruptScheduleData] = []
+
+        def work(conn: sqlite3.Connection) -> list[Claim]:
+            notes.clear()
+            taken_back.clear()
+            unreadable.clear()
+            self._take_back_lapsed(conn, now_ms, owner, notes, taken_back)
+            for sid, key, kind, nominal, due, attempt, token in conn.execute(
+                "SELECT schedule_id, key, kind, nominal, due, attempt, token FROM claims WHERE expires <= ?",
+                (now_ms,),
+            ).fetchall():
+                self._unclaim(conn, sid, key, (kind, nominal, due, attempt), token=token, notes=notes)
+            return self._claim_rows(
+                conn, now_ms, expires_ms=expires_ms, limit=limit, owner=owner, unreadable=unreadable
+            )
+
+        claims: list[Claim] = self._write("claim_due", work)
+        for exc in unreadable:
+            self._report(exc)
+        for lapsed, n in taken_back.items():
+            log_taken_back(log, lapsed, n)
+        self._notify(notes)
+        return claims
+
+    def _claim_rows(
+        self,
+        conn: sqlite3.Connection,
+        now_ms: int,
+        *,
+        expires_ms: int,
+        limit: int,
+        owner: str,
+        unreadable: list[CorruptScheduleData],
+    ) -> list[Claim]:
+        rows = conn.execute(
+            "SELECT e.schedule_id, e.key, e.kind, e.nominal, e.due, e.attempt, s.definition, s.runs_started,"
+            " s.parked IS NOT NULL, (SELECT COUNT(*) FROM running r WHERE r.schedule_id = e.schedule_id)"
+            " FROM entries e JOIN schedules s ON s.id = e.schedule_id WHERE e.due <= ? ORDER BY e.due, e.rowid",
+            (now_ms,),
+        )
+        picked: list[tuple[Schedule, str, Pending, int, int, bool]] = []
+        for sid, key, kind, nominal, due, attempt, definition, started, parked, running in rows:
+            if len(picked) >= limit:
+                break
+            if (sid, key) in self._bad_entries or self._unreadable.get(sid) == definition:
+                continue  # reported already; left in place until repaired or removed
+            try:
+                schedule = self._decode(sid, definition)
+                try:
+                    entry = _entry(kind, nominal, due, attempt)
+                    if entry.key(sid) != key or isinstance(started, bool) or not isinstance(started, int):
+                        raise ValueError(f"row {key!r} does not match its entry")
+                except (ValueError, TypeError) as exc:
+                    self._bad_entries.add((sid, key))
+                    raise CorruptScheduleData(sid, f"unreadable index entry {key!r} ({exc})") from None
+            except CorruptScheduleData as exc:
+                if (sid, key) not in self._bad_entries:
+                    self._unreadable[sid] = definition
+                unreadable.append(exc)
+                continue
+            picked.append((schedule, key, entry, started, running, bool(parked)))
+        rows.close()
+        if not picked:
+            return []
+        last = int(conn.execute("SELECT value FROM schedcore_meta WHERE key = 'last_token'").fetchone()[0])
+        conn.execute("UPDATE schedcore_meta SET value = ? WHERE key = 'last_token'", (str(last + len(picked)),))
+        claims: list[Claim] = []
+        lease_expires = from_ms(expires_ms)
+        tokens = range(last + 1, last + 1 + len(picked))
+        conn.executemany("DELETE FROM entries WHERE schedule_id = ? AND key = ?", [(p[0].id, p[1]) for p in picked])
+        conn.executemany(
+            "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*_entry_row(p[0].id, p[2]), token, owner, expires_ms) for p, token in zip(picked, tokens, strict=True)],
+        )
+        conn.executemany(  # these claims now hold their schedules' fire entries
+            "UPDATE schedules SET fire_token = ? WHERE id = ?",
+            [(token, p[0].id) for p, token in zip(picked, tokens, strict=True) if p[1] == _FIRE],
+        )
+        for (schedule, _, entry, started, running, parked), token in zip(picked, tokens, strict=True):
+            claims.append(
+                Claim(
+                    schedule=schedule,
+                    entry=entry,
+                    token=token,
+                    owner=owner,
+                    lease_expires=lease_expires,
+                    runs_started=started,
+                    running=running,
+                    parked=parked,
+                )
+            )
+        return claims
+
+    def commit(self, commits: Sequence[Commit]) -> list[bool]:
+        """See :meth:`schedcore.protocols.Store.commit`: the batch in one transaction, each
+        item fenced by its token (a lost lease writes nothing for that item)."""
+        return self._commit(commits, peek=False)[0]
+
+    def commit_and_next_due(self, commits: Sequence[Commit]) -> tuple[list[bool], datetime | None]:
+        """:meth:`commit`, then :meth:`next_due` in the same transaction."""
+        return self._commit(commits, peek=True)
+
+    def _commit(self, commits: Sequence[Commit], *, peek: bool) -> tuple[list[bool], datetime | None]:
+        for item in commits:
+            check_commit(item)
+        notes: list[datetime] = []
+
+        def work(conn: sqlite3.Connection) -> tuple[list[bool], datetime | None]:
+            notes.clear()
+            results = [self._commit_one(conn, item, notes) for item in commits]
+            touched = {item.claim.schedule_id for item, ok in zip(commits, results, strict=True) if ok}
+            for sid in touched:
+                self._cap_history(conn, sid)
+            return results, (self._next_due(conn) if peek else None)
+
+        out: tuple[list[bool], datetime | None] = self._write("commit", work)
+        self._notify(notes)
+        return out
+
+    def _commit_one(self, conn: sqlite3.Connection, item: Commit, notes: list[datetime]) -> bool:
+        claim = item.claim
+        sid = claim.schedule_id
+        key = claim.entry.key(sid)
+        held = conn.execute("SELECT token FROM claims WHERE schedule_id = ? AND key = ?", (sid, key)).fetchone()
+        if held is None or held[0] != claim.token:
+            return False  # lease lost or schedule removed: write nothing
+        records = sorted((*item.dispatched, *item.skipped), key=lambda r: (r.nominal, r.attempt))
+        conn.executemany(
+            "INSERT INTO history (schedule_id, run_id, status, record) VALUES (?, ?, ?, ?)",
+            [(sid, r.run_id, r.status.value, _encode_record(r)) for r in records],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO running (schedule_id, run_id) VALUES (?, ?)",
+            [(sid, r.run_id) for r in item.dispatched],
+        )
+        conn.execute("DELETE FROM claims WHERE schedule_id = ? AND key = ?", (sid, key))
+        row = conn.execute(
+            "UPDATE schedules SET runs_started = runs_started + ? WHERE id = ? RETURNING fire_token",
+            (item.runs_started, sid),
+        ).fetchone()
+        if key == _FIRE and row is not None and row[0] == claim.token:
+            conn.execute("UPDATE schedules SET fire_token = NULL WHERE id = ?", (sid,))
+            if item.next_fire is not None:  # None: the schedule is finished
+                self._index_put(conn, sid, item.next_fire, notes)
+        if item.park is not None:
+            park = json.dumps(item.park.to_dict(), separators=(",", ":"))
+            conn.execute("UPDATE schedules SET parked = ? WHERE id = ?", (park, sid))  # replaces a parked entry
+            self._maybe_unpark(conn, sid, notes)  # nothing running any more: do not strand it
+        return True
+
+    def release(self, claims: Sequence[Claim]) -> None:
+        notes: list[datetime] = []
+
+        def work(conn: sqlite3.Connection) -> None:
+            notes.clear()
+            for claim in claims:
+                sid = claim.schedule_id
+                key = claim.entry.key(sid)
+                held = conn.execute(
+                    "SELECT kind, nominal, due, attempt, token FROM claims WHERE schedule_id = ? AND key = ?",
+                    (sid, key),
+                ).fetchone()
+                if held is None or held[4] != claim.token:
+                    continue  # lease lost or schedule removed: nothing to give back
+                self._unclaim(conn, sid, key, held[:4], token=claim.token, notes=notes)
+
+        self._write("release", work)
+        self._notify(notes)
+
+    def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
+        if not isinstance(outcome, Outcome):
+            raise ValidationError("outcome", outcome, "expected an Outcome")
+        if retry is not None:
+            check_extra_entry(retry, "retry")
+        notes: list[datetime] = []
+        unreadable: list[CorruptScheduleData] = []
+        sid = outcome.schedule_id
+
+        def work(conn: sqlite3.Connection) -> bool:
+            notes.clear()
+            unreadable.clear()
+            if not conn.execute(
+                "DELETE FROM running WHERE schedule_id = ? AND run_id = ?", (sid, outcome.run_id)
+            ).rowcount:
+                return False  # unknown, already finished or removed: at most once per run id
+            row = conn.execute(
+                "SELECT seq, record FROM history WHERE schedule_id = ? AND run_id = ? AND status = ?"
+                " ORDER BY seq DESC LIMIT 1",
+                (sid, outcome.run_id, RunStatus.DISPATCHED.value),
+            ).fetchone()
+            if row is not None:
+                try:
+                    record = _decode_record(row[1])
+                except Exception as exc:
+                    unreadable.append(CorruptScheduleData(sid, f"history record {row[0]} unreadable ({exc})"))
+                else:
+                    done = _finished(record, outcome, retry)
+                    conn.execute(
+                        "UPDATE history SET status = ?, record = ? WHERE seq = ?",
+                        (done.status.value, _encode_record(done), row[0]),
+                    )
+            if retry is not None:
+                self._index_put_new(conn, sid, retry, notes)
+            self._maybe_unpark(conn, sid, notes)
+            return True
+
+        done: bool = self._write("record_outcome", work)
+        for exc in unreadable:
+            self._report(exc)
+        self._notify(notes)
+        return done
+
+    def next_due(self) -> datetime | None:
+        result: datetime | None = self._read("next_due", self._next_due)
+        return result
+
+    def _next_due(self, conn: sqlite3.Connection) -> datetime | None:
+        candidates: list[int] = []
+        skip = bool(self._unreadable or self._bad_entries)
+        query = (
+            "SELECT e.due, e.schedule_id, e.key, s.definition FROM entries e JOIN schedules s ON s.id = e.schedule_id"
+        )
+        if not skip:
+            row = conn.execute(query + " ORDER BY e.due LIMIT 1").fetchone()
+            if row is not None:
+                candidates.append(row[0])
+        else:  # look past entries reported unreadable (they would wake the engine for nothing)
+            for due, sid, key, definition in conn.execute(query + " ORDER BY e.due"):
+                if (sid, key) not in self._bad_entries and self._unreadable.get(sid) != definition:
+                    candidates.append(due)
+                    break
+        row = conn.execute("SELECT MIN(expires) FROM claims").fetchone()
+        if row is not None and row[0] is not None:
+            candidates.append(row[0])
+        ints = [c for c in candidates if isinstance(c, int) and not isinstance(c, bool)]
+        return from_ms(min(ints)) if ints else None
+
+    def watch(self, callback: Callable[[datetime], None]) -> Callable[[], None]:
+        """See :meth:`schedcore.protocols.Store.watch`. Puts made through this store object are
+        told at once; puts of other processes (and other store objects) within
+        ``watch_interval`` (50 ms by default), by a thread polling ``PRAGMA data_version``:
+        it tells the new earliest index entry whenever one earlier than the last it saw appears."""
+        if not callable(callback):
+            raise ValidationError("callback", callback, "must be callable")
+        with self._lock:
+            self._check_open()
+            self._watch_seq += 1
+            watch_id = self._watch_seq
+            self._watchers[watch_id] = callback
+            if self._poller is None:
+                self._poller = Poller(self.path, self.busy_timeout, self.watch_interval, self._notify)
+                self._poller.start()
+
+        def stop() -> None:
+            poller = None
+            with self._lock:
+                self._watchers.pop(watch_id, None)
+                if not self._watchers and self._poller is not None:
+                    poller, self._poller = self._poller, None
+            if poller is not None:
+                poller.stop()
+
+        return stop
+
+    # -- operations ------------------------------------------------------------------------
+
+    def heartbeat(self, owner: str, info: Mapping[str, Any], *, now: datetime, ttl: timedelta) -> None:
+        check_heartbeat(owner, info, ttl)
+        at = to_ms(require_aware(now, "now"))
+        try:
+            text = json.dumps(dict(info), separators=(",", ":"), default=str)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError("info", info, f"must be JSON-safe ({exc})") from None
+        expires = to_ms(from_ms(at) + ttl)
+        cutoff = to_ms(from_ms(at) - DEAD_BEATS_KEPT)
+
+        def work(conn: sqlite3.Connection) -> None:
+            # long-dead owners are dropped on the way, so restarts (new owner ids) do not pile up
+            conn.execute("DELETE FROM beats WHERE expires_at <= ?", (cutoff,))
+            conn.execute("INSERT OR REPLACE INTO beats VALUES (?, ?, ?, ?)", (owner, at, expires, text))
+
+        self._write("heartbeat", work)
+
+    def schedulers(self, now: datetime) -> list[SchedulerBeat]:
+        at = to_ms(require_aware(now, "now"))
+        rows = self._read(
+            "schedulers",
+            lambda conn: conn.execute(
+                "SELECT owner, beat_at, expires_at, info FROM beats WHERE expires_at > ? ORDER BY owner", (at,)
+            ).fetchall(),
+        )
+        out: list[SchedulerBeat] = []
+        for owner, beat_at, expires_at, info in rows:
+            try:
+                data = json.loads(info) if info is not None else {}
+                if not isinstance(data, dict):
+                    raise TypeError("info is not an object")
+                out.append(
+                    SchedulerBeat(owner=str(owner), beat_at=from_ms(beat_at), expires_at=from_ms(expires_at), info=data)
+                )
+            except (TypeError, ValueError, OverflowError) as exc:
+                log.error("sqlite %s: heartbeat of %r unreadable (%s); skipping it", self.path, owner, exc)
+        return out
+
+    def stats(self, now: datetime) -> StoreStats:
+        now_ms = to_ms(require_aware(now, "now"))
+
+        def work(conn: sqlite3.Connection) -> StoreStats:
+            schedules = conn.execute("SELECT COUNT(*) FROM schedules").fetchone()[0]
+            due, oldest = conn.execute("SELECT COUNT(*), MIN(due) FROM entries WHERE due <= ?", (now_ms,)).fetchone()
+            in_flight, expired = conn.execute(
+                "SELECT COALESCE(SUM(expires > ?), 0), COALESCE(SUM(expires <= ?), 0) FROM claims", (now_ms, now_ms)
+            ).fetchone()
+            return StoreStats(
+                schedules=schedules,
+                due=due,
+                oldest_due=from_ms(oldest) if isinstance(oldest, int) else None,
+                in_flight=in_flight,
+                expired=expired,
+            )
+
+        result: StoreStats = self._read("stats", work)
+        return result
+
+    def check(self, *, repair: bool = False, now: datetime) -> CheckReport:
+        """Consistency check of the file (``schedcore doctor``): see :mod:`schedcore._sqlite_doctor`."""
+        from schedcore._sqlite_doctor import run_check
+
+        with self._lock:
+            self._check_open()
+            report = run_check(self, self._conn, repair=repair, now=now)
+        if repair:
+            self._unreadable.clear()
+            self._bad_entries.clear()
+        return report
+
+    def close(self) -> None:
+        """Stop the watch thread and close the connection. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            poller, self._poller = self._poller, None
+            self._watchers.clear()
+        if poller is not None:
+            poller.stop()
+        with self._lock:
+            self._conn.close()
+
+    def __repr__(self) -> str:
+        return f"<SQLiteStore {self.path!r} history_limit={self.history_limit}>"
+
+    # -- internals (inside a transaction) ------------------------------------------------
+
+    def _forget(self, sids: Any) -> None:
+        """A schedule written anew (or removed) is read again from scratch."""
+        if not self._unreadable and not self._bad_entries:
+            return
+        gone = set(sids)
+        with self._lock:
+            for sid in gone:
+                self._unreadable.pop(sid, None)
+            self._bad_entries = {b for b in self._bad_entries if b[0] not in gone}
+
+    def _index_put(self, conn: sqlite3.Connection, sid: str, entry: Pending, notes: list[datetime]) -> None:
+        """Put ``entry`` in the index under its key (replacing an indexed one with that key)."""
+        conn.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)", _entry_row(sid, entry))
+        notes.append(entry.due)
+
+    def _index_put_new(self, conn: sqlite3.Connection, sid: str, entry: Pending, notes: list[datetime]) -> bool:
+        """Like _index_put, but ignore an entry whose key is indexed or claimed already."""
+        key = entry.key(sid)
+        for table in ("entries", "claims"):
+            if conn.execute(f"SELECT 1 FROM {table} WHERE schedule_id = ? AND key = ?", (sid, key)).fetchone():
+                return False
+        self._index_put(conn, sid, entry, notes)
+        return True
+
+    @staticmethod
+    def _drop_fire(conn: sqlite3.Connection, sid: str) -> None:
+        """Take the fire entry out of the index; a claim holding it no longer holds *the* fire entry."""
+        conn.execute("DELETE FROM entries WHERE schedule_id = ? AND key = ?", (sid, _FIRE))
+        conn.execute("UPDATE schedules SET fire_token = NULL WHERE id = ?", (sid,))
+
+    def _unclaim(
+        self,
+        conn: sqlite3.Connection,
+        sid: str,
+        key: str,
+        row: Sequence[Any],
+        *,
+        token: int,
+        notes: list[datetime],
+    ) -> None:
+        """End a claim without committing: its entry returns to the index unless superseded."""
+        conn.execute("DELETE FROM claims WHERE schedule_id = ? AND key = ?", (sid, key))
+        if key == _FIRE:
+            current = conn.execute("SELECT fire_token FROM schedules WHERE id = ?", (sid,)).fetchone()
+            if current is None or current[0] != token:
+                return  # a superseded fire entry (replaced or paused meanwhile) is dropped
+            conn.execute("UPDATE schedules SET fire_token = NULL WHERE id = ?", (sid,))
+        conn.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)", (sid, key, *row))
+        due = row[2]
+        if isinstance(due, int) and not isinstance(due, bool):
+            notes.append(from_ms(due))
+
+    def _take_back_lapsed(
+        self, conn: sqlite3.Connection, now_ms: int, owner: str, notes: list[datetime], taken: dict[str, int]
+    ) -> None:
+        """End the claims of every owner (but ``owner``) whose heartbeat expired at or before
+        ``now``, before their leases end, and drop those beats (see Store.claim_due)."""
+        lapsed = [
+            r[0] for r in conn.execute("SELECT owner FROM beats WHERE expires_at <= ? AND owner != ?", (now_ms, owner))
+        ]
+        for dead in lapsed:
+            rows = conn.execute(
+                "SELECT schedule_id, key, kind, nominal, due, attempt, token FROM claims WHERE owner = ?", (dead,)
+            ).fetchall()
+            for sid, key, kind, nominal, due, attempt, token in rows:
+                self._unclaim(conn, sid, key, (kind, nominal, due, attempt), token=token, notes=notes)
+            taken[dead] = len(rows)
+            conn.execute("DELETE FROM beats WHERE owner = ?", (dead,))
+
+    def _maybe_unpark(self, conn: sqlite3.Connection, sid: str, notes: list[datetime]) -> None:
+        row = conn.execute("SELECT parked FROM schedules WHERE id = ?", (sid,)).fetchone()
+        if row is None or row[0] is None:
+            return
+        if conn.execute("SELECT 1 FROM running WHERE schedule_id = ? LIMIT 1", (sid,)).fetchone():
+            return
+        conn.execute("UPDATE schedules SET parked = NULL WHERE id = ?", (sid,))
+        try:
+            parked = _decode_parked(row[0])
+        except (ValueError, TypeError, KeyError):
+            log.error("sqlite %s: parked entry of %r unreadable; dropped", self.path, sid)
+            return
+        self._index_put_new(conn, sid, parked, notes)
+
+    def _cap_history(self, conn: sqlite3.Connection, sid: str) -> None:
+        row = conn.execute(
+            "SELECT seq FROM history WHERE schedule_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            (sid, self.history_limit),
+        ).fetchone()
+        if row is not None:
+            conn.execute("DELETE FROM history WHERE schedule_id = ? AND seq <= ?", (sid, row[0]))
+
+    def _notify(self, notes: Sequence[datetime]) -> None:
+        if not notes:
+            return
+        with self._lock:
+            callbacks = list(self._watchers.values())
+        notify(log, callbacks, notes)
+
+
+def _finished(record: RunRecord, outcome: Outcome, retry: Pending | None) -> RunRecord:
+    """The history record of a run once its outcome is known."""
+    import attrs
+
+    return attrs.evolve(
+        record,
+        status=RunStatus(outcome.status.value),
+        finished_at=outcome.finished_at,
+        error=outcome.error,
+        retry_at=retry.due if retry is not None else None,
+    )
