@@ -833,14 +833,15 @@ class RQExecutor:
     def _loop(self) -> None:
         # The blocking read has a connection of its own (from the same pool) whose client id
         # shutdown knows, so that it can end the read at once (see _wake_and_join).
-        blocking = self._blocking_client()
+        # Made when first needed: the recovery of a dead executor's payloads comes first, at once.
+        blocking: list[redis.Redis] = []
         try:
             self._outcome_loop(blocking)
         finally:
             self._blocked_id = None
-            if blocking is not self._connection:
+            if blocking and blocking[0] is not self._connection:
                 with contextlib.suppress(*_DRIVER_ERRORS):
-                    blocking.close()
+                    blocking[0].close()
 
     def _blocking_client(self) -> redis.Redis:
         """A client holding one connection of the executor's pool (the connection itself when
@@ -862,7 +863,7 @@ class RQExecutor:
             self._unblock_refused = True
             log.debug("CLIENT ID refused (%s: %s); shutdown waits for the outcome poll", type(exc).__name__, exc)
 
-    def _outcome_loop(self, blocking: redis.Redis) -> None:
+    def _outcome_loop(self, blocking: list[redis.Redis]) -> None:
         backoff = 0.0
         next_reconcile = 0.0
         recovered = False
@@ -881,12 +882,14 @@ class RQExecutor:
                 with self._lock:
                     self._retry_failed()
                 timeout = max(min(self._poll, next_reconcile - time.monotonic()), 0.01)
+                if not blocking:
+                    blocking.append(self._blocking_client())
                 if not known_id:
-                    self._note_blocked_id(blocking)
+                    self._note_blocked_id(blocking[0])
                     known_id = True
                 if self._stop.is_set():
                     break  # shutdown began meanwhile: do not block now
-                item = blocking.blmove(
+                item = blocking[0].blmove(
                     self.keys.outcomes,
                     self.keys.processing,
                     timeout,  # type: ignore[arg-type]  # Redis takes fractional seconds

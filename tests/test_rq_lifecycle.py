@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 from rq.job import Job
-from test_rq_support import rconn, rq_redis_url
+from test_rq_support import Collector, rconn, rq_redis_url
 
 from schedcore import Interval, Schedule, Scheduler
 from schedcore.plugins import get_plugin_manager
@@ -25,16 +25,6 @@ from schedcore_rq import RQExecutor, job_id_for
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 LONG_POLL = 30.0  # an outcome poll no test may wait out: a shutdown that does takes 30 s
 BOUND = 5.0  # generous: well below LONG_POLL, far above what an unblocked shutdown takes
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.outcomes: list[Outcome] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, outcome: Outcome) -> None:
-        with self.lock:
-            self.outcomes.append(outcome)
 
 
 def blocked(executor: RQExecutor) -> None:
