@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rq import Queue
 from rq.job import Job, JobStatus
-from test_rq_support import rconn, rq_redis_url
+from test_rq_support import Collector, rconn, rq_redis_url
 
 from schedcore import Interval, Schedule
 from schedcore.exceptions import ExecutorUnavailable, ValidationError
@@ -39,31 +39,6 @@ def schedule(sid: str = "s1", **kwargs: Any) -> Schedule:
 
 def run_of(s: Schedule, nominal: datetime = T0, attempt: int = 1) -> Run:
     return Run.create(s, Pending(kind=PendingKind.FIRE, nominal=nominal, due=nominal, attempt=attempt))
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.outcomes: list[Outcome] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, outcome: Outcome) -> None:
-        with self.lock:
-            self.outcomes.append(outcome)
-
-    def wait(self, executor: RQExecutor, n: int, timeout: float = 5.0) -> list[Outcome]:
-        """Wait until ``n`` outcomes arrived (the background thread may be reporting them)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            executor.process_outcomes()
-            with self.lock:
-                if len(self.outcomes) >= n:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {n} outcomes, got {self.outcomes}")
-            time.sleep(0.02)
-        time.sleep(0.1)  # and no more than n
-        executor.process_outcomes()
-        return list(self.outcomes)
 
 
 @pytest.fixture
@@ -625,6 +600,9 @@ def test_payloads_stuck_in_processing_are_swept_by_a_running_executor(rconn: red
     ex = RQExecutor(rconn, reconcile_interval=0.2, poll_interval=0.1)
     got = Collector()
     ex.start(got)  # nothing to recover at start
+    deadline = time.monotonic() + 5
+    while ex._blocked_id is None and time.monotonic() < deadline:  # the start-up recovery is over
+        time.sleep(0.01)
     try:
         run = run_of(schedule("stuck"))
         old = payload(job_id_for(run.id), run_info(run), OutcomeStatus.SUCCEEDED, finished_ms=1_000)
