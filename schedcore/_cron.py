@@ -9,13 +9,25 @@ Each field is a comma-separated list of ``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n`
 ``a/n`` (``a`` to the field's maximum, every ``n``). Months accept ``JAN``-``DEC`` and
 weekdays ``SUN``-``SAT`` (any case, also in ranges); weekday ``7`` is Sunday, like ``0``.
 
+Croniter's extensions: ``L`` (last day), ``a-L``, ``dW``/``Wd`` (the weekday nearest day d,
+within the month; a day past the month's end means its last day) and ``LW`` in
+day-of-month; ``dL``/``Ld`` (the month's last weekday d) and ``d#n`` (its n-th) in
+day-of-week; ``?`` alone as ``*`` in either day field; ranges that wrap round (``FRI-MON``,
+``22-2``, ``NOV-FEB``, ``7-FRI``), stepping on through the field's cycle (``22-3/3`` is 22,
+1); and, as a whole field, ``H``, ``H/n``, ``H(a-b)``, ``H(a-b)/n`` resolved from
+``crc32(seed) >> croniter's field index`` (croniter's values; a plain ``H`` in
+day-of-month picks 1-28). ``@reboot``, year fields, ``R``, ``L-n`` are refused as "not
+supported". docs/concepts.md lists the deliberate differences from croniter.
+
 Day semantics are Vixie cron's: when both day-of-month and day-of-week are restricted
-(neither starts with ``*``) a day matches if *either* matches; otherwise both must.
+(neither starts with ``*``, is ``?`` or is ``H/n``) a day matches if *either* matches;
+otherwise both must. The month-dependent forms (L, W, #) are matched through a cached
+table of each month's matching days; plain expressions keep the per-day loop.
 
 The daylight-saving rule
 ------------------------
-An expression whose minute or hour field starts with ``*`` (after alias expansion, so
-``@hourly`` = ``0 * * * *`` counts) is a *wildcard* job: it fires at every real instant
+An expression whose minute or hour field starts with ``*`` or is ``H/n`` (after alias
+expansion, so ``@hourly`` = ``0 * * * *`` counts) is a *wildcard* job: it fires at every real instant
 whose local wall-clock time matches. Both passes of a repeated hour fire, and times inside
 a spring-forward gap simply do not happen.
 
@@ -44,6 +56,8 @@ from __future__ import annotations
 
 import calendar
 import functools
+import re
+import zlib
 from bisect import bisect_left, bisect_right
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -85,17 +99,46 @@ class _FieldDef(NamedTuple):
     name: str
     lo: int
     hi: int  # largest value accepted in the text
-    star_hi: int  # largest value ``*`` and ``a/n`` reach
+    star_hi: int  # largest value ``*``, ``a/n`` and ``H`` reach
     names: dict[str, int]
+    hash_shift: int  # croniter's field index: ``H`` hashes ``crc32(seed) >> hash_shift``
 
 
-_SECOND = _FieldDef("second", 0, 59, 59, {})
-_MINUTE = _FieldDef("minute", 0, 59, 59, {})
-_HOUR = _FieldDef("hour", 0, 23, 23, {})
-_DOM = _FieldDef("day-of-month", 1, 31, 31, {})
-_MONTH = _FieldDef("month", 1, 12, 12, _MONTH_NAMES)
+# The shifts are croniter's field indexes, so ``H`` picks croniter's values for the same id.
+_SECOND = _FieldDef("second", 0, 59, 59, {}, 5)
+_MINUTE = _FieldDef("minute", 0, 59, 59, {}, 0)
+_HOUR = _FieldDef("hour", 0, 23, 23, {}, 1)
+_DOM = _FieldDef("day-of-month", 1, 31, 31, {}, 2)
+_MONTH = _FieldDef("month", 1, 12, 12, _MONTH_NAMES, 3)
 # 7 is accepted as Sunday, but ``*`` and ``a/n`` stop at 6 so Sunday is not counted twice.
-_DOW = _FieldDef("day-of-week", 0, 7, 6, _DOW_NAMES)
+_DOW = _FieldDef("day-of-week", 0, 7, 6, _DOW_NAMES, 4)
+# A plain ``H`` in day-of-month picks from 1-28, as Jenkins does: a day every month has.
+_DOM_HASH_HI = 28
+
+
+class _Field(NamedTuple):
+    """One parsed field: its plain values, plus the day forms that depend on the month."""
+
+    values: frozenset[int]
+    last: bool = False  # day-of-month ``L``: the month's last day
+    # day-of-month ``dW``: the weekday nearest day d (d past the month's end means its last
+    # day, so ``LW`` is stored as 31)
+    nearest: frozenset[int] = frozenset()
+    last_dow: frozenset[int] = frozenset()  # day-of-week ``dL``/``Ld``: the month's last weekday d
+    nth: frozenset[tuple[int, int]] = frozenset()  # day-of-week ``d#n``: the month's n-th weekday d
+
+    @property
+    def by_month(self) -> bool:
+        """True when the field has a form whose days depend on the month (L, W, #)."""
+        return self.last or bool(self.nearest or self.last_dow or self.nth)
+
+
+class _Days(NamedTuple):
+    """The day fields when one of them uses a form that depends on the month."""
+
+    dom: _Field
+    dow: _Field
+    day_or: bool
 
 
 class _Spec(NamedTuple):
@@ -109,10 +152,45 @@ class _Spec(NamedTuple):
     dows: frozenset[int]
     day_or: bool  # both day fields restricted: Vixie's "either matches"
     wildcard: bool  # minute or hour field starts with '*': fires at every real matching instant
+    days: _Days | None  # L, W, # forms: matched per month (None: plain sets, the fast path)
+    text: str  # the expression with aliases expanded and H resolved, in the fields given (5 or 6)
+    hashed: bool  # some field uses H
 
 
 def _bad(value: str, reason: str) -> ValidationError:
     return ValidationError("trigger.expr", value, reason)
+
+
+# Why an item is refused when it looks like one of the extensions used where it does not
+# belong (checked only once it is neither a number nor a name of the field).
+_QUESTION = "? is supported only alone, in day-of-month or day-of-week (it means *)"
+_HINTS = (
+    (
+        re.compile(r"R(\(.*\))?(/.*)?", re.ASCII),
+        "R (random values) is not supported: fire times must be reproducible; use H",
+    ),
+    (re.compile(r"H(\(.*\))?(/.*)?", re.ASCII), "H is supported only as the whole field: H, H/n, H(a-b) or H(a-b)/n"),
+    (re.compile(r".*#.*", re.ASCII), "# is supported as d#n in day-of-week (1#2: the second Monday of the month)"),
+    (re.compile(r"L-.*", re.ASCII), "L-n (n days before the last) is not supported; use L, LW or a-L"),
+    (
+        re.compile(r"[\d/-]*L[\dW/-]*", re.ASCII),
+        "L is supported as L, LW or a-L in day-of-month and as 5L or L5 (the last Friday) in day-of-week",
+    ),
+    (
+        re.compile(r"[\d/-]*W[\d/-]*", re.ASCII),
+        "W is supported as dW, Wd or LW in day-of-month (the weekday nearest day d, or the last weekday)",
+    ),
+)
+
+
+def _refusal(fd: _FieldDef, item: str, token: str) -> str:
+    for pattern, hint in _HINTS:
+        if pattern.fullmatch(item.upper()):
+            return f"{fd.name} field {item!r}: {token!r} is not supported there: {hint}"
+    what = f"a number {fd.lo}-{fd.hi}"
+    if fd.names:
+        what += " or a name (" + ", ".join(list(fd.names)[:3]) + ", ...)"
+    return f"{fd.name} field {item!r}: {token!r} is not {what}"
 
 
 def _number(expr: str, fd: _FieldDef, item: str, token: str) -> int:
@@ -120,10 +198,7 @@ def _number(expr: str, fd: _FieldDef, item: str, token: str) -> int:
     if upper in fd.names:
         return fd.names[upper]
     if not token.isdigit() or not token.isascii():
-        what = f"a number {fd.lo}-{fd.hi}"
-        if fd.names:
-            what += " or a name (" + ", ".join(list(fd.names)[:3]) + ", ...)"
-        raise _bad(expr, f"{fd.name} field {item!r}: {token!r} is not {what}")
+        raise _bad(expr, _refusal(fd, item, token))
     value = int(token)
     if not fd.lo <= value <= fd.hi:
         if token == item:
@@ -134,94 +209,240 @@ def _number(expr: str, fd: _FieldDef, item: str, token: str) -> int:
 
 #: Parsed fields by (field name, text): expressions differ in a field or two and share the
 #: others ("*", "1-5"...), and a claim of a schedule decodes its expression afresh. Only
-#: valid fields are kept (an error names the whole expression).
-_FIELDS: dict[tuple[str, str], frozenset[int]] = {}
+#: valid fields are kept (an error names the whole expression). ``H`` is resolved before,
+#: so the key is the concrete text.
+_FIELDS: dict[tuple[str, str], _Field] = {}
 _FIELDS_MAX = 4096
 
 
-def _parse_field(expr: str, fd: _FieldDef, text: str) -> frozenset[int]:
+def _parse_field(expr: str, fd: _FieldDef, text: str) -> _Field:
     key = (fd.name, text)
-    values = _FIELDS.get(key)
-    if values is None:
-        values = _parse_field_text(expr, fd, text)
+    parsed = _FIELDS.get(key)
+    if parsed is None:
+        parsed = _parse_field_text(expr, fd, text)
         if len(_FIELDS) >= _FIELDS_MAX:
             _FIELDS.clear()
-        _FIELDS[key] = values
-    return values
+        _FIELDS[key] = parsed
+    return parsed
 
 
-def _parse_field_text(expr: str, fd: _FieldDef, text: str) -> frozenset[int]:
+_NEAREST = re.compile(r"(\d+)W|W(\d+)", re.ASCII)
+_WEEKDAY = r"(?:\d+|[A-Z]{3})"
+_LAST_DOW = re.compile(rf"L({_WEEKDAY})|({_WEEKDAY})L", re.ASCII)
+_NTH = re.compile(rf"({_WEEKDAY})#(\d+)", re.ASCII)
+
+
+def _parse_field_text(expr: str, fd: _FieldDef, text: str) -> _Field:
     values: set[int] = set()
+    last = False
+    nearest: set[int] = set()
+    last_dow: set[int] = set()
+    nth: set[tuple[int, int]] = set()
     for item in text.split(","):
         if not item:
             raise _bad(expr, f"{fd.name} field {text!r} has an empty list item")
-        base, slash, step_text = item.partition("/")
-        step = 1
-        if slash:
-            if not step_text.isdigit() or not step_text.isascii() or int(step_text) == 0:
-                raise _bad(expr, f"{fd.name} field {item!r}: step {step_text!r} is not a positive whole number")
-            step = int(step_text)
-        if base == "*":
-            lo, hi = fd.lo, fd.star_hi
-        elif "-" in base:
-            first, _, last = base.partition("-")
-            lo, hi = _number(expr, fd, item, first), _number(expr, fd, item, last)
-            if fd is _DOW and hi == 0 and lo > 0:
-                hi = 7  # FRI-SUN: Sunday closes the week
-            if lo > hi:
-                raise _bad(expr, f"{fd.name} field {item!r}: range {base!r} runs backwards")
-        else:
-            lo = _number(expr, fd, item, base)
-            # "a/n" means a, a+n, ... up to the field's maximum; a plain "a" is just a.
-            hi = fd.star_hi if slash else lo
-            hi = max(hi, lo)
-        values.update(range(lo, hi + 1, step))
+        upper = item.upper()
+        if fd is _DOM:
+            if upper == "L":
+                last = True
+                continue
+            if upper == "LW":
+                nearest.add(31)  # the weekday nearest the last day: 31 is clamped to the month
+                continue
+            match = _NEAREST.fullmatch(upper)
+            if match:
+                nearest.add(_number(expr, fd, item, match[1] or match[2]))
+                continue
+        elif fd is _DOW:
+            match = _LAST_DOW.fullmatch(upper)
+            if match:
+                last_dow.add(_number(expr, fd, item, match[1] or match[2]) % 7)
+                continue
+            match = _NTH.fullmatch(upper)
+            if match:
+                n = match[2]
+                if not n.isdigit() or not 1 <= int(n) <= 5:
+                    raise _bad(expr, f"{fd.name} field {item!r}: #{n} is not an occurrence 1-5 of a weekday")
+                nth.add((_number(expr, fd, item, match[1]) % 7, int(n)))
+                continue
+        values.update(_plain_item(expr, fd, item))
     if fd is _DOW and 7 in values:
         values.discard(7)
         values.add(0)
-    return frozenset(values)
+    return _Field(frozenset(values), last, frozenset(nearest), frozenset(last_dow), frozenset(nth))
+
+
+def _plain_item(expr: str, fd: _FieldDef, item: str) -> range | list[int]:
+    """The values of ``*``, ``a``, ``a-b`` (wrapping round when ``a > b``), each with ``/n``."""
+    base, slash, step_text = item.partition("/")
+    step = 1
+    if slash:
+        if not step_text.isdigit() or not step_text.isascii() or int(step_text) == 0:
+            raise _bad(expr, f"{fd.name} field {item!r}: step {step_text!r} is not a positive whole number")
+        step = int(step_text)
+    if base == "*":
+        return range(fd.lo, fd.star_hi + 1, step)
+    if "-" not in base:
+        lo = _number(expr, fd, item, base)
+        # "a/n" means a, a+n, ... up to the field's maximum; a plain "a" is just a.
+        return range(lo, max(fd.star_hi if slash else lo, lo) + 1, step)
+    first, _, last = base.partition("-")
+    lo = _number(expr, fd, item, first)
+    hi = fd.hi if fd is _DOM and last.upper() == "L" else _number(expr, fd, item, last)  # "a-L": to the last day
+    if fd is _DOW:
+        if lo == 7:
+            lo = 0  # 7-FRI: Sunday opens the week
+        if hi == 0 and lo > 0:
+            hi = 7  # FRI-SUN: Sunday closes the week
+    if lo <= hi:
+        return range(lo, hi + 1, step)
+    # A range that wraps round (FRI-MON, 22-2, NOV-FEB): walk on through the field's cycle,
+    # so the step keeps its rhythm across the end (22-3/3 is 22, 1).
+    cycle = fd.star_hi - fd.lo + 1
+    return [v if v <= fd.star_hi else v - cycle for v in range(lo, hi + cycle + 1, step)]
+
+
+_HASH = re.compile(r"H(?:\((\d+)-(\d+)\))?(?:/(\d+))?", re.ASCII | re.IGNORECASE)
+
+
+def _resolve_hash(expr: str, fd: _FieldDef, match: re.Match[str], seed: str) -> str:
+    """The concrete text of ``H``, ``H/n``, ``H(a-b)`` or ``H(a-b)/n`` for ``seed``.
+
+    Values are croniter's: ``crc32(seed) >> field index``, modulo the range's size, so a
+    migrated job keeps its times -- except a plain ``H`` in day-of-month, which picks from
+    1-28 (Jenkins' rule) so that it fires every month.
+    """
+    first, last, step_text = match.groups()
+    lo, hi = fd.lo, fd.star_hi
+    if first is not None:
+        lo, hi = int(first), int(last)
+        if not (fd.lo <= lo <= fd.hi and fd.lo <= hi <= fd.hi):
+            raise _bad(expr, f"{fd.name} field {match[0]!r}: range {lo}-{hi} is out of range {fd.lo}-{fd.hi}")
+        if lo >= hi:
+            raise _bad(expr, f"{fd.name} field {match[0]!r}: H(a-b) needs a < b")
+    elif fd is _DOM and step_text is None:
+        hi = _DOM_HASH_HI
+    crc = zlib.crc32(seed.encode("utf-8")) >> fd.hash_shift
+    if step_text is None:
+        return str(lo + crc % (hi - lo + 1))
+    step = int(step_text)
+    if step == 0:
+        raise _bad(expr, f"{fd.name} field {match[0]!r}: step '0' is not a positive whole number")
+    # The hashed start lies in the first period; the step then runs to the range's end.
+    start = lo + crc % (min(lo + step - 1, hi) - lo + 1)
+    return str(start) if start == hi else f"{start}-{hi}/{step}"
+
+
+_DEFS = (_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW)
 
 
 @functools.lru_cache(maxsize=1024)
-def _parse(expr: str) -> _Spec:
-    """Parse ``expr`` (already stripped) or raise ValidationError; cached per text."""
+def _parse(expr: str, seed: str | None = None) -> _Spec:
+    """Parse ``expr`` (already stripped) or raise ValidationError; cached per text and seed.
+
+    Without a seed, ``H`` fields are resolved with the empty seed: enough to check the
+    expression, and :class:`Cron` refuses to compute fire times from them.
+    """
     text = expr
     if text.startswith("@"):
         alias = _ALIASES.get(text.lower())
         if alias is None:
-            raise _bad(expr, f"unknown alias; expected one of {', '.join(sorted(_ALIASES))}")
+            if text.lower() == "@reboot":
+                raise _bad(expr, "@reboot is not supported: a scheduler has no boot to run at")
+            raise _bad(expr, f"alias {text!r} is not supported; expected one of {', '.join(sorted(_ALIASES))}")
         text = alias
     parts = text.split()
-    if len(parts) == 5:
+    given = len(parts)
+    if given == 5:
         parts = ["0", *parts]
-    elif len(parts) != 6:
+    elif given == 7:
+        raise _bad(expr, "7 fields (a year field, as croniter allows) are not supported; expected 5 or 6")
+    elif given != 6:
         raise _bad(
             expr,
             f"expected 5 fields (minute hour day-of-month month day-of-week) or 6 with leading seconds, "
             f"got {len(parts)}",
         )
-    defs = (_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW)
-    sec, minute, hour, dom, month, dow = (_parse_field(expr, fd, part) for fd, part in zip(defs, parts, strict=True))
-    dom_star, dow_star = parts[3].startswith("*"), parts[5].startswith("*")
-    day_or = not dom_star and not dow_star
-    if not day_or and not any(d <= _MONTH_MAX_DAYS[m] for m in month for d in dom):
+    hashed = False
+    # A field "starting with *" for the day-saving and day rules: '*', '*/n', '?' and 'H/n'
+    # (every n, from a hashed start).
+    stars: list[bool] = []
+    for i, fd in enumerate(_DEFS):
+        part, star = parts[i], parts[i].startswith("*")
+        if "?" in part:
+            if part != "?" or fd not in (_DOM, _DOW):
+                raise _bad(expr, f"{fd.name} field {part!r}: {_QUESTION}")
+            parts[i], star = "*", True
+        match = _HASH.fullmatch(part)
+        if match:
+            parts[i] = _resolve_hash(expr, fd, match, "" if seed is None else seed)
+            star, hashed = match[1] is None and match[3] is not None, True
+        stars.append(star)
+    sec, minute, hour, dom, month, dow = (_parse_field(expr, fd, part) for fd, part in zip(_DEFS, parts, strict=True))
+    day_or = not stars[3] and not stars[5]
+    months = tuple(sorted(month.values))
+    days = _Days(dom, dow, day_or) if dom.by_month or dow.by_month else None
+    if days is not None:
+        # The day sets of a month depend only on its length and first weekday, and every
+        # combination occurs in 2000-2027 (a 28-year cycle with no skipped leap year).
+        if not any(_month_days(days, y, m) for y in range(2000, 2028) for m in months):
+            raise _bad(expr, "can never fire: no month in the month field has a day matching both day fields")
+    elif not day_or and not any(d <= _MONTH_MAX_DAYS[m] for m in months for d in dom.values):
         # Only the AND case can be impossible: every month has every weekday, and a
         # day-of-month field starting with '*' contains day 1.
         raise _bad(expr, "can never fire: no month in the month field has any of those days")
     return _Spec(
-        seconds=tuple(sorted(sec)),
-        minutes=tuple(sorted(minute)),
-        hours=tuple(sorted(hour)),
-        doms=dom,
-        months=tuple(sorted(month)),
-        dows=dow,
+        seconds=tuple(sorted(sec.values)),
+        minutes=tuple(sorted(minute.values)),
+        hours=tuple(sorted(hour.values)),
+        doms=dom.values,
+        months=months,
+        dows=dow.values,
         day_or=day_or,
-        wildcard=parts[1].startswith("*") or parts[2].startswith("*"),
+        wildcard=stars[1] or stars[2],
+        days=days,
+        text=" ".join(parts[6 - given :]),
+        hashed=hashed,
     )
+
+
+def _nearest_weekday(first_weekday: int, ndays: int, day: int) -> int:
+    """The weekday (Monday-Friday) nearest ``day`` without leaving the month (Quartz's ``W``)."""
+    day = min(day, ndays)
+    weekday = (first_weekday + day - 1) % 7  # Monday = 0
+    if weekday == 5:  # Saturday: the Friday before, or the Monday after on the 1st
+        return day - 1 if day > 1 else day + 2
+    if weekday == 6:  # Sunday: the Monday after, or the Friday before on the last day
+        return day + 1 if day < ndays else day - 2
+    return day
+
+
+@functools.lru_cache(maxsize=4096)
+def _month_days(days: _Days, year: int, month: int) -> tuple[int, ...]:
+    """The matching days of a month, in order, for expressions with L, W or # forms."""
+    first_weekday, ndays = calendar.monthrange(year, month)  # Monday = 0
+    first_dow = (first_weekday + 1) % 7  # cron numbering (Sunday = 0) of the 1st
+    dom, dow = days.dom, days.dow
+    in_dom = {d for d in dom.values if d <= ndays}
+    if dom.last:
+        in_dom.add(ndays)
+    in_dom.update(_nearest_weekday(first_weekday, ndays, d) for d in dom.nearest)
+    in_dow = {d for d in range(1, ndays + 1) if (first_dow + d - 1) % 7 in dow.values}
+    for weekday, n in dow.nth:
+        d = 1 + (weekday - first_dow) % 7 + 7 * (n - 1)
+        if d <= ndays:
+            in_dow.add(d)
+    last_dow = (first_dow + ndays - 1) % 7
+    in_dow.update(ndays - (last_dow - weekday) % 7 for weekday in dow.last_dow)
+    return tuple(sorted(in_dom | in_dow if days.day_or else in_dom & in_dow))
 
 
 def _first_day(spec: _Spec, year: int, month: int, day: int) -> int:
     """The first matching day >= ``day`` in the month, or 0 when there is none."""
+    if spec.days is not None:
+        table = _month_days(spec.days, year, month)
+        i = bisect_left(table, day)
+        return table[i] if i < len(table) else 0
     first_weekday, ndays = calendar.monthrange(year, month)  # Monday = 0
     dow = (first_weekday + day) % 7  # cron numbering (Sunday = 0) of ``day``
     doms, dows, day_or = spec.doms, spec.dows, spec.day_or
@@ -392,9 +613,8 @@ def _max_local_before(key: str, instant: int) -> int:
     return best
 
 
-def _next_fire(expr: str, key: str, instant: int) -> int | None:
+def _next_fire(spec: _Spec, key: str, instant: int) -> int | None:
     """First fire time (POSIX seconds) strictly after POSIX second ``instant``."""
-    spec = _parse(expr)
     t = instant + 1  # first instant that may fire; every segment start below is inclusive
     off = _fixed_offset(key)
     if off is not None:
@@ -452,6 +672,12 @@ def _tz(value: Any) -> str:
     return value
 
 
+def _seed(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ValidationError("trigger.seed", value, "expected a non-empty string (a schedule id) or None")
+    return value
+
+
 @attrs.frozen
 class Cron:
     """Fire at the times a cron expression matches on the wall clock of zone ``tz``.
@@ -462,6 +688,11 @@ class Cron:
     zone raises :class:`~schedcore.exceptions.ValidationError` naming ``trigger.expr`` or
     ``trigger.tz``.
 
+    ``seed`` picks the values of ``H`` fields (``H 3 * * *``: one minute of 03:00 chosen by a
+    stable hash of the seed). A :class:`~schedcore.Schedule` sets it to its own id when it
+    is None, and it is stored with the trigger, so the times never move; fire times of an
+    ``H`` expression without a seed cannot be computed (ValidationError).
+
     Daylight saving: *wildcard* jobs (minute or hour field starting with ``*``) fire at
     every real instant whose wall-clock time matches; other (*fixed-time*) jobs fire each
     matching wall-clock time once -- at its first instant when repeated, at the end of the
@@ -470,15 +701,53 @@ class Cron:
 
     expr: str = attrs.field(converter=_expr)
     tz: str = attrs.field(default="UTC", converter=_tz)
+    seed: str | None = attrs.field(default=None, converter=_seed, kw_only=True)
 
     @expr.validator
     def _check_expr(self, _: attrs.Attribute[str], value: str) -> None:
-        _parse(value)
+        _parse(value)  # without the seed first: an error must not depend on it when it can
+        if self.seed is not None:
+            _parse(value, self.seed)
 
     @property
     def is_wildcard(self) -> bool:
         """True when the minute or hour field starts with ``*``: every real matching instant fires."""
         return _parse(self.expr).wildcard
+
+    @property
+    def uses_hash(self) -> bool:
+        """True when a field is an ``H`` form, whose values come from :attr:`seed`."""
+        return _parse(self.expr).hashed
+
+    @property
+    def expanded(self) -> str:
+        """The expression with aliases expanded and ``H`` resolved, in the fields it was given.
+
+        ``Cron("H H * * *", seed="my-job").expanded`` is ``"40 8 * * *"`` (the same values as
+        croniter's for that id); ``Cron("@daily").expanded`` is ``"0 0 * * *"``. Raises
+        ValidationError for an ``H`` expression without a seed.
+        """
+        return self._spec().text
+
+    def with_seed(self, seed: str) -> Cron:
+        """This trigger with ``seed`` when it uses ``H`` and has none yet, else itself.
+
+        :class:`~schedcore.Schedule` calls it with its id.
+        """
+        if self.seed is not None or not self.uses_hash:
+            return self
+        return attrs.evolve(self, seed=seed)
+
+    def _spec(self) -> _Spec:
+        spec = _parse(self.expr, self.seed)
+        if spec.hashed and self.seed is None:
+            raise ValidationError(
+                "trigger.seed",
+                None,
+                f"{self.expr!r} uses H, whose values are hashed from a seed: add the trigger to a Schedule "
+                "(its id is the seed) or pass Cron(..., seed=...)",
+            )
+        return spec
 
     def next_after(self, instant: datetime) -> datetime | None:
         """The first fire time strictly after ``instant``, aware and in the trigger's zone.
@@ -491,10 +760,11 @@ class Cron:
         order or store fire times as UTC (``.astimezone(timezone.utc)``), never as local.
         """
         require_aware(instant, "instant")
+        spec = self._spec()
         delta = instant - _EPOCH
         seconds = delta.days * _DAY + delta.seconds  # floor: fire times are whole seconds
         try:
-            fire = _next_fire(self.expr, self.tz, seconds)
+            fire = _next_fire(spec, self.tz, seconds)
             if fire is None:
                 return None
             return (_EPOCH + timedelta(seconds=fire)).astimezone(_zone(self.tz))
@@ -502,9 +772,17 @@ class Cron:
             return None  # beyond datetime's range (years 1-9999)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"type": "cron", "expr": ..., "tz": ...}``."""
-        return {"type": "cron", "expr": self.expr, "tz": self.tz}
+        """``{"type": "cron", "expr": ..., "tz": ...}``, plus ``"seed"`` when there is one."""
+        data: dict[str, Any] = {"type": "cron", "expr": self.expr, "tz": self.tz}
+        if self.seed is not None:
+            data["seed"] = self.seed
+        return data
 
     def describe(self) -> str:
-        """``cron '0 3 * * *' Europe/Paris``."""
-        return f"cron {self.expr!r} {self.tz}"
+        """``cron '0 3 * * *' Europe/Paris``; an ``H`` expression adds its resolved fields."""
+        text = f"cron {self.expr!r} {self.tz}"
+        if self.uses_hash:
+            if self.seed is None:
+                return f"{text} (H not yet seeded)"
+            return f"{text} (H = {_parse(self.expr, self.seed).text!r})"
+        return text

@@ -45,6 +45,7 @@ from schedcore.records import (
     RunStatus,
     make_run_id,
 )
+from schedcore.triggers import At
 
 __all__ = [
     "RECORD_LIMIT",
@@ -52,6 +53,7 @@ __all__ = [
     "Plan",
     "TriggerMemo",
     "backfill_entries",
+    "expired_one_shot",
     "first_fire",
     "occurrence_due",
     "plan",
@@ -196,20 +198,42 @@ def occurrence_due(schedule: Schedule, nominal: datetime, following: datetime | 
     return nominal + int(u * cap_ms) * _MS
 
 
-def first_fire(schedule: Schedule, now: datetime, runs_started: int = 0) -> Pending | None:
+def first_fire(
+    schedule: Schedule, now: datetime, runs_started: int = 0, *, late_one_shot: bool = True
+) -> Pending | None:
     """The fire entry of a schedule added or resumed at ``now``: its first occurrence at or after now.
 
-    Occurrences before ``now`` are never run (an ``At`` in the past fires nothing); ``start_at``
-    and ``end_at`` bound the search; None when there is no occurrence left or ``max_runs``
-    is already reached.
+    Occurrences before ``now`` are not run, with one exception: a one-shot (``At``) whose
+    instant passed at most ``misfire_grace`` ago keeps it as its fire entry, due at once
+    (it fires at the next dispatch) -- unless ``late_one_shot`` is False (``resume``: what
+    fell in the pause is not run). ``start_at`` and ``end_at`` bound the search; None when
+    there is no occurrence left or ``max_runs`` is already reached.
     """
     if schedule.max_runs is not None and runs_started >= schedule.max_runs:
         return None
     timeline = _Timeline(schedule)
-    nominal = timeline.first_at_or_after(now)
+    since = now
+    if late_one_shot and isinstance(schedule.trigger, At):
+        since = now - schedule.misfire_grace  # its single occurrence is still on time
+    nominal = timeline.first_at_or_after(since)
     if nominal is None:
         return None
     return Pending(kind=PendingKind.FIRE, nominal=nominal, due=timeline.due(nominal))
+
+
+def expired_one_shot(schedule: Schedule, now: datetime) -> datetime | None:
+    """The instant of a one-shot that can no longer fire when added at ``now``, else None.
+
+    That is an ``At`` inside its ``start_at``/``end_at`` window whose instant passed more
+    than ``misfire_grace`` before ``now``: :func:`first_fire` gives it no fire entry, and
+    ``Scheduler.add`` says so (``AddResult.EXPIRED``) instead of storing it silently.
+    """
+    trigger = schedule.trigger
+    if not isinstance(trigger, At) or now - trigger.when <= schedule.misfire_grace:
+        return None
+    if _Timeline(schedule).first_at_or_after(trigger.when) != trigger.when:
+        return None  # outside its own window: it never had an occurrence to miss
+    return trigger.when
 
 
 def retry_entry(outcome: Outcome, schedule: Schedule) -> Pending | None:

@@ -328,6 +328,12 @@ def _load_settings_file(ctx: click.Context, path: str) -> dict[str, Any]:
 @click.option(
     "--start", metavar="ISO8601", help="Anchor of --every, e.g. 2025-01-01T09:30:00+01:00 (default: the Unix epoch)."
 )
+@click.option(
+    "--id",
+    "schedule_id",
+    metavar="ID",
+    help="Schedule id whose hash picks the values of H fields (as a schedule with that id would fire).",
+)
 @click.option("--after", metavar="ISO8601", help="List fire times strictly after this instant (default now).")
 @click.option(
     "-n", "count", type=click.IntRange(1, 100_000), metavar="N", default=5, show_default=True, help="How many times."
@@ -338,6 +344,7 @@ def next_command(
     tz: str | None,
     every: float | None,
     start: str | None,
+    schedule_id: str | None,
     after: str | None,
     count: int,
 ) -> None:
@@ -353,6 +360,8 @@ def next_command(
         raise click.UsageError("--tz only goes with --cron")
     if every is None and start is not None:
         raise click.UsageError("--start only goes with --every")
+    if cron_expr is None and schedule_id is not None:
+        raise click.UsageError("--id only goes with --cron")
     instant = datetime.now(timezone.utc) if after is None else _option_instant(after, "--after")
 
     zone: tzinfo = timezone.utc
@@ -362,11 +371,15 @@ def next_command(
 
         tz = "UTC" if tz is None else tz  # --tz "" is refused by Cron, not taken for UTC
         try:
-            trigger = Cron(cron_expr, tz=tz)
+            trigger = Cron(cron_expr, tz=tz, seed=schedule_id)
         except ValidationError as exc:
             if _is_zone_field(exc, tz):
                 raise _usage(exc, "--tz", tz) from None
+            if exc.field == "trigger.seed":
+                raise _usage(exc, "--id", schedule_id) from None
             raise _usage(exc, "--cron", cron_expr) from None
+        if trigger.uses_hash and schedule_id is None:
+            raise click.UsageError(f"--cron {cron_expr!r} has H fields: give --id, the schedule id that seeds them")
         zone = _zone(tz)
     else:
         from schedcore.triggers import Interval
@@ -429,7 +442,7 @@ def _zone(name: str) -> tzinfo:
 
 #: The commands that open a store and take the store options (and plugins' options).
 _STORE_COMMANDS: tuple[str, ...] = ("run", "sync", "add", "list", "show", "remove", "pause", "resume", "trigger")
-_STORE_COMMANDS += ("backfill", "status", "doctor")
+_STORE_COMMANDS += ("backfill", "status", "doctor", "web")
 _PM_KEY = "schedcore.plugin_manager"
 _OPTIONS_KEY = "schedcore.plugin_options"
 
@@ -1012,6 +1025,7 @@ def add_command(
     """Add schedule ID running TASK ("package.module:function") on one trigger:
     --cron EXPR [--tz ZONE], --every SECONDS [--start ISO8601] or --at ISO8601."""
     from schedcore.model import Schedule
+    from schedcore.records import AddResult
     from schedcore.triggers import At, Cron, Interval
 
     given = [
@@ -1084,6 +1098,13 @@ def add_command(
     if stored is not None and stored.schedule.paused:
         when = "paused"
     click.echo(f"{result.value} {schedule.id}: {when}")
+    if result is AddResult.EXPIRED:
+        grace = schedule.misfire_grace.total_seconds()
+        click.echo(
+            f"warning: --at {at_text} passed more than its misfire grace ({grace:g}s) ago, so it will never fire; "
+            "give a later --at or a larger --misfire-grace",
+            err=True,
+        )
     if isinstance(trigger, Interval) and start is None:
         # Drift-free, but a surprise for many: --every 86400 fires at UTC midnight, not now + 1 day.
         every = trigger.every.total_seconds()
@@ -1375,7 +1396,9 @@ def backfill_command(*, schedule_id: str, start: str, end: str | None, **options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
 def status_command(*, as_json: bool, **options: Any) -> None:
     """Show the live schedulers with their last heartbeat, what is due now, the oldest
-    overdue entry and the claims in flight."""
+    overdue entry, the claims in flight and what the store warns about."""
+    from schedcore.storekit import store_warnings
+
     now = datetime.now(timezone.utc)
     with _opened(click.get_current_context()) as scheduler:
         store = scheduler.store
@@ -1383,6 +1406,7 @@ def status_command(*, as_json: bool, **options: Any) -> None:
             raise CliError(f"the store {type(store).__name__} does not report status (no heartbeats or stats)")
         beats = store.schedulers(now)
         stats = store.stats(now)
+        store_said = store_warnings(store)  # persistence off, an evicting memory policy (Redis)
     if as_json:
         data = {
             "now": _utc(now),
@@ -1394,6 +1418,7 @@ def status_command(*, as_json: bool, **options: Any) -> None:
             "oldest_overdue": _utc(stats.oldest_due) if stats.oldest_due else None,
             "in_flight": stats.in_flight,
             "expired_claims": stats.expired,
+            "warnings": store_said,
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -1418,6 +1443,7 @@ def status_command(*, as_json: bool, **options: Any) -> None:
     if not beats and stats.due:
         lines.append("warning: runs are due but no scheduler is alive")
     lines += _allowlist_warnings(scheduler, beats)
+    lines += [f"warning: {warning}" for warning in store_said]
     click.echo("\n".join(lines))
 
 
@@ -1490,6 +1516,12 @@ def plugins_command() -> None:
             click.echo(f"  {option}: {where}")
 
 
+# `schedcore web` lives in its own package (its Flask and waitress are an optional extra,
+# imported only when the command runs); a build without that package has no such command.
+with contextlib.suppress(ImportError):
+    import schedcore_web._cli  # noqa: F401  (registers the command)
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the ``schedcore`` console script."""
     cli.main(args=argv, prog_name="schedcore")
@@ -1497,4 +1529,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # ``python -m schedcore.cli`` runs a second copy of this module; `schedcore web` registers
+    # on the imported ``schedcore.cli``, so run that one.
+    from schedcore.cli import main as imported_main
+
+    imported_main()

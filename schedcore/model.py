@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from schedcore._cron import Cron
 from schedcore._time import iso, parse_instant, require_aware, to_timedelta, trunc_ms
 from schedcore._validate import check_id, check_json, check_queue, task_reference
 from schedcore.exceptions import ValidationError
@@ -254,6 +255,9 @@ class Schedule:
     serializer: Serializer = attrs.field(default=Serializer.JSON, converter=_serializer)
 
     def __attrs_post_init__(self) -> None:
+        if isinstance(self.trigger, Cron):
+            # H fields hash the schedule's id; the seed is kept with the trigger from now on.
+            object.__setattr__(self, "trigger", self.trigger.with_seed(self.id))
         if (
             isinstance(self.catchup_limit, bool)
             or not isinstance(self.catchup_limit, int)

@@ -100,6 +100,11 @@ class Store(Protocol):
     sends the next batch's claim this way before handing the current batch over (with an
     executor that has ``submit_nowait``, see :class:`Executor`), so both travel together. It
     calls the returned function exactly once, before any other method of the store.
+
+    Optional too: ``warnings() -> list[str]``, what in the store's own configuration can lose
+    schedules, one sentence each (Redis: persistence off, an evicting ``maxmemory-policy``);
+    ``schedcore status`` and ``schedcore web`` show them (see
+    :func:`schedcore.storekit.store_warnings`). It must not raise for an unreachable store.
     """
 
     # -- definitions -----------------------------------------------------------------

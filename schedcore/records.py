@@ -52,12 +52,15 @@ class PendingKind(str, Enum):
 
 
 class AddResult(str, Enum):
-    """What ``Store.add`` did."""
+    """What ``Store.add`` (and ``Scheduler.add``) did."""
 
     ADDED = "added"
     REPLACED = "replaced"
     UNCHANGED = "unchanged"
     KEPT = "kept"
+    #: ``Scheduler.add`` only (stores never return it): stored (added or replaced), but a
+    #: one-shot whose instant passed more than ``misfire_grace`` ago -- it will never fire.
+    EXPIRED = "expired"
 
 
 def _as_kind(value: Any) -> PendingKind:

@@ -30,7 +30,17 @@ import pluggy
 
 from schedcore._beater import BeatThread
 from schedcore._dist import version
-from schedcore._planner import Plan, TriggerMemo, backfill_entries, first_fire, next_fire_utc, plan, retry_entry
+from schedcore._planner import (
+    Plan,
+    TriggerMemo,
+    backfill_entries,
+    expired_one_shot,
+    first_fire,
+    next_fire_utc,
+    plan,
+    retry_entry,
+)
+from schedcore._time import iso
 from schedcore.allowlist import TaskAllowList
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import (
@@ -201,7 +211,10 @@ class Scheduler:
         """Store ``schedule`` (see :meth:`Store.add` for ``conflict``); returns what happened.
 
         Its first fire time is its first occurrence at or after now: occurrences in the
-        past are not run (use :meth:`backfill` for those).
+        past are not run (use :meth:`backfill` for those). A one-shot (``At``) whose instant
+        passed at most ``misfire_grace`` ago fires at the next dispatch; one that passed
+        longer ago is stored but can never fire: the result is then ``EXPIRED`` and a
+        warning is logged (``schedule_expired``).
         """
         if not isinstance(schedule, Schedule):
             raise TypeError(f"expected a Schedule, got {type(schedule).__name__}")
@@ -212,8 +225,9 @@ class Scheduler:
         if schedule.max_runs is not None:
             existing = self.store.get(schedule.id)
             runs_started = existing.runs_started if existing is not None else 0
-        first = first_fire(schedule, self.clock.now(), runs_started)
-        result = self.store.add(schedule, first, conflict)
+        now = self.clock.now()
+        first = first_fire(schedule, now, runs_started)
+        result = self._expired(schedule, first, now, self.store.add(schedule, first, conflict))
         self._event(
             "schedule_added",
             f"schedule {schedule.id} {result.value}",
@@ -248,7 +262,7 @@ class Scheduler:
             self.allowed_tasks.check(schedule.task)
             self.executor.validate(schedule)
         now = self.clock.now()
-        # Schedules of one trigger and window without jitter share their first fire entry:
+        # Schedules of one trigger, window and grace without jitter share their first fire entry:
         # computing it costs far more than the lookup (tens of microseconds for a cron).
         shared: dict[tuple[object, ...], Pending | None] = {}
         items: builtins.list[tuple[Schedule, Pending | None]] = []
@@ -261,7 +275,7 @@ class Scheduler:
             if schedule.jitter:  # its due instant depends on its id
                 items.append((schedule, first_fire(schedule, now)))
                 continue
-            key = (schedule.trigger, schedule.start_at, schedule.end_at)
+            key = (schedule.trigger, schedule.start_at, schedule.end_at, schedule.misfire_grace)
             try:
                 first = shared[key]
             except KeyError:
@@ -269,7 +283,10 @@ class Scheduler:
             except TypeError:  # an unhashable trigger: computed on its own
                 first = first_fire(schedule, now)
             items.append((schedule, first))
-        results = store_add_many(self.store, items, conflict)
+        results = [
+            self._expired(schedule, first, now, result)
+            for (schedule, first), result in zip(items, store_add_many(self.store, items, conflict), strict=True)
+        ]
         # What add logs and emits for each; skipped when nobody would see it (a tenth of a bulk add).
         logged = log.isEnabledFor(logging.INFO)
         hooked = bool(self.hooks.pm.hook.schedcore_schedule_added.get_hookimpls())
@@ -287,6 +304,29 @@ class Scheduler:
                 self.hooks.emit("schedcore_schedule_added", scheduler=self, schedule=schedule, result=value)
         self._wake.set()
         return results
+
+    def _expired(self, schedule: Schedule, first: Pending | None, now: datetime, result: AddResult) -> AddResult:
+        """``EXPIRED`` (with a warning) instead of ``result`` when ``schedule`` was written
+        and is a one-shot that can never fire; else ``result``."""
+        if first is not None or result not in (AddResult.ADDED, AddResult.REPLACED):
+            return result  # it fires, or nothing was written
+        when = expired_one_shot(schedule, now)
+        if when is None:
+            return result
+        if result is AddResult.REPLACED:
+            stored = self.store.get(schedule.id)  # a replace of the same timing kept its entry
+            if stored is not None and stored.next_fire is not None:
+                return result
+        grace = schedule.misfire_grace.total_seconds()
+        log.warning(
+            "schedule %s will never fire: its one-shot time %s passed %.3fs ago, more than its misfire_grace (%gs)",
+            schedule.id,
+            iso(when),
+            (now - when).total_seconds(),
+            grace,
+            extra={"event": "schedule_expired", "schedule_id": schedule.id, "when": when, "misfire_grace": grace},
+        )
+        return AddResult.EXPIRED
 
     def remove(self, schedule_id: str) -> bool:
         """Delete a schedule with its pending entries and history; False if there was none."""
@@ -333,7 +373,8 @@ class Scheduler:
         current = self._require(schedule_id)
         if not current.schedule.paused:
             return current  # not paused: its fire entry stays as it is
-        next_fire = first_fire(current.schedule.evolve(paused=False), self.clock.now(), current.runs_started)
+        schedule = current.schedule.evolve(paused=False)
+        next_fire = first_fire(schedule, self.clock.now(), current.runs_started, late_one_shot=False)
         stored = self.store.set_paused(schedule_id, False, next_fire)
         nominal = next_fire.nominal if next_fire else None
         self._event("schedule_resumed", f"schedule {schedule_id} resumed", schedule_id=schedule_id, next_fire=nominal)

@@ -26,6 +26,7 @@ __all__ = [
     "check_fire_entry",
     "check_limit",
     "log_taken_back",
+    "store_warnings",
 ]
 
 _MS = timedelta(milliseconds=1)
@@ -129,3 +130,22 @@ def log_taken_back(log: logging.Logger, owner: str, claims: int) -> None:
             claims,
             extra={"event": "claims_taken_back", "owner": owner, "claims": claims},
         )
+
+
+_log = logging.getLogger("schedcore.store")
+
+
+def store_warnings(store: object) -> list[str]:
+    """What ``store`` reports about its own configuration that can lose schedules (the optional
+    ``Store.warnings()``: Redis says persistence off or an evicting memory policy), one
+    sentence each. A store without the method has nothing to say; one that raises is logged
+    and treated the same, so a status page never fails over a warning."""
+    method = getattr(store, "warnings", None)
+    if not callable(method):
+        return []
+    try:
+        found = method()
+    except Exception:
+        _log.exception("%s.warnings() raised; no store warnings shown", type(store).__name__)
+        return []
+    return [str(w) for w in found] if isinstance(found, (list, tuple)) else []

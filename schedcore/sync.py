@@ -118,12 +118,15 @@ def sync(
 
     results: dict[str, list[str]] = {"added": [], "updated": [], "unchanged": [], "removed": [], "adopted": []}
     runs: dict[str, int] = {}
+    existed: set[str] = set()
     for schedule in tagged:
         try:
             existing = store.get(schedule.id)
         except CorruptScheduleData:
             existing = None  # unreadable: replacing it with the file's definition repairs it
         runs[schedule.id] = existing.runs_started if existing is not None else 0
+        if existing is not None:
+            existed.add(schedule.id)
         if existing is not None and existing.schedule.meta.get(SOURCE_KEY) != source:
             results["adopted"].append(schedule.id)
             log.warning(
@@ -140,7 +143,10 @@ def sync(
         items = [(schedule, first_fire(schedule, at, runs[schedule.id])) for schedule in tagged]
         added = store_add_many(store, items, Conflict.REPLACE)
     for schedule, result in zip(tagged, added, strict=True):
-        key = {AddResult.ADDED: "added", AddResult.REPLACED: "updated"}.get(result, "unchanged")
+        done = result
+        if done is AddResult.EXPIRED:  # stored, and the scheduler logged that it will never fire
+            done = AddResult.REPLACED if schedule.id in existed else AddResult.ADDED
+        key = {AddResult.ADDED: "added", AddResult.REPLACED: "updated"}.get(done, "unchanged")
         results[key].append(schedule.id)
 
     if prune:

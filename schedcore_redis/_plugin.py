@@ -72,7 +72,7 @@ def schedcore_store_factories() -> Sequence[StoreFactory]:
 #: The commands that open a store (every one but ``next`` and ``plugins``).
 _STORE_COMMANDS = frozenset(
     {"run", "sync", "add", "list", "show", "remove", "pause", "resume", "trigger", "backfill", "status", "doctor"}
-)
+) | {"web"}
 
 
 @hookimpl

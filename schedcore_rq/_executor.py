@@ -31,6 +31,7 @@ from schedcore_rq._jobs import (
     job_id_for,
     parse_options,
     run_info,
+    run_job_id,
 )
 from schedcore_rq._outcomes import (
     FINISH_LUA,
@@ -260,6 +261,7 @@ class RQExecutor:
         self._suspects: dict[str, float] = {}  # job id -> monotonic time first seen started but silent
         self._retry: list[bytes | str] = []  # payloads whose report raised; retried later
         self._mine: set[str] = set()  # job ids handed over by this instance, not reported yet
+        self._named: dict[str, str] = {}  # run id -> its job id, for runs with a job id of the caller's
         self._mine_lock = threading.Lock()
         self._reconcile_lock = threading.Lock()
         self._settle_lock = threading.Lock()
@@ -391,7 +393,8 @@ class RQExecutor:
         """
         if not run_ids:
             return
-        keys = [self.keys.handed(job_id_for(run_id, self._namespace)) for run_id in run_ids]
+        named = self._named
+        keys = [self.keys.handed(named.pop(r, "") or job_id_for(r, self._namespace)) for r in run_ids]
         with self._settle_lock:
             self._read_settled()
             try:
@@ -540,10 +543,12 @@ class RQExecutor:
         run of a call works it out, the others only serialize their meta. ``encode`` is the
         connection's encoding of a str (the description is sent inside a bytes argument).
         """
-        job_id = job_id_for(run.id, self._namespace)
+        job_id = self._job_id(run)
         run_fields = run_info(run)
         info = run_fields.to_json()
         try:
+            if run.id in self._named:  # a job id of the caller's: never templated (see _job_id)
+                return _Entry(job_id, info, "", None, b"", b"", b"", self._named_commands(run, job_id, run_fields))
             plan_key = (run.task, run.queue, id(run.args), id(run.kwargs), id(run.executor_options))
             plan = plans.get(plan_key)
             if plan is None:
@@ -566,6 +571,32 @@ class RQExecutor:
             failure = payload(job_id, run_fields, OutcomeStatus.FAILED, error=error_text(type(exc), exc))
             return _Entry(job_id, info, failure, None, b"", b"", b"", [0])
         return _Entry(job_id, info, "", None, b"", b"", b"", rest)
+
+    def _job_id(self, run: Run) -> str:
+        """The RQ job id of ``run`` (see :func:`run_job_id`). A run with an id of the caller's
+        is remembered in ``_named`` (for :meth:`settled`, and to bypass the job templates,
+        whose id slot is found by searching the captured writes for the id: a short id such
+        as ``"a"`` would also match inside other values)."""
+        if run.executor_options.get("job_id") is None:  # the common case, without parsing the options
+            return job_id_for(run.id, self._namespace)
+        try:
+            job_id = run_job_id(run, parse_options(run.executor_options), self._namespace)
+        except ValidationError:
+            return job_id_for(run.id, self._namespace)  # the run fails in _entry, naming the option
+        if job_id != job_id_for(run.id, self._namespace):
+            self._named[run.id] = job_id
+        return job_id
+
+    def _named_commands(self, run: Run, job_id: str, info: RunInfo) -> list[Any]:
+        """The hand-off script's flat commands for a run with a job id of the caller's."""
+        options = parse_options(run.executor_options)
+        description = _description(options.description, run)
+        commands = self._capture(run, job_id, options, self._meta(options.meta, info), description)
+        flat: list[Any] = [len(commands)]
+        for command in commands:
+            flat.append(len(command))
+            flat.extend(command)
+        return flat
 
     def _job_commands(self, run: Run, job_id: str, info: RunInfo) -> list[tuple[Any, ...]]:
         """The writes RQ makes to enqueue this run's job (what the hand-off script replays)."""

@@ -22,10 +22,19 @@ import attrs
 from schedcore._time import to_ms
 from schedcore._validate import check_queue
 from schedcore.exceptions import ValidationError
-from schedcore.records import Run
+from schedcore.records import PendingKind, Run
 from schedcore_rq._outcomes import META_KEY, RunInfo
 
-__all__ = ["HANDOFF_LUA", "OPTION_NAMES", "JobOptions", "as_bytes", "job_id_for", "parse_options"]
+__all__ = [
+    "HANDOFF_LUA",
+    "OPTION_NAMES",
+    "RESERVED",
+    "JobOptions",
+    "as_bytes",
+    "job_id_for",
+    "parse_options",
+    "run_job_id",
+]
 
 #: RQ's own rule for job ids.
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -42,7 +51,20 @@ ON_SUCCESS = "schedcore_rq._worker_side.on_success"
 ON_FAILURE = "schedcore_rq._worker_side.on_failure"
 ON_STOPPED = "schedcore_rq._worker_side.on_stopped"
 
-OPTION_NAMES = ("queue", "job_timeout", "result_ttl", "ttl", "failure_ttl", "at_front", "description", "meta")
+OPTION_NAMES = (
+    "queue",
+    "job_timeout",
+    "result_ttl",
+    "ttl",
+    "failure_ttl",
+    "at_front",
+    "description",
+    "meta",
+    "job_id",
+)
+#: The value of a hand-off marker that reserves a job id for a run not handed over yet (see
+#: :func:`reserve_job`): the job under that id is a placeholder the hand-off replaces.
+RESERVED = "r"
 
 
 def job_id_for(run_id: str, namespace: str = "default") -> str:
@@ -74,6 +96,7 @@ class JobOptions:
     at_front: bool = False
     description: str | None = None
     meta: dict[str, Any] = attrs.field(factory=dict)
+    job_id: str | None = None  #: the RQ job id of the first attempt of a one-shot's occurrence
 
 
 def _seconds(name: str, value: Any, *, allow_infinite: bool, allow_zero: bool = False) -> int:
@@ -130,7 +153,21 @@ def parse_options(options: Mapping[str, Any]) -> JobOptions:
         if META_KEY in meta:
             raise ValidationError("executor_options.meta", meta, f"the key {META_KEY!r} is reserved for schedcore")
         values["meta"] = dict(meta)
+    if options.get("job_id") is not None:
+        job_id = options["job_id"]
+        if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id) or len(job_id) > 200:
+            raise ValidationError("executor_options.job_id", job_id, "must be 1-200 characters of A-Z a-z 0-9 _ -")
+        values["job_id"] = job_id
     return JobOptions(**values)
+
+
+def run_job_id(run: Run, options: JobOptions, namespace: str) -> str:
+    """The RQ job id of ``run``: the ``job_id`` option for the first attempt of a regular
+    occurrence (a one-shot's only one), else :func:`job_id_for` -- retries, manual runs and
+    backfills get ids of their own, so one job id never names two runs."""
+    if options.job_id is not None and run.attempt == 1 and run.kind is PendingKind.FIRE:
+        return options.job_id
+    return job_id_for(run.id, namespace)
 
 
 def run_info(run: Run) -> RunInfo:
@@ -217,7 +254,10 @@ while i <= last do
   template = tonumber(template)
   i = i + 1
   local marker = prefix .. job_id
-  local fresh = redis.call('EXISTS', marker) == 0 and redis.call('EXISTS', job_prefix .. job_id) == 0
+  -- a marker 'r' reserves the id: the job there is a placeholder, replaced by this run's job
+  local mark = redis.call('GET', marker)
+  local fresh = mark == 'r' or (not mark and redis.call('EXISTS', job_prefix .. job_id) == 0)
+  if fresh and mark == 'r' then redis.call('DEL', job_prefix .. job_id) end
   if template == 0 then
     local ncmd = tonumber(ARGV[i])
     i = i + 1

@@ -642,3 +642,15 @@ def test_a_value_of_the_subcommand_is_never_taken_for_a_global_option() -> None:
     assert _hoist_global_options(group, ctx, ["--settings", "s.toml", "run", "--debug"]) == [
         "--settings", "s.toml", "--debug", "run",
     ]  # fmt: skip
+
+
+def test_next_previews_h_fields_for_a_schedule_id() -> None:
+    assert_user_error(invoke("next", "--cron", "H 3 * * *"), 2, "has H fields", "--id")
+    result = invoke("next", "--cron", "H 3 * * *", "--id", "nightly", "--after", "2025-01-01T00:00:00Z", "-n", "2")
+    assert result.exit_code == 0, result.output
+    from schedcore import Cron
+
+    trigger = Cron("H 3 * * *", seed="nightly")
+    first = trigger.next_after(datetime(2025, 1, 1, tzinfo=timezone.utc))
+    assert first is not None and result.stdout.splitlines()[0] == first.isoformat()
+    assert_user_error(invoke("next", "--every", "60", "--id", "x"), 2, "--id only goes with --cron")

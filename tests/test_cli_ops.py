@@ -115,7 +115,15 @@ def test_add_every_and_at(shared: MemoryStore) -> None:
         "added often: next fire"
     )
     assert ok("add", "once", "schedcore.demo:hello", "--at", "2099-01-01T00:00:00+01:00").startswith("added once")
-    assert ok("add", "past", "schedcore.demo:hello", "--at", "2001-01-01T00:00:00Z") == "added past: nothing to fire\n"
+    past = invoke("add", "past", "schedcore.demo:hello", "--at", "2001-01-01T00:00:00Z")
+    assert past.exit_code == 0 and past.stdout == "expired past: nothing to fire\n"
+    assert (
+        "warning: --at 2001-01-01T00:00:00Z passed more than its misfire grace (60s) ago, so it will never fire; "
+        "give a later --at or a larger --misfire-grace"
+    ) in past.stderr.splitlines()
+    assert "schedule past will never fire" in past.stderr  # the log line
+    just = datetime.now(timezone.utc) - timedelta(seconds=5)
+    assert ok("add", "just", "schedcore.demo:hello", "--at", just.isoformat()).startswith("added just: next fire")
     assert ok("add", "later", "schedcore.demo:hello", "--every", "5", "--paused").splitlines() == [
         "added later: paused",
         "  (at whole multiples of 5s since 1970-01-01T00:00:00Z; --start sets another anchor)",
@@ -490,6 +498,20 @@ def test_status_warns_when_runs_are_due_and_nobody_is_alive(shared: MemoryStore)
     out = ok("status")
     assert "schedulers: 0 live" in out and "due now: 1 (oldest overdue by" in out
     assert "no scheduler is alive" in out
+
+
+def test_status_shows_what_the_store_warns_about(shared: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shared, "warnings", lambda: ["store <x> has persistence off"], raising=False)
+    assert "warning: store <x> has persistence off" in ok("status")
+    assert json.loads(ok("status", "--json"))["warnings"] == ["store <x> has persistence off"]
+
+
+def test_status_survives_a_store_whose_warnings_raise(shared: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken() -> list[str]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(shared, "warnings", broken, raising=False)
+    assert json.loads(ok("status", "--json"))["warnings"] == []
 
 
 def test_allowed_tasks_refuse_add_and_status_warns_when_off(shared: MemoryStore) -> None:

@@ -102,7 +102,6 @@ def test_is_wildcard(expr: str, wildcard: bool) -> None:
         ("* * * * 8", "day-of-week field '8' out of range 0-7"),
         ("60 * * * * *", "second field '60' out of range 0-59"),
         ("5-61 * * * *", "minute field '5-61': 61 out of range 0-59"),
-        ("10-5 * * * *", "minute field '10-5': range '10-5' runs backwards"),
         ("*/0 * * * *", "minute field '*/0': step '0' is not a positive whole number"),
         ("*/x * * * *", "step 'x' is not a positive whole number"),
         ("1,,2 * * * *", "minute field '1,,2' has an empty list item"),
@@ -110,9 +109,9 @@ def test_is_wildcard(expr: str, wildcard: bool) -> None:
         ("* * * FOO *", "month field 'FOO': 'FOO' is not a number 1-12 or a name"),
         ("* * * * MOO", "day-of-week field 'MOO'"),
         ("* * * *", "expected 5 fields"),
-        ("* * * * * * *", "got 7"),
+        ("* * * * * * *", "7 fields (a year field, as croniter allows) are not supported"),
         ("", "got 0"),
-        ("@reboot", "unknown alias"),
+        ("@reboot", "@reboot is not supported"),
         ("0 0 30 2 *", "can never fire"),
         ("0 0 31 4,6,9,11 *", "can never fire"),
         ("0 0 31 APR *", "can never fire"),
@@ -320,3 +319,319 @@ def test_utc_series_matches_croniter(expr: str, start: datetime) -> None:
         assert got == want, (expr, start)
         assert got.tzinfo is not None
         assert got.utcoffset() == timedelta(0)
+
+
+# -- croniter's extensions: L, W, #, ?, wrap-around ranges, H ----------------------------------
+
+
+def days(expr: str, start: datetime, n: int, **kw: str) -> list[str]:
+    return [d.strftime("%a %Y-%m-%d") for d in series(Cron(expr, **kw), start, n)]
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("0 0 L * *", ["Fri 2025-01-31", "Fri 2025-02-28", "Mon 2025-03-31", "Wed 2025-04-30"]),
+        ("0 0 L 2 *", ["Fri 2025-02-28", "Sat 2026-02-28", "Sun 2027-02-28", "Tue 2028-02-29"]),
+        ("0 0 1,L * *", ["Fri 2025-01-31", "Sat 2025-02-01", "Fri 2025-02-28", "Sat 2025-03-01"]),
+        ("0 0 29-L * *", ["Wed 2025-01-29", "Thu 2025-01-30", "Fri 2025-01-31", "Sat 2025-03-29"]),
+        ("0 0 * * 5L", ["Fri 2025-01-31", "Fri 2025-02-28", "Fri 2025-03-28", "Fri 2025-04-25"]),
+        ("0 0 * * L5", ["Fri 2025-01-31", "Fri 2025-02-28", "Fri 2025-03-28", "Fri 2025-04-25"]),
+        ("0 0 * * friL", ["Fri 2025-01-31", "Fri 2025-02-28", "Fri 2025-03-28", "Fri 2025-04-25"]),
+        ("0 0 * * 0L", ["Sun 2025-01-26", "Sun 2025-02-23", "Sun 2025-03-30", "Sun 2025-04-27"]),
+        ("0 0 * * 7L", ["Sun 2025-01-26", "Sun 2025-02-23", "Sun 2025-03-30", "Sun 2025-04-27"]),
+        ("0 0 * * 1#2", ["Mon 2025-01-13", "Mon 2025-02-10", "Mon 2025-03-10", "Mon 2025-04-14"]),
+        ("0 0 * * MON#1,FRI#3", ["Mon 2025-01-06", "Fri 2025-01-17", "Mon 2025-02-03", "Fri 2025-02-21"]),
+        ("0 0 * * 1#5", ["Mon 2025-03-31", "Mon 2025-06-30", "Mon 2025-09-29", "Mon 2025-12-29"]),
+        ("0 0 * * 1#2,3", ["Wed 2025-01-08", "Mon 2025-01-13", "Wed 2025-01-15", "Wed 2025-01-22"]),
+        # The nearest weekday: Saturday gives the Friday before, Sunday the Monday after...
+        ("0 0 15W * *", ["Wed 2025-01-15", "Fri 2025-02-14", "Fri 2025-03-14", "Tue 2025-04-15"]),
+        ("0 0 W15 * *", ["Wed 2025-01-15", "Fri 2025-02-14", "Fri 2025-03-14", "Tue 2025-04-15"]),
+        ("0 0 15W 6 *", ["Mon 2025-06-16", "Mon 2026-06-15", "Tue 2027-06-15", "Thu 2028-06-15"]),
+        # ... but never across the month's edge: Saturday the 1st gives Monday the 3rd,
+        # Sunday the 31st Friday the 29th; a day past the month's end means its last day.
+        ("0 0 1W 2,3 *", ["Mon 2025-02-03", "Mon 2025-03-03", "Mon 2026-02-02", "Mon 2026-03-02"]),
+        ("0 0 31W 8 *", ["Fri 2025-08-29", "Mon 2026-08-31", "Tue 2027-08-31", "Thu 2028-08-31"]),
+        ("0 0 31W 4 *", ["Wed 2025-04-30", "Thu 2026-04-30", "Fri 2027-04-30", "Fri 2028-04-28"]),
+        ("0 0 LW * *", ["Fri 2025-01-31", "Fri 2025-02-28", "Mon 2025-03-31", "Wed 2025-04-30", "Fri 2025-05-30"]),
+        ("0 0 1W,15W * *", ["Wed 2025-01-15", "Mon 2025-02-03", "Fri 2025-02-14", "Mon 2025-03-03"]),
+        ("0 0 ? * 1", ["Mon 2025-01-06", "Mon 2025-01-13", "Mon 2025-01-20", "Mon 2025-01-27"]),
+        ("0 0 1 * ?", ["Sat 2025-02-01", "Sat 2025-03-01", "Tue 2025-04-01", "Thu 2025-05-01"]),
+        ("0 0 * * fri-mon", ["Fri 2025-01-03", "Sat 2025-01-04", "Sun 2025-01-05", "Mon 2025-01-06", "Fri 2025-01-10"]),
+        ("0 0 * * 7-fri", ["Thu 2025-01-02", "Fri 2025-01-03", "Sun 2025-01-05", "Mon 2025-01-06"]),
+        ("0 0 1 nov-feb *", ["Sat 2025-02-01", "Sat 2025-11-01", "Mon 2025-12-01", "Thu 2026-01-01"]),
+        ("0 0 30-2 * *", ["Thu 2025-01-02", "Thu 2025-01-30", "Fri 2025-01-31", "Sat 2025-02-01", "Sun 2025-02-02"]),
+        # Vixie's OR holds for the new forms too: the last day OR any Monday.
+        ("0 0 L * 1", ["Mon 2025-01-06", "Mon 2025-01-13", "Mon 2025-01-20", "Mon 2025-01-27", "Fri 2025-01-31"]),
+        ("0 0 15 * 1#2", ["Mon 2025-01-13", "Wed 2025-01-15", "Mon 2025-02-10", "Sat 2025-02-15"]),
+        # ... and the AND when one of them starts with '*': odd days that are last Fridays.
+        ("0 0 */2 * 5L", ["Fri 2025-01-31", "Fri 2025-04-25", "Fri 2025-06-27", "Fri 2025-07-25"]),
+    ],
+)
+def test_extension_examples(expr: str, expected: list[str]) -> None:
+    assert days(expr, utc(2025, 1, 1), len(expected)) == expected
+
+
+@pytest.mark.parametrize(
+    ("expr", "hours"),
+    [
+        ("0 22-2 * * *", [22, 23, 0, 1, 2]),
+        ("0 22-2/2 * * *", [22, 0, 2]),
+        ("0 22-3/3 * * *", [22, 1]),  # the step keeps its rhythm across midnight (croniter: 22, 2)
+        ("0 23-0 * * *", [23, 0]),
+    ],
+)
+def test_wrap_around_hours(expr: str, hours: list[int]) -> None:
+    got = series(Cron(expr), utc(2025, 1, 1, 12), len(hours))
+    assert [d.hour for d in got] == hours
+
+
+def test_wrap_around_minutes_and_weekday_steps() -> None:
+    assert [d.minute for d in series(Cron("50-10/7 * * * *"), utc(2025, 1, 1, 0, 40), 4)] == [50, 57, 4, 50]
+    assert days("0 0 * * fri-tue/3", utc(2025, 1, 1), 3) == ["Fri 2025-01-03", "Mon 2025-01-06", "Fri 2025-01-10"]
+
+
+@pytest.mark.parametrize(
+    ("expr", "reason"),
+    [
+        ("@reboot", "@reboot is not supported"),
+        ("@every 5m", "alias '@every 5m' is not supported"),
+        ("0 0 * * * * 2025", "7 fields (a year field, as croniter allows) are not supported"),
+        ("0 0 L-3 * *", "day-of-month field 'L-3': 'L' is not supported there: L-n"),
+        ("0 0 L/2 * *", "day-of-month field 'L/2': 'L' is not supported there: L is supported as"),
+        ("0 L * * *", "hour field 'L': 'L' is not supported there: L is supported as L, LW or a-L in day-of-month"),
+        ("0 0 * * L", "day-of-week field 'L': 'L' is not supported there"),
+        ("0 0 * * 1-5L", "day-of-week field '1-5L'"),
+        ("0 0 15W-20 * *", "day-of-month field '15W-20': '15W' is not supported there: W is supported as dW"),
+        ("0 0 * * 15W", "day-of-week field '15W': '15W' is not supported there: W is supported as dW"),
+        ("0 0 32W * *", "day-of-month field '32W': 32 out of range 1-31"),
+        ("0 0 0W * *", "day-of-month field '0W': 0 out of range 1-31"),
+        ("0 0 1#2 * *", "day-of-month field '1#2': '1#2' is not supported there: # is supported as d#n"),
+        ("0 0 * * 1#6", "day-of-week field '1#6': #6 is not an occurrence 1-5 of a weekday"),
+        ("0 0 * * 1#0", "#0 is not an occurrence 1-5"),
+        ("0 0 * * 8#1", "day-of-week field '8#1': 8 out of range 0-7"),
+        ("0 0 * * 1-3#2", "day-of-week field '1-3#2'"),
+        ("? 0 * * *", "minute field '?': ? is supported only alone, in day-of-month or day-of-week"),
+        ("0 0 ?/2 * *", "day-of-month field '?/2': ? is supported only alone"),
+        ("H,5 * * * *", "minute field 'H': 'H' is not supported there: H is supported only as the whole field"),
+        ("R * * * *", "minute field 'R': 'R' is not supported there: R (random values) is not supported"),
+        ("H(30-10) * * * *", "minute field 'H(30-10)': H(a-b) needs a < b"),
+        ("H(0-60) * * * *", "minute field 'H(0-60)': range 0-60 is out of range 0-59"),
+        ("H/0 * * * *", "minute field 'H/0': step '0' is not a positive whole number"),
+        ("0 0 * * sun-funday", "day-of-week field 'sun-funday': 'funday' is not a number 0-7 or a name"),
+        ("0 0 1W 2 1#5", None),  # accepted: OR
+        ("0 0 */30 2 1#5", "can never fire: no month in the month field has a day matching both day fields"),
+        ("0 0 1-7 2 */7", None),  # accepted: AND of 1-7 and Sundays
+    ],
+)
+def test_extension_refusals_name_the_field_and_say_not_supported(expr: str, reason: str | None) -> None:
+    if reason is None:
+        assert Cron(expr).next_after(utc(2025, 1, 1)) is not None
+        return
+    with pytest.raises(ValidationError) as info:
+        Cron(expr)
+    assert info.value.field == "trigger.expr"
+    assert reason in info.value.reason, info.value.reason
+
+
+def test_question_mark_and_h_slash_count_as_star_for_the_day_rule() -> None:
+    # '?' is '*': day 1 AND any weekday -- not "day 1 OR every day".
+    assert days("0 0 1 * ?", utc(2025, 1, 1), 2) == days("0 0 1 * *", utc(2025, 1, 1), 2)
+    # H/n is */n from a hashed start: it starts with '*' for the day rule (AND with Mondays)...
+    got = series(Cron("0 0 H/2 * 1", seed="a"), utc(2025, 1, 1), 6)
+    start = int(Cron("0 0 H/2 * 1", seed="a").expanded.split()[2].split("-")[0])
+    assert all(d.weekday() == 0 and (d.day - start) % 2 == 0 for d in got)
+    # ... and for daylight saving (a wildcard job), like */15.
+    assert Cron("H/15 2 * * *", seed="a").is_wildcard
+    assert not Cron("H 2 * * *", seed="a").is_wildcard
+    assert not Cron("H(0-29)/15 2 * * *", seed="a").is_wildcard
+
+
+# -- H: values hashed from a seed (the schedule id) ----------------------------------------------
+
+
+def test_h_values_are_croniters_for_the_same_id() -> None:
+    # Pinned: the same id gives the same values on every machine and Python version
+    # (crc32 of the UTF-8 id, as croniter does -- never Python's hash()).
+    assert Cron("H H * * *", seed="my-job").expanded == "40 8 * * *"
+    assert Cron("H H H H H", seed="nightly-backup").expanded == "24 12 27 4 6"
+    assert Cron("H/15 H(9-17) * * *", seed="my-job").expanded == "10-59/15 17 * * *"
+    assert Cron("H H * * * *", seed="my-job").expanded == "12 40 * * * *"  # seconds first
+    assert Cron("H(0-29)/10 * * * *", seed="nightly-backup").expanded == "4-29/10 * * * *"
+
+
+@given(
+    seed=st.text(min_size=1, max_size=30),
+    minute=st.sampled_from(["H", "H/15", "H/7", "H(0-29)", "H(10-50)/20", "H/59", "h"]),
+    hour=st.sampled_from(["H", "H/6", "H(9-17)", "*"]),
+    month=st.sampled_from(["H", "*", "H(3-5)"]),
+    dow=st.sampled_from(["H", "*", "H(1-5)"]),
+)
+def test_h_expands_like_croniter(seed: str, minute: str, hour: str, month: str, dow: str) -> None:
+    expr = f"{minute} {hour} * {month} {dow}"
+    ours = Cron(expr, seed=seed).expanded.split()
+    theirs = croniter.expand(expr, hash_id=seed.encode())[0]
+    for i, text in enumerate(ours):
+        if i == 2:
+            continue  # day-of-month is '*' on both sides
+        want = _star(i) if theirs[i] == ["*"] else theirs[i]
+        assert sorted(_values(text, i)) == sorted(want), (expr, seed, ours, theirs)
+
+
+def _star(i: int) -> list[int]:
+    return list(range(*[(0, 60), (0, 24), (1, 32), (1, 13), (0, 7)][i]))
+
+
+def _values(text: str, i: int) -> set[int]:
+    """The values of a plain field text (a, a-b/n, *), read by hand."""
+    if text == "*":
+        return set(_star(i))
+    base, _, step = text.partition("/")
+    lo, _, hi = base.partition("-")
+    if not step:
+        return {int(lo)}
+    return set(range(int(lo), int(hi) + 1, int(step)))
+
+
+def test_h_in_day_of_month_picks_a_day_every_month_has() -> None:
+    picked = {int(Cron("0 0 H * *", seed=f"job-{i}").expanded.split()[2]) for i in range(2000)}
+    assert picked == set(range(1, 29))  # Jenkins' 1-28, not croniter's 1-31
+
+
+def test_h_seed_is_stored_with_the_trigger_and_given_by_the_schedule() -> None:
+    from schedcore import Schedule
+
+    unseeded = Cron("H 3 * * *", "Europe/Paris")
+    assert unseeded.uses_hash
+    assert unseeded.to_dict() == {"type": "cron", "expr": "H 3 * * *", "tz": "Europe/Paris"}
+    assert unseeded.describe() == "cron 'H 3 * * *' Europe/Paris (H not yet seeded)"
+    with pytest.raises(ValidationError) as info:
+        unseeded.next_after(utc(2025, 1, 1))
+    assert info.value.field == "trigger.seed"
+    assert "uses H" in info.value.reason
+
+    schedule = Schedule(id="nightly-backup", task="schedcore.demo:hello", trigger=unseeded)
+    seeded = schedule.trigger
+    assert isinstance(seeded, Cron)
+    assert seeded.seed == "nightly-backup"
+    assert seeded.describe() == "cron 'H 3 * * *' Europe/Paris (H = '24 3 * * *')"
+    assert seeded.to_dict() == {"type": "cron", "expr": "H 3 * * *", "tz": "Europe/Paris", "seed": "nightly-backup"}
+    assert trigger_from_dict(seeded.to_dict()) == seeded
+    assert Schedule.from_dict(schedule.to_dict()) == schedule
+    got = seeded.next_after(utc(2025, 1, 1))
+    assert got is not None
+    assert (got.hour, got.minute) == (3, 24)
+    # An explicit seed is kept; a renamed copy keeps its times (the seed travels with it).
+    given = Cron("H 3 * * *", "Europe/Paris", seed="nightly-backup")
+    explicit = Schedule(id="other", task="schedcore.demo:hello", trigger=given)
+    assert explicit.trigger == seeded
+    assert schedule.evolve(id="renamed").trigger == seeded
+    # Expressions without H are left alone.
+    plain = Schedule(id="x", task="schedcore.demo:hello", trigger=Cron("0 3 * * *"))
+    assert plain.trigger == Cron("0 3 * * *")
+    assert plain.trigger.to_dict() == {"type": "cron", "expr": "0 3 * * *", "tz": "UTC"}
+
+
+@pytest.mark.parametrize("seed", ["", 5, b"x"])
+def test_bad_seed(seed: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        Cron("H * * * *", seed=seed)
+    assert info.value.field == "trigger.seed"
+
+
+def test_new_forms_keep_next_after_fast() -> None:
+    for expr in ("0 9 * * 1#2", "0 0 LW * *", "*/5 22-2 ? * fri-mon", "H H * * 5L"):
+        c = Cron(expr, "Europe/Paris", seed="bench")
+        t: datetime | None = utc(2025, 1, 1)
+        c.next_after(utc(2025, 1, 1))  # warm the caches
+        began = time.perf_counter()
+        for _ in range(500):
+            assert t is not None
+            t = c.next_after(t)
+        per_call = (time.perf_counter() - began) / 500
+        assert per_call < 1e-3, (expr, per_call)  # generous: loaded CI machines
+
+
+# -- the new forms against croniter (UTC) -------------------------------------------------------
+
+
+@st.composite
+def extended(draw: st.DrawFn) -> tuple[str, str]:
+    """An expression with croniter's extensions, as schedcore and as croniter spell it.
+
+    Day fields: one of them is '*' or '?' (croniter intersects or fails when '#', 'W' or
+    'L5' meet a restricted other day field; schedcore applies Vixie's OR -- see the docs).
+    Wrap-around ranges have no step (croniter's steps lose their rhythm at the wrap).
+    """
+    hour_lo, hour_hi = draw(st.integers(0, 23)), draw(st.integers(0, 23))
+    minute = draw(st.sampled_from(["0", "15", "H", "H/20", "H(0-29)", "50-10", "55-5"]))
+    hour = draw(st.sampled_from(["*", "9", "H", "H(9-17)", f"{hour_lo}-{hour_hi}" if hour_lo != hour_hi else "3"]))
+    month = draw(st.sampled_from(["*", "nov-feb", "oct-mar", "12-1", "H", "5-4"]))
+    d = draw(st.integers(1, 31))
+    wd, n = draw(st.integers(0, 6)), draw(st.integers(1, 5))
+    dom_ours, dom_theirs = draw(
+        st.sampled_from([("L", "L"), (f"{d}W", f"{d}W"), (f"W{d}", f"W{d}"), (f"{d}-L", f"{d}-L"), ("L,1", "L,1")])
+    )
+    dow_ours, dow_theirs = draw(
+        st.sampled_from(
+            [
+                (f"{wd}L", f"L{wd}"),
+                (f"L{wd}", f"L{wd}"),
+                (f"{wd}#{n}", f"{wd}#{n}"),
+                ("fri-mon", "fri-mon"),
+                ("sat-tue", "sat-tue"),
+                (f"{wd}#1,{(wd + 3) % 7}#{n}", f"{wd}#1,{(wd + 3) % 7}#{n}"),
+            ]
+        )
+    )
+    blank = draw(st.sampled_from(["*", "?"]))
+    if draw(st.booleans()):
+        days_ours, days_theirs = f"{dom_ours} {month} {blank}", f"{dom_theirs} {month} {blank}"
+    else:
+        days_ours, days_theirs = f"{blank} {month} {dow_ours}", f"{blank} {month} {dow_theirs}"
+    return f"{minute} {hour} {days_ours}", f"{minute} {hour} {days_theirs}"
+
+
+@given(
+    pair=extended(),
+    seed=st.sampled_from(["my-job", "nightly-backup", "reports.weekly", "x"]),
+    start=st.datetimes(min_value=datetime(1995, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)),
+)
+def test_extensions_match_croniter_on_utc(pair: tuple[str, str], seed: str, start: datetime) -> None:
+    ours, theirs = pair
+    try:
+        trigger = Cron(ours, seed=seed)
+    except ValidationError as exc:
+        assert "can never fire" in exc.reason
+        return
+    start = start.replace(microsecond=0)
+    it = croniter(theirs, start, hash_id=seed.encode())
+    assert series(trigger, start, 20) == [it.get_next(datetime) for _ in range(20)], (ours, theirs, start)
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "first_difference"),
+    [
+        # A wrap-around step keeps its rhythm (22, 1); croniter restarts it at 0 (22, 2).
+        ("0 22-3/3 * * *", "0 22-3/3 * * *", (utc(2025, 1, 1, 1), utc(2025, 1, 1, 2))),
+        # 'a-a' is the single value a; croniter reads it as the whole field.
+        ("0 0 5-5 * *", "0 0 5-5 * *", (utc(2025, 1, 5), utc(2025, 1, 2))),
+        # '*/n' in a day field starts with '*': AND (Vixie); croniter ORs it.
+        ("0 0 */2 * 1", "0 0 */2 * 1", (utc(2025, 1, 13), utc(2025, 1, 3))),
+        # '#' meeting a restricted day-of-month: OR; croniter intersects (here: never).
+        ("0 0 15 * 1#2", None, None),
+    ],
+)
+def test_documented_differences_from_croniter(
+    ours: str, theirs: str | None, first_difference: tuple[datetime, datetime] | None
+) -> None:
+    start = utc(2025, 1, 1)
+    mine = series(Cron(ours), start, 20)
+    if theirs is None:
+        with pytest.raises(Exception, match="failed to find next date"):
+            croniter(ours, start).get_next(datetime)
+        return
+    it = croniter(theirs, start)
+    other = [it.get_next(datetime) for _ in range(20)]
+    diff = next((a, b) for a, b in zip(mine, other, strict=True) if a != b)
+    assert diff == first_difference

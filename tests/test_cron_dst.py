@@ -13,6 +13,7 @@ strategy says it meant.
 
 from __future__ import annotations
 
+import calendar
 import functools
 import itertools
 from datetime import date, datetime, timedelta, timezone
@@ -337,6 +338,11 @@ class Fields(NamedTuple):
     dow: frozenset[int]
     day_or: bool
     wildcard: bool
+    # croniter's day forms, spelled out for the oracle (see ``day_forms``)
+    dom_last: bool = False  # L
+    dom_near: frozenset[int] = frozenset()  # dW (LW = 31W)
+    dow_last: frozenset[int] = frozenset()  # dL
+    dow_nth: frozenset[tuple[int, int]] = frozenset()  # d#n
 
 
 MONTH_NAMES = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
@@ -356,9 +362,22 @@ def field(
             return draw(st.sampled_from([name, name.lower(), name.title()]))
         return str(v)
 
-    kind = draw(st.sampled_from(["*", "*/n", "v", "list", "range", "range/n", "a/n"]))
+    kind = draw(st.sampled_from(["*", "*/n", "v", "list", "range", "range/n", "a/n", "wrap", "wrap/n"]))
     if kind == "*":
         return "*", frozenset(range(lo, star_hi + 1))
+    if kind.startswith("wrap"):
+        # FRI-MON, 22-2, NOV-FEB: on through the end of the field's cycle, the step keeping its rhythm.
+        a = draw(st.integers(lo + 1, hi))
+        b = draw(st.integers(lo, a - 1))
+        n = draw(st.integers(1, hi - lo + 1)) if kind == "wrap/n" else 1
+        text = f"{show(a)}-{show(b)}" + (f"/{n}" if kind == "wrap/n" else "")
+        first, last = a, b
+        if star_hi != hi:  # weekdays: 7-x starts on Sunday, x-SUN ends on it
+            first, last = (0 if a == 7 else a), (7 if b == 0 else b)
+        if first <= last:
+            return text, frozenset(range(first, last + 1, n))
+        cycle = star_hi - lo + 1
+        return text, frozenset((v - lo) % cycle + lo for v in range(first, last + cycle + 1, n))
     if kind == "*/n":
         n = draw(st.integers(1, hi - lo + 1))
         return f"*/{n}", frozenset(range(lo, star_hi + 1, n))
@@ -406,31 +425,129 @@ def expressions(draw: st.DrawFn) -> Fields:
         second = ("*/20", frozenset([0, 20, 40]))
     minute = draw(field(0, 59))
     hour = sets(draw(NEAR_TRANSITION_HOURS), 0, 23) if draw(st.booleans()) else draw(field(0, 23))
-    dom = draw(field(1, 31)) if draw(rare) else ("*", frozenset(range(1, 32)))
     month = draw(field(1, 12, names=MONTH_NAMES)) if draw(rare) else ("*", frozenset(range(1, 13)))
-    dow = draw(field(0, 7, star_hi=6, names=DOW_NAMES)) if draw(rare) else ("*", frozenset(range(7)))
-    dow_values = frozenset(0 if v == 7 else v for v in dow[1])
-    parts = [minute[0], hour[0], dom[0], month[0], dow[0]]
+    parts = [minute[0], hour[0], "", month[0], ""]
     if second is not None:
         parts.insert(0, second[0])
-    return Fields(
-        text=" ".join(parts),
+    base = Fields(
+        text="",
         second=second[1] if second is not None else frozenset([0]),
         minute=minute[1],
         hour=hour[1],
-        dom=dom[1],
+        dom=frozenset(),
         month=month[1],
-        dow=dow_values,
-        day_or=not dom[0].startswith("*") and not dow[0].startswith("*"),
+        dow=frozenset(),
+        day_or=False,
         wildcard=minute[0].startswith("*") or hour[0].startswith("*"),
     )
+    if draw(st.integers(0, 2)) == 0:  # one time in three: croniter's day forms
+        return draw(day_forms(base, parts))
+    dom = draw(field(1, 31)) if draw(rare) else ("*", frozenset(range(1, 32)))
+    dow = draw(field(0, 7, star_hi=6, names=DOW_NAMES)) if draw(rare) else ("*", frozenset(range(7)))
+    parts[-3], parts[-1] = dom[0], dow[0]
+    return base._replace(
+        text=" ".join(parts),
+        dom=dom[1],
+        dow=frozenset(0 if v == 7 else v for v in dow[1]),
+        day_or=not dom[0].startswith("*") and not dow[0].startswith("*"),
+    )
+
+
+@st.composite
+def day_forms(draw: st.DrawFn, base: Fields, parts: list[str]) -> Fields:
+    """``base`` with day fields using L, LW, dW, Wd, a-L, ?, dL, Ld and d#n (mixed with plain items)."""
+    dom_items: list[str] = []
+    doms: set[int] = set()
+    last, near = False, set()
+    dom_kind = draw(st.sampled_from(["*", "?", "forms", "forms"]))
+    if dom_kind == "forms":
+        for _ in range(draw(st.integers(1, 3))):
+            kind = draw(st.sampled_from(["v", "L", "LW", "dW", "Wd", "a-L"]))
+            d = draw(st.integers(1, 31))
+            if kind == "v":
+                dom_items.append(str(d))
+                doms.add(d)
+            elif kind == "L":
+                dom_items.append("L")
+                last = True
+            elif kind == "LW":
+                dom_items.append("LW")
+                near.add(31)  # the weekday nearest the last day
+            elif kind == "a-L":
+                dom_items.append(f"{d}-L")
+                doms.update(range(d, 32))
+            else:
+                dom_items.append(f"{d}W" if kind == "dW" else f"W{d}")
+                near.add(d)
+    else:
+        dom_items.append(dom_kind)
+        doms = set(range(1, 32))
+    dow_items: list[str] = []
+    dows: set[int] = set()
+    dow_last, nth = set(), set()
+    dow_kind = draw(st.sampled_from(["*", "?", "forms", "forms"]))
+    if dow_kind == "forms":
+        for _ in range(draw(st.integers(1, 3))):
+            kind = draw(st.sampled_from(["v", "dL", "Ld", "d#n"]))
+            wd = draw(st.integers(0, 7))
+            name = DOW_NAMES[wd % 7] if draw(st.booleans()) else str(wd)
+            if kind == "v":
+                dow_items.append(name)
+                dows.add(wd % 7)
+            elif kind == "d#n":
+                n = draw(st.integers(1, 5))
+                dow_items.append(f"{name}#{n}")
+                nth.add((wd % 7, n))
+            else:
+                dow_items.append(f"{name}L" if kind == "dL" else f"L{name}")
+                dow_last.add(wd % 7)
+    else:
+        dow_items.append(dow_kind)
+        dows = set(range(7))
+    dom_text, dow_text = ",".join(dom_items), ",".join(dow_items)
+    parts = list(parts)
+    parts[-3], parts[-1] = dom_text, dow_text
+    return base._replace(
+        text=" ".join(parts),
+        dom=frozenset(doms),
+        dow=frozenset(dows),
+        day_or=dom_text not in ("*", "?") and dow_text not in ("*", "?"),
+        dom_last=last,
+        dom_near=frozenset(near),
+        dow_last=frozenset(dow_last),
+        dow_nth=frozenset(nth),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def nearest_weekday(year: int, month: int, day: int) -> int:
+    """The Monday-Friday of the month closest to ``day`` (the month's last day if it is shorter)."""
+    ndays = calendar.monthrange(year, month)[1]
+    target = min(day, ndays)
+    weekdays = [d for d in range(1, ndays + 1) if date(year, month, d).weekday() < 5]
+    return min(weekdays, key=lambda d: abs(d - target))
+
+
+def day_matches(f: Fields, local: datetime) -> bool:
+    """Does the wall-clock date match the day fields (Vixie's OR when both are restricted)?"""
+    ndays = calendar.monthrange(local.year, local.month)[1]
+    weekday = local.isoweekday() % 7
+    in_dom = (
+        local.day in f.dom
+        or (f.dom_last and local.day == ndays)
+        or any(local.day == nearest_weekday(local.year, local.month, d) for d in f.dom_near)
+    )
+    in_dow = (
+        weekday in f.dow
+        or (weekday in f.dow_last and local.day + 7 > ndays)
+        or (weekday, (local.day + 6) // 7) in f.dow_nth
+    )
+    return (in_dom or in_dow) if f.day_or else (in_dom and in_dow)
 
 
 def matches(f: Fields, local: datetime) -> bool:
     """Does a wall-clock minute match (seconds are expanded by the callers)?"""
-    in_dom, in_dow = local.day in f.dom, local.isoweekday() % 7 in f.dow
-    day = (in_dom or in_dow) if f.day_or else (in_dom and in_dow)
-    return day and local.minute in f.minute and local.hour in f.hour and local.month in f.month
+    return local.minute in f.minute and local.hour in f.hour and local.month in f.month and day_matches(f, local)
 
 
 def offset(zone: ZoneInfo, instant: int) -> int:
@@ -550,6 +667,16 @@ def as_input(u: int, zone: ZoneInfo, how: int, micro: int) -> datetime:
     return instant
 
 
+def possible(f: Fields, key: str) -> Cron:
+    """The trigger of ``f``; an expression refused as one that can never fire is assumed away."""
+    try:
+        return Cron(f.text, key)
+    except ValidationError as exc:
+        assert "can never fire" in exc.reason
+        assume(False)
+        raise
+
+
 @given(
     f=expressions(),
     start=starts(),
@@ -559,12 +686,7 @@ def as_input(u: int, zone: ZoneInfo, how: int, micro: int) -> datetime:
 )
 def test_matches_brute_force_oracle(f: Fields, start: tuple[str, int], how: int, micro: int, probe: int) -> None:
     key, u = start
-    try:
-        trigger = Cron(f.text, key)
-    except ValidationError as exc:
-        assert "can never fire" in exc.reason
-        assume(False)
-        return
+    trigger = possible(f, key)
     assert trigger.is_wildcard == f.wildcard
     zone = ZoneInfo(key)
     end = u + WINDOW
@@ -643,3 +765,63 @@ def test_year_transition_cache_is_exact() -> None:
         (EPOCH + timedelta(seconds=x)).astimezone(ZoneInfo("Pacific/Apia")).date()
         for x in range(int((at("2011-12-29T00:00:00Z") - EPOCH).total_seconds()), 1325376000, 1800)
     }
+
+
+@st.composite
+def day_form_expressions(draw: st.DrawFn) -> Fields:
+    """Fixed-time expressions near the transitions' hours, with croniter's day forms."""
+    minute = draw(st.sampled_from([("0", frozenset([0])), ("30", frozenset([30])), ("15,45", frozenset([15, 45]))]))
+    hour = draw(st.sampled_from([("2", frozenset([2])), ("1,3", frozenset([1, 3])), ("0", frozenset([0]))]))
+    month = draw(st.sampled_from([("*", frozenset(range(1, 13))), ("nov-feb", frozenset([11, 12, 1, 2]))]))
+    base = Fields("", frozenset([0]), minute[1], hour[1], frozenset(), month[1], frozenset(), False, False)
+    return draw(day_forms(base, [minute[0], hour[0], "", month[0], ""]))
+
+
+def day_oracle(f: Fields, key: str, u: int, end: int) -> list[int]:
+    """Fixed-time fires by walking local dates: each matching wall-clock time once, at its
+    first real instant or at the end of its gap."""
+    zone = ZoneInfo(key)
+    first, last = (EPOCH + timedelta(seconds=u)).date(), (EPOCH + timedelta(seconds=end)).date()
+    years = range(first.year - 1, last.year + 2)
+    trans = [(t, offset(zone, t - 1), offset(zone, t)) for y in years for t in transitions(key, y)]
+    offsets = {offset(zone, u)} | {o for _, before, after in trans for o in (before, after)}
+    fires: set[int] = set()
+    day = first - timedelta(days=2)
+    while day <= last + timedelta(days=2):
+        midnight = datetime(day.year, day.month, day.day)
+        if day.month in f.month and day_matches(f, midnight):
+            for h, m in itertools.product(f.hour, f.minute):
+                wall = int((midnight + timedelta(hours=h, minutes=m) - NAIVE_EPOCH).total_seconds())
+                real = [wall - o for o in offsets if offset(zone, wall - o) == o]
+                if real:
+                    fires.add(min(real))
+                else:
+                    gaps = [t for t, before, after in trans if t + before <= wall < t + after]
+                    assert len(gaps) == 1, (midnight, h, m)
+                    fires.add(gaps[0])
+        day += timedelta(days=1)
+    return sorted(x for x in fires if u < x <= end)
+
+
+@given(
+    f=day_form_expressions(),
+    key=st.sampled_from(["America/New_York", "Europe/Paris", "Australia/Lord_Howe", "America/Santiago"]),
+    year=st.integers(1995, 2040),
+)
+def test_day_forms_over_a_year_match_a_day_by_day_oracle(f: Fields, key: str, year: int) -> None:
+    trigger = possible(f, key)
+    u = int((datetime(year, 1, 1, tzinfo=UTC) - EPOCH).total_seconds())
+    end = u + 400 * DAY
+    assert run(trigger, EPOCH + timedelta(seconds=u), end) == day_oracle(f, key, u, end), (f.text, key, year)
+
+
+def test_day_oracle_agrees_with_pinned_examples() -> None:
+    # The last Friday of March 2025 in Paris at 02:30: the 28th, before the 30 March gap.
+    f = Fields("30 2 * * 5L", frozenset([0]), frozenset([30]), frozenset([2]), frozenset(range(1, 32)),
+               frozenset(range(1, 13)), frozenset(), False, False, dow_last=frozenset([5]))  # fmt: skip
+    u = posix("2025-03-01T00:00:00+01:00")
+    assert day_oracle(f, "Europe/Paris", u, u + 31 * DAY) == [posix("2025-03-28T02:30:00+01:00")]
+    # The last Sunday of March at 02:30 is inside the gap: it fires at 03:00 CEST.
+    g = f._replace(text="30 2 * * 0L", dow_last=frozenset([0]))
+    assert day_oracle(g, "Europe/Paris", u, u + 31 * DAY) == [posix("2025-03-30T03:00:00+02:00")]
+    assert series("30 2 * * 0L", "Europe/Paris", at("2025-03-01T00:00:00+01:00"), 1) == ["2025-03-30T03:00:00+02:00"]

@@ -6,11 +6,11 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schedcore import _planner
-from schedcore._planner import backfill_entries, first_fire, occurrence_due, plan, retry_entry
+from schedcore._planner import backfill_entries, expired_one_shot, first_fire, occurrence_due, plan, retry_entry
 from schedcore.exceptions import ValidationError
 from schedcore.model import RetryPolicy, Schedule
 from schedcore.records import Claim, Outcome, OutcomeStatus, Pending, PendingKind, RunStatus
@@ -217,7 +217,41 @@ def test_one_shot_at() -> None:
     assert entry is not None and entry.nominal == at(30)
     p = plan(claim(s, entry), at(30))
     assert nominals(p) == [30] and p.commit.next_fire is None
-    assert first_fire(s, at(31)) is None  # in the past: never fires
+    assert first_fire(s, at(91)) is None  # more than misfire_grace (60 s) in the past: never fires
+
+
+def test_one_shot_just_past_is_due_at_once_within_its_grace() -> None:
+    s = sched(trigger=At(at(30)), misfire_grace=10)
+    assert first_fire(s, at(40)) == fire(at(30))  # exactly the grace: still on time
+    assert first_fire(s, at(40.001)) is None
+    assert first_fire(s, at(35), late_one_shot=False) is None  # resume: what fell in the pause is not run
+    p = plan(claim(s, fire(at(30))), at(35))
+    assert nominals(p) == [30] and p.commit.next_fire is None
+    # outside its own window it never had an occurrence: not "expired", simply nothing
+    assert first_fire(sched(trigger=At(at(30)), start_at=at(31)), at(32)) is None
+    assert expired_one_shot(sched(trigger=At(at(30)), start_at=at(31), misfire_grace=1), at(99)) is None
+    assert expired_one_shot(s, at(40)) is None and expired_one_shot(s, at(40.001)) == at(30)
+    assert expired_one_shot(sched(), at(9999)) is None  # only one-shots expire
+
+
+@settings(max_examples=200, deadline=None)
+@given(when=st.integers(0, 10_000), now=st.integers(0, 10_000), grace=st.integers(1, 5_000), jitter=st.integers(0, 50))
+def test_one_shot_fires_iff_within_grace_or_expires(when: int, now: int, grace: int, jitter: int) -> None:
+    """Rule: a one-shot added at ``now`` gets a fire entry exactly when its instant is at most
+    ``misfire_grace`` ago (or ahead); otherwise it is reported expired -- never both, never neither."""
+    s = sched(
+        trigger=At(at(when / 1000)), misfire_grace=timedelta(milliseconds=grace), jitter=timedelta(milliseconds=jitter)
+    )
+    t = at(now / 1000)
+    entry = first_fire(s, t)
+    expired = expired_one_shot(s, t)
+    on_time = now - when <= grace
+    assert (entry is not None) == on_time and (expired is not None) == (not on_time)
+    if entry is not None:
+        assert entry.nominal == at(when / 1000)
+        if when <= now:  # due at once: the next dispatch runs it, once
+            p = plan(claim(s, entry), max(t, entry.due))
+            assert nominals(p) == [when / 1000] and p.commit.next_fire is None
 
 
 def test_first_fire_is_the_first_occurrence_at_or_after_now() -> None:

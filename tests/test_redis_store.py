@@ -171,6 +171,26 @@ def test_check_server_warns_about_eviction_and_missing_persistence(
         store.close()
 
 
+@pytest.mark.redis
+def test_warnings_reports_eviction_and_missing_persistence_as_sentences(
+    redis_server_url: str,  # noqa: F811
+) -> None:
+    from schedcore.storekit import store_warnings
+
+    store = RedisStore.from_url(redis_server_url, namespace=fresh_namespace(), check=False)
+    client = raw(store)
+    try:
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        found = store_warnings(store)
+        assert any("maxmemory-policy=allkeys-lru" in w for w in found)
+        assert any("persistence off" in w for w in found)
+        client.config_set("maxmemory-policy", "noeviction")
+        assert not any("maxmemory-policy" in w for w in store_warnings(store))
+    finally:
+        client.config_set("maxmemory-policy", "noeviction")
+        store.close()
+
+
 def test_check_server_is_quiet_when_config_is_refused(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -827,3 +847,15 @@ def test_cli_start_up_errors_are_one_line() -> None:
         assert code == 2 and "url" in line
     finally:
         server.close()
+
+
+def test_a_shared_definition_with_an_unseeded_h_cron_hashes_each_schedule_id() -> None:
+    # Hand-written data may leave the seed out: each schedule claimed from that one text
+    # must hash its own id, not reuse the first one decoded (claims share decoded texts).
+    store = RedisStore(redis.Redis(port=1))  # never connects: _decode is pure
+    raw = '1{"k":"schedcore.demo:hello","t":{"y":"cron","expr":"H H * * *"}}'
+    first, second = store._decode("job-a", raw), store._decode("job-b", raw)
+    assert (first.trigger, second.trigger) == (Cron("H H * * *", seed="job-a"), Cron("H H * * *", seed="job-b"))
+    seeded = '1{"k":"schedcore.demo:hello","t":{"y":"cron","expr":"H H * * *","seed":"x"}}'
+    explicit = Cron("H H * * *", seed="x")
+    assert store._decode("job-a", seeded).trigger == store._decode("job-b", seeded).trigger == explicit

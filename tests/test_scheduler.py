@@ -364,13 +364,54 @@ def test_start_at_end_at_and_max_runs() -> None:
         assert stored is not None and stored.next_fire is None
 
 
-def test_one_shot_at_in_the_past_never_fires() -> None:
+def test_one_shot_just_past_fires_once_at_the_next_dispatch(caplog: pytest.LogCaptureFixture) -> None:
     sim, _ = sim_with()
     sim.clock.set(at(10))
-    sim.scheduler.add(sched("past", trigger=At(at(5))))
-    sim.scheduler.add(sched("soon", trigger=At(at(20))))
+    assert sim.scheduler.add(sched("late", trigger=At(at(9.99)))) is AddResult.ADDED  # 10 ms late: on time
+    assert sim.scheduler.add(sched("soon", trigger=At(at(20)))) is AddResult.ADDED
+    stored = sim.scheduler.get("late")
+    assert stored is not None and stored.next_fire is not None and stored.next_fire.due == at(9.99)
     sim.run_until(at(100))
-    assert [r.schedule_id for r in sim.executor.executed] == ["soon"]
+    assert [(r.schedule_id, r.nominal) for r in sim.executor.executed] == [("late", at(9.99)), ("soon", at(20))]
+    assert [r.dispatched_at for r in sim.scheduler.history("late")] == [at(10)]  # at once, not at the next poll
+    assert "schedule_expired" not in {getattr(r, "event", None) for r in caplog.records}
+
+
+def test_one_shot_past_its_grace_is_reported_expired_and_never_fires(caplog: pytest.LogCaptureFixture) -> None:
+    sim, _ = sim_with()
+    sim.clock.set(at(100))
+    caplog.set_level(logging.WARNING, logger="schedcore.scheduler")
+    assert sim.scheduler.add(sched("old", trigger=At(at(30)), misfire_grace=60)) is AddResult.EXPIRED
+    [line] = [r for r in caplog.records if getattr(r, "event", None) == "schedule_expired"]
+    assert line.levelno == logging.WARNING and line.schedule_id == "old"  # type: ignore[attr-defined]
+    assert "old will never fire" in line.getMessage() and "misfire_grace (60s)" in line.getMessage()
+    # the same definition again: nothing is written, nothing to report
+    assert sim.scheduler.add(sched("old", trigger=At(at(30)), misfire_grace=60)) is AddResult.UNCHANGED
+    # add_many says it per schedule
+    batch = [sched("a", trigger=At(at(0))), sched("b", trigger=At(at(50))), sched("c", trigger=At(at(200)))]
+    assert sim.scheduler.add_many(batch) == [AddResult.EXPIRED, AddResult.ADDED, AddResult.ADDED]
+    sim.run_until(at(300))
+    assert [r.schedule_id for r in sim.executor.executed] == ["b", "c"]
+
+
+def test_replacing_a_pending_one_shot_past_its_grace_keeps_its_entry() -> None:
+    """A replace of the same timing keeps the fire entry: it will still fire, so not EXPIRED."""
+    sim, _ = sim_with()
+    assert sim.scheduler.add(sched("x", trigger=At(at(30)))) is AddResult.ADDED
+    sim.clock.set(at(500))  # the scheduler was down: the entry is still in the index
+    assert sim.scheduler.add(sched("x", trigger=At(at(30)), args=(1,))) is AddResult.REPLACED
+    sim.run_until(at(600))
+    assert [r.args for r in sim.executor.executed] == [(1,)]  # catch-up latest runs it late
+    assert sim.scheduler.add(sched("x", trigger=At(at(30)), args=(2,))) is AddResult.EXPIRED  # fired: never again
+
+
+def test_resumed_one_shot_does_not_run_what_fell_in_the_pause() -> None:
+    sim, _ = sim_with()
+    sim.scheduler.add(sched("p", trigger=At(at(30)), paused=True))
+    sim.clock.set(at(31))
+    sim.scheduler.resume("p")
+    sim.run_until(at(100))
+    assert sim.executor.executed == []
 
 
 # -- overlap ---------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ from schedcore.testing.factories import (
     run_id,
 )
 from schedcore.tracebacks import MAX_CHARS, MAX_LINES, trim_traceback
-from schedcore.triggers import Interval
+from schedcore.triggers import At, Interval
 
 __all__ = ["StoreConformance"]
 
@@ -188,6 +188,20 @@ class StoreConformance:
         assert stored is not None and stored.next_fire is None
         assert claim(store, FAR) == []
         assert store.next_due() is None
+
+    def test_add_with_a_fire_entry_already_due_hands_it_out_at_once(self, store: Store) -> None:
+        """A one-shot added just after its instant (``Scheduler.add`` within ``misfire_grace``)
+        is stored with a fire entry in the past: it is due at once, ahead of later entries."""
+        self.add_fire(store, "later", 150)
+        now = at(100)
+        past = make_schedule("late", trigger=At(at(99.99)))
+        assert store.add(past, fire_entry(99.99), Conflict.ERROR) is AddResult.ADDED
+        assert store.next_due() == at(99.99)
+        [c] = claim(store, now)
+        assert (c.schedule_id, c.entry) == ("late", fire_entry(99.99))
+        assert store.commit([commit_for(c)]) == [True]
+        assert [x.schedule_id for x in claim(store, FAR)] == ["later"]
+        assert claim(store, FAR) == []  # once: "late" is finished
 
     def test_add_paused_schedule_has_no_fire_entry(self, store: Store) -> None:
         assert store.add(make_schedule("a", paused=True), fire_entry(0), Conflict.ERROR) is AddResult.ADDED
