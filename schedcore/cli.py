@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from schedcore.model import Schedule
     from schedcore.plugins import Hooks
     from schedcore.protocols import Store
-    from schedcore.records import StoredSchedule
+    from schedcore.records import RunRecord, StoredSchedule
     from schedcore.scheduler import Scheduler
     from schedcore.settings import MergedOption
 
@@ -1246,9 +1246,18 @@ def _next_times(stored: StoredSchedule, count: int) -> list[datetime]:
 @_command("show")
 @click.argument("schedule_id", metavar="ID")
 @click.option("--runs", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many recent runs.")
+@click.option(
+    "--traceback",
+    "tracebacks",
+    type=click.Choice(["newest", "all", "none"]),
+    default="newest",
+    show_default=True,
+    help="Whose traceback to print under the runs: the newest failed run's, every shown run's, or none.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
-def show_command(*, schedule_id: str, runs: int, as_json: bool, **options: Any) -> None:
-    """Show schedule ID: its definition, next 5 fire times and recent runs with their outcome."""
+def show_command(*, schedule_id: str, runs: int, tracebacks: str, as_json: bool, **options: Any) -> None:
+    """Show schedule ID: its definition, next 5 fire times and recent runs with their outcome, and
+    the traceback of the newest failed run."""
     from schedcore.exceptions import ScheduleNotFound
 
     with _opened(click.get_current_context()) as scheduler:
@@ -1298,14 +1307,31 @@ def show_command(*, schedule_id: str, runs: int, as_json: bool, **options: Any) 
                 "-" if r.lateness is None else _seconds(r.lateness),
                 r.status.value,
                 _zoned(r.retry_at, zone),
-                r.error or r.note or "",
+                _printable(r.error or r.note or ""),
             ]
             for r in history
         ]
         lines += ["  " + line for line in _table(header, rows).splitlines()]
+        lines += _traceback_lines(history, tracebacks)
     else:
         lines.append("  none")
     click.echo("\n".join(lines))
+
+
+def _traceback_lines(history: Sequence[RunRecord], which: str) -> list[str]:
+    """The ``show`` lines of the tracebacks kept in ``history`` (newest first): ``which`` is
+    ``newest`` (the newest run that has one), ``all`` or ``none``. Stored text is anyone's:
+    control characters are shown escaped, so that none reaches the terminal."""
+    records = [r for r in history if r.traceback] if which != "none" else []
+    lines = []
+    for record in records[:1] if which == "newest" else records:
+        lines.append(f"traceback of {record.run_id} ({record.status.value}):")
+        lines += ["  " + _printable(line) for line in (record.traceback or "").split("\n")]
+    return lines
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() or c == "\t" else ascii(c)[1:-1] for c in text)
 
 
 # -- remove / pause / resume / trigger / backfill -----------------------------------------

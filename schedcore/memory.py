@@ -307,6 +307,7 @@ class MemoryStore:
                         status=RunStatus(outcome.status.value),
                         finished_at=outcome.finished_at,
                         error=outcome.error,
+                        traceback=outcome.traceback,
                         retry_at=retry.due if retry is not None else None,
                     )
                     break

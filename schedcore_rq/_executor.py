@@ -1085,8 +1085,8 @@ class RQExecutor:
                 except BadRecord as exc:
                     self._set_aside(job_id, raw_info, str(exc))
                     continue
-                outcome_status, error, guard_job, guard_alive = decided
-                body = payload(job_id, info, outcome_status, error=error)
+                outcome_status, error, guard_job, guard_alive, trace = decided
+                body = payload(job_id, info, outcome_status, error=error, traceback=trace)
                 finishes.append((job_id, body, guard_job, guard_alive))
             if orphans:
                 # Re-checked atomically: a job another executor reported since our read is settled.
@@ -1155,7 +1155,8 @@ class RQExecutor:
 
     def _decide(
         self, job_id: str, status: str | None, alive: bool, now: float, silent_for: float
-    ) -> tuple[OutcomeStatus, str | None, str, str] | None:
+    ) -> tuple[OutcomeStatus, str | None, str, str, str | None] | None:
+        """(status, error, guard keys that must be missing, traceback) of a job, or None: no outcome yet."""
         from rq.job import Job
 
         if status != "started" or alive:
@@ -1166,16 +1167,17 @@ class RQExecutor:
                 "the RQ job vanished (deleted or expired) before it finished",
                 Job.key_for(job_id),
                 "",
+                None,
             )
         if status == "finished":
-            return OutcomeStatus.SUCCEEDED, None, "", ""
+            return OutcomeStatus.SUCCEEDED, None, "", "", None
         if status == "failed":
-            error = self._failure_text(job_id)
+            error, trace = self._failure_text(job_id)
             if any(marker in error for marker in _LOST_MARKERS):
-                return OutcomeStatus.LOST, f"worker died mid-job ({error})", "", ""
-            return OutcomeStatus.FAILED, error, "", ""
+                return OutcomeStatus.LOST, f"worker died mid-job ({error})", "", "", trace
+            return OutcomeStatus.FAILED, error, "", "", trace
         if status in ("stopped", "canceled"):
-            return OutcomeStatus.STOPPED, f"RQ job {status}", "", ""
+            return OutcomeStatus.STOPPED, f"RQ job {status}", "", "", None
         if status == "started" and not alive:
             first = self._suspects.setdefault(job_id, now)
             if now - first >= silent_for:
@@ -1184,11 +1186,13 @@ class RQExecutor:
                     f"worker died mid-job (no heartbeat for {silent_for:.0f}s)",
                     "",
                     self.keys.alive(job_id),
+                    None,
                 )
         return None
 
-    def _failure_text(self, job_id: str) -> str:
-        """``"Type: message"`` from the job's last recorded failure.
+    def _failure_text(self, job_id: str) -> tuple[str, str | None]:
+        """``"Type: message"`` from the job's last recorded failure, and the traceback RQ
+        recorded with it (None when it recorded only a line, e.g. for a killed work-horse).
 
         Read from the raw job hash and result stream, never through ``Job.fetch``: restoring
         an RQ job loads its ``meta`` (and a result its return value) with the job's
@@ -1196,13 +1200,14 @@ class RQExecutor:
         """
         text = _exc_text(self._connection, job_id)
         if text is None:
-            return "job failed (its error could not be read)"
+            return "job failed (its error could not be read)", None
         lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
         if not lines:
-            return "job failed"
+            return "job failed", None
+        trace = text if len(lines) > 1 else None  # the payload trims it
         if any(marker in text for marker in _LOST_MARKERS):
-            return lines[0]
-        return lines[-1][:2000]
+            return lines[0], trace
+        return lines[-1][:2000], trace
 
 
 _EXC_TEXT_LIMIT = 1 << 20  # bytes of a decompressed traceback read (a hostile blob may be a zlib bomb)
