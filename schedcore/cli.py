@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import attrs
 import click
@@ -41,15 +41,18 @@ from schedcore.exceptions import ConfigError, PluginError, SchedcoreError, Valid
 from schedcore.protocols import Trigger
 
 if TYPE_CHECKING:
+    from schedcore._precheck import ScheduleCheck
     from schedcore.allowlist import TaskAllowList
     from schedcore.model import Schedule
-    from schedcore.plugins import Hooks
+    from schedcore.plugins import ExecutorFactory, Hooks
     from schedcore.protocols import Store
     from schedcore.records import StoredSchedule
     from schedcore.scheduler import Scheduler
     from schedcore.settings import MergedOption
 
 __all__ = ["cli", "main"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 USAGE_ERROR = 2
 RUNTIME_ERROR = 1
@@ -574,26 +577,37 @@ def _resolve_options(
     )
 
 
-def _store_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--store NAME`` and ``-S KEY=VALUE``: the store a command works on."""
-    f = click.option(
-        "-S",
-        "--store-option",
-        "store_options",
-        multiple=True,
-        metavar="KEY=VALUE",
-        envvar="SCHEDCORE_STORE_OPTIONS",
-        help="Store option, repeatable: -S namespace=prod (env: SCHEDCORE_STORE_OPTIONS, space-separated).",
-    )(f)
-    return click.option(
-        "--store",
-        "store",
-        metavar="NAME",
-        default="memory",
-        show_default=True,
-        envvar="SCHEDCORE_STORE",
-        help="Store registered by a plugin (env: SCHEDCORE_STORE).",
-    )(f)
+def _choice(kind: str, short: str, default: str, example: str, help_text: str) -> Callable[[_F], _F]:
+    """``--KIND NAME`` and ``SHORT KEY=VALUE`` (``--KIND-option``): which store or executor, with its options."""
+    env = f"SCHEDCORE_{kind.upper()}"
+
+    def decorate(f: _F) -> _F:
+        f = click.option(
+            short,
+            f"--{kind}-option",
+            f"{kind}_options",
+            multiple=True,
+            metavar="KEY=VALUE",
+            envvar=f"{env}_OPTIONS",
+            help=f"{kind.capitalize()} option, repeatable: {short} {example} (env: {env}_OPTIONS, space-separated).",
+        )(f)
+        return click.option(
+            f"--{kind}", kind, metavar="NAME", default=default, show_default=True, envvar=env, help=help_text
+        )(f)
+
+    return decorate
+
+
+#: ``--store NAME`` and ``-S KEY=VALUE``: the store a command works on.
+_store_options = _choice(
+    "store", "-S", "memory", "namespace=prod", "Store registered by a plugin (env: SCHEDCORE_STORE)."
+)
+
+
+def _executor_choice(help_text: str) -> Callable[[_F], _F]:
+    """``--executor NAME`` and ``-E KEY=VALUE``: the executor that runs (``run``) or that the
+    schedules are checked for (``add``, ``sync``)."""
+    return _choice("executor", "-E", "local", "queue=low", help_text)
 
 
 def _command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
@@ -633,10 +647,19 @@ def _create_store(hooks: Hooks, name: str, options: Mapping[str, Any]) -> Store:
 
 
 class _NoExecutor:
-    """The executor of the management commands: they only change the store (nothing runs here)."""
+    """The executor of the management commands: they only change the store (nothing runs here).
+
+    ``check`` (``add`` and ``sync``: the target executor's check, see :mod:`schedcore._precheck`)
+    refuses what that executor would refuse; without it (the commands that add nothing) anything goes.
+    """
+
+    def __init__(self, check: Callable[[Schedule], None] | None = None) -> None:
+        self._check = check
 
     def validate(self, schedule: Schedule) -> None:
-        """Anything goes: the running scheduler's executor decides."""
+        """Check ``schedule`` for the executor that will run it, without connecting to anything."""
+        if self._check is not None:
+            self._check(schedule)
 
     def start(self, report: Callable[[Any], None]) -> None:
         """Nothing to start."""
@@ -653,9 +676,49 @@ class _NoExecutor:
         """Nothing to stop."""
 
 
+def _executor_factory(hooks: Hooks, name: str) -> ExecutorFactory:
+    try:
+        return hooks.executor_factory(name)
+    except PluginError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _schedule_check(ctx: click.Context, hooks: Hooks, name: str, options: Mapping[str, Any]) -> ScheduleCheck:
+    """The check of the schedules ``add``/``sync`` write, for executor ``name`` (``--executor``)."""
+    from schedcore._precheck import ScheduleCheck
+
+    factory = _executor_factory(hooks, name)
+    if factory.validate is None:
+        click.echo(
+            f"warning: executor {name!r} cannot check schedules before it runs them (its plugin gives no "
+            "validate); a schedule it refuses will fail when it runs",
+            err=True,
+        )
+    return ScheduleCheck(factory, options)
+
+
+def _note_default_executor(ctx: click.Context, schedules: Sequence[Schedule]) -> None:
+    """Warn when schedules with ``executor_options`` are checked only for the default executor:
+    the options are meant for another one, which nobody named (the issue's silent ``added``)."""
+    with_options = [s.id for s in schedules if s.executor_options]
+    if with_options and _from_default(ctx, "executor"):
+        click.echo(
+            f"warning: the executor_options of {shown(with_options[0])}"
+            + (f" and {len(with_options) - 1} more" if len(with_options) > 1 else "")
+            + f" were checked for --executor {ctx.params['executor']} (the default), which ignores them; "
+            "give the executor of your schedulers (--executor NAME or SCHEDCORE_EXECUTOR) to check them",
+            err=True,
+        )
+
+
 @contextlib.contextmanager
-def _opened(ctx: click.Context) -> Iterator[Scheduler]:
-    """A scheduler (that runs nothing) on the store the command's options select."""
+def _opened(ctx: click.Context, adding: Sequence[tuple[str, Schedule]] = ()) -> Iterator[Scheduler]:
+    """A scheduler (that runs nothing) on the store the command's options select.
+
+    ``adding``: the schedules the command will write, each with the file it comes from
+    (or ""), checked -- allowed task, accepted by the ``--executor`` -- before the store is
+    even opened, so that bad input changes nothing and needs no server to be reported.
+    """
     from schedcore._oneshot import one_shot
     from schedcore.plugins import Hooks
     from schedcore.scheduler import Scheduler
@@ -664,14 +727,25 @@ def _opened(ctx: click.Context) -> Iterator[Scheduler]:
     store_name = ctx.params["store"]
     if store_name == "memory":
         raise click.UsageError(_MEMORY_ONLY_IN_RUN.format(command=command))
-    store_opts, _ = _resolve_options(ctx, store_name, None)
-    pm = _plugin_manager(store_name, "local")
+    executor_name = ctx.params.get("executor")  # add and sync: the executor to check schedules for
+    store_opts, executor_opts = _resolve_options(ctx, store_name, executor_name)
+    pm = _plugin_manager(store_name, executor_name or "local")
+    hooks = Hooks(pm)
+    executor = _NoExecutor(None if executor_name is None else _schedule_check(ctx, hooks, executor_name, executor_opts))
+    allowed = _allowed_tasks(ctx)
+    for file, schedule in adding:
+        try:
+            allowed.check(schedule.task, f"{schedule.id}.task")
+            executor.validate(schedule)
+        except (ValidationError, ConfigError) as exc:
+            if not file:
+                raise
+            raise ConfigError(f"{file}: {exc}") from None
+    _note_default_executor(ctx, [schedule for _, schedule in adding])
     with one_shot():  # a one-shot command: a server that never answers fails in seconds
-        store = _create_store(Hooks(pm), store_name, store_opts)
+        store = _create_store(hooks, store_name, store_opts)
     try:
-        yield Scheduler(
-            store=store, executor=_NoExecutor(), plugins=pm, heartbeat=None, allowed_tasks=_allowed_tasks(ctx)
-        )
+        yield Scheduler(store=store, executor=executor, plugins=pm, heartbeat=None, allowed_tasks=allowed)
     finally:
         store.close()
 
@@ -693,24 +767,7 @@ def _opened(ctx: click.Context) -> Iterator[Scheduler]:
     envvar="SCHEDCORE_SOURCE",
     help="Source id the --config schedules are marked with (default: the file's name; env: SCHEDCORE_SOURCE).",
 )
-@click.option(
-    "--executor",
-    "executor",
-    metavar="NAME",
-    default="local",
-    show_default=True,
-    envvar="SCHEDCORE_EXECUTOR",
-    help="Executor registered by a plugin (env: SCHEDCORE_EXECUTOR).",
-)
-@click.option(
-    "-E",
-    "--executor-option",
-    "executor_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    envvar="SCHEDCORE_EXECUTOR_OPTIONS",
-    help="Executor option, repeatable: -E queue=low (env: SCHEDCORE_EXECUTOR_OPTIONS, space-separated).",
-)
+@_executor_choice("Executor registered by a plugin (env: SCHEDCORE_EXECUTOR).")
 @click.option("--burst", is_flag=True, help="Dispatch everything due now, wait for it, then exit.")
 def run_command(
     *,
@@ -746,9 +803,7 @@ def run_command(
     stores = hooks.store_factories()
     if store_name not in stores:
         raise click.UsageError(f"unknown store {store_name!r}; registered stores: {_names(stores)}")
-    executors = hooks.executor_factories()
-    if executor_name not in executors:
-        raise click.UsageError(f"unknown executor {executor_name!r}; registered executors: {_names(executors)}")
+    _executor_factory(hooks, executor_name)
 
     from schedcore.scheduler import Scheduler
 
@@ -815,6 +870,13 @@ def _names(factories: dict[str, Any]) -> str:
 # -- sync --------------------------------------------------------------------------------
 
 
+_CHECKED_FOR = (
+    "Executor of the schedulers that will run the schedules: each is checked for it (its "
+    "executor_options above all) before anything is written, without connecting to it "
+    "(env: SCHEDCORE_EXECUTOR)."
+)
+
+
 @_command("sync")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True), metavar="[FILE|DIR]...")
 @click.option(
@@ -825,6 +887,7 @@ def _names(factories: dict[str, Any]) -> str:
     "env: SCHEDCORE_SOURCE).",
 )
 @click.option("--keep-removed", is_flag=True, help="Do not remove schedules that are gone from the file.")
+@_executor_choice(_CHECKED_FOR)
 def sync_command(*, paths: tuple[str, ...], source: str | None, keep_removed: bool, **options: Any) -> None:
     """Make the store hold exactly the schedules of the schedule files given.
 
@@ -843,7 +906,8 @@ def sync_command(*, paths: tuple[str, ...], source: str | None, keep_removed: bo
         raise click.UsageError(f"--source names one file's schedules, but {len(files)} files were given")
     loaded = [(file, load_schedules(file), source or default_source(file)) for file in files]
     _check_distinct(loaded)
-    with _opened(click.get_current_context()) as scheduler:
+    adding = [(file, schedule) for file, schedules, _ in loaded for schedule in schedules]
+    with _opened(click.get_current_context(), adding) as scheduler:  # checks every file first
         for _, schedules, name in loaded:
             report = sync(scheduler, schedules, name, prune=not keep_removed)
             for mark, ids in (("+", report.added), ("~", report.updated), ("-", report.removed)):
@@ -978,6 +1042,7 @@ _ADD_OPTIONS = {
     show_default=True,
     help="When the id is taken: refuse, replace the definition, or keep the stored one.",
 )
+@_executor_choice(_CHECKED_FOR)
 def add_command(
     *,
     schedule_id: str,
@@ -1076,7 +1141,7 @@ def add_command(
         option = option or exc.field
         value = raw.get(option)
         raise _usage(exc, option, None if value is None else str(value)) from None
-    with _opened(click.get_current_context()) as scheduler:
+    with _opened(click.get_current_context(), [("", schedule)]) as scheduler:
         result = scheduler.add(schedule, conflict)
         stored = scheduler.get(schedule.id)
     nxt = stored.next_fire if stored is not None else None

@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -25,7 +25,10 @@ from schedcore.exceptions import ValidationError
 from schedcore.records import Run
 from schedcore_rq._outcomes import META_KEY, RunInfo
 
-__all__ = ["HANDOFF_LUA", "OPTION_NAMES", "JobOptions", "as_bytes", "job_id_for", "parse_options"]
+if TYPE_CHECKING:
+    from schedcore.model import Schedule
+
+__all__ = ["HANDOFF_LUA", "OPTION_NAMES", "JobOptions", "as_bytes", "check_schedule", "job_id_for", "parse_options"]
 
 #: RQ's own rule for job ids.
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -131,6 +134,21 @@ def parse_options(options: Mapping[str, Any]) -> JobOptions:
             raise ValidationError("executor_options.meta", meta, f"the key {META_KEY!r} is reserved for schedcore")
         values["meta"] = dict(meta)
     return JobOptions(**values)
+
+
+def check_schedule(schedule: Schedule, serializer: Any) -> None:
+    """What the RQ executor refuses in ``schedule``: its ``executor_options`` (:func:`parse_options`)
+    and, unless ``serializer`` is None, arguments the RQ ``serializer`` cannot write.
+
+    Touches no connection, so the plugin runs it for ``schedcore add``/``sync`` too.
+    """
+    parse_options(schedule.executor_options)
+    if serializer is None:
+        return
+    try:
+        serializer.dumps((RUN_TASK, None, (schedule.task, *schedule.args), schedule.kwargs))
+    except Exception as exc:
+        raise ValidationError("args", schedule.args, f"the RQ serializer refuses the arguments ({exc})") from None
 
 
 def run_info(run: Run) -> RunInfo:

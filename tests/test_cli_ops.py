@@ -433,9 +433,9 @@ def test_status_warns_when_runs_are_due_and_nobody_is_alive(shared: MemoryStore)
 
 def test_allowed_tasks_refuse_add_and_status_warns_when_off(shared: MemoryStore) -> None:
     refused = invoke("--allowed-tasks", "schedcore.demo:*", "add", "x", "os:system", "--every", "60")
-    assert_user_error(refused, 1, "os:system", "not in the allowed tasks")
+    assert_user_error(refused, 2, "os:system", "not in the allowed tasks")  # bad input: 2
     env_refused = invoke("add", "x", "os:system", "--every", "60", env={"SCHEDCORE_ALLOWED_TASKS": "app:*"})
-    assert_user_error(env_refused, 1, "not in the allowed tasks")
+    assert_user_error(env_refused, 2, "not in the allowed tasks")
     assert shared.list_schedules() == []
     assert_user_error(invoke("--allowed-tasks", "app*", "status"), 2, "--allowed-tasks")
     # off: accepted, and status says so; a live scheduler without a list is named
