@@ -1514,6 +1514,10 @@ def plugins_command() -> None:
         click.echo(f"{title}:")
         for name in sorted(factories):
             click.echo(f"  {name:<12} {factories[name].description}".rstrip())
+            missing = factories[name].missing
+            why = missing() if missing is not None else None
+            if why:  # registered (the plugin ships with the core) but its driver is not here
+                click.echo(f"  {'':<12} {why}")
     ctx = click.get_current_context()
     ctx.find_root().meta[_PM_KEY] = pm
     seen: dict[str, set[str]] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -22,18 +22,31 @@ from schedcore.protocols import Executor, Store
 if TYPE_CHECKING:
     from schedcore.model import Schedule
 
-__all__ = ["ExecutorFactory", "Hooks", "StoreFactory", "get_plugin_manager", "refuse_unknown_options"]
+__all__ = [
+    "ExecutorFactory",
+    "Hooks",
+    "StoreFactory",
+    "get_plugin_manager",
+    "missing_modules",
+    "refuse_unknown_options",
+]
 
 log = logging.getLogger("schedcore.plugins")
 
 
 @attrs.frozen(kw_only=True)
 class StoreFactory:
-    """A store a plugin offers under ``name``; ``create(options)`` builds it."""
+    """A store a plugin offers under ``name``; ``create(options)`` builds it.
+
+    ``missing()``, when given, returns None when what the store needs is installed here,
+    or one line saying what is missing and how to install it (see :func:`missing_modules`);
+    ``schedcore plugins`` shows it.
+    """
 
     name: str
     create: Callable[[Mapping[str, Any]], Store]
     description: str = ""
+    missing: Callable[[], str | None] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -48,12 +61,36 @@ class ExecutorFactory:
     machine that cannot reach the executor's backend. It raises ValidationError naming the
     option (``executor_options.job_timeout``), or for bad ``options`` ValidationError or
     ConfigError. None: the executor's schedules are checked only by a running scheduler.
+    ``missing`` is as for :class:`StoreFactory`.
     """
 
     name: str
     create: Callable[[Mapping[str, Any]], Executor]
     description: str = ""
     validate: Callable[[Schedule, Mapping[str, Any]], None] | None = None
+    missing: Callable[[], str | None] | None = None  #: as :attr:`StoreFactory.missing`
+
+
+def missing_modules(modules: Sequence[str], extra: str) -> str | None:
+    """None when every module of ``modules`` imports here, else ``"not installed: needs redis
+    (pip install 'schedcore-engine[redis]')"`` -- the hint installs the distribution's ``extra``.
+
+    For a factory's ``missing``: it imports the modules (a broken install counts as missing,
+    with its error), so call it when the answer is wanted, not when the plugin loads.
+    """
+    import importlib
+
+    from schedcore._dist import install_hint
+
+    absent: list[str] = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            absent.append(module if exc.name == module else f"{module} ({type(exc).__name__}: {exc})")
+    if not absent:
+        return None
+    return f"not installed: needs {', '.join(absent)} ({install_hint(extra)})"
 
 
 def refuse_unknown_options(kind: str, options: Mapping[str, Any], known: Collection[str]) -> None:

@@ -13,7 +13,7 @@ from schedcore._dist import install_hint
 from schedcore._oneshot import is_one_shot
 from schedcore.exceptions import PluginError, ValidationError
 from schedcore.hookspecs import hookimpl
-from schedcore.plugins import StoreFactory, refuse_unknown_options
+from schedcore.plugins import StoreFactory, missing_modules, refuse_unknown_options
 from schedcore.protocols import Store
 from schedcore.settings import CliOption
 
@@ -61,7 +61,12 @@ def non_empty_url(value: Any, field: str) -> str:
 def schedcore_store_factories() -> Sequence[StoreFactory]:
     """The ``redis`` store."""
     return [
-        StoreFactory(name="redis", create=create_store, description="Redis: shared by many schedulers (url, namespace)")
+        StoreFactory(
+            name="redis",
+            create=create_store,
+            description="Redis: shared by many schedulers (url, namespace)",
+            missing=lambda: missing_modules(("redis",), "redis"),
+        )
     ]
 
 

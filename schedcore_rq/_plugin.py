@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from schedcore._dist import install_hint
 from schedcore.exceptions import ConfigError, PluginError, ValidationError
 from schedcore.hookspecs import hookimpl
-from schedcore.plugins import ExecutorFactory
+from schedcore.plugins import ExecutorFactory, missing_modules
 from schedcore.protocols import Executor
 from schedcore.settings import CliOption
 from schedcore_redis._plugin import non_empty_url
@@ -124,6 +124,7 @@ def schedcore_executor_factories() -> Sequence[ExecutorFactory]:
             name="rq",
             create=create_executor,
             validate=validate_schedule,
+            missing=lambda: missing_modules(("redis", "rq"), "rq"),
             description="hands runs to RQ queues for `rq worker` processes (options: redis_url, queue, workers)",
         )
     ]
