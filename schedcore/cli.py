@@ -1389,7 +1389,27 @@ def trigger_command(*, schedule_id: str, **options: Any) -> None:
     """Run schedule ID once now, outside its timing (a running scheduler dispatches it)."""
     with _opened(click.get_current_context()) as scheduler:
         run_id = scheduler.trigger_now(schedule_id)
+        alive = _live_schedulers(scheduler.store)
     click.echo(f"queued {run_id}")
+    if alive == 0:
+        click.echo(
+            "warning: no live scheduler was seen (no heartbeat in the store): nothing runs it until one "
+            "starts ('schedcore run' on this store)",
+            err=True,
+        )
+
+
+def _live_schedulers(store: Store) -> int | None:
+    """How many schedulers beat in ``store`` now; None when it cannot tell (no heartbeats, or
+    reading them failed: the run is queued all the same, so that is no reason to fail)."""
+    schedulers = getattr(store, "schedulers", None)
+    if not callable(schedulers):
+        return None
+    try:
+        return len(schedulers(datetime.now(timezone.utc)))
+    except SchedcoreError as exc:
+        log.warning("could not read the schedulers' heartbeats: %s", exc)
+        return None
 
 
 @_command("backfill")
@@ -1397,13 +1417,25 @@ def trigger_command(*, schedule_id: str, **options: Any) -> None:
 @click.option("--from", "start", required=True, metavar="ISO8601", help="First instant (with a UTC offset).")
 @click.option("--to", "end", metavar="ISO8601", help="Last instant (default now; capped at now).")
 def backfill_command(*, schedule_id: str, start: str, end: str | None, **options: Any) -> None:
-    """Queue a run for each occurrence of schedule ID in [--from, --to] that has no run yet."""
+    """Queue a run for each occurrence of schedule ID in [--from, --to] that has no run yet
+    (past occurrences only; at most 10000 per backfill: split a longer range)."""
+    now = datetime.now(timezone.utc)
     begin = _option_instant(start, "--from")
-    finish = datetime.now(timezone.utc) if end is None else _option_instant(end, "--to")
+    finish = now if end is None else _option_instant(end, "--to")
+    if begin > now:
+        raise click.UsageError(
+            f"invalid --from={shown(start)}: in the future (now is {iso(now)}); backfill queues past occurrences"
+        )
     if finish < begin:
-        raise click.UsageError("--to is before --from")
+        raise click.UsageError(f"invalid --to={shown(end)}: before --from={shown(start)}")
     with _opened(click.get_current_context()) as scheduler:
-        count = scheduler.backfill(schedule_id, begin, finish)
+        try:
+            count = scheduler.backfill(schedule_id, begin, finish)
+        except ValidationError as exc:
+            if exc.field != "end":
+                raise
+            given = end if end is not None else f"now, {iso(finish)}"
+            raise _usage(exc, "--to", given) from None
     click.echo(f"queued {count} backfill run(s) of {schedule_id}")
 
 
@@ -1412,9 +1444,31 @@ def backfill_command(*, schedule_id: str, start: str, end: str | None, **options
 
 @_command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
-def status_command(*, as_json: bool, **options: Any) -> None:
+@click.option(
+    "--max-late",
+    type=click.FloatRange(min=0, max=100 * 365 * 86400),
+    metavar="SECONDS",
+    help="Unhealthy (exit code 3) when the oldest due run has waited longer than this (default: no limit).",
+)
+@click.option(
+    "--min-schedulers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Unhealthy (exit code 3) when fewer schedulers are alive.",
+)
+def status_command(*, as_json: bool, max_late: float | None, min_schedulers: int, **options: Any) -> int:
     """Show the live schedulers with their last heartbeat, what is due now, the oldest
-    overdue entry and the claims in flight."""
+    overdue entry and the claims in flight.
+
+    A health check: exit code 0 when healthy, 3 when runs are due (or claims expired) and
+    no scheduler is alive, when the oldest due run is later than --max-late or fewer than
+    --min-schedulers are alive, 1 when the store cannot be read."""
+    from datetime import timedelta
+
+    from schedcore._health import assess
+
     now = datetime.now(timezone.utc)
     with _opened(click.get_current_context()) as scheduler:
         store = scheduler.store
@@ -1422,6 +1476,8 @@ def status_command(*, as_json: bool, **options: Any) -> None:
             raise CliError(f"the store {type(store).__name__} does not report status (no heartbeats or stats)")
         beats = store.schedulers(now)
         stats = store.stats(now)
+    limit = timedelta(seconds=max_late) if max_late is not None else None
+    health = assess(beats, stats, now, max_late=limit, min_schedulers=min_schedulers)
     if as_json:
         data = {
             "now": _utc(now),
@@ -1433,9 +1489,11 @@ def status_command(*, as_json: bool, **options: Any) -> None:
             "oldest_overdue": _utc(stats.oldest_due) if stats.oldest_due else None,
             "in_flight": stats.in_flight,
             "expired_claims": stats.expired,
+            "healthy": health.healthy,
+            "problems": list(health.problems),
         }
         click.echo(json.dumps(data, indent=2))
-        return
+        return health.exit_code
     lines = [f"schedulers: {len(beats)} live"]
     if beats:
         rows = [
@@ -1454,10 +1512,10 @@ def status_command(*, as_json: bool, **options: Any) -> None:
     lines.append(
         f"in flight: {stats.in_flight} claim(s)" + (f", {stats.expired} with an expired lease" if stats.expired else "")
     )
-    if not beats and stats.due:
-        lines.append("warning: runs are due but no scheduler is alive")
+    lines += [f"unhealthy: {problem}" for problem in health.problems]
     lines += _allowlist_warnings(scheduler, beats)
     click.echo("\n".join(lines))
+    return health.exit_code
 
 
 def _allowlist_warnings(scheduler: Scheduler, beats: Sequence[Any]) -> list[str]:

@@ -426,9 +426,10 @@ def test_status_shows_live_schedulers_and_not_dead_ones(shared: MemoryStore) -> 
 def test_status_warns_when_runs_are_due_and_nobody_is_alive(shared: MemoryStore) -> None:
     ok("add", "job", "schedcore.demo:hello", "--every", "3600", "--start", "2025-01-01T00:00:00Z")
     ok("trigger", "job")
-    out = ok("status")
-    assert "schedulers: 0 live" in out and "due now: 1 (oldest overdue by" in out
-    assert "no scheduler is alive" in out
+    result = invoke("status")
+    assert result.exit_code == 3, result.output  # unhealthy: see tests/test_cli_health.py
+    assert "schedulers: 0 live" in result.stdout and "due now: 1 (oldest overdue by" in result.stdout
+    assert "no scheduler is alive" in result.stdout
 
 
 def test_allowed_tasks_refuse_add_and_status_warns_when_off(shared: MemoryStore) -> None:
