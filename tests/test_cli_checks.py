@@ -13,33 +13,30 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from test_cli_ops import Shared, use_plugin
 
-import schedcore.plugins
 from schedcore import Interval, Schedule
+from schedcore.cli import cli
 from schedcore.exceptions import ConfigError, ValidationError
 from schedcore.hookspecs import hookimpl
 from schedcore.memory import MemoryStore
-from schedcore.plugins import ExecutorFactory, Hooks, StoreFactory, get_plugin_manager, refuse_unknown_options
+from schedcore.plugins import ExecutorFactory, Hooks, get_plugin_manager, refuse_unknown_options
 from schedcore.protocols import Executor
 
 pytestmark = pytest.mark.usefixtures("clean_schedcore_env", "restore_logging")
 
 
-class Plugin:
+class Plugin(Shared):
     """``--store shared`` (one MemoryStore for every command) and ``--executor unchecked``,
     an executor whose factory cannot check schedules before it runs them."""
 
     def __init__(self) -> None:
-        self.store = MemoryStore()
+        super().__init__()
         self.built = 0
 
     def _executor(self, options: Mapping[str, Any]) -> Executor:
         self.built += 1  # add and sync must never build (connect) an executor
         raise AssertionError("the management commands must not build an executor")
-
-    @hookimpl
-    def schedcore_store_factories(self) -> Sequence[StoreFactory]:
-        return [StoreFactory(name="shared", create=lambda options: self.store)]
 
     @hookimpl
     def schedcore_executor_factories(self) -> Sequence[ExecutorFactory]:
@@ -49,20 +46,12 @@ class Plugin:
 @pytest.fixture
 def plugin(monkeypatch: pytest.MonkeyPatch) -> Plugin:
     found = Plugin()
-    real = schedcore.plugins.get_plugin_manager
-    monkeypatch.setattr(schedcore.plugins, "get_plugin_manager", lambda **kw: real(plugins=(found,), **kw))
-    monkeypatch.setenv("SCHEDCORE_STORE", "shared")
+    use_plugin(monkeypatch, found)
     return found
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli_group(), list(args), env=env)
-
-
-def cli_group() -> Any:
-    from schedcore.cli import cli
-
-    return cli
+    return CliRunner().invoke(cli, list(args), env=env)
 
 
 def error_line(result: Result, code: int) -> str:

@@ -43,12 +43,17 @@ class Shared:
         return [StoreFactory(name="shared", create=lambda options: self.store)]
 
 
-@pytest.fixture
-def shared(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
-    plugin = Shared()
+def use_plugin(monkeypatch: pytest.MonkeyPatch, plugin: Shared) -> None:
+    """Every plugin manager the CLI builds gets ``plugin`` too, and ``--store shared`` is the default."""
     real = schedcore.plugins.get_plugin_manager
     monkeypatch.setattr(schedcore.plugins, "get_plugin_manager", lambda **kw: real(plugins=(plugin,), **kw))
     monkeypatch.setenv("SCHEDCORE_STORE", "shared")
+
+
+@pytest.fixture
+def shared(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
+    plugin = Shared()
+    use_plugin(monkeypatch, plugin)
     return plugin.store
 
 
