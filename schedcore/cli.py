@@ -1392,11 +1392,15 @@ def trigger_command(*, schedule_id: str, **options: Any) -> None:
         alive = _live_schedulers(scheduler.store)
     click.echo(f"queued {run_id}")
     if alive == 0:
-        click.echo(
-            "warning: no live scheduler was seen (no heartbeat in the store): nothing runs it until one "
-            "starts ('schedcore run' on this store)",
-            err=True,
-        )
+        _warn_nobody_runs("it")
+
+
+def _warn_nobody_runs(what: str) -> None:
+    click.echo(
+        f"warning: no live scheduler was seen (no heartbeat in the store): nothing runs {what} until one "
+        "starts ('schedcore run' on this store)",
+        err=True,
+    )
 
 
 def _live_schedulers(store: Store) -> int | None:
@@ -1436,7 +1440,10 @@ def backfill_command(*, schedule_id: str, start: str, end: str | None, **options
                 raise
             given = end if end is not None else f"now, {iso(finish)}"
             raise _usage(exc, "--to", given) from None
+        alive = _live_schedulers(scheduler.store) if count else None
     click.echo(f"queued {count} backfill run(s) of {schedule_id}")
+    if alive == 0:
+        _warn_nobody_runs("them")
 
 
 # -- status ------------------------------------------------------------------------------

@@ -192,8 +192,13 @@ def test_backfill_errors_are_iso_text_naming_the_option(shared: MemoryStore) -> 
 
     assert backfills() == 0  # none of them queued anything
     recent = (datetime.now(timezone.utc) - timedelta(seconds=5)).isoformat()
-    assert invoke("backfill", "job", "--from", recent).stdout.startswith("queued ")
+    queued = invoke("backfill", "job", "--from", recent)
+    assert queued.exit_code == 0 and queued.stdout.startswith("queued ")
+    assert "warning: no live scheduler was seen" in queued.stderr and "nothing runs them" in queued.stderr
     assert backfills() >= 5  # what a valid one queues is seen
+    _beat(shared)
+    watched = invoke("backfill", "job", "--from", (datetime.now(timezone.utc) - timedelta(seconds=5)).isoformat())
+    assert watched.exit_code == 0 and "warning" not in watched.stderr
 
 
 def test_backfill_limit_is_in_the_help_and_the_docs() -> None:
