@@ -29,6 +29,7 @@ from schedcore_rq._jobs import (
     JobOptions,
     JobTemplate,
     as_bytes,
+    check_schedule,
     job_id_for,
     parse_options,
     run_info,
@@ -298,11 +299,7 @@ class RQExecutor:
 
         Raises ValidationError naming the option (``executor_options.job_timeout``, ...).
         """
-        parse_options(schedule.executor_options)
-        try:
-            self._serializer.dumps((RUN_TASK, None, (schedule.task, *schedule.args), schedule.kwargs))
-        except Exception as exc:
-            raise ValidationError("args", schedule.args, f"the RQ serializer refuses the arguments ({exc})") from None
+        check_schedule(schedule, self._serializer)
 
     def start(self, report: Callable[[Outcome], None]) -> None:
         """Start the background thread that reports outcomes and reconciles outstanding jobs.

@@ -44,12 +44,17 @@ class Shared:
         return [StoreFactory(name="shared", create=lambda options: self.store)]
 
 
-@pytest.fixture
-def shared(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
-    plugin = Shared()
+def use_plugin(monkeypatch: pytest.MonkeyPatch, plugin: Shared) -> None:
+    """Every plugin manager the CLI builds gets ``plugin`` too, and ``--store shared`` is the default."""
     real = schedcore.plugins.get_plugin_manager
     monkeypatch.setattr(schedcore.plugins, "get_plugin_manager", lambda **kw: real(plugins=(plugin,), **kw))
     monkeypatch.setenv("SCHEDCORE_STORE", "shared")
+
+
+@pytest.fixture
+def shared(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
+    plugin = Shared()
+    use_plugin(monkeypatch, plugin)
     return plugin.store
 
 
@@ -496,9 +501,10 @@ def test_status_shows_live_schedulers_and_not_dead_ones(shared: MemoryStore) -> 
 def test_status_warns_when_runs_are_due_and_nobody_is_alive(shared: MemoryStore) -> None:
     ok("add", "job", "schedcore.demo:hello", "--every", "3600", "--start", "2025-01-01T00:00:00Z")
     ok("trigger", "job")
-    out = ok("status")
-    assert "schedulers: 0 live" in out and "due now: 1 (oldest overdue by" in out
-    assert "no scheduler is alive" in out
+    result = invoke("status")
+    assert result.exit_code == 3, result.output  # unhealthy: see tests/test_cli_health.py
+    assert "schedulers: 0 live" in result.stdout and "due now: 1 (oldest overdue by" in result.stdout
+    assert "no scheduler is alive" in result.stdout
 
 
 def test_status_shows_what_the_store_warns_about(shared: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -517,7 +523,7 @@ def test_status_survives_a_store_whose_warnings_raise(shared: MemoryStore, monke
 
 def test_allowed_tasks_refuse_add_and_status_warns_when_off(shared: MemoryStore) -> None:
     refused = invoke("--allowed-tasks", "schedcore.demo:*", "add", "x", "os:system", "--every", "60")
-    assert_user_error(refused, 2, "os:system", "not in the allowed tasks")
+    assert_user_error(refused, 2, "os:system", "not in the allowed tasks")  # bad input: 2
     env_refused = invoke("add", "x", "os:system", "--every", "60", env={"SCHEDCORE_ALLOWED_TASKS": "app:*"})
     assert_user_error(env_refused, 2, "not in the allowed tasks")
     assert shared.list_schedules() == []
