@@ -1663,6 +1663,9 @@ def plugins_command() -> None:
 # imported only when the command runs); a build without that package has no such command.
 with contextlib.suppress(ImportError):
     import schedcore_web._cli  # noqa: F401  (registers the command)
+# `schedcore migrate rq-scheduler` needs redis and rq, imported only when it runs.
+with contextlib.suppress(ImportError):
+    import schedcore_rq._migrate_cli  # noqa: F401  (registers the command group)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -67,7 +67,7 @@ OPTION_NAMES = (
     "job_id",
 )
 #: The value of a hand-off marker that reserves a job id for a run not handed over yet (see
-#: :func:`reserve_job`): the job under that id is a placeholder the hand-off replaces.
+#: :mod:`schedcore_rq.compat._reserve`): the job under that id is a placeholder the hand-off replaces.
 RESERVED = "r"
 
 
