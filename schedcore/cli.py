@@ -1469,6 +1469,7 @@ def plugins_command() -> None:
     """List the loaded plugins (with their package), the stores and executors they register
     and the command-line options they add."""
     from schedcore.plugins import Hooks, get_plugin_manager
+    from schedcore.trigger_types import default_registry
 
     pm = get_plugin_manager()
     hooks = Hooks(pm)
@@ -1481,6 +1482,9 @@ def plugins_command() -> None:
         click.echo(f"{title}:")
         for name in sorted(factories):
             click.echo(f"  {name:<12} {factories[name].description}".rstrip())
+    click.echo("triggers:")  # (the registry every store decodes with: see schedcore.trigger_types)
+    for name, (ttype, source) in sorted(default_registry().sources().items()):
+        click.echo(f"  {name:<12} {ttype.description}  ({source})")
     ctx = click.get_current_context()
     ctx.find_root().meta[_PM_KEY] = pm
     seen: dict[str, set[str]] = {}

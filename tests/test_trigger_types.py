@@ -302,3 +302,32 @@ def test_an_unregistered_type_in_a_store_sets_that_schedule_aside_only(
         assert "custom" in caplog.text
     finally:
         again.close()
+
+
+# -- schedule files, schedcore export and schedcore plugins --------------------------------------
+
+
+def test_schedule_files_and_their_writer_carry_a_plugin_trigger(unregister: None) -> None:
+    from schedcore.config import parse_schedules
+    from schedcore.tomlwriter import schedules_to_toml
+
+    tt.register_trigger_type(EVERY2H)
+    (parsed,) = parse_schedules(
+        '[[schedule]]\nid = "c"\ntask = "m:f"\n[schedule.trigger]\ntype = "every2h"\nlabel = "n"\n'
+    )
+    assert parsed.trigger == Every2h("n")
+    text = schedules_to_toml([parsed])
+    assert 'trigger = { type = "every2h", label = "n" }' in text
+    assert parse_schedules(text) == [parsed]
+
+
+def test_schedcore_plugins_lists_the_trigger_types() -> None:
+    from click.testing import CliRunner
+
+    from schedcore.cli import cli
+
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    section = lines[lines.index("triggers:") + 1 :]
+    assert any(line.split()[:1] == ["cron"] and "(plugin 'memory')" in line for line in section)
