@@ -93,7 +93,7 @@ class TriggerType:
 
 
 def _load_attrs(cls: type[Any], kind: str, fields: Mapping[str, Any]) -> Trigger:
-    declared = attrs.fields(cls)
+    declared = [a for a in attrs.fields(cls) if a.init]  # (derived fields are not stored)
     unknown = sorted(set(fields) - {a.name for a in declared})
     if unknown:
         raise ValidationError(f"trigger.{unknown[0]}", fields[unknown[0]], f"unknown key for a {kind} trigger")

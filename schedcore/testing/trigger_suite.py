@@ -106,6 +106,10 @@ def check_naive_refused(trigger: Trigger) -> None:
         trigger.next_after(datetime(2025, 1, 1, 12, 0))
     except ValidationError:
         return
+    except Exception as exc:
+        raise AssertionError(
+            f"{trigger!r}.next_after(naive datetime) must raise schedcore.ValidationError, not {type(exc).__name__}"
+        ) from exc
     raise AssertionError(f"{trigger!r}.next_after(naive datetime) must raise schedcore.ValidationError")
 
 
