@@ -19,6 +19,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+from example_helpers import require_example
 from redis_helpers import fresh_namespace, redis_server_url  # noqa: F401  (fixtures)
 
 from schedcore import FakeClock, Schedule, Scheduler, ValidationError
@@ -30,18 +31,10 @@ from schedcore.testing.executors import CallbackExecutor
 from schedcore.testing.trigger_suite import TriggerContract
 from schedcore.trigger_types import TriggerRegistry
 
-_MISSING = (
-    "the example trigger plugin is not installed: pip install -e examples/schedcore-business-days "
-    "(CI sets SCHEDCORE_REQUIRE_EXAMPLES=1, which makes this an error)"
-)
-try:
-    importlib.metadata.distribution("schedcore-business-days")
-    from schedcore_business_days import BusinessDays
-    from schedcore_business_days import plugin as entry_point_plugin
-except (ImportError, importlib.metadata.PackageNotFoundError):  # pragma: no cover - CI installs it
-    if os.environ.get("SCHEDCORE_REQUIRE_EXAMPLES") == "1":
-        raise
-    pytest.skip(_MISSING, allow_module_level=True)
+require_example("schedcore-business-days")
+
+from schedcore_business_days import BusinessDays  # noqa: E402  (once it is known to be installed)
+from schedcore_business_days import plugin as entry_point_plugin  # noqa: E402
 
 UTC = timezone.utc
 PARIS_HOLIDAYS = ["2025-12-25", "2026-01-01"]
