@@ -44,8 +44,6 @@ end
 return 0
 """
 
-_UNSUPPORTED = ("depends_on", "on_success", "on_failure")
-
 
 def _import(value: Any, default: Any) -> Any:
     if value is None:
@@ -55,14 +53,6 @@ def _import(value: Any, default: Any) -> Any:
 
         return import_attribute(value)
     return value
-
-
-def _refuse_unsupported(options: Mapping[str, Any]) -> None:
-    for name in _UNSUPPORTED:
-        if options.get(name) is not None:
-            raise ValidationError(
-                name, options[name], "is not supported by schedcore_rq.compat (see docs/migrating.md)"
-            )
 
 
 class Scheduler:
@@ -127,12 +117,13 @@ class Scheduler:
         """Run ``func(*args, **kwargs)`` once at ``scheduled_time`` (at once when it has passed).
 
         Keyword options, as rq-scheduler's: ``timeout``, ``job_id``, ``job_ttl``,
-        ``job_result_ttl``, ``job_description``, ``meta``, ``queue_name``, ``at_front``
-        (``depends_on``, ``on_success``, ``on_failure``: ValidationError, not supported);
+        ``job_result_ttl``, ``job_description``, ``depends_on`` (a job, a job id, an
+        ``rq.job.Dependency`` or a list: the run waits in RQ's deferred registry until they
+        finished), ``meta``, ``queue_name``, ``on_success``/``on_failure`` (an ``rq.Callback``,
+        a function or a ``"module.function"`` string, run on the worker) and ``at_front``;
         every other keyword goes to ``func``.
         """
         options = {name: kwargs.pop(name, None) for name in _ENQUEUE_OPTIONS}
-        _refuse_unsupported(options)
         job_id = options["job_id"] or uuid.uuid4().hex
         schedule = one_shot_schedule(
             job_id,
@@ -147,6 +138,9 @@ class Scheduler:
             description=options["job_description"],
             meta=options["meta"],
             at_front=options["at_front"],
+            depends_on=options["depends_on"],
+            on_success=options["on_success"],
+            on_failure=options["on_failure"],
         )
         return self._add(schedule, func, args, kwargs)
 
@@ -175,8 +169,9 @@ class Scheduler:
         at_front: bool | None = None,
     ) -> Any:
         """Run ``func`` at ``scheduled_time``, then every ``interval`` seconds (without drift),
-        ``repeat`` times in all (None: forever); without ``interval``, once."""
-        _refuse_unsupported({"depends_on": depends_on, "on_success": on_success, "on_failure": on_failure})
+        ``repeat`` times in all (None: forever); without ``interval``, once. The other options
+        are :meth:`enqueue_at`'s; each run of a periodic job waits for ``depends_on``."""
+        extra = {"depends_on": depends_on, "on_success": on_success, "on_failure": on_failure}
         if repeat is not None and interval is None:
             raise ValueError("Can't repeat a job without interval argument")
         job_id = id or uuid.uuid4().hex
@@ -185,13 +180,13 @@ class Scheduler:
         if interval is None:
             schedule = one_shot_schedule(
                 job_id, scheduled_time, func, args, kwargs, queue=queue, timeout=timeout, result_ttl=result_ttl,
-                ttl=ttl, description=description, meta=meta, at_front=at_front,
+                ttl=ttl, description=description, meta=meta, at_front=at_front, **extra,
             )  # fmt: skip
         else:
             schedule = periodic_schedule(
                 job_id, interval_trigger(scheduled_time, interval), func, args, kwargs, queue=queue, repeat=repeat,
                 timeout=timeout, result_ttl=result_ttl, ttl=ttl, description=description, meta=meta,
-                at_front=at_front,
+                at_front=at_front, **extra,
             )  # fmt: skip
         return self._add(schedule, func, args, kwargs)
 
@@ -216,12 +211,12 @@ class Scheduler:
         at_front: bool = False,
     ) -> Any:
         """Run ``func`` at each time of ``cron_string`` (UTC unless ``use_local_timezone``),
-        ``repeat`` times in all (None: forever)."""
-        _refuse_unsupported({"depends_on": depends_on, "on_success": on_success, "on_failure": on_failure})
+        ``repeat`` times in all (None: forever); the other options are :meth:`schedule`'s."""
         schedule = periodic_schedule(
             id or uuid.uuid4().hex, cron_trigger(cron_string, use_local_timezone), func, args, kwargs,
             queue=queue_name or self.queue_name, repeat=repeat, timeout=timeout, result_ttl=result_ttl, ttl=ttl,
-            description=description, meta=meta, at_front=at_front,
+            description=description, meta=meta, at_front=at_front, depends_on=depends_on, on_success=on_success,
+            on_failure=on_failure,
         )  # fmt: skip
         return self._add(schedule, func, args, kwargs)
 
@@ -241,6 +236,7 @@ class Scheduler:
             ttl=options.get("ttl"),
             description=options.get("description"),
             meta=dict(options.get("meta") or {}),
+            depends_on=list(options.get("depends_on") or ()) or None,
             status=JobStatus.SCHEDULED,
             serializer=self._serializer,
         )
