@@ -314,3 +314,42 @@ def test_the_worker_refuses_a_callback_outside_its_allow_list(
     run_burst_worker(rq_redis_url, WORKER)
     assert int(rconn.get("ran") or 0) == 1 and not rconn.exists("callbacks:success")
     assert _status(rconn, "guarded") == JobStatus.FAILED
+
+
+# -- get_jobs and count read the store's time index -----------------------------------------------
+
+
+def test_iter_by_due_pages_through_ties_in_order(sched: Scheduler) -> None:
+    from schedcore_rq.compat._mapping import one_shot_schedule
+
+    schedules = [
+        one_shot_schedule(f"j{i:02d}", T0 + timedelta(minutes=i % 5), "builtins.print", queue="default")
+        for i in range(25)
+    ]
+    sched.engine.add_many(schedules)
+    expected = sorted((i % 5, f"j{i:02d}") for i in range(25))
+    got = [s.schedule.id for s in sched.store.iter_by_due(page_size=3)]  # pages end inside runs of ties
+    assert got == [job_id for _, job_id in expected]
+    until = T0 + timedelta(minutes=1)
+    assert [s.schedule.id for s in sched.store.iter_by_due(until, page_size=4)] == [
+        job_id for minute, job_id in expected if minute <= 1
+    ]
+
+
+def test_get_jobs_reads_the_index_lazily_and_lists_only_compat_jobs(
+    sched: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from schedcore_rq.compat._mapping import one_shot_schedule
+
+    sched.engine.add_many(
+        one_shot_schedule(f"j{i:03d}", T0 + timedelta(seconds=i), "builtins.print", queue="default") for i in range(150)
+    )
+    sched.engine.add(Schedule(id="native", task="builtins:print", trigger=At(T0)))  # not an rq-scheduler job
+    read: list[int] = []
+    read_many = sched.store._read_many
+    monkeypatch.setattr(sched.store, "_read_many", lambda ids: read.append(len(ids)) or read_many(ids))
+    first = next(sched._scheduled_by_time(None))
+    assert first.schedule.id == "j000" and read == [100]  # one page, not every schedule
+    assert sched.count() == 150 and sched.count(until=T0 + timedelta(seconds=9)) == 10
+    job = sched.enqueue_at(T0 - timedelta(seconds=1), "builtins.print", job_id="earliest")
+    assert [j.id for j in sched.get_jobs(offset=0, length=1)] == [job.id]

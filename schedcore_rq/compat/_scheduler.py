@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -301,42 +302,43 @@ class Scheduler:
     ) -> Iterator[Any]:
         """The scheduled jobs due by ``until`` (datetime, timedelta from now, epoch seconds,
         None: all), ordered by their next run; with ``with_times``, ``(job, naive UTC time)``
-        pairs. ``offset`` and ``length`` slice the ordered list (both or neither)."""
+        pairs. ``offset`` and ``length`` slice the ordered list (both or neither; a negative
+        ``length``: to the end). Lazy: read from the store's time index a page at a time,
+        so taking the first few jobs reads only the first page."""
         if (offset is None) != (length is None):
             raise ValueError("offset and length must be given together")
         from rq.exceptions import NoSuchJobError
 
-        limit = self._until(until)
-        due: list[tuple[datetime, str]] = []
-        for stored in self.engine.iter_schedules():
-            fire = stored.next_fire
-            if fire is not None and COMPAT_META in stored.schedule.meta and (limit is None or fire.due <= limit):
-                due.append((fire.due, stored.schedule.id))
-        due.sort()
+        due: Iterator[StoredSchedule] = self._scheduled_by_time(until)
         if offset is not None and length is not None:
-            due = due[offset : offset + length] if length >= 0 else due[offset:]
-        for when, job_id in due:
+            due = itertools.islice(due, offset, offset + length if length >= 0 else None)
+        for stored in due:
+            when = stored.next_fire.due if stored.next_fire is not None else None
+            job_id = stored.schedule.id
             try:
                 job = self.job_class.fetch(job_id, connection=self.connection, serializer=self._serializer)
             except NoSuchJobError:
                 log.warning("scheduled job %s has no RQ job in Redis; skipped", job_id)
                 continue
-            yield (job, when.astimezone(timezone.utc).replace(tzinfo=None)) if with_times else job
+            if with_times and when is not None:
+                yield job, when.astimezone(timezone.utc).replace(tzinfo=None)
+            else:
+                yield job
+
+    def _scheduled_by_time(self, until: Any) -> Iterator[StoredSchedule]:
+        """The compat layer's schedules with a next run, by ``until``, earliest first."""
+        for stored in self.store.iter_by_due(self._until(until)):
+            if COMPAT_META in stored.schedule.meta:
+                yield stored
 
     def get_jobs_to_queue(self, with_times: bool = False) -> list[Any]:
         """The jobs due now."""
         return list(self.get_jobs(self.clock.now(), with_times=with_times))
 
     def count(self, until: Any = None) -> int:
-        """How many jobs are scheduled (by ``until``, as in :meth:`get_jobs`)."""
-        limit = self._until(until)
-        return sum(
-            1
-            for stored in self.engine.iter_schedules()
-            if stored.next_fire is not None
-            and COMPAT_META in stored.schedule.meta
-            and (limit is None or stored.next_fire.due <= limit)
-        )
+        """How many jobs are scheduled (by ``until``, as in :meth:`get_jobs`): a walk over the
+        time index up to ``until``, a page at a time, without fetching the RQ jobs."""
+        return sum(1 for _ in self._scheduled_by_time(until))
 
     def _until(self, until: Any) -> datetime | None:
         if until is None:
