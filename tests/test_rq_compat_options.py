@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from rq import Callback, Queue
 from rq.job import Dependency, Job, JobStatus
 from rq.registry import DeferredJobRegistry
+from test_rq_compat import T0, WORKER, clock, sched
 from test_rq_support import rconn, rq_redis_url, run_burst_worker, wait_for
 
 from schedcore.clock import FakeClock
@@ -28,21 +29,6 @@ from schedcore.triggers import At
 from schedcore_rq._jobs import parse_options, valid_job_id
 from schedcore_rq.compat import Scheduler
 from schedcore_rq.compat._mapping import callback_options, check_job_id, dependency_options
-
-T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
-WORKER = "rq.worker.SimpleWorker"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture
-def sched(rconn: redis.Redis, clock: FakeClock) -> Iterator[Scheduler]:
-    scheduler = Scheduler(connection=rconn, clock=clock)
-    yield scheduler
-    scheduler.executor.shutdown(wait=False)
 
 
 def _finished(sched: Scheduler, schedule_id: str) -> RunStatus:
