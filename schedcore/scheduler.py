@@ -223,6 +223,7 @@ class Scheduler:
         conflict = Conflict(conflict)
         self.allowed_tasks.check(schedule.task)
         self.executor.validate(schedule)
+        self._check_references(schedule)
         runs_started = 0
         if schedule.max_runs is not None:
             existing = self.store.get(schedule.id)
@@ -240,6 +241,15 @@ class Scheduler:
         self.hooks.emit("schedcore_schedule_added", scheduler=self, schedule=schedule, result=result.value)
         self._wake.set()
         return result
+
+    def _check_references(self, schedule: Schedule) -> None:
+        """The allow-list covers all the code a run imports: besides the task, what the
+        executor's optional ``task_references(schedule)`` names (``(field, "module:function")``
+        pairs: the RQ executor's callbacks)."""
+        references = getattr(self.executor, "task_references", None)
+        if references is not None and self.allowed_tasks.enabled:
+            for field, reference in references(schedule):
+                self.allowed_tasks.check(reference, field)
 
     def add_many(self, schedules: Iterable[Schedule], conflict: Conflict | str = "replace") -> builtins.list[AddResult]:
         """Store several schedules, each as :meth:`add` would; returns their results in input order.
@@ -263,6 +273,7 @@ class Scheduler:
             seen.add(schedule.id)
             self.allowed_tasks.check(schedule.task)
             self.executor.validate(schedule)
+            self._check_references(schedule)
         now = self.clock.now()
         # Schedules of one trigger, window and grace without jitter share their first fire entry:
         # computing it costs far more than the lookup (tens of microseconds for a cron).
