@@ -289,7 +289,7 @@ class Scheduler:
         ]
         # What add logs and emits for each; skipped when nobody would see it (a tenth of a bulk add).
         logged = log.isEnabledFor(logging.INFO)
-        hooked = bool(self.hooks.pm.hook.schedcore_schedule_added.get_hookimpls())
+        hooked = self.hooks.heard("schedcore_schedule_added")
         for (schedule, first), result in zip(items, results, strict=True):
             value = result.value
             if logged:
