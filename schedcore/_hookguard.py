@@ -108,21 +108,46 @@ def _guard_plain(function: Callable[..., Any], plugin_name: str, hook_name: str)
     return guarded
 
 
+def _start(
+    function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], plugin_name: str, hook_name: str
+) -> Generator[None, Any, Any] | None:
+    """Run a wrapper up to its ``yield``; None (reported) if it raised or did not yield."""
+    try:
+        inner: Generator[None, Any, Any] = function(*args, **kwargs)
+        next(inner)
+    except StopIteration:
+        _report_misuse(plugin_name, hook_name, "did not yield")
+        return None
+    except Exception:
+        _report(plugin_name, hook_name)
+        return None
+    return inner
+
+
+def _finish(inner: Generator[None, Any, Any], sent: Any, plugin_name: str, hook_name: str, default: Any) -> Any:
+    """Resume a wrapper with ``sent``; what it returns, or ``default`` (reported) if it
+    raised or yielded again."""
+    try:
+        inner.send(sent)
+    except StopIteration as stop:
+        return stop.value
+    except Exception:
+        _report(plugin_name, hook_name)
+        return default
+    _report_misuse(plugin_name, hook_name, "yielded twice")
+    inner.close()
+    return default
+
+
 def _guard_wrapper(function: Callable[..., Any], plugin_name: str, hook_name: str) -> Callable[..., Any]:
     """A new-style wrapper (``wrapper=True``): it gets the result (or has the exception
     thrown in) at its ``yield`` and returns the result."""
 
     @functools.wraps(function)
     def guarded(*args: Any, **kwargs: Any) -> Generator[None, Any, Any]:
-        try:
-            inner = function(*args, **kwargs)
-            next(inner)
-        except StopIteration:
-            _report_misuse(plugin_name, hook_name, "did not yield")
-            return (yield)
-        except Exception:
-            _report(plugin_name, hook_name)
-            return (yield)
+        inner = _start(function, args, kwargs, plugin_name, hook_name)
+        if inner is None:
+            return (yield)  # as if the wrapper were not there
         try:
             result = yield
         except Exception as exc:
@@ -140,16 +165,7 @@ def _guard_wrapper(function: Callable[..., Any], plugin_name: str, hook_name: st
             _report_misuse(plugin_name, hook_name, "yielded twice")
             inner.close()
             raise
-        try:
-            inner.send(result)
-        except StopIteration as stop:
-            return stop.value
-        except Exception:
-            _report(plugin_name, hook_name)
-            return result
-        _report_misuse(plugin_name, hook_name, "yielded twice")
-        inner.close()
-        return result
+        return _finish(inner, result, plugin_name, hook_name, result)
 
     return guarded
 
@@ -160,26 +176,9 @@ def _guard_old_wrapper(function: Callable[..., Any], plugin_name: str, hook_name
 
     @functools.wraps(function)
     def guarded(*args: Any, **kwargs: Any) -> Generator[None, Any, None]:
-        try:
-            inner = function(*args, **kwargs)
-            next(inner)
-        except StopIteration:
-            _report_misuse(plugin_name, hook_name, "did not yield")
-            yield
-            return
-        except Exception:
-            _report(plugin_name, hook_name)
-            yield
-            return
+        inner = _start(function, args, kwargs, plugin_name, hook_name)
         outcome = yield
-        try:
-            inner.send(outcome)
-        except StopIteration:
-            return
-        except Exception:
-            _report(plugin_name, hook_name)
-            return
-        _report_misuse(plugin_name, hook_name, "yielded twice")
-        inner.close()
+        if inner is not None:
+            _finish(inner, outcome, plugin_name, hook_name, None)
 
     return guarded

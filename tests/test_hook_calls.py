@@ -197,10 +197,11 @@ def test_an_old_style_hookwrapper_works_too() -> None:
     assert log == [("before", "s@1741435200000.1"), ("after", [])]
 
 
+@pytest.mark.parametrize("style", ["wrapper", "hookwrapper"])
 @pytest.mark.parametrize("where", ["before", "after", "no-yield", "twice"])
-def test_a_failing_wrapper_does_not_stop_the_others(where: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_wrapper_does_not_stop_the_others(style: str, where: str, caplog: pytest.LogCaptureFixture) -> None:
     class BadWrapper:
-        @hookimpl(wrapper=True)
+        @hookimpl(**{style: True})
         def schedcore_run_dispatched(self, run: Run) -> Generator[None, Any, Any]:
             if where == "before":
                 raise RuntimeError("before")
@@ -219,6 +220,37 @@ def test_a_failing_wrapper_does_not_stop_the_others(where: str, caplog: pytest.L
     failures = _failures(caplog)
     assert len(failures) == 2, failures
     assert all("BadWrapper'" in f and "schedcore_run_dispatched" in f for f in failures)
+
+
+def test_a_wrapper_sees_an_exception_from_an_unisolated_implementation(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[BaseException] = []
+
+    class Watch:
+        @hookimpl(wrapper=True)
+        def schedcore_schedule_paused(self, schedule_id: str) -> Generator[None, Any, Any]:
+            try:
+                return (yield)
+            except RuntimeError as exc:
+                seen.append(exc)
+                raise
+
+    class Raw:
+        @hookimpl
+        def schedcore_schedule_paused(self, schedule_id: str) -> None:
+            raise RuntimeError(schedule_id)
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(Watch())
+    hooks = Hooks(pm)
+    pm.register(Raw())  # behind the Hooks' back: not isolated yet
+    with caplog.at_level(logging.ERROR, logger="schedcore.plugins"):
+        hooks.emit("schedcore_schedule_paused", scheduler=None, schedule_id="x")  # does not raise
+        hooks.emit("schedcore_schedule_paused", scheduler=None, schedule_id="y")
+    assert [str(exc) for exc in seen] == ["x"]  # the second time Raw is isolated: nothing reaches Watch
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "hook schedcore_schedule_paused raised; continuing"
+    assert messages[1].endswith(".Raw' raised in hook schedcore_schedule_paused; continuing")
 
 
 def test_tracing_shows_lifecycle_hook_calls(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
