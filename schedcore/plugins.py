@@ -11,38 +11,104 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
 from schedcore import hookspecs
 from schedcore._hookguard import guard, results_by_plugin
-from schedcore.exceptions import PluginError
+from schedcore.exceptions import PluginError, ValidationError
 from schedcore.protocols import Executor, Store
 
-__all__ = ["ExecutorFactory", "Hooks", "PluginManager", "StoreFactory", "get_plugin_manager"]
+if TYPE_CHECKING:
+    from schedcore.model import Schedule
+
+__all__ = [
+    "ExecutorFactory",
+    "Hooks",
+    "PluginManager",
+    "StoreFactory",
+    "get_plugin_manager",
+    "missing_modules",
+    "refuse_unknown_options",
+]
 
 log = logging.getLogger("schedcore.plugins")
 
 
 @attrs.frozen(kw_only=True)
 class StoreFactory:
-    """A store a plugin offers under ``name``; ``create(options)`` builds it."""
+    """A store a plugin offers under ``name``; ``create(options)`` builds it.
+
+    ``missing()``, when given, returns None when what the store needs is installed here,
+    or one line saying what is missing and how to install it (see :func:`missing_modules`);
+    ``schedcore plugins`` shows it.
+    """
 
     name: str
     create: Callable[[Mapping[str, Any]], Store]
     description: str = ""
+    missing: Callable[[], str | None] | None = None
 
 
 @attrs.frozen(kw_only=True)
 class ExecutorFactory:
-    """An executor a plugin offers under ``name``; ``create(options)`` builds it."""
+    """An executor a plugin offers under ``name``; ``create(options)`` builds it.
+
+    ``validate(schedule, options)``, when given, checks ``schedule`` (its
+    ``executor_options``, and whatever else the executor would refuse in
+    :meth:`Executor.validate <schedcore.protocols.Executor.validate>`) for an executor built
+    from ``options`` -- without building it or connecting to anything, so that
+    ``schedcore add`` and ``sync`` can refuse a schedule that every run would fail, on a
+    machine that cannot reach the executor's backend. It raises ValidationError naming the
+    option (``executor_options.job_timeout``), or for bad ``options`` ValidationError or
+    ConfigError. None: the executor's schedules are checked only by a running scheduler.
+    ``missing`` is as for :class:`StoreFactory`.
+    """
 
     name: str
     create: Callable[[Mapping[str, Any]], Executor]
     description: str = ""
+    validate: Callable[[Schedule, Mapping[str, Any]], None] | None = None
+    missing: Callable[[], str | None] | None = None  #: as :attr:`StoreFactory.missing`
+
+
+def missing_modules(modules: Sequence[str], extra: str) -> str | None:
+    """None when every module of ``modules`` imports here, else ``"not installed: needs redis
+    (pip install 'schedcore-engine[redis]')"`` -- the hint installs the distribution's ``extra``.
+
+    For a factory's ``missing``: it imports the modules (a broken install counts as missing,
+    with its error), so call it when the answer is wanted, not when the plugin loads.
+    """
+    import importlib
+
+    from schedcore._dist import install_hint
+
+    absent: list[str] = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            absent.append(module if exc.name == module else f"{module} ({type(exc).__name__}: {exc})")
+    if not absent:
+        return None
+    return f"not installed: needs {', '.join(absent)} ({install_hint(extra)})"
+
+
+def refuse_unknown_options(kind: str, options: Mapping[str, Any], known: Collection[str]) -> None:
+    """Raise ValidationError for the first option of ``options`` (in name order) not in ``known``.
+
+    ``kind`` is ``"store"`` or ``"executor"``; the message names the option, its value and
+    the known options (``invalid store.bogus=1: unknown option (known: url, namespace)``),
+    the same for every plugin, so that a typo in ``-S``/``-E`` is never silently ignored.
+    """
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        name = unknown[0]
+        listed = ", ".join(sorted(known)) if known else "none: it takes no options"
+        raise ValidationError(f"{kind}.{name}", options[name], f"unknown option (known: {listed})")
 
 
 #: Hooks whose failure reaches the caller instead of being logged and skipped: a store or
@@ -171,11 +237,15 @@ class Hooks:
 
     def create_executor(self, name: str, options: Mapping[str, Any]) -> Executor:
         """Build the executor registered as ``name``; PluginError lists the known names."""
+        return self.executor_factory(name).create(options)
+
+    def executor_factory(self, name: str) -> ExecutorFactory:
+        """The factory of the executor registered as ``name``; PluginError lists the known names."""
         factories = self.executor_factories()
         if name not in factories:
             known = ", ".join(sorted(factories)) or "none"
             raise PluginError(f"unknown executor {name!r}; registered executors: {known}")
-        return factories[name].create(options)
+        return factories[name]
 
 
 def _collect(results: list[Any], kind: str) -> dict[str, Any]:

@@ -440,7 +440,9 @@ class Scheduler:
                 raise RuntimeError("Scheduler.run() can be called once: the executor is shut down when it returns")
             self._ran = True
         restore = self._install_signal_handlers()
-        unwatch = self._watch()
+        # A burst ticks once and never waits, so nothing would read a subscription's wake-ups:
+        # not subscribing saves its set-up and the watcher's poll at stop (cron / CronJob use).
+        unwatch = None if burst else self._watch()
         beater: BeatThread | None = None
         if self.heartbeat is not None and isinstance(self.clock, SystemClock):  # (a fake clock is the loop's)
             beater = BeatThread(self._beat, self.heartbeat, name=f"schedcore-beat-{self.owner}")

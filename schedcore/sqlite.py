@@ -50,6 +50,7 @@ from schedcore.storekit import (
     check_fire_entry,
     check_heartbeat,
     check_limit,
+    finished_record,
     log_taken_back,
     notify,
 )
@@ -667,7 +668,7 @@ class SQLiteStore:
                 except Exception as exc:
                     unreadable.append(CorruptScheduleData(sid, f"history record {row[0]} unreadable ({exc})"))
                 else:
-                    done = _finished(record, outcome, retry)
+                    done = finished_record(record, outcome, retry)
                     conn.execute(
                         "UPDATE history SET status = ?, record = ? WHERE seq = ?",
                         (done.status.value, _encode_record(done), row[0]),
@@ -922,16 +923,3 @@ class SQLiteStore:
         with self._lock:
             callbacks = list(self._watchers.values())
         notify(log, callbacks, notes)
-
-
-def _finished(record: RunRecord, outcome: Outcome, retry: Pending | None) -> RunRecord:
-    """The history record of a run once its outcome is known."""
-    import attrs
-
-    return attrs.evolve(
-        record,
-        status=RunStatus(outcome.status.value),
-        finished_at=outcome.finished_at,
-        error=outcome.error,
-        retry_at=retry.due if retry is not None else None,
-    )

@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -25,12 +25,16 @@ from schedcore.exceptions import ValidationError
 from schedcore.records import PendingKind, Run
 from schedcore_rq._outcomes import META_KEY, RunInfo
 
+if TYPE_CHECKING:
+    from schedcore.model import Schedule
+
 __all__ = [
     "HANDOFF_LUA",
     "OPTION_NAMES",
     "RESERVED",
     "JobOptions",
     "as_bytes",
+    "check_schedule",
     "job_id_for",
     "parse_options",
     "run_job_id",
@@ -63,7 +67,7 @@ OPTION_NAMES = (
     "job_id",
 )
 #: The value of a hand-off marker that reserves a job id for a run not handed over yet (see
-#: :func:`reserve_job`): the job under that id is a placeholder the hand-off replaces.
+#: :mod:`schedcore_rq.compat._reserve`): the job under that id is a placeholder the hand-off replaces.
 RESERVED = "r"
 
 
@@ -168,6 +172,21 @@ def run_job_id(run: Run, options: JobOptions, namespace: str) -> str:
     if options.job_id is not None and run.attempt == 1 and run.kind is PendingKind.FIRE:
         return options.job_id
     return job_id_for(run.id, namespace)
+
+
+def check_schedule(schedule: Schedule, serializer: Any) -> None:
+    """What the RQ executor refuses in ``schedule``: its ``executor_options`` (:func:`parse_options`)
+    and, unless ``serializer`` is None, arguments the RQ ``serializer`` cannot write.
+
+    Touches no connection, so the plugin runs it for ``schedcore add``/``sync`` too.
+    """
+    parse_options(schedule.executor_options)
+    if serializer is None:
+        return
+    try:
+        serializer.dumps((RUN_TASK, None, (schedule.task, *schedule.args), schedule.kwargs))
+    except Exception as exc:
+        raise ValidationError("args", schedule.args, f"the RQ serializer refuses the arguments ({exc})") from None
 
 
 def run_info(run: Run) -> RunInfo:

@@ -176,6 +176,7 @@ def test_duplicate_executor_names_are_a_plugin_error() -> None:
         hooks.executor_factories()
 
 
+@pytest.mark.usefixtures("restore_logging")  # the CLI configures the root logger; later caplog tests need it back
 def test_duplicate_names_make_the_cli_fail_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 

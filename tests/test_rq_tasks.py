@@ -50,3 +50,9 @@ def slow_once(url: str, key: str, seconds: float) -> None:
 def hincr(url: str, key: str, field: str) -> None:
     """Count one execution of ``field`` in the hash ``key``."""
     _conn(url).hincrby(key, field, 1)
+
+
+def shout(url: str, key: str, text: str) -> None:
+    """Count one execution and print ``text`` on stdout (where a task's output goes)."""
+    print(text, flush=True)
+    _conn(url).incr(key)

@@ -18,7 +18,6 @@ from schedcore.scheduler import Scheduler as Engine
 from schedcore.triggers import At, Interval
 from schedcore_redis import RedisStore
 from schedcore_rq._executor import RQExecutor
-from schedcore_rq._jobs import RESERVED
 from schedcore_rq._outcomes import Keys
 from schedcore_rq.compat._mapping import (
     COMPAT_META,
@@ -29,20 +28,11 @@ from schedcore_rq.compat._mapping import (
     one_shot_schedule,
     periodic_schedule,
 )
+from schedcore_rq.compat._reserve import add_reserved, placeholder_job, release
 
 __all__ = ["Scheduler"]
 
 log = logging.getLogger("schedcore.rq.compat")
-
-# KEYS: 1 the id's hand-off marker, 2 the job key. Drops a placeholder job (and its
-# reservation) that no hand-off has replaced yet; a job already handed over is left alone.
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return 1
-end
-return 0
-"""
 
 _UNSUPPORTED = ("depends_on", "on_success", "on_failure")
 
@@ -116,7 +106,6 @@ class Scheduler:
         self.engine = Engine(self.store, self.executor, clock=self.clock, owner=self.name)
         self._serializer = serializer
         self._keys = Keys(namespace)
-        self._release = connection.register_script(_RELEASE_LUA)
 
     def __repr__(self) -> str:
         return f"<schedcore_rq.compat.Scheduler {self.name} queue={self.queue_name!r}>"
@@ -227,35 +216,10 @@ class Scheduler:
 
     def _add(self, schedule: Schedule, func: Callable[..., Any] | str, args: Any, kwargs: Any) -> Any:
         """Save the job (a placeholder with the id reserved), then the schedule; undo on failure."""
-        from rq.job import JobStatus
-
-        options = schedule.executor_options
-        job = self.job_class.create(
-            func,
-            args=tuple(args or ()),
-            kwargs=dict(kwargs or {}),
-            connection=self.connection,
-            id=schedule.id,
-            timeout=options.get("job_timeout"),
-            result_ttl=options.get("result_ttl"),
-            ttl=options.get("ttl"),
-            description=options.get("description"),
-            meta=dict(options.get("meta") or {}),
-            status=JobStatus.SCHEDULED,
-            serializer=self._serializer,
+        job = placeholder_job(
+            self.job_class, self.connection, schedule, func=func, args=args, kwargs=kwargs, serializer=self._serializer
         )
-        job.origin = schedule.queue
-        job.enqueue_at_front = bool(options.get("at_front"))
-        marker = self._keys.handed(schedule.id)
-        with self.connection.pipeline() as pipe:
-            job.save(pipeline=pipe)
-            pipe.set(marker, RESERVED)
-            pipe.execute()
-        try:
-            self.engine.add(schedule, Conflict.REPLACE)
-        except BaseException:
-            self._release(keys=[marker, job.key], args=[RESERVED])
-            raise
+        add_reserved(self.engine, schedule, connection=self.connection, keys=self._keys, job=job)
         return job
 
     # -- managing ----------------------------------------------------------------------------
@@ -264,7 +228,7 @@ class Scheduler:
         """Unschedule a job (a Job or its id). A run already enqueued is left to its worker."""
         job_id = job if isinstance(job, str) else job.id
         self.engine.remove(job_id)
-        self._release(keys=[self._keys.handed(job_id), self.job_class.key_for(job_id)], args=[RESERVED])
+        release(self.connection, self._keys, job_id, self.job_class.key_for(job_id))
 
     def _scheduled(self, item: Any) -> StoredSchedule | None:
         job_id = item if isinstance(item, str) else getattr(item, "id", None)
