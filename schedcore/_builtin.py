@@ -1,4 +1,5 @@
-"""The built-in plugin: the SQLite and memory stores and the local executor.
+"""The built-in plugin: the SQLite and memory stores, the local executor and the at, interval
+and cron triggers.
 
 Registered through the ``schedcore`` entry-point group exactly like a third-party plugin.
 """
@@ -13,6 +14,7 @@ from schedcore.hookspecs import hookimpl
 from schedcore.plugins import ExecutorFactory, StoreFactory, refuse_unknown_options
 from schedcore.protocols import Executor, Store
 from schedcore.settings import STORE_COMMANDS, CliOption
+from schedcore.trigger_types import TriggerType
 
 if TYPE_CHECKING:
     from schedcore.model import Schedule
@@ -73,6 +75,17 @@ def schedcore_executor_factories() -> Sequence[ExecutorFactory]:
             validate=_local_validate,
             description="runs tasks in this process on a thread pool (default)",
         )
+    ]
+
+
+@hookimpl
+def schedcore_trigger_types() -> Sequence[TriggerType]:
+    from schedcore.triggers import At, Cron, Interval
+
+    return [
+        TriggerType(name="at", cls=At, description="once, at an instant"),
+        TriggerType(name="interval", cls=Interval, description="every N seconds from a start, never drifting"),
+        TriggerType(name="cron", cls=Cron, description="a cron expression in an IANA zone"),
     ]
 
 

@@ -1624,6 +1624,7 @@ def plugins_command() -> None:
     """List the loaded plugins (with their package), the stores and executors they register
     and the command-line options they add."""
     from schedcore.plugins import Hooks, get_plugin_manager
+    from schedcore.trigger_types import default_registry
 
     pm = get_plugin_manager()
     hooks = Hooks(pm)
@@ -1640,6 +1641,9 @@ def plugins_command() -> None:
             why = missing() if missing is not None else None
             if why:  # registered (the plugin ships with the core) but its driver is not here
                 click.echo(f"  {'':<12} {why}")
+    click.echo("triggers:")  # (the registry every store decodes with: see schedcore.trigger_types)
+    for name, (ttype, source) in sorted(default_registry().sources().items()):
+        click.echo(f"  {name:<12} {ttype.description}  ({source})")
     ctx = click.get_current_context()
     ctx.find_root().meta[_PM_KEY] = pm
     seen: dict[str, set[str]] = {}

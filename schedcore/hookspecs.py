@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from schedcore.records import Outcome, Run, RunRecord
     from schedcore.scheduler import Scheduler
     from schedcore.settings import CliOption
+    from schedcore.trigger_types import TriggerType
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -57,6 +58,15 @@ def schedcore_cli_options(command: str) -> Sequence[CliOption]:
     """Return the command-line options this plugin adds to ``schedcore <command>`` (``"run"``,
     ``"list"``, ...): :class:`~schedcore.settings.CliOption` specs, each setting one option of
     one of its stores or executors (``--redis-url`` sets ``url`` of ``--store redis``)."""
+    raise NotImplementedError
+
+
+@hookspec
+def schedcore_trigger_types() -> Sequence[TriggerType]:
+    """Return the trigger types this plugin provides: :class:`~schedcore.trigger_types.TriggerType`
+    (``name`` -- the ``"type"`` of the triggers' ``to_dict()`` --, ``cls``, ``load``). Every store
+    reads a stored trigger back through them (:func:`schedcore.triggers.trigger_from_dict`), and
+    schedule files name them in a ``trigger = { type = NAME, ... }`` table."""
     raise NotImplementedError
 
 

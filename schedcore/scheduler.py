@@ -69,6 +69,7 @@ from schedcore.records import (
     StoredSchedule,
     make_run_id,
 )
+from schedcore.trigger_types import register_plugin_manager
 
 __all__ = ["Scheduler"]
 
@@ -172,6 +173,7 @@ class Scheduler:
         pm = plugins if isinstance(plugins, pluggy.PluginManager) else get_plugin_manager(plugins=tuple(plugins or ()))
         self.plugin_manager = pm
         self.hooks = Hooks(pm)
+        register_plugin_manager(pm)  # its plugins' trigger types are readable from every store
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.batch_size = batch_size
         self.lease = lease
