@@ -31,6 +31,9 @@ _GUARDED = "__schedcore_guarded__"
 _RESULTS: contextvars.ContextVar[list[tuple[str, object]] | None] = contextvars.ContextVar(
     "schedcore_hook_results", default=None
 )
+#: While :func:`results_by_plugin` runs a hook call: whether a failing implementation is
+#: isolated (True) or its exception reaches the caller (False); None: the hook's default.
+_ISOLATE: contextvars.ContextVar[bool | None] = contextvars.ContextVar("schedcore_hook_isolate", default=None)
 
 
 def is_guarded(impl: pluggy.HookImpl) -> bool:
@@ -38,22 +41,27 @@ def is_guarded(impl: pluggy.HookImpl) -> bool:
     return getattr(impl.function, _GUARDED, False)
 
 
-def guard(impl: pluggy.HookImpl, hook_name: str) -> None:
+def guard(impl: pluggy.HookImpl, hook_name: str, *, isolate: bool = True) -> None:
     """Make ``impl`` log and swallow its own exceptions (idempotent).
 
     A plain implementation that raises returns None (pluggy leaves it out of the
     results). A wrapper that raises before its ``yield`` is passed through as if it
     had not been there; one that raises after it leaves the result as it was.
+
+    With ``isolate=False`` (a hook whose failure must reach its caller) a plain
+    implementation's exceptions pass through, unless a :func:`results_by_plugin` call asks
+    for isolation, and wrappers are left as they are.
     """
     if is_guarded(impl):
         return
     name = plugin_name(impl)
-    if impl.wrapper:
-        function = _guard_wrapper(impl.function, name, hook_name)
-    elif impl.hookwrapper:
-        function = _guard_old_wrapper(impl.function, name, hook_name)
+    if impl.wrapper or impl.hookwrapper:
+        if not isolate:
+            return
+        guard_wrapper = _guard_wrapper if impl.wrapper else _guard_old_wrapper
+        function = guard_wrapper(impl.function, name, hook_name)
     else:
-        function = _guard_plain(impl.function, name, hook_name)
+        function = _guard_plain(impl.function, name, hook_name, isolate)
     setattr(function, _GUARDED, True)
     # HookImpl.function is documented and plain (slots): pluggy reads it on every call,
     # so replacing it is how the guard joins pluggy's own call loop.
@@ -70,15 +78,18 @@ def plugin_name(impl: pluggy.HookImpl) -> str:
     return impl.plugin_name
 
 
-def results_by_plugin(call: Callable[[], list[Any]]) -> list[tuple[str, Any]]:
+def results_by_plugin(call: Callable[[], list[Any]], *, isolate: bool | None = None) -> list[tuple[str, Any]]:
     """Run ``call`` (a hook call through pluggy) and pair each result with the name of the
     plugin that returned it, in pluggy's order. A result a wrapper put in the list instead
-    is named after no plugin (``"?"``)."""
+    is named after no plugin (``"?"``). ``isolate`` overrides whether a failing plain
+    implementation is logged and skipped (None: as its hook does it)."""
     collected: list[tuple[str, object]] = []
     token = _RESULTS.set(collected)
+    isolating = _ISOLATE.set(isolate)
     try:
         results = call()
     finally:
+        _ISOLATE.reset(isolating)
         _RESULTS.reset(token)
     names = {id(result): name for name, result in collected}
     return [(names.get(id(result), "?"), result) for result in results]
@@ -92,12 +103,15 @@ def _report_misuse(plugin_name: str, hook_name: str, what: str) -> None:
     log.error("plugin %r %s in hook %s; continuing", plugin_name, what, hook_name)
 
 
-def _guard_plain(function: Callable[..., Any], plugin_name: str, hook_name: str) -> Callable[..., Any]:
+def _guard_plain(function: Callable[..., Any], plugin_name: str, hook_name: str, isolate: bool) -> Callable[..., Any]:
     @functools.wraps(function)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             result = function(*args, **kwargs)
         except Exception:
+            asked = _ISOLATE.get()
+            if not (isolate if asked is None else asked):
+                raise
             _report(plugin_name, hook_name)
             return None
         sink = _RESULTS.get()

@@ -111,9 +111,9 @@ def refuse_unknown_options(kind: str, options: Mapping[str, Any], known: Collect
         raise ValidationError(f"{kind}.{name}", options[name], f"unknown option (known: {listed})")
 
 
-#: Hooks whose failure reaches the caller instead of being logged and skipped: a store or
-#: executor list that cannot be built must not silently lose entries.
-STRICT_HOOKS = frozenset({"schedcore_store_factories", "schedcore_executor_factories"})
+#: Hooks whose failure reaches the caller instead of being logged and skipped: a list of
+#: stores, executors or trigger types that cannot be built must not silently lose entries.
+STRICT_HOOKS = frozenset({"schedcore_store_factories", "schedcore_executor_factories", "schedcore_trigger_types"})
 
 
 class PluginManager(pluggy.PluginManager):
@@ -139,9 +139,9 @@ def guard_hooks(pm: pluggy.PluginManager) -> None:
     """Isolate every implementation registered on ``pm`` so far (idempotent); a plain
     ``pluggy.PluginManager`` given to a :class:`~schedcore.Scheduler` gets this too."""
     for name, caller in vars(pm.hook).items():
-        if name not in STRICT_HOOKS and isinstance(caller, pluggy.HookCaller):
+        if isinstance(caller, pluggy.HookCaller):
             for impl in caller.get_hookimpls():
-                guard(impl, name)
+                guard(impl, name, isolate=name not in STRICT_HOOKS)
 
 
 def get_plugin_manager(*, entry_points: bool = True, plugins: tuple[object, ...] = ()) -> PluginManager:
@@ -214,11 +214,14 @@ class Hooks:
         lets a caller skip building the arguments of a call nobody hears."""
         return self._traced or bool(getattr(self.pm.hook, name).get_hookimpls())
 
-    def results_by_plugin(self, name: str, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call hook ``name`` through pluggy and pair each result with its plugin's name
-        (a plugin that raises is logged and has no result)."""
+    def results_by_plugin(self, name: str, *, isolate: bool | None = None, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call hook ``name`` through pluggy and pair each result with its plugin's name.
+
+        A plugin that raises is logged and has no result, or, for the hooks of
+        :data:`STRICT_HOOKS`, its exception reaches the caller; ``isolate`` overrides that.
+        """
         caller = getattr(self.pm.hook, name)
-        return results_by_plugin(lambda: caller(**kwargs))
+        return results_by_plugin(lambda: caller(**kwargs), isolate=isolate)
 
     def store_factories(self) -> dict[str, StoreFactory]:
         """Every registered store, by name (a later plugin may not shadow an earlier name)."""

@@ -358,3 +358,27 @@ def test_the_scheduler_keeps_its_hooks_isolated_when_given_plugin_objects(caplog
     with caplog.at_level(logging.ERROR, logger="schedcore.plugins"):
         sim.advance(30)
     assert len(counter.dispatched) == 1 and len(_failures(caplog)) == 1
+
+
+def test_trigger_types_are_collected_through_pluggy(caplog: pytest.LogCaptureFixture) -> None:
+    from schedcore.trigger_types import _collect
+
+    class BrokenTypes:
+        @hookimpl
+        def schedcore_trigger_types(self) -> Sequence[Any]:
+            raise RuntimeError("no types today")
+
+    pm = get_plugin_manager(entry_points=False)
+    pm.register(BrokenTypes(), name="broken-types")
+    called: list[str] = []
+    pm.add_hookcall_monitoring(lambda name, impls, kwargs: called.append(name), lambda *args: None)
+    # strict (a plugin registered on purpose): its error reaches the caller
+    with pytest.raises(RuntimeError, match="no types today"):
+        _collect(pm)
+    # lenient (entry points found while decoding): it loses its own types only
+    with caplog.at_level(logging.ERROR, logger="schedcore.plugins"):
+        found = _collect(pm, strict=False)
+    assert {source for _, source in found} == {"plugin 'memory'"}
+    assert {ttype.name for ttype, _ in found} >= {"at", "interval", "cron"}
+    assert called == ["schedcore_trigger_types"] * 2
+    assert _failures(caplog) == ["plugin 'broken-types' raised in hook schedcore_trigger_types; continuing"]
