@@ -1340,7 +1340,8 @@ def show_command(*, schedule_id: str, runs: int, tracebacks: str, as_json: bool,
             "next_fires": [_utc(t) for t in times],
             "runs_started": stored.runs_started,
             "running": list(stored.running),
-            "runs": [{**r.to_dict(), "lateness": r.lateness} for r in history],
+            # lateness: nominal -> hand-over; start_lateness: nominal -> the task really starting
+            "runs": [{**r.to_dict(), "lateness": r.lateness, "start_lateness": r.start_lateness} for r in history],
         }
         click.echo(json.dumps(data, indent=2))
         return
@@ -1363,13 +1364,15 @@ def show_command(*, schedule_id: str, runs: int, tracebacks: str, as_json: bool,
     lines += [f"  {_when(t, zone)}" for t in times] or ["  none (paused or finished)"]
     lines.append("recent runs:")
     if history:
-        header = ["RUN", "KIND", f"NOMINAL ({zone})", "LATENESS", "OUTCOME", "RETRY AT", "ERROR"]
+        # Two latenesses: handed over (dispatch) and really started (as the executor reported it).
+        header = ["RUN", "KIND", f"NOMINAL ({zone})", "DISPATCH LATE", "START LATE", "OUTCOME", "RETRY AT", "ERROR"]
         rows = [
             [
                 r.run_id,
                 r.kind.value,
                 _zoned(r.nominal, zone),
                 "-" if r.lateness is None else _seconds(r.lateness),
+                "-" if r.start_lateness is None else _seconds(r.start_lateness),
                 r.status.value,
                 _zoned(r.retry_at, zone),
                 _printable(r.error or r.note or ""),

@@ -28,6 +28,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "StoredSchedule",
+    "instant_or_none",
     "make_run_id",
     "text_or_none",
 ]
@@ -78,6 +79,22 @@ def _as_outcome_status(value: Any) -> OutcomeStatus:
 def _as_traceback(value: str | None) -> str | None:
     # Bounded whoever made it (an executor, a store's decoder): see schedcore.tracebacks.
     return None if value is None else trim_traceback(value) or None
+
+
+def _as_instant_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else trunc_ms(value)
+
+
+def instant_or_none(value: Any) -> datetime | None:
+    """A stored optional instant (ISO-8601 text) read defensively: anything that is not an
+    aware ISO-8601 instant (hostile or foreign data, a field written before it existed)
+    reads as None, so one bad field never makes the whole record unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return trunc_ms(parse_instant(value, "instant"))
+    except (ValueError, OverflowError):  # ValidationError is a ValueError
+        return None
 
 
 def text_or_none(value: Any) -> str | None:
@@ -217,7 +234,9 @@ class Outcome:
     attempt: int
     status: OutcomeStatus = attrs.field(converter=_as_outcome_status)
     finished_at: datetime = attrs.field(converter=trunc_ms)
-    started_at: datetime | None = None
+    #: When the task really started running, as the executor saw it (a worker thread picking
+    #: the run up, RQ's ``started_at``); None when the executor cannot tell (or it never started).
+    started_at: datetime | None = attrs.field(default=None, converter=_as_instant_or_none)
     error: str | None = None  #: ``"ExceptionType: message"`` for failures
     #: The failure's traceback as Python prints it, trimmed to the innermost frames and the
     #: exception line (:func:`schedcore.tracebacks.trim_traceback`); None when there is none.
@@ -241,13 +260,26 @@ class RunRecord:
     note: str | None = None  #: why a run was skipped, etc.
     #: The trimmed traceback of a failed run, from its :attr:`Outcome.traceback`.
     traceback: str | None = attrs.field(default=None, converter=_as_traceback)
+    #: When the task really started, from its :attr:`Outcome.started_at`: None while it has
+    #: not reported, or when its executor cannot tell.
+    started_at: datetime | None = attrs.field(default=None, converter=_as_instant_or_none)
 
     @property
     def lateness(self) -> float | None:
-        """Seconds from nominal fire time to hand-over (firing lateness), if dispatched."""
+        """Seconds from nominal fire time to hand-over to the executor (dispatch lateness),
+        if dispatched. See :attr:`start_lateness` for when the task really started."""
         if self.dispatched_at is None:
             return None
         return (self.dispatched_at - self.nominal).total_seconds()
+
+    @property
+    def start_lateness(self) -> float | None:
+        """Seconds from nominal fire time to the task really starting (start lateness): the
+        dispatch lateness plus the time the run waited for a worker. None until the executor
+        reported a start time (and always for executors that cannot tell)."""
+        if self.started_at is None:
+            return None
+        return (self.started_at - self.nominal).total_seconds()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -258,6 +290,7 @@ class RunRecord:
             "attempt": self.attempt,
             "status": self.status.value,
             "dispatched_at": iso(self.dispatched_at) if self.dispatched_at else None,
+            "started_at": iso(self.started_at) if self.started_at else None,
             "finished_at": iso(self.finished_at) if self.finished_at else None,
             "error": self.error,
             "retry_at": iso(self.retry_at) if self.retry_at else None,
@@ -284,6 +317,7 @@ class RunRecord:
             retry_at=instant("retry_at"),
             note=data.get("note"),
             traceback=text_or_none(data.get("traceback")),  # absent in records written before it existed
+            started_at=instant_or_none(data.get("started_at")),  # the same
         )
 
 

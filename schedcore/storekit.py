@@ -184,6 +184,7 @@ def finished_record(record: RunRecord, outcome: Outcome, retry: Pending | None) 
         record,
         status=RunStatus(outcome.status.value),
         finished_at=outcome.finished_at,
+        started_at=outcome.started_at,
         error=outcome.error,
         traceback=outcome.traceback,
         retry_at=retry.due if retry is not None else None,

@@ -294,7 +294,8 @@ def test_show_has_lateness_and_the_pending_retry(shared: MemoryStore) -> None:
     s.tick()
     shown = ok("show", "job")
     runs = shown[shown.index("recent runs:") :].splitlines()
-    assert runs[1].split() == ["RUN", "KIND", "NOMINAL", "(UTC)", "LATENESS", "OUTCOME", "RETRY", "AT", "ERROR"]
+    header = ["RUN", "KIND", "NOMINAL", "(UTC)", "DISPATCH", "LATE", "START", "LATE", "OUTCOME", "RETRY", "AT", "ERROR"]
+    assert runs[1].split() == header
     assert "250 ms" in runs[2] and "failed" in runs[2] and "RuntimeError: disk full" in runs[2]
     record = json.loads(ok("show", "job", "--json"))["runs"][0]  # the newest
     assert record["lateness"] == 0.25 and record["retry_at"] is not None
@@ -303,6 +304,31 @@ def test_show_has_lateness_and_the_pending_retry(shared: MemoryStore) -> None:
     assert item["retry_at"] is not None and item["retry_at_zoned"] is not None
     assert f"failed, retry at {item['retry_at_zoned']}" in ok("list")
     assert retry_at.startswith(item["retry_at"].removesuffix("Z")[:19])
+
+
+def test_show_has_when_each_run_really_started(shared: MemoryStore) -> None:
+    """Dispatch lateness (nominal -> hand-over) and start lateness (nominal -> the task started,
+    as the executor reported it) side by side, in the table and in --json."""
+    clock = FakeClock(T0)
+    # Each run waits 1.5 s for a worker once handed over; the one still waiting has no start yet.
+    executor = CallbackExecutor(lambda run: Played(waited=1.5, duration=1), clock=clock)
+    s = Scheduler(shared, executor, clock=clock, plugins=get_plugin_manager(entry_points=False))
+    s.add(Schedule(id="job", task="schedcore.demo:hello", trigger=Interval(60)))
+    clock.advance(60.25)  # handed over a quarter of a second late
+    s.tick()
+    clock.advance(5)  # started at 61.75 s, finished at 62.75 s
+    s.tick()
+    clock.advance(54.85)  # the next run: handed over 100 ms late, not started yet
+    s.tick()
+    shown = ok("show", "job")
+    waiting, done = shown[shown.index("recent runs:") :].splitlines()[2:4]
+    assert done.split()[3:7] == ["250", "ms", "1.75", "s"] and "succeeded" in done
+    assert waiting.split()[3:6] == ["100", "ms", "-"] and "dispatched" in waiting
+    newest, oldest, skipped = json.loads(ok("show", "job", "--json"))["runs"]
+    assert skipped["status"] == "skipped" and skipped["start_lateness"] is None  # the catch-up at T0
+    assert (oldest["lateness"], oldest["start_lateness"]) == (0.25, 1.75)
+    assert oldest["started_at"] == "2025-01-01T00:01:01.750+00:00"
+    assert (newest["lateness"], newest["start_lateness"], newest["started_at"]) == (0.1, None, None)
 
 
 def test_add_warns_when_the_task_cannot_be_found_here(shared: MemoryStore, tmp_path: Path) -> None:

@@ -44,8 +44,11 @@ Where the protocol leaves room the suite says which reading it checks:
   protocol's answer to that is ExecutorUnavailable (the engine then releases its claims).
   Returning quietly would leave the engine believing the run was dispatched, and it would
   stay "running" forever;
-* ``started_at`` is optional in :class:`~schedcore.records.Outcome`; when given it must be
-  aware and not after ``finished_at``;
+* ``started_at`` in :class:`~schedcore.records.Outcome` is when the task really started
+  (what start lateness is measured from): it must be aware, not before the run was handed
+  over and not after ``finished_at``, for failures as for successes. An executor whose backend
+  cannot tell sets :attr:`ExecutorConformance.reports_start_times` to False (then it is only
+  checked when given);
 * a run whose task raised carries the task's traceback in ``Outcome.traceback``, as Python
   prints it, trimmed by :func:`schedcore.tracebacks.format_traceback` (the exception line
   last, the innermost frames kept); a success carries none. An executor whose backend
@@ -180,6 +183,9 @@ class ExecutorConformance:
     #: Whether a failed run's outcome carries the task's traceback (False: the suite only
     #: checks that whatever is reported is within the bounds).
     reports_tracebacks: ClassVar[bool] = True
+    #: Whether outcomes carry ``started_at``, when the task really started (False: the suite
+    #: only checks one that is given).
+    reports_start_times: ClassVar[bool] = True
 
     @pytest.fixture
     def harness(self) -> Iterator[ExecutorHarness]:
@@ -272,6 +278,7 @@ class ExecutorConformance:
         self, harness: ExecutorHarness, reports: Reports
     ) -> None:
         executor = self.start(harness, reports)
+        before = datetime.now(timezone.utc)
         run = self.run("fails", "fail", args=["kaput on purpose"])
         executor.submit([run])
         self.execute(harness, reports, [run])
@@ -279,6 +286,7 @@ class ExecutorConformance:
         self.assert_belongs_to(outcome, run)
         assert outcome.status is OutcomeStatus.FAILED
         assert outcome.error == "RuntimeError: kaput on purpose"
+        self.check_start(outcome, before)  # a failed run started too
 
     def test_task_that_raises_reports_its_traceback_trimmed(self, harness: ExecutorHarness, reports: Reports) -> None:
         """Deep enough to be trimmed: the end is kept, where the task raised."""
@@ -353,9 +361,16 @@ class ExecutorConformance:
         assert outcome.status is OutcomeStatus.SUCCEEDED
         assert _aware(outcome.finished_at)
         assert before - _CLOCK_SLACK <= outcome.finished_at <= after + _CLOCK_SLACK
-        if outcome.started_at is not None:
-            assert _aware(outcome.started_at)
-            assert before - _CLOCK_SLACK <= outcome.started_at <= outcome.finished_at
+        self.check_start(outcome, before)
+
+    def check_start(self, outcome: Outcome, handed_over: datetime) -> None:
+        """``outcome.started_at``: present (unless :attr:`reports_start_times` is False), aware,
+        not before ``handed_over`` and not after the run finished."""
+        if outcome.started_at is None:
+            assert not self.reports_start_times, f"{outcome.run_id}: no started_at reported"
+            return
+        assert _aware(outcome.started_at)
+        assert handed_over - _CLOCK_SLACK <= outcome.started_at <= outcome.finished_at
 
     # -- idempotent hand-over ---------------------------------------------------------------
 

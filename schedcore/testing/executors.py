@@ -43,12 +43,15 @@ def _duration(value: Any) -> timedelta:
 
 @attrs.frozen(kw_only=True)
 class Result:
-    """What a handler returns: the run's status, its error text (and traceback) and how long it runs."""
+    """What a handler returns: the run's status, its error text (and traceback), how long it
+    waited for a worker before it started (``waited``: its outcome's ``started_at`` is the
+    hand-over plus that) and how long it runs."""
 
     status: OutcomeStatus = attrs.field(default=OutcomeStatus.SUCCEEDED, converter=OutcomeStatus)
     error: str | None = None
     traceback: str | None = None
     duration: timedelta = attrs.field(default=timedelta(0), converter=_duration)
+    waited: timedelta = attrs.field(default=timedelta(0), converter=_duration)
 
 
 Handler = Callable[[Run], "Result | OutcomeStatus | None"]
@@ -75,6 +78,7 @@ class CallbackExecutor:
         self.executed: list[Run] = []
         self.outcomes: list[Outcome] = []
         self.running: dict[str, Run] = {}
+        self._started: dict[str, datetime] = {}  # run id -> when it (simulatedly) started, while running
         self.settled_ids: list[str] = []  # what the engine said was committed (Executor.settled)
         self.unavailable = False
         self.nowait_fails = False
@@ -141,8 +145,9 @@ class CallbackExecutor:
         """Report a run still running as finished now (for handlers that return a very long duration)."""
         with self._lock:
             run = self.running.get(run_id)
+            started = self._started.get(run_id, self.clock.now())
         if run is not None:
-            self._report(run, OutcomeStatus(status), error, self.clock.now(), self.clock.now())
+            self._report(run, OutcomeStatus(status), error, min(started, self.clock.now()), self.clock.now())
 
     def executed_ids(self) -> list[str]:
         """Ids of the runs executed, in order."""
@@ -163,9 +168,11 @@ class CallbackExecutor:
                 result = answer
             else:
                 result = Result(status=OutcomeStatus(answer))
+        started += result.waited
         with self._lock:
             self.running[run.id] = run
-        if result.duration > timedelta(0):
+            self._started[run.id] = started
+        if result.duration > timedelta(0) or result.waited > timedelta(0):
             if not isinstance(self.clock, FakeClock):
                 raise TypeError("simulated durations need a FakeClock")
             finish = started + result.duration
@@ -186,6 +193,7 @@ class CallbackExecutor:
         trace: str | None = None,
     ) -> None:
         with self._lock:
+            self._started.pop(run.id, None)
             if self.running.pop(run.id, None) is None:
                 return  # already finished (finish() then the timer)
             outcome = Outcome(

@@ -129,8 +129,10 @@ def outcome_for(
     error: str | None = None,
     *,
     traceback: str | None = None,
+    started_at: datetime | None = None,
 ) -> Outcome:
-    """The outcome the executor reports for ``pending``'s run."""
+    """The outcome the executor reports for ``pending``'s run (``started_at``: when the task
+    started, if the executor says)."""
     return Outcome(
         run_id=run_id(schedule_id, pending),
         schedule_id=schedule_id,
@@ -138,6 +140,7 @@ def outcome_for(
         attempt=pending.attempt,
         status=OutcomeStatus(status),
         finished_at=finished_at or pending.due + timedelta(seconds=1),
+        started_at=started_at,
         error=error,
         traceback=traceback,
     )

@@ -839,7 +839,8 @@ class StoreConformance:
         c = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
         error = None if status is OutcomeStatus.SUCCEEDED else "RuntimeError: boom"
         trace = None if error is None else f'{TRACE_HEADER}\n  File "app/jobs.py", line 3, in job\n{error}'
-        outcome = outcome_for("a", c.entry, status, finished_at=at(3), error=error, traceback=trace)
+        started = at(1) + timedelta(milliseconds=7)
+        outcome = outcome_for("a", c.entry, status, finished_at=at(3), error=error, traceback=trace, started_at=started)
         assert store.record_outcome(outcome, None) is True
         stored = store.get("a")
         assert stored is not None and stored.running == () and stored.runs_started == 1
@@ -848,10 +849,29 @@ class StoreConformance:
             dispatched_record("a", c.entry),
             status=RunStatus(status.value),
             finished_at=at(3),
+            started_at=started,
             error=error,
             traceback=trace,
         )
         assert record == expected
+        assert record.start_lateness == 1.007 and record.lateness == expected.lateness
+
+    def test_history_keeps_when_each_run_started(self, store: Store) -> None:
+        # Start lateness is read from history: every store keeps the executor's start time to
+        # the millisecond, and a run whose executor cannot tell (or not yet) has none.
+        self.add_fire(store, "a", 0)
+        first = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        second = self.dispatch_fire(store, "a", at(60), next_fire=fire_entry(120))
+        third = self.dispatch_fire(store, "a", at(120), next_fire=fire_entry(180))
+        started = at(0) + timedelta(milliseconds=35)
+        assert store.record_outcome(outcome_for("a", first.entry, started_at=started, finished_at=at(2)), None)
+        failed = outcome_for("a", second.entry, "failed", finished_at=at(62), error="ValueError: x")
+        assert store.record_outcome(failed, entry("retry", 60, due=90, attempt=2))  # no start time reported
+        newest, middle, oldest = store.history("a")
+        assert (oldest.started_at, oldest.start_lateness) == (started, 0.035)
+        assert oldest.status is RunStatus.SUCCEEDED and oldest.finished_at == at(2)
+        assert (middle.started_at, middle.start_lateness, middle.status) == (None, None, RunStatus.FAILED)
+        assert newest.run_id == run_id("a", third.entry) and newest.started_at is None  # still dispatched
 
     @pytest.mark.parametrize(
         "trace",
