@@ -46,6 +46,7 @@ from schedcore_rq._outcomes import (
     now_ms,
     outcome_from_payload,
     payload,
+    stamp_ms,
 )
 from schedcore_rq._quarantine import (
     ORPHANS_LUA,
@@ -1132,7 +1133,9 @@ class RQExecutor:
             chunk_started = time.monotonic()
             pipe = self._connection.pipeline(transaction=False)
             for job_id in chunk:
-                pipe.hget(Job.key_for(job_id), "status")
+                # started_at too: a run reported from here (its worker's callback never ran)
+                # still says when it really started.
+                pipe.hmget(Job.key_for(job_id), ["status", "started_at"])
                 pipe.exists(self.keys.alive(job_id))
             pipe.hmget(self.keys.runs, list(chunk))
             replies = pipe.execute()
@@ -1140,7 +1143,8 @@ class RQExecutor:
             finishes: list[tuple[str, str, str, str]] = []  # job id, payload, must-miss key 1, key 2
             orphans: list[str] = []
             for index, job_id in enumerate(chunk):
-                status = _text(replies[2 * index])
+                status, started = replies[2 * index]
+                status = _text(status)
                 alive = bool(replies[2 * index + 1])
                 raw_info = infos[index]
                 if raw_info is None:
@@ -1155,7 +1159,7 @@ class RQExecutor:
                     self._set_aside(job_id, raw_info, str(exc))
                     continue
                 outcome_status, error, guard_job, guard_alive, trace = decided
-                body = payload(job_id, info, outcome_status, error=error, traceback=trace)
+                body = payload(job_id, info, outcome_status, error=error, traceback=trace, started_ms=stamp_ms(started))
                 finishes.append((job_id, body, guard_job, guard_alive))
             if orphans:
                 # Re-checked atomically: a job another executor reported since our read is settled.

@@ -41,6 +41,7 @@ __all__ = [
     "load_object",
     "outcome_from_payload",
     "payload",
+    "stamp_ms",
 ]
 
 #: The key of schedcore's entry in an RQ job's ``meta``.
@@ -243,6 +244,26 @@ def outcome_from_payload(raw: bytes | str) -> tuple[str, Outcome]:
     except (ValueError, TypeError, OverflowError) as exc:  # a datetime out of range...
         raise BadRecord(f"{type(exc).__name__}: {str(exc)[:200]}") from None
     return job_id, outcome
+
+
+#: The two layouts RQ writes its job timestamps in (``rq.utils.utcformat``, and the one of old jobs).
+_RQ_STAMPS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
+
+
+def stamp_ms(raw: Any) -> int | None:
+    """Milliseconds since the epoch of a timestamp field of a raw RQ job hash (``started_at``),
+    or None when it is missing or not one of RQ's layouts: the hash is anyone's to write, and
+    a bad start time only loses the start time, never the outcome."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "replace")
+    if not isinstance(raw, str) or not 0 < len(raw) <= 40:  # bounded: strptime on a hostile megabyte
+        return None
+    for layout in _RQ_STAMPS:
+        try:
+            return ms_of(datetime.strptime(raw, layout))
+        except (ValueError, OverflowError):
+            continue
+    return None
 
 
 def ms_of(value: datetime | None) -> int | None:
