@@ -227,10 +227,10 @@ def encode_record(record: RunRecord) -> str:
     """A history line: compact JSON, run id first, instants as ms epochs, nulls left out.
 
     ``{"i": run id, "k": kind, "n": nominal, "d": due (if not nominal), "a": attempt,
-    "s": status, "t": dispatched at, "f": finished at, "e": error, "r": retry at, "o": note,
-    "tb": traceback}`` -- about half the size of :meth:`RunRecord.to_dict` JSON (a failed
-    run's traceback, up to 4 kB, is only there for failures; records written before it
-    existed have none). Written piece by piece: one
+    "s": status, "t": dispatched at, "st": started at, "f": finished at, "e": error, "r": retry
+    at, "o": note, "tb": traceback}`` -- about half the size of :meth:`RunRecord.to_dict` JSON
+    (a failed run's traceback, up to 4 kB, is only there for failures; records written before
+    it or the start time existed have none). Written piece by piece: one
     line per dispatched run is on the commit's hot path, and this is the very text
     ``json.dumps`` makes of that dict (compact separators, ASCII), in a fraction of the time.
     """
@@ -239,7 +239,13 @@ def encode_record(record: RunRecord) -> str:
     if record.due != record.nominal:
         parts.append(f',"d":{to_ms(record.due)}')
     parts.append(f',"a":{int(record.attempt)},"s":"{record.status.value}"')
-    for key, instant in (("t", record.dispatched_at), ("f", record.finished_at), ("r", record.retry_at)):
+    instants = (
+        ("t", record.dispatched_at),
+        ("st", record.started_at),
+        ("f", record.finished_at),
+        ("r", record.retry_at),
+    )
+    for key, instant in instants:
         if instant is not None:
             parts.append(f',"{key}":{to_ms(instant)}')
     if record.error is not None:
@@ -254,8 +260,9 @@ def encode_record(record: RunRecord) -> str:
 
 def decode_record(raw: Any) -> RunRecord:
     """Reverse :func:`encode_record` (also reads what the Lua scripts re-encode, and full
-    :meth:`RunRecord.to_dict` JSON). A traceback that is not text is ignored and a long one
-    trimmed (by RunRecord): the record itself is still read."""
+    :meth:`RunRecord.to_dict` JSON). A traceback that is not text, or a start time that is
+    not a millisecond instant, is ignored (and a long traceback trimmed, by RunRecord): the
+    record itself is still read."""
     data = json.loads(raw)
     if "i" not in data:
         return RunRecord.from_dict(data)
@@ -278,7 +285,19 @@ def decode_record(raw: Any) -> RunRecord:
         retry_at=instant("r"),
         note=data.get("o"),
         traceback=text_or_none(data.get("tb")),
+        started_at=_ms_or_none(data.get("st")),
     )
+
+
+def _ms_or_none(value: Any) -> datetime | None:
+    """An optional instant (ms epoch) of a stored record, read defensively: anything but an
+    integer in datetime's range reads as None (the executor's word, not worth the record)."""
+    if type(value) is not int:  # bool, float, text...: not written by us
+        return None
+    try:
+        return from_ms(value)
+    except OverflowError:
+        return None
 
 
 def outcome_patch(outcome: Outcome, retry: Pending | None) -> str:
@@ -291,4 +310,6 @@ def outcome_patch(outcome: Outcome, retry: Pending | None) -> str:
     }
     if outcome.traceback is not None:  # only failures have one: nothing more to send otherwise
         patch["tb"] = outcome.traceback
+    if outcome.started_at is not None:  # executors that cannot tell send nothing
+        patch["st"] = to_ms(outcome.started_at)
     return json.dumps(patch, separators=(",", ":"))

@@ -550,6 +550,40 @@ def test_only_a_failure_adds_a_traceback_to_the_outcome_patch() -> None:
     assert json.loads(outcome_patch(failed, None))["tb"] == "T\nE: x"
 
 
+def test_the_outcome_patch_carries_the_start_only_when_there_is_one() -> None:
+    from schedcore_redis._codec import outcome_patch
+
+    started = outcome_for("a", fire_entry(0), "succeeded", started_at=at(0.035))
+    assert json.loads(outcome_patch(started, None))["st"] == to_ms(at(0.035))
+    assert "st" not in json.loads(outcome_patch(outcome_for("a", fire_entry(0), "succeeded"), None))
+
+
+def test_a_stored_start_time_is_read_defensively(store: RedisStore) -> None:
+    """Records written before start times existed, or by someone else: a missing, wrong-typed or
+    out-of-range ``st`` reads as None and never costs the record (nor the others)."""
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    key = store.keys.history("a")
+    base = {"k": "m", "n": to_ms(at(0)), "a": 1, "s": "succeeded", "t": to_ms(at(0)), "f": to_ms(at(2))}
+    shapes: list[tuple[object, datetime | None]] = [
+        (None, None),  # before this change: no "st" at all
+        ("1735689600000", None),
+        (True, None),
+        (1.5e12, None),
+        (10**30, None),  # past datetime's range
+        ([1], None),
+        (to_ms(at(0.25)), at(0.25)),
+    ]
+    for i, (value, _) in enumerate(shapes):
+        record = {**base, "i": f"a@{i}.1"}
+        if value is not None:
+            record["st"] = value
+        raw(store).rpush(key, json.dumps(record))
+    records = store.history("a", limit=50)
+    assert [r.run_id for r in records] == [f"a@{i}.1" for i in range(len(shapes))]
+    assert [r.started_at for r in records] == [want for _, want in shapes]
+    assert all(r.finished_at == at(2) and r.status is RunStatus.SUCCEEDED for r in records)
+
+
 # -- memory ---------------------------------------------------------------------------------
 
 
@@ -773,7 +807,7 @@ def test_history_records_round_trip_compactly() -> None:
     kind=st.sampled_from(list(PendingKind)),
     status=st.sampled_from(list(RunStatus)),
     attempt=st.integers(1, 10_000),
-    offsets=st.lists(st.none() | st.integers(0, 10**9), min_size=4, max_size=4),
+    offsets=st.lists(st.none() | st.integers(0, 10**9), min_size=5, max_size=5),
     error=st.none() | st.text(max_size=40),
     note=st.none() | st.text(max_size=40),
     trace=st.none() | st.text(max_size=80),
@@ -795,7 +829,7 @@ def test_history_records_are_written_as_the_compact_json_of_their_fields(
     def instant(ms: int | None) -> datetime | None:
         return None if ms is None else at(ms / 1000)
 
-    due, dispatched, finished, retry = (instant(o) for o in offsets)
+    due, dispatched, started, finished, retry = (instant(o) for o in offsets)
     record = RunRecord(
         run_id=run_id,
         kind=kind,
@@ -809,12 +843,14 @@ def test_history_records_are_written_as_the_compact_json_of_their_fields(
         retry_at=retry,
         note=note,
         traceback=trace,
+        started_at=started,
     )
     data = {"i": run_id, "k": KIND_CHAR[kind], "n": to_ms(record.nominal)}
     if record.due != record.nominal:
         data["d"] = to_ms(record.due)
     data.update({"a": attempt, "s": status.value})
-    data.update({k: to_ms(v) for k, v in (("t", dispatched), ("f", finished), ("r", retry)) if v is not None})
+    instants = (("t", dispatched), ("st", started), ("f", finished), ("r", retry))
+    data.update({k: to_ms(v) for k, v in instants if v is not None})
     data.update({k: v for k, v in (("e", error), ("o", note), ("tb", record.traceback)) if v is not None})
     assert encode_record(record) == json.dumps(data, separators=(",", ":"))
     assert decode_record(encode_record(record)) == record
