@@ -49,9 +49,12 @@ def when(instant: datetime | None, zone: tzinfo) -> dict[str, str] | None:
 
 
 def _record(record: RunRecord, zone: tzinfo) -> dict[str, Any]:
+    # How long the task ran: from when it really started, when its executor said (else from
+    # the hand-over, which also counts the time it waited for a worker).
     duration = None
-    if record.finished_at is not None and record.dispatched_at is not None:
-        duration = round((record.finished_at - record.dispatched_at).total_seconds(), 3)
+    began = record.started_at or record.dispatched_at
+    if record.finished_at is not None and began is not None:
+        duration = round((record.finished_at - began).total_seconds(), 3)
     return {
         "run_id": record.run_id,
         "kind": record.kind.value,
@@ -60,8 +63,11 @@ def _record(record: RunRecord, zone: tzinfo) -> dict[str, Any]:
         "attempt": record.attempt,
         "status": record.status.value,
         "dispatched_at": when(record.dispatched_at, zone),
+        "started_at": when(record.started_at, zone),
         "finished_at": when(record.finished_at, zone),
+        # nominal -> handed over (dispatch lateness) and nominal -> really started (start lateness)
         "lateness": None if record.lateness is None else round(record.lateness, 3),
+        "start_lateness": None if record.start_lateness is None else round(record.start_lateness, 3),
         "duration": duration,
         "error": record.error,
         "note": record.note,

@@ -186,6 +186,19 @@ def test_history_api_reports_lateness_attempt_error_and_duration() -> None:
     assert client.get("/api/schedules/job/history?limit=x").status_code == 400
 
 
+def test_history_shows_when_each_run_really_started() -> None:
+    # Handed over on time, then 1.5 s in the executor's queue before a worker took it.
+    client, scheduler, _ = make([every("job", 60)], lambda run: Result(waited=1.5, duration=2))
+    run_until(scheduler, T0 + timedelta(seconds=70))
+    newest = client.get("/api/schedules/job/history?limit=5").get_json()["history"][-1]
+    assert newest["status"] == "succeeded"
+    assert (newest["lateness"], newest["start_lateness"], newest["duration"]) == (0.0, 1.5, 2.0)  # ran for 2 s
+    assert newest["started_at"]["utc"] == "2025-01-01T00:00:01.500Z"  # the run at T0
+    page = client.get("/schedules/job").get_data(as_text=True)
+    assert "Dispatch lateness</th>" in page and "Start lateness</th>" in page
+    assert '<td class="num">0.000 s</td>\n  <td class="num">1.500 s</td>' in page
+
+
 # -- actions, CSRF and read-only --------------------------------------------------------------
 
 
