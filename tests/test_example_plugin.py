@@ -169,6 +169,40 @@ def test_counts_and_lateness_buckets_over_the_http_endpoint(metrics: PrometheusP
     assert {r.lateness for r in sched.history("flaky") if r.kind.value == "retry"} == {10.0}
 
 
+def test_start_lateness_is_when_the_task_really_started(metrics: PrometheusPlugin) -> None:
+    """Firing lateness ends at the hand-over; start lateness adds the wait for a worker."""
+
+    def queued(run: Run) -> Result | None:
+        if run.schedule_id == "flaky":
+            return Result(status="failed", error="RuntimeError: always", waited=2)
+        return Result(waited=0.5 if run.schedule_id == "busy" else 0.004)
+
+    sim = Simulation.create(queued, start=T0, plugins=get_plugin_manager(entry_points=False, plugins=(metrics,)))
+    sched = sim.scheduler
+    sched.add(Schedule(id="busy", task="schedcore.demo:hello", trigger=Interval(60)))
+    sched.add(Schedule(id="quick", task="schedcore.demo:hello", trigger=Interval(60)))
+    retry = RetryPolicy(max_attempts=2, initial_delay=10)
+    sched.add(Schedule(id="flaky", task="schedcore.demo:hello", trigger=Interval(600), retry=retry))
+    sim.run_until(T0 + timedelta(seconds=150))
+    registry = metrics.registry
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    # busy and quick at 0, 60, 120 s, flaky's first attempt at 0 s: all dispatched on time.
+    assert value("schedcore_firing_lateness_seconds_sum", kind="fire") == 0
+    first = {"attempt": "first"}
+    assert value("schedcore_start_lateness_seconds_count", **first) == 7
+    assert value("schedcore_start_lateness_seconds_bucket", le="0.005", **first) == 3  # quick
+    assert value("schedcore_start_lateness_seconds_bucket", le="0.5", **first) == 6  # and busy
+    assert value("schedcore_start_lateness_seconds_sum", **first) == pytest.approx(3 * 0.004 + 3 * 0.5 + 2)
+    # flaky's retry: due 10 s after its first attempt finished (at 2 s), started 2 s later.
+    assert value("schedcore_start_lateness_seconds_count", attempt="retry") == 1
+    assert value("schedcore_start_lateness_seconds_sum", attempt="retry") == pytest.approx(14)
+    # What the histogram saw is what the history keeps.
+    assert sorted(r.start_lateness or 0 for r in sched.history("busy")) == [0.5, 0.5, 0.5]
+
+
 def test_missed_occurrences_after_downtime_are_misfires_and_late(metrics: PrometheusPlugin) -> None:
     sim = Simulation.create(start=T0, plugins=get_plugin_manager(entry_points=False, plugins=(metrics,)))
     sim.scheduler.add(Schedule(id="minutely", task="schedcore.demo:hello", trigger=Interval(60), catchup="latest"))

@@ -104,6 +104,15 @@ class PrometheusPlugin:
             buckets=LATENESS_BUCKETS,
             registry=r,
         )
+        self.start_lateness = Histogram(
+            "schedcore_start_lateness_seconds",
+            "Seconds from an occurrence's nominal fire time to its task really starting, as the executor"
+            " reported it: firing lateness plus the wait for a worker (runs whose executor cannot tell"
+            " are not counted). attempt: first, or retry (whose nominal time is the first attempt's).",
+            ["attempt"],
+            buckets=LATENESS_BUCKETS,
+            registry=r,
+        )
         self.in_flight = Gauge(
             "schedcore_runs_in_flight",
             "Runs this scheduler dispatched that have no outcome yet (dispatched minus finished).",
@@ -148,11 +157,21 @@ class PrometheusPlugin:
     def schedcore_run_succeeded(self, scheduler: Scheduler, outcome: Outcome) -> None:
         self.succeeded.labels(outcome.schedule_id).inc()
         self.in_flight.labels(scheduler.owner).dec()
+        self._observe_start(outcome)
 
     @hookimpl
     def schedcore_run_failed(self, scheduler: Scheduler, outcome: Outcome) -> None:
         self.failed.labels(outcome.schedule_id, outcome.status.value).inc()
         self.in_flight.labels(scheduler.owner).dec()
+        self._observe_start(outcome)
+
+    def _observe_start(self, outcome: Outcome) -> None:
+        # Observed once the outcome is recorded (the hooks run once per run): only then is the
+        # start known. An outcome carries no kind, so retries -- late by their back-off -- are
+        # told apart by attempt instead.
+        if outcome.started_at is not None:
+            late = (outcome.started_at - outcome.nominal).total_seconds()
+            self.start_lateness.labels("first" if outcome.attempt <= 1 else "retry").observe(max(late, 0.0))
 
     @hookimpl
     def schedcore_run_retry_scheduled(self, outcome: Outcome) -> None:
