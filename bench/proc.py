@@ -2,8 +2,9 @@
 
 Roles: ``sc-run`` (schedcore ``Scheduler.run()``), ``sc-burst`` (schedcore ticks until nothing
 is due, after a start signal), ``rqs-run`` (rq-scheduler's ``Scheduler.run()``), ``rq-run``
-(the RQScheduler loop ``rq worker --with-scheduler`` forks) and ``observe`` (pops the RQ queue
-and timestamps every job as it arrives). Each prints one JSON line last.
+(the RQScheduler loop ``rq worker --with-scheduler`` forks), ``observe`` (pops the RQ queue
+and timestamps every job as it arrives) and ``work`` (an RQ ``SimpleWorker`` that runs the jobs,
+then reads when RQ says each one started). Each prints one JSON line last.
 """
 
 from __future__ import annotations
@@ -109,13 +110,49 @@ def observe(params: dict[str, Any]) -> Any:
     return {"lateness_ms": late, "duplicates": duplicates, "missing": expected - len(seen)}
 
 
+def work(params: dict[str, Any]) -> Any:
+    """Run the jobs of the RQ queue in one ``SimpleWorker`` until ``expected`` ran (or nothing came
+    for ``timeout`` s); start lateness = RQ's ``started_at`` of each job - nominal (ms, from the job
+    id). The same measure for every system: schedcore's ``RunRecord.started_at`` is this very
+    ``started_at``, reported by its worker side."""
+    from rq import Queue, SimpleWorker
+    from rq.registry import FailedJobRegistry, FinishedJobRegistry
+
+    from schedcore_rq._outcomes import stamp_ms
+
+    conn = _conn(params)
+    queue = Queue(params["queue"], connection=conn)
+    worker = SimpleWorker([queue], connection=conn)
+    _ready(conn)
+    worker.work(burst=False, max_jobs=params["expected"], max_idle_time=int(params["timeout"]), logging_level="ERROR")
+    ids = FinishedJobRegistry(queue=queue).get_job_ids() + FailedJobRegistry(queue=queue).get_job_ids()
+    pipe = conn.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hget(f"rq:job:{job_id}", "started_at")
+    late = []
+    for job_id, stamp in zip(ids, pipe.execute(), strict=True):
+        started = stamp_ms(stamp)
+        if started is not None:
+            late.append(float(started - _nominal_ms(job_id)))
+    failed = FailedJobRegistry(queue=queue).count
+    # A job id is run once by RQ (ids are unique per system), so duplicates are 0 by construction.
+    return {"lateness_ms": late, "duplicates": 0, "missing": params["expected"] - len(late), "failed": failed}
+
+
 def _nominal_ms(job_id: str) -> int:
     if job_id.startswith("sc_"):  # sc_<schedule id>_<nominal ms>_<attempt>_<hash>
         return int(job_id.split("_")[-3])
     return int(job_id.rsplit("-", 1)[1])  # ours for the peers: late-<n>-<nominal ms>
 
 
-ROLES = {"sc-run": sc_run, "sc-burst": sc_burst, "rqs-run": rqs_run, "rq-run": rq_run, "observe": observe}
+ROLES = {
+    "sc-run": sc_run,
+    "sc-burst": sc_burst,
+    "rqs-run": rqs_run,
+    "rq-run": rq_run,
+    "observe": observe,
+    "work": work,
+}
 
 
 def main() -> None:

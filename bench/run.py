@@ -39,6 +39,8 @@ MODES: dict[str, dict[str, Any]] = {
         "late_rate": 1_000,
         "late_seconds": 30,
         "late_default_rate": 1_000,
+        "start_rate": 100,  # start lateness (--only start): a rate one RQ SimpleWorker keeps up with
+        "start_seconds": 20,
         "idle_stored": 1_000_000,
         "idle_peer_stored": 100_000,
         "idle_window": 30.0,
@@ -59,6 +61,8 @@ MODES: dict[str, dict[str, Any]] = {
         "late_rate": 1_000,
         "late_seconds": 6,
         "late_default_rate": 100,
+        "start_rate": 100,
+        "start_seconds": 6,
         "idle_stored": 100_000,
         "idle_peer_stored": 10_000,
         "idle_window": 6.0,
@@ -207,6 +211,25 @@ def _scenarios(server: Any, cfg: dict[str, Any], results: dict[str, Any]) -> Non
     results["burst"] = S.burst_fixed_cost(server, cfg["burst_reps"])
 
 
+def run_start(mode: str) -> dict[str, Any]:
+    """Only start lateness (``--only start``): the lateness streams run by a real RQ worker,
+    measured at each task's start for every system; its own JSON file, the report left alone."""
+    cfg = MODES[mode]
+    results: dict[str, Any] = {
+        "mode": mode,
+        "config": {k: cfg[k] for k in ("start_rate", "start_seconds")},
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "versions": versions(),
+    }
+    with private_server() as server:
+        _step("start lateness: schedcore, rq enqueue_at, rq-scheduler -i 1")
+        results["start_lateness"] = S.start_lateness(server, cfg["start_rate"], cfg["start_seconds"])
+        S.reap()  # the last stream's scheduler, stopping, before its server goes
+    results["machine"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    return results
+
+
 def run_burst(mode: str) -> dict[str, Any]:
     """Only the burst fixed cost (``--only burst``): its own JSON file and its section of the report."""
     cfg = MODES[mode]
@@ -253,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["scale", "sqlite", "burst"],
+        choices=["scale", "sqlite", "burst", "start"],
         help="run one scenario into bench/results-<name>-<mode>.json (burst: its report section too)",
     )
     args = parser.parse_args(argv)
@@ -269,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
 
             result = run_sqlite(mode, _machine(), versions())
         else:
-            result = run_scale(mode) if args.only == "scale" else run_burst(mode)
+            result = {"scale": run_scale, "burst": run_burst, "start": run_start}[args.only](mode)
         only.write_text(json.dumps(result, indent=2) + "\n")
         log.warning("wrote %s", only.relative_to(ROOT))
         if args.only == "burst" and not args.no_report:

@@ -384,9 +384,21 @@ def scale(
 # -- lateness ------------------------------------------------------------------------------------
 
 
-def _observer(server: RedisServer, conn: redis.Redis, expected: int, timeout: float) -> subprocess.Popen[str]:
-    key, sock = rq_queue(conn).key, str(server.socket)
-    return spawn("observe", socket=sock, db=db_of(conn), queue_key=key, expected=expected, timeout=timeout)
+#: What a lateness stream measures, the same way for every system: ``arrival`` -- the job's
+#: arrival in the RQ queue (an observer pops it at once: the scheduler's own delay, at rates
+#: no worker keeps up with), or ``start`` -- RQ's ``started_at`` of the job, stamped by a real
+#: worker that runs it (what a task's user sees; schedcore's ``RunRecord.started_at``).
+MEASURES = ("arrival", "start")
+
+
+def _observer(
+    server: RedisServer, conn: redis.Redis, expected: int, timeout: float, measure: str = "arrival"
+) -> subprocess.Popen[str]:
+    queue, sock = rq_queue(conn), str(server.socket)
+    if measure == "start":
+        # idle limit: the stream's jobs come at least once a second once it has begun
+        return spawn("work", socket=sock, db=db_of(conn), queue=queue.name, expected=expected, timeout=20)
+    return spawn("observe", socket=sock, db=db_of(conn), queue_key=queue.key, expected=expected, timeout=timeout)
 
 
 def _summary(observed: dict[str, Any]) -> dict[str, Any]:
@@ -399,6 +411,7 @@ def _summary(observed: dict[str, Any]) -> dict[str, Any]:
         "fires": len(late),
         "missing": observed["missing"],
         "duplicates": observed["duplicates"],
+        "failed": observed.get("failed", 0),  # jobs a worker ran and saw fail (start measure only)
         "samples": late,
     }
 
@@ -430,11 +443,12 @@ def _run_stream(
     settle: float = 0.0,
     stop_later: bool = False,
     on_ready: Callable[[], None] | None = None,
+    measure: str = "arrival",
 ) -> dict[str, Any]:
-    """Start the observer beside the already spawned ``scheduler``, wait for both (then call
-    ``on_ready``), reap what an earlier run left stopping, wait ``settle`` s, write the stream
-    (``populate``) and collect."""
-    observer = _observer(server, conn, expected, timeout)
+    """Start the observer (``measure``, see :data:`MEASURES`) beside the already spawned
+    ``scheduler``, wait for both (then call ``on_ready``), reap what an earlier run left
+    stopping, wait ``settle`` s, write the stream (``populate``) and collect."""
+    observer = _observer(server, conn, expected, timeout, measure)
     try:
         _await_ready(conn, 2)
         if on_ready is not None:
@@ -452,7 +466,13 @@ def _run_stream(
 
 
 def lateness_sc(
-    server: RedisServer, per_second: int, seconds: float, db: int = DB_LATE[SC], *, stop_later: bool = False
+    server: RedisServer,
+    per_second: int,
+    seconds: float,
+    db: int = DB_LATE[SC],
+    *,
+    stop_later: bool = False,
+    measure: str = "arrival",
 ) -> dict[str, Any]:
     """``per_second`` interval schedules every second, their starts 1/per_second s apart, for ``seconds``."""
     from schedcore import Interval, Schedule
@@ -475,7 +495,15 @@ def lateness_sc(
     # settle: its watch subscription and executor are up before the stream is written
     expected = _sc_expected(per_second, seconds)
     return _run_stream(
-        server, conn, scheduler, expected, timeout=seconds + 30, populate=populate, settle=1.0, stop_later=stop_later
+        server,
+        conn,
+        scheduler,
+        expected,
+        timeout=seconds + 30,
+        populate=populate,
+        settle=1.0,
+        stop_later=stop_later,
+        measure=measure,
     )
 
 
@@ -503,6 +531,7 @@ def lateness_rqs(
     *,
     stop_later: bool = False,
     on_ready: Callable[[], None] | None = None,
+    measure: str = "arrival",
 ) -> dict[str, Any]:
     """One-shot ``enqueue_at`` jobs on the same stream, picked up by ``rqscheduler -i interval``.
 
@@ -528,11 +557,18 @@ def lateness_rqs(
         populate=populate,
         stop_later=stop_later,
         on_ready=on_ready,
+        measure=measure,
     )
 
 
 def lateness_rq(
-    server: RedisServer, per_second: int, seconds: float, db: int = DB_LATE[RQ], *, stop_later: bool = False
+    server: RedisServer,
+    per_second: int,
+    seconds: float,
+    db: int = DB_LATE[RQ],
+    *,
+    stop_later: bool = False,
+    measure: str = "arrival",
 ) -> dict[str, Any]:
     """``Queue.enqueue_at`` jobs on the same stream, moved by the RQScheduler loop of ``rq worker --with-scheduler``."""
     quiet(seconds + 8)
@@ -545,8 +581,25 @@ def lateness_rq(
         rq_populate_at(conn, _peer_stream(per_second, seconds, lead=PEER_LEAD))
 
     return _run_stream(
-        server, conn, scheduler, expected, timeout=seconds + 60, populate=populate, stop_later=stop_later
+        server,
+        conn,
+        scheduler,
+        expected,
+        timeout=seconds + 60,
+        populate=populate,
+        stop_later=stop_later,
+        measure=measure,
     )
+
+
+def start_lateness(server: RedisServer, per_second: int, seconds: float) -> dict[str, dict[str, Any]]:
+    """The lateness streams again, at a rate one RQ ``SimpleWorker`` keeps up with, measured at
+    the task's start (RQ's ``started_at`` - nominal) for every system alike."""
+    return {
+        SC: lateness_sc(server, per_second, seconds, stop_later=True, measure="start"),
+        RQ: lateness_rq(server, per_second, seconds, stop_later=True, measure="start"),
+        RQS1: lateness_rqs(server, per_second, seconds, 1, stop_later=True, measure="start"),
+    }
 
 
 # -- idle -----------------------------------------------------------------------------------------
@@ -704,4 +757,5 @@ __all__ = [
     "scale",
     "scale_out",
     "set_quiet_hook",
+    "start_lateness",
 ]

@@ -460,6 +460,26 @@ def test_bench_lateness_streams(bench_server: Any) -> None:
     assert not S._stopping
 
 
+@pytest.mark.redis
+@pytest.mark.slow
+@needs_peers
+def test_bench_start_lateness_runs_every_systems_jobs_on_a_real_worker(bench_server: Any) -> None:
+    """Start lateness: each stream's jobs are run by an RQ worker (none fails: the peers' jobs name
+    the task as RQ imports it), and each job's RQ started_at is measured against its nominal time."""
+    _peers()
+    from bench import scenarios as S
+
+    out = S.start_lateness(bench_server, 20, 1)
+    S.reap()
+    assert set(out) == {S.SC, S.RQ, S.RQS1}
+    for system, result in out.items():
+        expected = 21 if system == S.SC else 20
+        assert (result["fires"], result["missing"], result["failed"]) == (expected, 0, 0), system
+        assert len(result["samples"]) == expected
+    # schedcore's jobs start after their nominal time (never early), within the stream's run
+    assert 0 <= out[S.SC]["min_ms"] <= out[S.SC]["max_ms"] < 60_000
+
+
 def _results(add_many: bool) -> dict[str, Any]:
     from bench import scenarios as S
     from bench.run import MODES
