@@ -28,7 +28,7 @@ from schedcore._time import to_ms
 from schedcore.exceptions import CorruptScheduleData, StoreError, StoreUnavailable, ValidationError
 from schedcore.model import Conflict
 from schedcore.plugins import Hooks, get_plugin_manager
-from schedcore.records import Pending, PendingKind, RunStatus
+from schedcore.records import Pending, PendingKind, RunRecord, RunStatus
 from schedcore.testing.factories import at, commit_for, entry, fire_entry, make_schedule, outcome_for
 from schedcore.testing.redis_server import RedisServer, require_redis_server
 from schedcore_redis import RedisStore
@@ -510,13 +510,26 @@ def test_record_outcome_keeps_the_record_readable(store: RedisStore) -> None:
     assert (record.status, record.error, record.retry_at) == (RunStatus.FAILED, error, at(30))
 
 
+def _history_of_shapes(store: RedisStore, base: dict[str, object], field: str, values: list[object]) -> list[RunRecord]:
+    """Schedule "a"'s history after writing one raw record per value (``base`` with ``field`` set
+    to it; None: left out), oldest first; every record must be read back, in order."""
+    key = store.keys.history("a")
+    for i, value in enumerate(values):
+        record = {**base, "i": f"a@{i}.1"}
+        if value is not None:
+            record[field] = value
+        raw(store).rpush(key, json.dumps(record))
+    records = store.history("a", limit=50)
+    assert [r.run_id for r in records] == [f"a@{i}.1" for i in range(len(values))]
+    return records
+
+
 def test_a_stored_traceback_is_read_defensively(store: RedisStore) -> None:
     """Records written before tracebacks existed, or by someone else: a missing, wrong-typed
     or oversized ``tb`` never costs the record (nor the others) -- it reads as None or trimmed."""
     from schedcore.tracebacks import MAX_CHARS, MAX_LINES, trim_traceback
 
     store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
-    key = store.keys.history("a")
     base = {"k": "m", "n": to_ms(at(0)), "a": 1, "s": "failed", "e": "E: x"}
     huge = "Traceback (most recent call last):\n" + "  frame\n" * 200_000 + "E: x"
     shapes: list[tuple[object, str | None]] = [
@@ -528,13 +541,7 @@ def test_a_stored_traceback_is_read_defensively(store: RedisStore) -> None:
         ("T\nE: x", "T\nE: x"),
         (huge, trim_traceback(huge)),
     ]
-    for i, (tb, _) in enumerate(shapes):
-        record = {**base, "i": f"a@{i}.1"}
-        if tb is not None:
-            record["tb"] = tb
-        raw(store).rpush(key, json.dumps(record))
-    records = store.history("a", limit=50)
-    assert [r.run_id for r in records] == [f"a@{i}.1" for i in range(len(shapes))]
+    records = _history_of_shapes(store, base, "tb", [tb for tb, _ in shapes])
     assert [r.traceback for r in records] == [want for _, want in shapes]
     assert all(r.error == "E: x" and r.status is RunStatus.FAILED for r in records)
     last = records[-1].traceback
@@ -562,7 +569,6 @@ def test_a_stored_start_time_is_read_defensively(store: RedisStore) -> None:
     """Records written before start times existed, or by someone else: a missing, wrong-typed or
     out-of-range ``st`` reads as None and never costs the record (nor the others)."""
     store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
-    key = store.keys.history("a")
     base = {"k": "m", "n": to_ms(at(0)), "a": 1, "s": "succeeded", "t": to_ms(at(0)), "f": to_ms(at(2))}
     shapes: list[tuple[object, datetime | None]] = [
         (None, None),  # before this change: no "st" at all
@@ -573,13 +579,7 @@ def test_a_stored_start_time_is_read_defensively(store: RedisStore) -> None:
         ([1], None),
         (to_ms(at(0.25)), at(0.25)),
     ]
-    for i, (value, _) in enumerate(shapes):
-        record = {**base, "i": f"a@{i}.1"}
-        if value is not None:
-            record["st"] = value
-        raw(store).rpush(key, json.dumps(record))
-    records = store.history("a", limit=50)
-    assert [r.run_id for r in records] == [f"a@{i}.1" for i in range(len(shapes))]
+    records = _history_of_shapes(store, base, "st", [value for value, _ in shapes])
     assert [r.started_at for r in records] == [want for _, want in shapes]
     assert all(r.finished_at == at(2) and r.status is RunStatus.SUCCEEDED for r in records)
 
