@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import functools
 import logging
 import os
 import queue
@@ -44,10 +43,8 @@ from schedcore._time import iso
 from schedcore.allowlist import TaskAllowList
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import (
-    CorruptScheduleData,
     CorruptStore,
     ExecutorUnavailable,
-    ScheduleExists,
     ScheduleNotFound,
     StoreUnavailable,
     ValidationError,
@@ -87,27 +84,6 @@ class _Ahead:
 
     claims: list[Claim]
     plans: list[Plan]
-
-
-def store_add_many(
-    store: Store, items: Sequence[tuple[Schedule, Pending | None]], conflict: Conflict
-) -> list[AddResult]:
-    """``store.add_many(items, conflict)``; for a store written before ``add_many`` was part of
-    the protocol, one ``store.add`` per item -- after checking, with ``conflict="error"``, that
-    no id is taken, so that a taken id still writes nothing."""
-    add_many = getattr(store, "add_many", None)
-    if add_many is not None:
-        results: list[AddResult] = add_many(items, conflict)
-        return results
-    if conflict is Conflict.ERROR:
-        for schedule, _ in items:
-            try:
-                taken = store.get(schedule.id) is not None
-            except CorruptScheduleData:
-                taken = True
-            if taken:
-                raise ScheduleExists(schedule.id)
-    return [store.add(schedule, first, conflict) for schedule, first in items]
 
 
 #: The level of each lifecycle event's log line (INFO when not listed). Each run's own
@@ -287,7 +263,7 @@ class Scheduler:
             items.append((schedule, first))
         results = [
             self._expired(schedule, first, now, result)
-            for (schedule, first), result in zip(items, store_add_many(self.store, items, conflict), strict=True)
+            for (schedule, first), result in zip(items, self.store.add_many(items, conflict), strict=True)
         ]
         # What add logs and emits for each; skipped when nobody would see it (a tenth of a bulk add).
         logged = log.isEnabledFor(logging.INFO)
@@ -594,11 +570,8 @@ class Scheduler:
         if self._next_beat is not None and now < self._next_beat:
             return
         self._next_beat = now + self.heartbeat
-        beat = getattr(self.store, "heartbeat", None)
-        if beat is None:  # a store written before heartbeats were part of the protocol
-            return
         try:
-            beat(self.owner, self._beat_info(), now=now, ttl=self.heartbeat * 3)
+            self.store.heartbeat(self.owner, self._beat_info(), now=now, ttl=self.heartbeat * 3)
         except Exception as exc:
             log.warning(
                 "cannot write the heartbeat (%s: %s)",
@@ -609,7 +582,7 @@ class Scheduler:
 
     def _last_beat(self) -> None:
         """A clean stop leaves ``status`` at once: the last beat expires a millisecond later."""
-        if self.heartbeat is None or self._next_beat is None or getattr(self.store, "heartbeat", None) is None:
+        if self.heartbeat is None or self._next_beat is None:
             return
         try:
             self.store.heartbeat(self.owner, self._beat_info(), now=self.clock.now(), ttl=_MS)
@@ -693,12 +666,11 @@ class Scheduler:
         if refused:
             runs = [run for run in runs if run.id not in refused]
         held = [p.commit.claim for p in plans]
-        submit_nowait = getattr(self.executor, "submit_nowait", None)
         following: _Ahead | None = None
-        if runs and submit_nowait is not None and claim_ahead and len(claims) >= self.batch_size:
+        if runs and claim_ahead and len(claims) >= self.batch_size:
             claimed_at, claimed = self._start_claim_ahead()
             try:
-                handed = submit_nowait(runs)
+                handed = self.executor.submit_nowait(runs)
             except Exception:
                 following = self._finish_claim_ahead(claimed_at, claimed, plans)
                 self._release(held + (following.claims if following is not None else []))
@@ -717,10 +689,9 @@ class Scheduler:
                 raise
         commits = [p.commit for p in plans]
         peeked: tuple[datetime | None] | None = None
-        commit_and_peek = getattr(self.store, "commit_and_next_due", None) if len(claims) < self.batch_size else None
         try:
-            if commit_and_peek is not None:  # saves the loop's next_due round trip
-                results, due = commit_and_peek(commits)
+            if len(claims) < self.batch_size:  # the tick's last batch: saves the loop's next_due round trip
+                results, due = self.store.commit_and_next_due(commits)
                 peeked = (due,)
             else:
                 results = self.store.commit(commits)
@@ -774,11 +745,10 @@ class Scheduler:
 
     def _settled(self, run_ids: builtins.list[str]) -> None:
         """Tell the executor which hand-overs are committed (``Executor.settled``; best effort)."""
-        settled = getattr(self.executor, "settled", None)  # executors written before it may lack it
-        if not run_ids or settled is None:
+        if not run_ids:
             return
         try:
-            settled(run_ids)
+            self.executor.settled(run_ids)
         except Exception:
             # Only bookkeeping is lost (the executor keeps what recognises a repeat a while longer).
             log.warning("executor.settled failed for %d runs", len(run_ids), exc_info=True)
@@ -824,16 +794,12 @@ class Scheduler:
         return plans
 
     def _start_claim_ahead(self) -> tuple[datetime, Callable[[], builtins.list[Claim]] | None]:
-        """Start claiming the next batch (sent now where the store has ``claim_due_nowait``,
-        else claimed when :meth:`_finish_claim_ahead` asks); None: sending it failed."""
+        """Start claiming the next batch (``Store.claim_due_nowait``); None: sending it failed."""
         claimed_at = self.clock.now()
-        claim_nowait = getattr(self.store, "claim_due_nowait", None)
-        if claim_nowait is None:
-            return claimed_at, functools.partial(
-                self.store.claim_due, claimed_at, limit=self.batch_size, lease=self.lease, owner=self.owner
-            )
         try:
-            return claimed_at, claim_nowait(claimed_at, limit=self.batch_size, lease=self.lease, owner=self.owner)
+            return claimed_at, self.store.claim_due_nowait(
+                claimed_at, limit=self.batch_size, lease=self.lease, owner=self.owner
+            )
         except Exception as exc:
             log.debug("claiming ahead failed (%s: %s); claiming after the commit", type(exc).__name__, exc)
             return claimed_at, None

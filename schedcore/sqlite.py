@@ -42,6 +42,8 @@ from schedcore.records import (
 )
 from schedcore.storekit import (
     DEAD_BEATS_KEPT,
+    FireMode,
+    StoreBase,
     check_add_items,
     check_claim,
     check_commit,
@@ -51,6 +53,8 @@ from schedcore.storekit import (
     check_heartbeat,
     check_limit,
     finished_record,
+    fire_on_add,
+    fire_on_replace,
     log_taken_back,
     notify,
 )
@@ -120,7 +124,7 @@ def _decode_parked(raw: Any) -> Pending:
     return _entry(data.get("kind"), data.get("nominal"), data.get("due"), data.get("attempt"))
 
 
-class SQLiteStore:
+class SQLiteStore(StoreBase):
     """A :class:`~schedcore.protocols.Store` in one SQLite file, shared safely by the processes
     of one machine (never over a network file system: see ``docs/sqlite.md``).
 
@@ -281,7 +285,7 @@ class SQLiteStore:
         row = conn.execute("SELECT definition FROM schedules WHERE id = ?", (sid,)).fetchone()
         if row is None:
             conn.execute("INSERT INTO schedules (id, definition) VALUES (?, ?)", (sid, raw))
-            if first is not None and not schedule.paused:  # a paused schedule has no fire entry
+            if first is not None and fire_on_add(schedule, first) is FireMode.SET:
                 self._index_put(conn, sid, first, notes)
             return AddResult.ADDED
         if conflict is Conflict.KEEP:
@@ -292,16 +296,14 @@ class SQLiteStore:
             old: Schedule | None = self._decode(sid, row[0])
         except CorruptScheduleData:
             old = None  # unreadable: replacing it repairs the schedule
-        if old is not None and old == schedule:
+        mode = fire_on_replace(old, schedule, first)
+        if mode is None:
             return AddResult.UNCHANGED
         conn.execute("UPDATE schedules SET definition = ? WHERE id = ?", (raw, sid))
-        if schedule.paused:
-            self._drop_fire(conn, sid)  # replaced by a paused definition: like pausing
-        elif old is None or old.paused or not old.same_timing(schedule):
-            self._drop_fire(conn, sid)  # new timing (or resumed): ``first`` is the fire entry
-            if first is not None:
-                self._index_put(conn, sid, first, notes)
-        # same timing: the fire entry (indexed or claimed) stays; counts, runs, history too
+        if mode is not FireMode.KEEP:
+            self._drop_fire(conn, sid)
+        if first is not None and mode is FireMode.SET:
+            self._index_put(conn, sid, first, notes)
         return AddResult.REPLACED
 
     def remove(self, schedule_id: str) -> bool:
@@ -457,11 +459,6 @@ class SQLiteStore:
         return out
 
     # -- the time index ----------------------------------------------------------------------
-
-    def claim_due_nowait(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> Callable[[], list[Claim]]:
-        """:meth:`claim_due` now (a local file has no round trip to overlap)."""
-        claims = self.claim_due(now, limit=limit, lease=lease, owner=owner)
-        return lambda: claims
 
     def claim_due(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> list[Claim]:
         """See :meth:`schedcore.protocols.Store.claim_due`: one transaction for the whole batch.

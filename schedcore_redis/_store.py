@@ -49,6 +49,7 @@ from schedcore.records import (
 )
 from schedcore.storekit import (
     DEAD_BEATS_KEPT,
+    StoreBase,
     check_add_items,
     check_claim,
     check_commit,
@@ -57,6 +58,8 @@ from schedcore.storekit import (
     check_fire_entry,
     check_heartbeat,
     check_limit,
+    fire_on_add,
+    fire_on_replace,
     log_taken_back,
 )
 from schedcore.triggers import At, Cron, Interval
@@ -94,7 +97,7 @@ _PROBE = "return redis.call('PEXPIRE', KEYS[1], 1)"  # see check_server
 _CAS_ATTEMPTS = 50  # optimistic retries of add/set_paused under concurrent writers
 
 
-class RedisStore:
+class RedisStore(StoreBase):
     """A :class:`~schedcore.protocols.Store` on Redis: safe for many schedulers in many processes.
 
     ``client`` is a :class:`redis.Redis` or a :class:`redis.cluster.RedisCluster` (its
@@ -400,7 +403,7 @@ class RedisStore:
         """What an add does given the stored value ('' none): its result and the script's fire
         mode (keep|drop|set), or None for a result that writes nothing. Raises ScheduleExists."""
         if not stored_value:
-            return AddResult.ADDED, "set" if first is not None and not schedule.paused else "drop"
+            return AddResult.ADDED, fire_on_add(schedule, first).value
         if conflict is Conflict.ERROR:
             raise ScheduleExists(schedule.id)
         if conflict is Conflict.KEEP:
@@ -413,13 +416,8 @@ class RedisStore:
             old: Schedule | None = self._decode(sid, raw_old)  # copies of one definition: decoded once
         except CorruptScheduleData:
             old = None  # unreadable: replacing it repairs the schedule
-        if old is not None and old == schedule:
-            return AddResult.UNCHANGED, None
-        if schedule.paused:
-            return AddResult.REPLACED, "drop"
-        if old is None or old.paused or not old.same_timing(schedule):
-            return AddResult.REPLACED, "set" if first is not None else "drop"
-        return AddResult.REPLACED, "keep"
+        mode = fire_on_replace(old, schedule, first)  # the script applies it; the CAS makes it atomic
+        return (AddResult.UNCHANGED, None) if mode is None else (AddResult.REPLACED, mode.value)
 
     def remove(self, schedule_id: str) -> bool:
         """See :meth:`schedcore.protocols.Store.remove`: one Lua call deletes everything of the schedule."""

@@ -16,6 +16,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from schedcore._validate import check_id
 from schedcore.exceptions import ExecutorUnavailable, ValidationError
+from schedcore.executors import ExecutorBase
 from schedcore.model import Schedule
 from schedcore.records import Outcome, OutcomeStatus, Run
 from schedcore_redis._roundtrip import send_now
@@ -163,7 +164,7 @@ def _match_workers(workers: WorkerPool, serializer: Any, resolved: Any) -> None:
         )
 
 
-class RQExecutor:
+class RQExecutor(ExecutorBase):
     """Runs schedcore runs as RQ jobs, executed by ordinary ``rq worker`` processes.
 
     :param connection: the ``redis.Redis`` connection RQ uses (``decode_responses=False``).
