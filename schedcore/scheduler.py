@@ -44,6 +44,7 @@ from schedcore.allowlist import TaskAllowList
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import (
     CorruptStore,
+    ExecutorError,
     ExecutorUnavailable,
     ScheduleNotFound,
     StoreUnavailable,
@@ -75,6 +76,11 @@ _MS = timedelta(milliseconds=1)
 _MAX_ROUNDS = 10_000  # claim rounds per tick: a guard against a store that keeps handing entries back
 _STUCK_POLL = timedelta(seconds=1)  # re-check of an entry the store reports due but does not hand out
 _DEFERRED_POLL = timedelta(seconds=1)  # re-try of an outcome whose run is not committed yet
+
+
+def _permanent(exc: Exception) -> bool:
+    """An executor error that is not a passing outage (ExecutorUnavailable)."""
+    return isinstance(exc, ExecutorError) and not isinstance(exc, ExecutorUnavailable)
 
 
 @attrs.frozen
@@ -518,6 +524,8 @@ class Scheduler:
                     self._release(ahead.claims)
         except ExecutorUnavailable as exc:
             return self._back_off("executor unavailable", exc)
+        except ExecutorError as exc:  # one retrying does not cure (NOPERM...): said loudly, still retried
+            return self._back_off("executor error", exc)
         except Exception as exc:
             return self._back_off("store error", exc)
         self._failures = 0
@@ -628,13 +636,14 @@ class Scheduler:
         self._last_error = exc
         seconds = min(0.5 * 2 ** min(self._failures - 1, 20), self.max_backoff.total_seconds())
         log.log(
-            logging.ERROR if isinstance(exc, CorruptStore) else logging.WARNING,  # damage: loud until repaired
+            # damage or a refusal retrying does not cure: loud until an operator acts
+            logging.ERROR if isinstance(exc, CorruptStore) or _permanent(exc) else logging.WARNING,
             "%s (%s: %s); retrying in %.1fs",
             what,
             type(exc).__name__,
             exc,
             seconds,
-            exc_info=not isinstance(exc, (ExecutorUnavailable, StoreUnavailable, CorruptStore)),  # known: one line
+            exc_info=not isinstance(exc, (ExecutorError, StoreUnavailable, CorruptStore)),  # known: one line
             extra={"event": "backoff", "error": f"{type(exc).__name__}: {exc}", "delay": seconds},
         )
         return self.clock.now() + timedelta(seconds=seconds)

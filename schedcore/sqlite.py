@@ -57,10 +57,10 @@ from schedcore.storekit import (
     fire_on_replace,
     log_taken_back,
     notify,
+    with_id,
 )
 
 # The store-neutral copy helper of the Redis codec (that module imports no redis).
-from schedcore_redis._codec import with_id
 
 __all__ = ["DEFAULT_WATCH_INTERVAL", "SQLiteStore", "default_path"]
 

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 import redis
@@ -61,6 +61,7 @@ from schedcore.storekit import (
     fire_on_add,
     fire_on_replace,
     log_taken_back,
+    with_id,
 )
 from schedcore.triggers import At, Cron, Interval
 from schedcore_redis import _scripts
@@ -79,13 +80,13 @@ from schedcore_redis._codec import (
     parse_member,
     split_state,
     text,
-    with_id,
 )
 from schedcore_redis._damage import diagnosed, is_damage, schedule_damage
 from schedcore_redis._errors import translate, translated
 from schedcore_redis._keys import Keys, check_namespace
 from schedcore_redis._roundtrip import send_now
 from schedcore_redis._timeouts import COMMAND_TIMEOUT, command_options, service_options
+from schedcore_redis.connection import redact_url
 
 __all__ = ["RedisStore"]
 
@@ -187,7 +188,7 @@ class RedisStore(StoreBase):
         unreachable server or a refused AUTH is a one-line StoreUnavailable here rather
         than an error later. ``client_options`` go to :meth:`redis.Redis.from_url`.
         """
-        shown = _redact(url)
+        shown = redact_url(url)
         check_namespace(namespace)
         if not isinstance(url, str) or not url.strip():
             raise ValidationError("url", url, "expected a redis://, rediss:// or unix:// URL")
@@ -1108,21 +1109,6 @@ def _unreachable(exc: BaseException, where: str) -> SchedcoreError:
         # The usual cause: a plain (non-TLS) port, which never completes the TLS handshake.
         message += " (rediss:// needs the server's TLS port, e.g. redis-server --tls-port)"
     return type(err)(message)
-
-
-def _redact(url: object) -> str:
-    """``url`` with its password replaced by ``***`` (for messages)."""
-    if not isinstance(url, str):
-        return repr(url)
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rsplit("@", 1)
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
-    except ValueError:
-        return url.split("@")[-1] if "@" in url else url
 
 
 def _ttl_seconds(value: float | timedelta | None) -> int:

@@ -21,6 +21,7 @@ from schedcore import _planner
 from schedcore.clock import FakeClock
 from schedcore.exceptions import (
     CorruptScheduleData,
+    ExecutorError,
     ScheduleExists,
     ScheduleNotFound,
     StoreUnavailable,
@@ -1077,3 +1078,21 @@ def test_the_signal_handler_never_waits_for_a_lock_its_own_thread_holds() -> Non
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "stopping"
+
+
+def test_an_executor_error_retrying_does_not_cure_is_logged_at_error_and_still_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sim, _ = sim_with()
+    sim.scheduler.add(sched())
+
+    def refuse(runs: Sequence[Run]) -> None:
+        raise ExecutorError("cannot hand runs to RQ: NoPermissionError: NOPERM -- retrying will not help")
+
+    sim.executor.submit = refuse  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="schedcore"):
+        wake = sim.scheduler.tick()
+    assert wake is not None and wake > T0  # backing off, not raising
+    [line] = [r for r in caplog.records if getattr(r, "event", None) == "backoff"]
+    assert line.levelno == logging.ERROR and "executor error" in line.getMessage() and not line.exc_info
+    assert sim.scheduler.get("s") is not None and sim.executor.submitted == []
