@@ -75,7 +75,7 @@ _HANDED_NOW = ord("1")  # a run's character in the hand-off script's reply: hand
 
 
 class _Entry(NamedTuple):
-    """One run of a hand-off, as :meth:`RQExecutor._run_handoff` sends it (see :data:`HANDOFF_LUA`)."""
+    """One run of a hand-off, as :meth:`RQExecutor._start_handoff` sends it (see :data:`HANDOFF_LUA`)."""
 
     job_id: str
     info: str  # run info JSON
@@ -757,9 +757,6 @@ class RQExecutor(ExecutorBase):
         if not any(str(c[0]).upper() in ("RPUSH", "LPUSH") for c in commands):
             raise RuntimeError(f"RQ did not push job {job_id} onto a queue (unsupported RQ version?)")
         return commands
-
-    def _run_handoff(self, entries: list[_Entry], stamp: str) -> list[bool]:
-        return self._start_handoff(entries, stamp, nowait=False)()
 
     def _start_handoff(self, entries: list[_Entry], stamp: str, *, nowait: bool) -> Callable[[], list[bool]]:
         """The hand-off calls for ``entries``; with ``nowait`` sent at once (see :func:`send_now`).
