@@ -474,18 +474,14 @@ def _plugin_manager_or_none(ctx: click.Context) -> Any:
 
 def _plugin_options(ctx: click.Context, command: str) -> list[MergedOption]:
     """The options plugins add to ``command`` (a plugin raising in the hook is logged and skipped)."""
+    from schedcore.plugins import Hooks
     from schedcore.settings import merge_cli_options
 
     pm = _plugin_manager_or_none(ctx)
     if pm is None:
         return []
-    declared: list[tuple[str, Any]] = []
-    for impl in reversed(pm.hook.schedcore_cli_options.get_hookimpls()):
-        try:
-            found = impl.function(*({"command": command}[arg] for arg in impl.argnames))
-            declared += [(impl.plugin_name, option) for option in found or ()]
-        except Exception:
-            log.exception("plugin %r raised in hook schedcore_cli_options; ignoring its options", impl.plugin_name)
+    found = Hooks(pm).results_by_plugin("schedcore_cli_options", command=command)
+    declared = [(plugin, option) for plugin, options in found for option in options]
     merged, problems = merge_cli_options(declared)
     for problem in problems:
         log.warning("%s", problem, extra={"event": "plugin_option_conflict"})

@@ -38,6 +38,7 @@ class ExecutorBase(abc.ABC):
     A subclass implements ``validate``, ``start``, ``submit`` and ``shutdown``
     (instantiating one that lacks any raises TypeError naming them) and gets:
 
+    * :meth:`task_references` -- no code but the task (nothing more for the allow-list);
     * :meth:`submit_nowait` -- :meth:`submit` at once, and a function with nothing left to
       wait for (the engine's next claim then follows the hand-over; nothing overlaps);
     * :meth:`settled` -- nothing to forget;
@@ -58,6 +59,10 @@ class ExecutorBase(abc.ABC):
 
     @abc.abstractmethod
     def submit(self, runs: Sequence[Run]) -> None: ...
+
+    def task_references(self, schedule: Schedule) -> Sequence[tuple[str, str]]:
+        """No code but the task: nothing more for the allow-list to check."""
+        return ()
 
     def submit_nowait(self, runs: Sequence[Run]) -> Callable[[], None]:
         """:meth:`submit` now; returns a function with nothing left to wait for."""

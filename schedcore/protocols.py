@@ -337,6 +337,15 @@ class Executor(Protocol):
         """Check executor-specific options of ``schedule`` at add time; raise ValidationError."""
         ...
 
+    def task_references(self, schedule: Schedule) -> Sequence[tuple[str, str]]:
+        """The code a run of ``schedule`` imports besides its task, as ``(field,
+        "module:function")`` pairs (the RQ executor's ``on_success``/``on_failure``
+        callbacks), so that the scheduler checks them against its task allow-list when the
+        schedule is added. Connects to nothing. Default
+        (:class:`~schedcore.executors.ExecutorBase`): none.
+        """
+        ...
+
     def start(self, report: Callable[[Outcome], None]) -> None:
         """Begin work. ``report`` is called (from any thread) once per finished run; a
         repeat report for the same run is allowed and ignored by the core."""

@@ -245,14 +245,16 @@ class TriggerRegistry:
 def _collect(pm: pluggy.PluginManager, *, strict: bool = True) -> list[tuple[TriggerType, str]]:
     """``(type, plugin name)`` for every type ``pm``'s plugins register, checked.
 
-    Each implementation is called on its own so that a conflict names both plugins and, when
-    not ``strict``, a plugin that fails here loses its own types only (logged).
+    The hook is called through pluggy with each result paired with its plugin, so that a
+    conflict names both plugins and, when not ``strict``, a plugin that fails here loses its
+    own types only (logged).
     """
+    from schedcore.plugins import Hooks
+
     found: list[tuple[TriggerType, str]] = []
-    for impl in pm.hook.schedcore_trigger_types.get_hookimpls():
-        source = f"plugin {impl.plugin_name!r}"
+    for name, result in Hooks(pm).results_by_plugin("schedcore_trigger_types", isolate=not strict):
+        source = f"plugin {name!r}"
         try:
-            result = impl.function()
             if not isinstance(result, (list, tuple)):
                 raise PluginError(f"{source}: schedcore_trigger_types must return a list, got {type(result).__name__}")
             bad = [t for t in result if not isinstance(t, TriggerType)]
@@ -260,7 +262,7 @@ def _collect(pm: pluggy.PluginManager, *, strict: bool = True) -> list[tuple[Tri
                 raise PluginError(
                     f"{source}: schedcore_trigger_types returned a {type(bad[0]).__name__}, not a TriggerType"
                 )
-        except Exception as exc:
+        except PluginError as exc:
             if strict:
                 raise
             log.error("%s failed in schedcore_trigger_types; its trigger types are not available: %s", source, exc)

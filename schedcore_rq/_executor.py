@@ -81,7 +81,7 @@ class _Entry(NamedTuple):
     info: str  # run info JSON
     failure: str  # failure payload ('' = none)
     template: JobTemplate | None
-    data: bytes  # the job's data (a template's slot; b"" without a template)
+    data: bytes  # the job's data (a template's slot); without a template b"1" marks a job with dependencies
     meta: bytes  # the job's serialized meta (b"" without a template)
     description: bytes  # encoded as redis-py would (b"" without a template)
     commands: list[Any]  # without a template: number of commands, then per command its length and arguments
@@ -149,6 +149,20 @@ def _rq_timestamp() -> str:
     return utcformat(now())
 
 
+def _flat(commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Commands as the hand-off script reads them: their number, then per command its length and arguments."""
+    flat: list[Any] = [len(commands)]
+    for command in commands:
+        flat.append(len(command))
+        flat.extend(command)
+    return flat
+
+
+def _no_dependency_check(job: Any, pipeline: Any = None) -> Any:
+    """Stands in for ``Queue.setup_dependencies`` in captures (the hand-off script decides)."""
+    return job
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -213,7 +227,11 @@ class RQExecutor(ExecutorBase):
 
     Per-schedule options (``Schedule.executor_options``): ``queue``, ``job_timeout``,
     ``result_ttl``, ``ttl``, ``failure_ttl`` (seconds), ``at_front`` (bool),
-    ``description`` (str) and ``meta`` (dict). RQ's own ``Retry`` is never used: the
+    ``description`` (str), ``meta`` (dict), ``job_id`` (a one-shot's RQ job id),
+    ``depends_on`` (RQ job ids: the job is deferred until they finished, as RQ's
+    ``depends_on``; ``allow_dependency_failures`` counts a failed one as done) and
+    ``on_success``/``on_failure`` (``"module:function"`` callbacks run on the worker, with
+    ``on_success_timeout``/``on_failure_timeout`` seconds). RQ's own ``Retry`` is never used: the
     schedule's ``RetryPolicy`` decides, and a retry is a new run with a new job id.
     """
 
@@ -265,6 +283,7 @@ class RQExecutor(ExecutorBase):
         self._poll = float(poll_interval)
         self.keys = Keys(self._namespace)
         self._queues: dict[str, Any] = {}
+        self._dependent_queues: dict[str, Any] = {}  # see _dependent_queue
         # (queue, task and arguments, options) -> a job template and the job's data (see _job_plan)
         self._templates: dict[tuple[Any, ...], tuple[JobTemplate, bytes] | None] = {}
         self._shared: dict[str, JobTemplate] = {}  # digest -> template: one object per distinct template
@@ -319,6 +338,14 @@ class RQExecutor(ExecutorBase):
         Raises ValidationError naming the option (``executor_options.job_timeout``, ...).
         """
         check_schedule(schedule, self._serializer)
+
+    def task_references(self, schedule: Schedule) -> list[tuple[str, str]]:
+        """The code a worker imports for runs of ``schedule`` besides its task: the
+        ``on_success``/``on_failure`` callbacks, as ``(field, "module:function")`` pairs. The
+        scheduler checks them against its allow-list when the schedule is added (and the
+        worker against ``SCHEDCORE_ALLOWED_TASKS`` before importing them)."""
+        callbacks = parse_options(schedule.executor_options).callbacks
+        return [(f"executor_options.{name}", reference) for name, reference in callbacks.items()]
 
     def start(self, report: Callable[[Outcome], None]) -> None:
         """Start the background thread that reports outcomes and reconciles outstanding jobs.
@@ -565,6 +592,17 @@ class RQExecutor(ExecutorBase):
             self._queues[name] = queue
         return queue
 
+    def _dependent_queue(self, name: str) -> Any:
+        """The queue jobs with dependencies are captured on: RQ's dependency check is off."""
+        queue = self._dependent_queues.get(name)
+        if queue is None:
+            from rq import Queue
+
+            queue = Queue(name, connection=self._connection, serializer=self._serializer_arg)
+            queue.setup_dependencies = _no_dependency_check  # type: ignore[method-assign]
+            self._dependent_queues[name] = queue
+        return queue
+
     def _entry(
         self, run: Run, stamp: str, plans: dict[tuple[Any, ...], _Plan], encode: Callable[[str], bytes]
     ) -> _Entry:
@@ -581,11 +619,13 @@ class RQExecutor(ExecutorBase):
         info = run_fields.to_json()
         try:
             if run.id in self._named:  # a job id of the caller's: never templated (see _job_id)
-                return _Entry(job_id, info, "", None, b"", b"", b"", self._named_commands(run, job_id, run_fields))
+                return self._untemplated(run, job_id, info, run_fields)
             plan_key = (run.task, run.queue, id(run.args), id(run.kwargs), id(run.executor_options))
             plan = plans.get(plan_key)
             if plan is None:
                 options = parse_options(run.executor_options)
+                if not options.templated:
+                    return self._untemplated(run, job_id, info, run_fields)
                 known, _shape, _key = self._lookup(run, options)
                 if known is not None:
                     plan = plans[plan_key] = _Plan(options.meta, options.description, *known)
@@ -620,16 +660,22 @@ class RQExecutor(ExecutorBase):
             self._named[run.id] = job_id
         return job_id
 
-    def _named_commands(self, run: Run, job_id: str, info: RunInfo) -> list[Any]:
-        """The hand-off script's flat commands for a run with a job id of the caller's."""
+    def _untemplated(self, run: Run, job_id: str, info: str, run_fields: RunInfo) -> _Entry:
+        """The hand-off entry of a run built from RQ itself (a job id of the caller's,
+        dependencies or callbacks): its commands, and for a job with dependencies both the
+        enqueue and the deferral, which the hand-off script chooses between."""
         options = parse_options(run.executor_options)
         description = _description(options.description, run)
-        commands = self._capture(run, job_id, options, self._meta(options.meta, info), description)
-        flat: list[Any] = [len(commands)]
-        for command in commands:
-            flat.append(len(command))
-            flat.extend(command)
-        return flat
+        meta = self._meta(options.meta, run_fields, options.callbacks)
+        commands = _flat(self._capture(run, job_id, options, meta, description))
+        if not options.depends_on:
+            return _Entry(job_id, info, "", None, b"", b"", b"", commands)
+        from rq.job import Job
+
+        deferred = _flat(self._capture(run, job_id, options, meta, description, deferred=True))
+        allow = "1" if options.allow_dependency_failures else "0"
+        keys = [Job.key_for(dependency) for dependency in options.depends_on]
+        return _Entry(job_id, info, "", None, b"1", b"", b"", [len(keys), *keys, allow, *commands, *deferred])
 
     def _job_commands(self, run: Run, job_id: str, info: RunInfo) -> list[tuple[Any, ...]]:
         """The writes RQ makes to enqueue this run's job (what the hand-off script replays)."""
@@ -675,15 +721,17 @@ class RQExecutor(ExecutorBase):
                 self._remember(key, shared, data)
                 if shape is not None and data and data == self._job_data(run):
                     self._by_shape[shape] = shared
-        flat: list[Any] = [len(commands)]
-        for command in commands:
-            flat.append(len(command))
-            flat.extend(command)
-        return None, flat
+        return None, _flat(commands)
 
-    def _meta(self, options_meta: dict[str, Any], info: RunInfo) -> dict[str, Any]:
-        """A job's meta: the options' meta, then schedcore's entry (run info, namespace, heartbeat)."""
-        return {**options_meta, META_KEY: {**info.to_dict(), "ns": self._namespace, "hb": self._heartbeat}}
+    def _meta(
+        self, options_meta: dict[str, Any], info: RunInfo, callbacks: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A job's meta: the options' meta, then schedcore's entry (run info, namespace,
+        heartbeat, and the caller's callbacks, which schedcore's own run on the worker)."""
+        entry = {**info.to_dict(), "ns": self._namespace, "hb": self._heartbeat}
+        if callbacks:
+            entry.update(callbacks)
+        return {**options_meta, META_KEY: entry}
 
     def _lookup(
         self, run: Run, options: JobOptions
@@ -727,12 +775,27 @@ class RQExecutor(ExecutorBase):
         return zlib.compress(self._serializer.dumps((RUN_TASK, None, (run.task, *run.args), dict(run.kwargs))))
 
     def _capture(
-        self, run: Run, job_id: str, options: JobOptions, meta: dict[str, Any], description: str
+        self,
+        run: Run,
+        job_id: str,
+        options: JobOptions,
+        meta: dict[str, Any],
+        description: str,
+        *,
+        deferred: bool = False,
     ) -> list[tuple[Any, ...]]:
-        """The writes of ``Queue.enqueue_job`` for this run, from RQ itself."""
-        from rq import Callback
+        """The writes of ``Queue.enqueue_job`` for this run, from RQ itself; with ``deferred``,
+        the writes RQ makes instead when a dependency has not finished (``setup_dependencies``).
 
-        queue = self._queue(self._queue_name(options, run.queue))
+        A job with dependencies is captured on a queue whose own dependency check is off: that
+        check reads (and, with pickle, unpickles) the dependencies' jobs, and its answer would
+        be stale by the hand-off anyway -- the hand-off script decides (see :data:`HANDOFF_LUA`).
+        """
+        from rq import Callback
+        from rq.job import JobStatus
+
+        name = self._queue_name(options, run.queue)
+        queue = self._dependent_queue(name) if options.depends_on else self._queue(name)
         job = queue.create_job(
             RUN_TASK,
             args=(run.task, *run.args),
@@ -744,12 +807,21 @@ class RQExecutor(ExecutorBase):
             description=description,
             job_id=job_id,
             meta=meta,
-            on_success=Callback(ON_SUCCESS),
-            on_failure=Callback(ON_FAILURE),
+            on_success=Callback(ON_SUCCESS, timeout=options.on_success_timeout),
+            on_failure=Callback(ON_FAILURE, timeout=options.on_failure_timeout),
             on_stopped=Callback(ON_STOPPED),
+            depends_on=list(options.depends_on) or None,
         )
         pipe = self._connection.pipeline(transaction=False)
         try:
+            if deferred:  # the branch of RQ's setup_dependencies that defers the job
+                job.enqueue_at_front = options.at_front  # RQ enqueues it at the front when its turn comes
+                pipe.sadd(queue.redis_queues_keys, queue.key)
+                job.set_status(JobStatus.DEFERRED, pipeline=pipe)
+                job.register_dependency(pipeline=pipe)
+                job.save(pipeline=pipe)
+                job.cleanup(ttl=job.ttl, pipeline=pipe)
+                return [tuple(args) for args, _options in pipe.command_stack]
             queue.enqueue_job(job, pipeline=pipe, at_front=options.at_front)
             commands = [tuple(args) for args, _options in pipe.command_stack]
         finally:
@@ -780,8 +852,8 @@ class RQExecutor(ExecutorBase):
             blobs: dict[bytes, int] = {}  # data -> its number in this call
             runs: list[Any] = []
             for job_id, info, failure, template, data, meta, description, commands in chunk:
-                if template is None:
-                    runs.append(f"{job_id}\n0\n0\n{info}\n{failure}\n0\n")
+                if template is None:  # data: b"1" for a job with dependencies, else b""
+                    runs.append(f"{job_id}\n0\n{1 if data else 0}\n{info}\n{failure}\n0\n")
                     runs += commands
                     continue
                 number = numbers.get(template.digest)

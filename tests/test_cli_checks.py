@@ -190,8 +190,10 @@ def test_builtin_factories_refuse_unknown_options_naming_the_known_ones() -> Non
 def test_run_refuses_unknown_builtin_options(tmp_path: Path) -> None:
     config = tmp_path / "one.toml"
     config.write_text('[[schedule]]\nid = "a"\ntask = "schedcore.demo:hello"\nevery = 60\n', encoding="utf-8")
-    line = error_line(invoke("run", "--config", str(config), "--burst", "-S", "bogus=1"), 2)
+    line = error_line(invoke("run", "--config", str(config), "--burst", "--store", "memory", "-S", "bogus=1"), 2)
     assert "store 'memory'" in line and "store.bogus=1" in line and "known: history_limit" in line
+    line = error_line(invoke("run", "--config", str(config), "--burst", "-S", "bogus=1"), 2)  # the default: sqlite
+    assert "store 'sqlite'" in line and "store.bogus=1" in line and "known: busy_timeout, history_limit, path" in line
     line = error_line(invoke("run", "--config", str(config), "--burst", "-E", "max_workers=4"), 2)
     assert "executor 'local'" in line and "executor.max_workers=4" in line and "known: workers" in line
 

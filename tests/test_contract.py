@@ -65,6 +65,7 @@ def test_missing_methods_names_what_an_object_lacks() -> None:
     assert missing_methods(LocalExecutor(), Executor) == []
     assert missing_methods(object(), Executor) == [
         "validate",
+        "task_references",
         "start",
         "submit",
         "submit_nowait",

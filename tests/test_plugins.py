@@ -203,6 +203,7 @@ def test_every_hookspec_has_a_docstring_and_is_typed() -> None:
         assert signature.return_annotation is not inspect.Signature.empty, name
         for param in signature.parameters.values():
             assert param.annotation is not inspect.Parameter.empty, f"{name}({param.name}) is untyped"
+            assert "Any" not in str(param.annotation), f"{name}({param.name}) is typed Any"
 
 
 @pytest.mark.parametrize(

@@ -60,6 +60,7 @@ def placeholder_job(
         ttl=options.get("ttl"),
         description=options.get("description"),
         meta=dict(options.get("meta") or {}),
+        depends_on=list(options.get("depends_on") or ()) or None,
         status=JobStatus.SCHEDULED,
         serializer=serializer,
     )
