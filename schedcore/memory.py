@@ -38,14 +38,16 @@ from schedcore.storekit import (
     DEAD_BEATS_KEPT,
     FireMode,
     StoreBase,
+    check_add,
     check_add_items,
     check_claim,
     check_commit,
     check_conflict,
     check_extra_entry,
-    check_fire_entry,
     check_heartbeat,
     check_limit,
+    check_outcome,
+    check_set_paused,
     finished_record,
     fire_on_add,
     fire_on_replace,
@@ -120,9 +122,7 @@ class MemoryStore(StoreBase):
     # -- definitions -------------------------------------------------------------------
 
     def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
-        if not isinstance(schedule, Schedule):
-            raise ValidationError("schedule", schedule, "expected a Schedule")
-        check_fire_entry(first, "first")
+        check_add(schedule, first)
         conflict = check_conflict(conflict)
         notes: list[datetime] = []
         with self._lock:
@@ -167,9 +167,7 @@ class MemoryStore(StoreBase):
             return [self._stored(self._schedules[i]) for i in self._ids[start : start + limit]]
 
     def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
-        if not isinstance(paused, bool):
-            raise ValidationError("paused", paused, "must be true or false")
-        check_fire_entry(next_fire, "next_fire")
+        check_set_paused(paused, next_fire)
         notes: list[datetime] = []
         with self._lock:
             state = self._state(schedule_id)
@@ -262,10 +260,7 @@ class MemoryStore(StoreBase):
         self._notify(notes)
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
-        if not isinstance(outcome, Outcome):
-            raise ValidationError("outcome", outcome, "expected an Outcome")
-        if retry is not None:
-            check_extra_entry(retry, "retry")
+        check_outcome(outcome, retry)
         notes: list[datetime] = []
         with self._lock:
             state = self._schedules.get(outcome.schedule_id)

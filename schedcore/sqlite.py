@@ -44,14 +44,16 @@ from schedcore.storekit import (
     DEAD_BEATS_KEPT,
     FireMode,
     StoreBase,
+    check_add,
     check_add_items,
     check_claim,
     check_commit,
     check_conflict,
     check_extra_entry,
-    check_fire_entry,
     check_heartbeat,
     check_limit,
+    check_outcome,
+    check_set_paused,
     finished_record,
     fire_on_add,
     fire_on_replace,
@@ -245,9 +247,7 @@ class SQLiteStore(StoreBase):
     # -- definitions -----------------------------------------------------------------------
 
     def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
-        if not isinstance(schedule, Schedule):
-            raise ValidationError("schedule", schedule, "expected a Schedule")
-        check_fire_entry(first, "first")
+        check_add(schedule, first)
         return self.add_many([(schedule, first)], conflict)[0]
 
     def add_many(self, items: Sequence[tuple[Schedule, Pending | None]], conflict: Conflict) -> list[AddResult]:
@@ -396,9 +396,7 @@ class SQLiteStore(StoreBase):
         )
 
     def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
-        if not isinstance(paused, bool):
-            raise ValidationError("paused", paused, "must be true or false")
-        check_fire_entry(next_fire, "next_fire")
+        check_set_paused(paused, next_fire)
         notes: list[datetime] = []
 
         def work(conn: sqlite3.Connection) -> StoredSchedule:
@@ -639,10 +637,7 @@ class SQLiteStore(StoreBase):
         self._notify(notes)
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
-        if not isinstance(outcome, Outcome):
-            raise ValidationError("outcome", outcome, "expected an Outcome")
-        if retry is not None:
-            check_extra_entry(retry, "retry")
+        check_outcome(outcome, retry)
         notes: list[datetime] = []
         unreadable: list[CorruptScheduleData] = []
         sid = outcome.schedule_id

@@ -35,6 +35,7 @@ __all__ = [
     "DEAD_BEATS_KEPT",
     "FireMode",
     "StoreBase",
+    "check_add",
     "check_add_items",
     "check_claim",
     "check_commit",
@@ -43,6 +44,8 @@ __all__ = [
     "check_fire_entry",
     "check_heartbeat",
     "check_limit",
+    "check_outcome",
+    "check_set_paused",
     "finished_record",
     "fire_on_add",
     "fire_on_replace",
@@ -222,6 +225,28 @@ def check_extra_entry(entry: Pending, field: str) -> None:
         raise ValidationError(field, entry, "expected a Pending entry")
     if entry.kind is PendingKind.FIRE:
         raise ValidationError(field, entry, "must not be of kind 'fire' (a schedule has one fire entry)")
+
+
+def check_add(schedule: object, first: object) -> None:
+    """``add``'s schedule and first fire entry (None, or a Pending of kind ``fire``)."""
+    if not isinstance(schedule, Schedule):
+        raise ValidationError("schedule", schedule, "expected a Schedule")
+    check_fire_entry(first, "first")  # type: ignore[arg-type]  # checked here
+
+
+def check_set_paused(paused: object, next_fire: object) -> None:
+    """``set_paused``'s flag (a bool) and entry (None, or a Pending of kind ``fire``)."""
+    if not isinstance(paused, bool):
+        raise ValidationError("paused", paused, "must be true or false")
+    check_fire_entry(next_fire, "next_fire")  # type: ignore[arg-type]  # checked here
+
+
+def check_outcome(outcome: object, retry: object) -> None:
+    """``record_outcome``'s outcome and retry entry (None, or a Pending of any kind but ``fire``)."""
+    if not isinstance(outcome, Outcome):
+        raise ValidationError("outcome", outcome, "expected an Outcome")
+    if retry is not None:
+        check_extra_entry(retry, "retry")  # type: ignore[arg-type]  # checked here
 
 
 def check_add_items(items: object) -> list[tuple[Schedule, Pending | None]]:

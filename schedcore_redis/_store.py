@@ -50,14 +50,16 @@ from schedcore.records import (
 from schedcore.storekit import (
     DEAD_BEATS_KEPT,
     StoreBase,
+    check_add,
     check_add_items,
     check_claim,
     check_commit,
     check_conflict,
     check_extra_entry,
-    check_fire_entry,
     check_heartbeat,
     check_limit,
+    check_outcome,
+    check_set_paused,
     fire_on_add,
     fire_on_replace,
     log_taken_back,
@@ -316,9 +318,7 @@ class RedisStore(StoreBase):
 
     def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
         """See :meth:`schedcore.protocols.Store.add`. One Lua call, retried if a writer raced us."""
-        if not isinstance(schedule, Schedule):
-            raise ValidationError("schedule", schedule, "expected a Schedule")
-        check_fire_entry(first, "first")
+        check_add(schedule, first)
         conflict = check_conflict(conflict)
         sid = schedule.id
         raw_new = encode_schedule(schedule)
@@ -530,9 +530,7 @@ class RedisStore(StoreBase):
 
     def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
         """See :meth:`schedcore.protocols.Store.set_paused` (compare-and-set of the definition in Lua)."""
-        if not isinstance(paused, bool):
-            raise ValidationError("paused", paused, "must be true or false")
-        check_fire_entry(next_fire, "next_fire")
+        check_set_paused(paused, next_fire)
         for _ in range(_CAS_ATTEMPTS):
             stored = self.get(schedule_id)
             if stored is None:
@@ -782,10 +780,7 @@ class RedisStore(StoreBase):
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
         """See :meth:`schedcore.protocols.Store.record_outcome`: one Lua call, at most once per run id."""
-        if not isinstance(outcome, Outcome):
-            raise ValidationError("outcome", outcome, "expected an Outcome")
-        if retry is not None:
-            check_extra_entry(retry, "retry")
+        check_outcome(outcome, retry)
         sid = outcome.schedule_id
         args: list[Any] = [
             self.keys.prefix,

@@ -25,13 +25,15 @@ from schedcore.records import AddResult, Claim, Commit, Outcome, Pending, Pendin
 from schedcore.storekit import (
     FireMode,
     StoreBase,
+    check_add,
     check_claim,
     check_commit,
     check_conflict,
     check_extra_entry,
-    check_fire_entry,
     check_heartbeat,
     check_limit,
+    check_outcome,
+    check_set_paused,
     finished_record,
     fire_on_add,
     fire_on_replace,
@@ -76,9 +78,7 @@ class DictStore(StoreBase):
     # -- definitions
 
     def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
-        if not isinstance(schedule, Schedule):
-            raise ValidationError("schedule", schedule, "expected a Schedule")
-        check_fire_entry(first, "first")
+        check_add(schedule, first)
         conflict = check_conflict(conflict)
         dues: list[datetime] = []
         with self._lock:
@@ -117,9 +117,7 @@ class DictStore(StoreBase):
             return [self._stored(self._data[sid]) for sid in ids]
 
     def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
-        if not isinstance(paused, bool):
-            raise ValidationError("paused", paused, "must be true or false")
-        check_fire_entry(next_fire, "next_fire")
+        check_set_paused(paused, next_fire)
         dues: list[datetime] = []
         with self._lock:
             rec = self._record(schedule_id)
@@ -215,10 +213,7 @@ class DictStore(StoreBase):
         notify(log, list(self._watchers), dues)
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
-        if not isinstance(outcome, Outcome):
-            raise ValidationError("outcome", outcome, "expected an Outcome")
-        if retry is not None:
-            check_extra_entry(retry, "retry")
+        check_outcome(outcome, retry)
         dues: list[datetime] = []
         with self._lock:
             rec = self._data.get(outcome.schedule_id)
