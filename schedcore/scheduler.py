@@ -653,13 +653,14 @@ class Scheduler:
     ) -> tuple[int, tuple[datetime | None] | None, _Ahead | None]:
         """Claim one batch due at ``now`` (or take ``ahead``, claimed and planned earlier),
         plan it, hand the runs over, commit; return how many were claimed, for a short
-        (likely last) batch the store's next due instant read with the commit (when the
-        store can do both at once), and the next batch when it was claimed during this one.
+        (likely last) batch the store's next due instant read with the commit
+        (``commit_and_next_due``), and the next batch when it was claimed during this one.
 
-        With ``claim_ahead``, a full batch and an executor that can hand over in the
-        background (``submit_nowait``), the next batch is claimed and planned while the runs
-        travel (the claim sent before them where the store has ``claim_due_nowait``): the
-        engine's work, the store's and the executor's overlap instead of taking turns.
+        With ``claim_ahead`` and a full batch, the next batch is claimed
+        (``claim_due_nowait``) and planned while the runs travel (``submit_nowait``): where
+        the store and the executor send those at once (Redis, RQ), the engine's work, the
+        store's and the executor's overlap instead of taking turns; with the base classes'
+        defaults they simply follow each other, in the same order.
         Claimed before this batch is committed, the next batch sees the state without it,
         exactly like a second half of this batch (see :meth:`_plan_batch`).
         """
