@@ -368,6 +368,14 @@ def _plan_fire(claim: Claim, now: datetime, memo: TriggerMemo | None) -> Plan:
             following = timeline.raw_next(nominal)
             if following is None or following > now:
                 return _plan_one(claim, now, nominal, following)
+    return _plan_general(claim, now, timeline)
+
+
+def _plan_general(claim: Claim, now: datetime, timeline: _Timeline) -> Plan:
+    """:func:`_plan_fire` for any fire claim of a running schedule: walk (and jump over) the
+    due occurrences, then catch-up, overlap and ``max_runs``. :func:`_plan_one` is its fast
+    path; a property test holds the two to the same plans wherever the fast path applies."""
+    schedule = claim.schedule
     current = timeline.clip(claim.entry.nominal)
     if current is None:
         return _build(claim, now, [], [])  # beyond end_at (the definition changed): finished

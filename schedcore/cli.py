@@ -38,6 +38,7 @@ from schedcore import logs
 from schedcore._dist import DISTRIBUTION
 from schedcore._time import iso, parse_instant
 from schedcore.exceptions import ConfigError, PluginError, SchedcoreError, ValidationError, shown
+from schedcore.executors import ExecutorBase
 from schedcore.protocols import Trigger
 from schedcore.settings import STORE_COMMANDS
 
@@ -663,7 +664,7 @@ def _create_store(hooks: Hooks, name: str, options: Mapping[str, Any]) -> Store:
         raise click.UsageError(f"store {name!r}: {exc}") from None
 
 
-class _NoExecutor:
+class _NoExecutor(ExecutorBase):
     """The executor of the management commands: they only change the store (nothing runs here).
 
     ``check`` (``add`` and ``sync``: the target executor's check, see :mod:`schedcore._precheck`)
@@ -685,9 +686,6 @@ class _NoExecutor:
         from schedcore.exceptions import ExecutorUnavailable
 
         raise ExecutorUnavailable("the schedcore command line does not run tasks; 'schedcore run' does")
-
-    def settled(self, run_ids: Sequence[str]) -> None:
-        """Nothing was handed over."""
 
     def shutdown(self, wait: bool = True) -> None:
         """Nothing to stop."""
@@ -1460,13 +1458,10 @@ def _warn_nobody_runs(what: str) -> None:
 
 
 def _live_schedulers(store: Store) -> int | None:
-    """How many schedulers beat in ``store`` now; None when it cannot tell (no heartbeats, or
-    reading them failed: the run is queued all the same, so that is no reason to fail)."""
-    schedulers = getattr(store, "schedulers", None)
-    if not callable(schedulers):
-        return None
+    """How many schedulers beat in ``store`` now; None when it cannot tell (reading the
+    heartbeats failed: the run is queued all the same, so that is no reason to fail)."""
     try:
-        return len(schedulers(datetime.now(timezone.utc)))
+        return len(store.schedulers(datetime.now(timezone.utc)))
     except SchedcoreError as exc:
         log.warning("could not read the schedulers' heartbeats: %s", exc)
         return None
@@ -1536,8 +1531,6 @@ def status_command(*, as_json: bool, max_late: float | None, min_schedulers: int
     now = datetime.now(timezone.utc)
     with _opened(click.get_current_context()) as scheduler:
         store = scheduler.store
-        if not callable(getattr(store, "stats", None)) or not callable(getattr(store, "schedulers", None)):
-            raise CliError(f"the store {type(store).__name__} does not report status (no heartbeats or stats)")
         beats = store.schedulers(now)
         stats = store.stats(now)
         store_said = store_warnings(store)  # persistence off, an evicting memory policy (Redis)
@@ -1606,10 +1599,9 @@ def doctor_command(*, repair: bool, as_json: bool, **options: Any) -> int:
     """Check the store's consistency: index entries without schedule, schedules missing their
     fire entry, claims without lease or of dead owners, wrong-typed keys, unreadable records.
     Exit code 0 when nothing is left to fix, 1 when problems remain (see docs/cli.md)."""
-    from schedcore.doctor import check_store
 
     with _opened(click.get_current_context()) as scheduler:
-        report = check_store(scheduler.store, repair=repair, now=datetime.now(timezone.utc))
+        report = scheduler.store.check(repair=repair, now=datetime.now(timezone.utc))
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

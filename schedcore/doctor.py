@@ -1,33 +1,32 @@
 """Consistency checks of a store (``schedcore doctor``): what was found and what was repaired.
 
-A store that can check itself has a method ``check(*, repair: bool = False, now: datetime)
--> CheckReport`` (:class:`Checkable`). Each problem is a :class:`Finding`; with ``repair``
-the store fixes what it can fix safely while schedulers keep running, and says for the rest
-what the operator has to do. The kinds of findings (:data:`KINDS`) are shared by every
-store, so that reports read the same whatever the store.
+A store checks itself in :meth:`Store.check <schedcore.protocols.Store.check>` (``check(*,
+repair: bool = False, now: datetime) -> CheckReport``; a store without a checker inherits
+the default of :class:`~schedcore.storekit.StoreBase`, which raises StoreError). Each problem
+is a :class:`Finding`; with ``repair`` the store fixes what it can fix safely while
+schedulers keep running, and says for the rest what the operator has to do. The kinds of
+findings (:data:`KINDS`) are shared by every store, so that reports read the same whatever
+the store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import attrs
 
 from schedcore._planner import first_fire
 from schedcore._time import iso
-from schedcore.exceptions import StoreError
 from schedcore.model import Schedule
 from schedcore.records import Pending
 
 __all__ = [
     "KINDS",
     "CheckReport",
-    "Checkable",
     "Finding",
     "Severity",
-    "check_store",
     "expected_fire",
 ]
 
@@ -150,22 +149,6 @@ class CheckReport:
 def _short(value: str, limit: int = 60) -> str:
     """A cell of the table: an attacker's 10 kB id is cut, never echoed whole."""
     return value if len(value) <= limit else value[: limit - 3] + "..."
-
-
-@runtime_checkable
-class Checkable(Protocol):
-    """A store that checks (and repairs) its own consistency."""
-
-    def check(self, *, repair: bool = False, now: datetime) -> CheckReport:
-        """Check the store; with ``repair``, fix what can be fixed safely."""
-        ...
-
-
-def check_store(store: object, *, repair: bool, now: datetime) -> CheckReport:
-    """``store.check(repair=repair, now=now)``; StoreError when the store has no checker."""
-    if not isinstance(store, Checkable):
-        raise StoreError(f"the store {type(store).__name__} has no consistency checker (no check method)")
-    return store.check(repair=repair, now=now)
 
 
 def expected_fire(schedule: Schedule, now: datetime, runs_started: int) -> Pending | None:

@@ -6,7 +6,6 @@ The tree::
     ├── ValidationError (also ValueError)   bad input, refused at the boundary; names field and value
     ├── ScheduleExists                       add(..., conflict="error") found the id taken
     ├── ScheduleNotFound (also KeyError)     the id names no stored schedule
-    ├── LeaseLost                            a claim's lease expired or was taken over; nothing was written
     ├── StoreError                           the store failed
     │   ├── StoreUnavailable                 cannot reach the store now; retry later
     │   ├── CorruptStore                     a key the whole store relies on is damaged
@@ -30,7 +29,6 @@ __all__ = [
     "CorruptStore",
     "ExecutorError",
     "ExecutorUnavailable",
-    "LeaseLost",
     "PluginError",
     "SchedcoreError",
     "ScheduleExists",
@@ -100,10 +98,6 @@ class ScheduleNotFound(SchedcoreError, KeyError):
 
     def __str__(self) -> str:
         return f"no schedule with id {shown(self.schedule_id)}"
-
-
-class LeaseLost(SchedcoreError):
-    """The lease on a claim is no longer held; the store refused to write."""
 
 
 class StoreError(SchedcoreError):

@@ -1,7 +1,9 @@
-"""The built-in executor: runs tasks in this process on a thread pool."""
+"""The executors' base class (:class:`ExecutorBase`, the contract's defaults) and the
+built-in executor (:class:`LocalExecutor`: runs tasks in this process on a thread pool)."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import inspect
 import logging
@@ -10,25 +12,68 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any, ClassVar
 
 from schedcore._time import trunc_ms
 from schedcore._validate import resolve_task
 from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import ExecutorUnavailable
 from schedcore.model import Schedule
+from schedcore.protocols import Executor, missing_methods
 from schedcore.records import Outcome, OutcomeStatus, Run
 from schedcore.tracebacks import format_traceback
 
-__all__ = ["LocalExecutor"]
+__all__ = ["ExecutorBase", "LocalExecutor"]
 
 log = logging.getLogger("schedcore.executors")
 
 
 def _handed_over() -> None:
-    """What :meth:`LocalExecutor.submit_nowait` returns: the runs are queued already."""
+    """What :meth:`ExecutorBase.submit_nowait` returns: the hand-over is done already."""
 
 
-class LocalExecutor:
+class ExecutorBase(abc.ABC):
+    """The defaults of :class:`~schedcore.protocols.Executor`, for implementations to inherit.
+
+    A subclass implements ``validate``, ``start``, ``submit`` and ``shutdown``
+    (instantiating one that lacks any raises TypeError naming them) and gets:
+
+    * :meth:`task_references` -- no code but the task (nothing more for the allow-list);
+    * :meth:`submit_nowait` -- :meth:`submit` at once, and a function with nothing left to
+      wait for (the engine's next claim then follows the hand-over; nothing overlaps);
+    * :meth:`settled` -- nothing to forget;
+    * ``durable_outcomes = False`` -- :meth:`shutdown` with ``wait`` waits for running runs.
+
+    The local, callback and RQ executors inherit this class.
+    """
+
+    #: True when outcomes of runs still running survive this executor's shutdown (its
+    #: backend keeps them for the next executor): see :meth:`Executor.shutdown`.
+    durable_outcomes: ClassVar[bool] = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> ExecutorBase:
+        missing = missing_methods(cls, Executor)
+        if missing:  # at construction, not at the first hand-over
+            raise TypeError(f"executor {cls.__qualname__} lacks required methods of Executor: {', '.join(missing)}")
+        return super().__new__(cls)
+
+    @abc.abstractmethod
+    def submit(self, runs: Sequence[Run]) -> None: ...
+
+    def task_references(self, schedule: Schedule) -> Sequence[tuple[str, str]]:
+        """No code but the task: nothing more for the allow-list to check."""
+        return ()
+
+    def submit_nowait(self, runs: Sequence[Run]) -> Callable[[], None]:
+        """:meth:`submit` now; returns a function with nothing left to wait for."""
+        self.submit(runs)
+        return _handed_over
+
+    def settled(self, run_ids: Sequence[str]) -> None:  # noqa: B027  (a default, deliberately empty)
+        """Nothing to forget: this executor keeps no per-run state for repeats, or bounds it."""
+
+
+class LocalExecutor(ExecutorBase):
     """Runs each run's task in-process on a :class:`~concurrent.futures.ThreadPoolExecutor`.
 
     The task is imported by reference when the run starts (so a task that cannot be
@@ -80,19 +125,6 @@ class LocalExecutor:
                 self._seen.popitem(last=False)
         for run in fresh:
             pool.submit(self._execute, run)
-
-    def submit_nowait(self, runs: Sequence[Run]) -> Callable[[], None]:
-        """:meth:`submit` (it never waits on anything); returns a function with nothing to wait for.
-
-        Queuing on the pool takes microseconds, so there is nothing to overlap; it is here so
-        that the embedded default drives the engine exactly like a networked executor (the
-        next batch claimed before this one is committed), under the property tests too.
-        """
-        self.submit(runs)
-        return _handed_over
-
-    def settled(self, run_ids: Sequence[str]) -> None:
-        """Nothing to do: the remembered ids are bounded by ``remember`` and live in this process."""
 
     def shutdown(self, wait: bool = True) -> None:
         """Accept no more runs; with ``wait``, return once queued and running ones have reported."""

@@ -36,15 +36,21 @@ from schedcore.records import (
 )
 from schedcore.storekit import (
     DEAD_BEATS_KEPT,
+    FireMode,
+    StoreBase,
+    check_add,
     check_add_items,
     check_claim,
     check_commit,
     check_conflict,
     check_extra_entry,
-    check_fire_entry,
     check_heartbeat,
     check_limit,
+    check_outcome,
+    check_set_paused,
     finished_record,
+    fire_on_add,
+    fire_on_replace,
     log_taken_back,
     notify,
 )
@@ -80,39 +86,18 @@ class _State:
     history: deque[RunRecord] = attrs.field(factory=deque)  # newest first
 
 
-class MemoryStore:
+class MemoryStore(StoreBase):
     """A thread-safe, in-process :class:`~schedcore.protocols.Store`.
 
     Nothing survives the process; use it for tests, single-process deployments and as the
     reference the other stores are checked against. ``history_limit`` caps the run history
     kept per schedule (oldest records are dropped first).
 
-    Where the protocol leaves room, this store takes the reading that keeps exactly-once
-    (the conformance suite checks the same choices, so other stores follow them):
-
-    * *Lease held* means the claim's token is still the current one for its entry. The
-      store has no clock: a lease is lost when a ``claim_due(now)`` with ``now`` at or
-      after its expiry takes the entry back (or when the schedule is removed). Until then
-      the late holder may still commit -- nobody else can have the entry.
-    * A paused schedule never has a fire entry, also when it is added or replaced with
-      ``paused=True`` (``first`` is then ignored). Replacing a paused definition by a
-      running one installs ``first``, as a resume would.
-    * A fire entry held by a claim is still the schedule's fire entry. When it is
-      superseded while claimed (replace with a different timing, pause), the claim stays
-      committable -- its dispatched runs are recorded -- but its ``next_fire`` is
-      ignored, and releasing it (or its lease expiring) drops the entry instead of
-      putting it back. So there is never more than one fire entry per schedule.
-    * ``next_fire`` of a commit of a non-fire claim is ignored. Entries of kind ``fire``
-      are refused (ValidationError) where a non-fire entry is expected (``enqueue``,
-      retries, ``park``), and ``next_fire``/``first`` must be of kind ``fire``.
-    * ``park`` with no run of the schedule left running after the commit (the run ended
-      between claim and commit) goes straight into the index, so it is never stranded.
-    * ``enqueue``, retries and un-parking ignore an entry whose key is already in the
-      index or held by a claim.
-    * The records of one commit enter the history ordered by (nominal, attempt), so the
-      newest occurrence ends up first. ``history`` of an unknown schedule is empty.
-    * ``watch`` callbacks run after the lock is released, on the calling thread; an
-      exception in a callback is logged and does not affect the store.
+    It follows the readings of the contract that :class:`~schedcore.protocols.Store`
+    lists (lease held means the token is current, at most one fire entry per schedule...).
+    The store has no clock: a lease is lost only when a ``claim_due(now)`` with ``now`` at
+    or after its expiry takes the entry back. ``watch`` callbacks run after the lock is
+    released, on the calling thread.
     """
 
     def __init__(self, *, history_limit: int = 50) -> None:
@@ -137,9 +122,7 @@ class MemoryStore:
     # -- definitions -------------------------------------------------------------------
 
     def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
-        if not isinstance(schedule, Schedule):
-            raise ValidationError("schedule", schedule, "expected a Schedule")
-        check_fire_entry(first, "first")
+        check_add(schedule, first)
         conflict = check_conflict(conflict)
         notes: list[datetime] = []
         with self._lock:
@@ -184,9 +167,7 @@ class MemoryStore:
             return [self._stored(self._schedules[i]) for i in self._ids[start : start + limit]]
 
     def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
-        if not isinstance(paused, bool):
-            raise ValidationError("paused", paused, "must be true or false")
-        check_fire_entry(next_fire, "next_fire")
+        check_set_paused(paused, next_fire)
         notes: list[datetime] = []
         with self._lock:
             state = self._state(schedule_id)
@@ -216,13 +197,6 @@ class MemoryStore:
             return [] if state is None else list(itertools.islice(state.history, limit))
 
     # -- the time index ----------------------------------------------------------------
-
-    def claim_due_nowait(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> Callable[[], list[Claim]]:
-        """:meth:`claim_due` now (memory has no round trip to overlap); here so that the engine
-        claims ahead with the reference store in the order it uses with a networked one, under
-        the property tests too."""
-        claims = self.claim_due(now, limit=limit, lease=lease, owner=owner)
-        return lambda: claims
 
     def claim_due(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> list[Claim]:
         now_ms, expires_ms = check_claim(now, limit, lease, owner)
@@ -274,11 +248,6 @@ class MemoryStore:
         self._notify(notes)
         return results
 
-    def commit_and_next_due(self, commits: Sequence[Commit]) -> tuple[list[bool], datetime | None]:
-        """:meth:`commit`, then :meth:`next_due` (nothing can come between them in memory that
-        a watcher would not be told about)."""
-        return self.commit(commits), self.next_due()
-
     def release(self, claims: Sequence[Claim]) -> None:
         notes: list[datetime] = []
         with self._lock:
@@ -291,10 +260,7 @@ class MemoryStore:
         self._notify(notes)
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
-        if not isinstance(outcome, Outcome):
-            raise ValidationError("outcome", outcome, "expected an Outcome")
-        if retry is not None:
-            check_extra_entry(retry, "retry")
+        check_outcome(outcome, retry)
         notes: list[datetime] = []
         with self._lock:
             state = self._schedules.get(outcome.schedule_id)
@@ -436,23 +402,19 @@ class MemoryStore:
             state = _State(schedule=schedule)
             self._schedules[schedule.id] = state
             insort(self._ids, schedule.id)
-            if first is not None and not schedule.paused:  # a paused schedule has no fire entry
+            if first is not None and fire_on_add(schedule, first) is FireMode.SET:
                 self._index_put(schedule.id, state, first, notes)
             return AddResult.ADDED
         if conflict is Conflict.KEEP:
             return AddResult.KEPT
-        if state.schedule == schedule:
+        mode = fire_on_replace(state.schedule, schedule, first)
+        if mode is None:
             return AddResult.UNCHANGED  # equal definition: nothing is written
-        old = state.schedule
         state.schedule = schedule
-        if schedule.paused:
-            self._drop_fire(state)  # replaced by a paused definition: like pausing
-        elif old.paused or not old.same_timing(schedule):
-            self._drop_fire(state)  # new timing (or resumed): ``first`` is the fire entry
-            if first is not None:
-                self._index_put(schedule.id, state, first, notes)
-        # same timing: the fire entry (in the index or claimed) is kept as it is;
-        # run counts, running runs, retries, parked entry and history are always kept.
+        if mode is not FireMode.KEEP:
+            self._drop_fire(state)
+        if first is not None and mode is FireMode.SET:
+            self._index_put(schedule.id, state, first, notes)
         return AddResult.REPLACED
 
     def _stored(self, state: _State) -> StoredSchedule:

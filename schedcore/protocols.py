@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 if TYPE_CHECKING:
+    from schedcore.doctor import CheckReport
     from schedcore.model import Conflict, Schedule
     from schedcore.records import AddResult, Claim, Commit, Outcome, Pending, Run, RunRecord, StoredSchedule
 
-__all__ = ["Executor", "SchedulerBeat", "Store", "StoreStats", "Trigger"]
+__all__ = ["Executor", "SchedulerBeat", "Store", "StoreStats", "Trigger", "missing_methods"]
 
 
 @runtime_checkable
@@ -94,17 +95,38 @@ class Store(Protocol):
     schedule. A schedule may also hold one *parked* entry (overlap ``buffer_one``)
     outside the index until its running runs have all finished.
 
-    Optional, beyond the methods below: ``claim_due_nowait(now, *, limit, lease, owner) ->
-    Callable[[], list[Claim]]`` starts :meth:`claim_due` and returns at once, with a function
-    that waits for it and returns (or raises) what :meth:`claim_due` would have. The engine
-    sends the next batch's claim this way before handing the current batch over (with an
-    executor that has ``submit_nowait``, see :class:`Executor`), so both travel together. It
-    calls the returned function exactly once, before any other method of the store.
+    Every method below is required: ``isinstance(store, Store)`` and the conformance suite
+    (:class:`schedcore.testing.StoreConformance`) check them all. Those with a natural
+    fallback -- :meth:`add_many`, :meth:`claim_due_nowait`, :meth:`commit_and_next_due`,
+    :meth:`warnings` and :meth:`check` -- have a default in
+    :class:`schedcore.storekit.StoreBase`, which implementations may inherit (every
+    shipped store does); the engine, sync and the command line call each method directly.
 
-    Optional too: ``warnings() -> list[str]``, what in the store's own configuration can lose
-    schedules, one sentence each (Redis: persistence off, an evicting ``maxmemory-policy``);
-    ``schedcore status`` and ``schedcore web`` show them (see
-    :func:`schedcore.storekit.store_warnings`). It must not raise for an unreachable store.
+    Where the contract leaves room, every store takes the reading that keeps exactly-once
+    (the conformance suite checks these choices):
+
+    * *Lease held* means the claim's token is still the current one for its entry. A
+      lease is lost when a ``claim_due(now)`` with ``now`` at or after its expiry takes the
+      entry back, or when the schedule is removed; until then the late holder may still
+      commit -- nobody else can have the entry.
+    * A paused schedule never has a fire entry, also when it is added or replaced with
+      ``paused=True`` (``first`` is then ignored). Replacing a paused definition by a
+      running one installs ``first``, as a resume would.
+    * A fire entry held by a claim is still the schedule's fire entry. When it is
+      superseded while claimed (replace with a different timing, pause), the claim stays
+      committable -- its dispatched runs are recorded -- but its ``next_fire`` is
+      ignored, and releasing it (or its lease expiring) drops the entry instead of
+      putting it back. So there is never more than one fire entry per schedule.
+    * ``next_fire`` of a commit of a non-fire claim is ignored. Entries of kind ``fire``
+      are refused (ValidationError) where a non-fire entry is expected (``enqueue``,
+      retries, ``park``), and ``next_fire``/``first`` must be of kind ``fire``.
+    * ``park`` with no run of the schedule left running after the commit (the run ended
+      between claim and commit) goes straight into the index, so it is never stranded.
+    * ``enqueue``, retries and un-parking ignore an entry whose key is already in the
+      index or held by a claim.
+    * The records of one commit enter the history ordered by (nominal, attempt), so the
+      newest occurrence ends up first. ``history`` of an unknown schedule is empty.
+    * An exception in a ``watch`` callback is logged and does not affect the store.
     """
 
     # -- definitions -----------------------------------------------------------------
@@ -133,8 +155,7 @@ class Store(Protocol):
         ScheduleExists (naming the first taken id in input order) is raised and nothing is
         written when any id is taken. An empty batch returns ``[]``.
 
-        Optional for stores written before it existed: :meth:`Scheduler.add_many
-        <schedcore.Scheduler.add_many>` falls back to calling :meth:`add` for each item.
+        Default (:class:`~schedcore.storekit.StoreBase`): one :meth:`add` per item.
         """
         ...
 
@@ -177,6 +198,18 @@ class Store(Protocol):
 
     # -- the time index ----------------------------------------------------------------
 
+    def claim_due_nowait(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> Callable[[], list[Claim]]:
+        """Start :meth:`claim_due` and return at once, with a function that waits for it and
+        returns (or raises) what :meth:`claim_due` would have.
+
+        The engine sends the next batch's claim this way before handing the current batch
+        over (:meth:`Executor.submit_nowait`), so both travel together. It calls the returned
+        function exactly once, before any other method of the store. Default
+        (:class:`~schedcore.storekit.StoreBase`): :meth:`claim_due` at once, its answer (or
+        error) kept for that function (nothing overlaps).
+        """
+        ...
+
     def claim_due(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> list[Claim]:
         """Atomically take up to ``limit`` entries due at or before ``now``, earliest first.
 
@@ -186,6 +219,12 @@ class Store(Protocol):
         again and may be claimed by anyone. Two concurrent callers never receive the
         same entry under live leases. Entries of schedules whose data cannot be decoded
         are reported (logged) and left in place, not returned.
+
+        Failover: first, the claims of every *other* owner whose heartbeat expired at or
+        before ``now`` are taken back at once (their entries due again, whatever their
+        leases say; :func:`schedcore.storekit.log_taken_back` logs it) and those beats are
+        dropped. An owner that never beat keeps its claims until their leases expire, and
+        the caller's own claims are never taken back (it is claiming: it is alive).
         """
         ...
 
@@ -205,7 +244,9 @@ class Store(Protocol):
         """:meth:`commit`, then :meth:`next_due` as of right after it -- in one round trip
         where the store can (the engine's loop calls this for the last batch of a tick).
 
-        Optional: the engine falls back to the two calls for a store without it.
+        An error is raised as :meth:`commit` would raise it (the commit may then have been
+        applied or not, as with a lost reply). Default
+        (:class:`~schedcore.storekit.StoreBase`): the two calls.
         """
         ...
 
@@ -257,6 +298,25 @@ class Store(Protocol):
         shared store one consistent read (one round trip)."""
         ...
 
+    def warnings(self) -> list[str]:
+        """What in the store's own configuration can lose schedules, one sentence each
+        (Redis: persistence off, an evicting ``maxmemory-policy``).
+
+        ``schedcore status`` and ``schedcore web`` show them (through
+        :func:`schedcore.storekit.store_warnings`, which logs a failure and shows nothing).
+        Must not raise for an unreachable store. Default: ``[]``.
+        """
+        ...
+
+    def check(self, *, repair: bool = False, now: datetime) -> CheckReport:
+        """Check the store's own consistency (``schedcore doctor``); with ``repair``, fix what
+        can be fixed safely while schedulers keep running (see :mod:`schedcore.doctor`).
+
+        Default (:class:`~schedcore.storekit.StoreBase`): raises StoreError -- the store has
+        no consistency checker.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections and threads. Idempotent."""
         ...
@@ -266,16 +326,24 @@ class Store(Protocol):
 class Executor(Protocol):
     """What runs the tasks. Hand-over is idempotent per :attr:`Run.id`.
 
-    Optional, beyond the methods below: ``submit_nowait(runs) -> Callable[[], None]`` starts
-    handing ``runs`` over and returns at once, with a function that waits until the hand-over
-    is done and raises what :meth:`submit` would have raised. With it, the engine claims and
-    plans its next batch while the runs travel, so its work, the store's and the executor's
-    overlap (worth it when they wait on a network). The engine calls the returned function
-    exactly once, before it commits the batch, and never has two hand-overs in flight.
+    Every method below is required (``isinstance(executor, Executor)`` and
+    :class:`schedcore.testing.ExecutorConformance` check them all); :meth:`submit_nowait`
+    and :meth:`settled` have defaults in :class:`schedcore.executors.ExecutorBase`, which
+    implementations may inherit (every shipped executor does). The engine calls each
+    method directly.
     """
 
     def validate(self, schedule: Schedule) -> None:
         """Check executor-specific options of ``schedule`` at add time; raise ValidationError."""
+        ...
+
+    def task_references(self, schedule: Schedule) -> Sequence[tuple[str, str]]:
+        """The code a run of ``schedule`` imports besides its task, as ``(field,
+        "module:function")`` pairs (the RQ executor's ``on_success``/``on_failure``
+        callbacks), so that the scheduler checks them against its task allow-list when the
+        schedule is added. Connects to nothing. Default
+        (:class:`~schedcore.executors.ExecutorBase`): none.
+        """
         ...
 
     def start(self, report: Callable[[Outcome], None]) -> None:
@@ -293,6 +361,18 @@ class Executor(Protocol):
         """
         ...
 
+    def submit_nowait(self, runs: Sequence[Run]) -> Callable[[], None]:
+        """Start handing ``runs`` over and return at once, with a function that waits until
+        the hand-over is done and raises what :meth:`submit` would have raised.
+
+        The engine claims and plans its next batch while the runs travel, so its work, the
+        store's and the executor's overlap (worth it when they wait on a network). It calls
+        the returned function exactly once, before it commits the batch, and never has two
+        hand-overs in flight. Default (:class:`~schedcore.executors.ExecutorBase`):
+        :meth:`submit` at once, and a function with nothing left to wait for.
+        """
+        ...
+
     def settled(self, run_ids: Sequence[str]) -> None:
         """Hear that the hand-over of ``run_ids`` is committed in the store: no scheduler can
         hand these run ids over again (the claims they came from are released for good).
@@ -304,7 +384,7 @@ class Executor(Protocol):
         repeats (the RQ executor's hand-off markers) may forget it now; the others do nothing.
         Best effort: it must not block on the network, must not raise for ids it does not
         know or was told about before, and a failure here is only logged by the engine.
-        Executors written before it existed may lack it; the engine then skips the call.
+        Default (:class:`~schedcore.executors.ExecutorBase`): nothing to forget.
         """
         ...
 
@@ -318,3 +398,14 @@ class Executor(Protocol):
         it with a class attribute ``durable_outcomes = True``.
         """
         ...
+
+
+def missing_methods(implementation: object, protocol: type) -> list[str]:
+    """The methods of ``protocol`` (:class:`Store`, :class:`Executor`...) that
+    ``implementation`` (an instance or a class) lacks, in the protocol's order.
+
+    What ``isinstance(obj, protocol)`` answers with a bare False, by name: the base classes
+    refuse to build an incomplete implementation with it, and the suites report it.
+    """
+    members = [name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_")]
+    return [name for name in members if not callable(getattr(implementation, name, None))]

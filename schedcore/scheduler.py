@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import functools
 import logging
 import os
 import queue
@@ -45,10 +44,9 @@ from schedcore.allowlist import TaskAllowList
 from schedcore.clock import Clock, SystemClock
 from schedcore.events import EVENTS
 from schedcore.exceptions import (
-    CorruptScheduleData,
     CorruptStore,
+    ExecutorError,
     ExecutorUnavailable,
-    ScheduleExists,
     ScheduleNotFound,
     StoreUnavailable,
     ValidationError,
@@ -81,6 +79,11 @@ _STUCK_POLL = timedelta(seconds=1)  # re-check of an entry the store reports due
 _DEFERRED_POLL = timedelta(seconds=1)  # re-try of an outcome whose run is not committed yet
 
 
+def _permanent(exc: Exception) -> bool:
+    """An executor error that is not a passing outage (ExecutorUnavailable)."""
+    return isinstance(exc, ExecutorError) and not isinstance(exc, ExecutorUnavailable)
+
+
 @attrs.frozen
 class _Ahead:
     """A batch claimed and planned while the batch before it was handed over: the store
@@ -88,27 +91,6 @@ class _Ahead:
 
     claims: list[Claim]
     plans: list[Plan]
-
-
-def store_add_many(
-    store: Store, items: Sequence[tuple[Schedule, Pending | None]], conflict: Conflict
-) -> list[AddResult]:
-    """``store.add_many(items, conflict)``; for a store written before ``add_many`` was part of
-    the protocol, one ``store.add`` per item -- after checking, with ``conflict="error"``, that
-    no id is taken, so that a taken id still writes nothing."""
-    add_many = getattr(store, "add_many", None)
-    if add_many is not None:
-        results: list[AddResult] = add_many(items, conflict)
-        return results
-    if conflict is Conflict.ERROR:
-        for schedule, _ in items:
-            try:
-                taken = store.get(schedule.id) is not None
-            except CorruptScheduleData:
-                taken = True
-            if taken:
-                raise ScheduleExists(schedule.id)
-    return [store.add(schedule, first, conflict) for schedule, first in items]
 
 
 #: The level of each event's log line, from :data:`schedcore.events.EVENTS` (INFO when not listed).
@@ -235,11 +217,10 @@ class Scheduler:
 
     def _check_references(self, schedule: Schedule) -> None:
         """The allow-list covers all the code a run imports: besides the task, what the
-        executor's optional ``task_references(schedule)`` names (``(field, "module:function")``
-        pairs: the RQ executor's callbacks)."""
-        references = getattr(self.executor, "task_references", None)
-        if references is not None and self.allowed_tasks.enabled:
-            for field, reference in references(schedule):
+        executor's ``task_references(schedule)`` names (``(field, "module:function")`` pairs:
+        the RQ executor's callbacks)."""
+        if self.allowed_tasks.enabled:
+            for field, reference in self.executor.task_references(schedule):
                 self.allowed_tasks.check(reference, field)
 
     def add_many(self, schedules: Iterable[Schedule], conflict: Conflict | str = "replace") -> builtins.list[AddResult]:
@@ -289,7 +270,7 @@ class Scheduler:
             items.append((schedule, first))
         results = [
             self._expired(schedule, first, now, result)
-            for (schedule, first), result in zip(items, store_add_many(self.store, items, conflict), strict=True)
+            for (schedule, first), result in zip(items, self.store.add_many(items, conflict), strict=True)
         ]
         # What add logs and emits for each; skipped when nobody would see it (a tenth of a bulk add).
         logged = log.isEnabledFor(logging.INFO)
@@ -543,6 +524,8 @@ class Scheduler:
                     self._release(ahead.claims)
         except ExecutorUnavailable as exc:
             return self._back_off("executor unavailable", exc)
+        except ExecutorError as exc:  # one retrying does not cure (NOPERM...): said loudly, still retried
+            return self._back_off("executor error", exc)
         except Exception as exc:
             return self._back_off("store error", exc)
         self._failures = 0
@@ -595,11 +578,8 @@ class Scheduler:
         if self._next_beat is not None and now < self._next_beat:
             return
         self._next_beat = now + self.heartbeat
-        beat = getattr(self.store, "heartbeat", None)
-        if beat is None:  # a store written before heartbeats were part of the protocol
-            return
         try:
-            beat(self.owner, self._beat_info(), now=now, ttl=self.heartbeat * 3)
+            self.store.heartbeat(self.owner, self._beat_info(), now=now, ttl=self.heartbeat * 3)
         except Exception as exc:
             log.warning(
                 "cannot write the heartbeat (%s: %s)",
@@ -610,7 +590,7 @@ class Scheduler:
 
     def _last_beat(self) -> None:
         """A clean stop leaves ``status`` at once: the last beat expires a millisecond later."""
-        if self.heartbeat is None or self._next_beat is None or getattr(self.store, "heartbeat", None) is None:
+        if self.heartbeat is None or self._next_beat is None:
             return
         try:
             self.store.heartbeat(self.owner, self._beat_info(), now=self.clock.now(), ttl=_MS)
@@ -656,13 +636,14 @@ class Scheduler:
         self._last_error = exc
         seconds = min(0.5 * 2 ** min(self._failures - 1, 20), self.max_backoff.total_seconds())
         log.log(
-            logging.ERROR if isinstance(exc, CorruptStore) else logging.WARNING,  # damage: loud until repaired
+            # damage or a refusal retrying does not cure: loud until an operator acts
+            logging.ERROR if isinstance(exc, CorruptStore) or _permanent(exc) else logging.WARNING,
             "%s (%s: %s); retrying in %.1fs",
             what,
             type(exc).__name__,
             exc,
             seconds,
-            exc_info=not isinstance(exc, (ExecutorUnavailable, StoreUnavailable, CorruptStore)),  # known: one line
+            exc_info=not isinstance(exc, (ExecutorError, StoreUnavailable, CorruptStore)),  # known: one line
             extra={"event": "backoff", "error": f"{type(exc).__name__}: {exc}", "delay": seconds},
         )
         return self.clock.now() + timedelta(seconds=seconds)
@@ -672,13 +653,14 @@ class Scheduler:
     ) -> tuple[int, tuple[datetime | None] | None, _Ahead | None]:
         """Claim one batch due at ``now`` (or take ``ahead``, claimed and planned earlier),
         plan it, hand the runs over, commit; return how many were claimed, for a short
-        (likely last) batch the store's next due instant read with the commit (when the
-        store can do both at once), and the next batch when it was claimed during this one.
+        (likely last) batch the store's next due instant read with the commit
+        (``commit_and_next_due``), and the next batch when it was claimed during this one.
 
-        With ``claim_ahead``, a full batch and an executor that can hand over in the
-        background (``submit_nowait``), the next batch is claimed and planned while the runs
-        travel (the claim sent before them where the store has ``claim_due_nowait``): the
-        engine's work, the store's and the executor's overlap instead of taking turns.
+        With ``claim_ahead`` and a full batch, the next batch is claimed
+        (``claim_due_nowait``) and planned while the runs travel (``submit_nowait``): where
+        the store and the executor send those at once (Redis, RQ), the engine's work, the
+        store's and the executor's overlap instead of taking turns; with the base classes'
+        defaults they simply follow each other, in the same order.
         Claimed before this batch is committed, the next batch sees the state without it,
         exactly like a second half of this batch (see :meth:`_plan_batch`).
         """
@@ -694,12 +676,11 @@ class Scheduler:
         if refused:
             runs = [run for run in runs if run.id not in refused]
         held = [p.commit.claim for p in plans]
-        submit_nowait = getattr(self.executor, "submit_nowait", None)
         following: _Ahead | None = None
-        if runs and submit_nowait is not None and claim_ahead and len(claims) >= self.batch_size:
+        if runs and claim_ahead and len(claims) >= self.batch_size:
             claimed_at, claimed = self._start_claim_ahead()
             try:
-                handed = submit_nowait(runs)
+                handed = self.executor.submit_nowait(runs)
             except Exception:
                 following = self._finish_claim_ahead(claimed_at, claimed, plans)
                 self._release(held + (following.claims if following is not None else []))
@@ -718,10 +699,9 @@ class Scheduler:
                 raise
         commits = [p.commit for p in plans]
         peeked: tuple[datetime | None] | None = None
-        commit_and_peek = getattr(self.store, "commit_and_next_due", None) if len(claims) < self.batch_size else None
         try:
-            if commit_and_peek is not None:  # saves the loop's next_due round trip
-                results, due = commit_and_peek(commits)
+            if len(claims) < self.batch_size:  # the tick's last batch: saves the loop's next_due round trip
+                results, due = self.store.commit_and_next_due(commits)
                 peeked = (due,)
             else:
                 results = self.store.commit(commits)
@@ -775,11 +755,10 @@ class Scheduler:
 
     def _settled(self, run_ids: builtins.list[str]) -> None:
         """Tell the executor which hand-overs are committed (``Executor.settled``; best effort)."""
-        settled = getattr(self.executor, "settled", None)  # executors written before it may lack it
-        if not run_ids or settled is None:
+        if not run_ids:
             return
         try:
-            settled(run_ids)
+            self.executor.settled(run_ids)
         except Exception:
             # Only bookkeeping is lost (the executor keeps what recognises a repeat a while longer).
             log.warning("executor.settled failed for %d runs", len(run_ids), exc_info=True)
@@ -825,16 +804,12 @@ class Scheduler:
         return plans
 
     def _start_claim_ahead(self) -> tuple[datetime, Callable[[], builtins.list[Claim]] | None]:
-        """Start claiming the next batch (sent now where the store has ``claim_due_nowait``,
-        else claimed when :meth:`_finish_claim_ahead` asks); None: sending it failed."""
+        """Start claiming the next batch (``Store.claim_due_nowait``); None: sending it failed."""
         claimed_at = self.clock.now()
-        claim_nowait = getattr(self.store, "claim_due_nowait", None)
-        if claim_nowait is None:
-            return claimed_at, functools.partial(
-                self.store.claim_due, claimed_at, limit=self.batch_size, lease=self.lease, owner=self.owner
-            )
         try:
-            return claimed_at, claim_nowait(claimed_at, limit=self.batch_size, lease=self.lease, owner=self.owner)
+            return claimed_at, self.store.claim_due_nowait(
+                claimed_at, limit=self.batch_size, lease=self.lease, owner=self.owner
+            )
         except Exception as exc:
             log.debug("claiming ahead failed (%s: %s); claiming after the commit", type(exc).__name__, exc)
             return claimed_at, None

@@ -42,21 +42,27 @@ from schedcore.records import (
 )
 from schedcore.storekit import (
     DEAD_BEATS_KEPT,
+    FireMode,
+    StoreBase,
+    check_add,
     check_add_items,
     check_claim,
     check_commit,
     check_conflict,
     check_extra_entry,
-    check_fire_entry,
     check_heartbeat,
     check_limit,
+    check_outcome,
+    check_set_paused,
     finished_record,
+    fire_on_add,
+    fire_on_replace,
     log_taken_back,
     notify,
+    with_id,
 )
 
 # The store-neutral copy helper of the Redis codec (that module imports no redis).
-from schedcore_redis._codec import with_id
 
 __all__ = ["DEFAULT_WATCH_INTERVAL", "SQLiteStore", "default_path"]
 
@@ -120,7 +126,7 @@ def _decode_parked(raw: Any) -> Pending:
     return _entry(data.get("kind"), data.get("nominal"), data.get("due"), data.get("attempt"))
 
 
-class SQLiteStore:
+class SQLiteStore(StoreBase):
     """A :class:`~schedcore.protocols.Store` in one SQLite file, shared safely by the processes
     of one machine (never over a network file system: see ``docs/sqlite.md``).
 
@@ -241,9 +247,7 @@ class SQLiteStore:
     # -- definitions -----------------------------------------------------------------------
 
     def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
-        if not isinstance(schedule, Schedule):
-            raise ValidationError("schedule", schedule, "expected a Schedule")
-        check_fire_entry(first, "first")
+        check_add(schedule, first)
         return self.add_many([(schedule, first)], conflict)[0]
 
     def add_many(self, items: Sequence[tuple[Schedule, Pending | None]], conflict: Conflict) -> list[AddResult]:
@@ -281,7 +285,7 @@ class SQLiteStore:
         row = conn.execute("SELECT definition FROM schedules WHERE id = ?", (sid,)).fetchone()
         if row is None:
             conn.execute("INSERT INTO schedules (id, definition) VALUES (?, ?)", (sid, raw))
-            if first is not None and not schedule.paused:  # a paused schedule has no fire entry
+            if first is not None and fire_on_add(schedule, first) is FireMode.SET:
                 self._index_put(conn, sid, first, notes)
             return AddResult.ADDED
         if conflict is Conflict.KEEP:
@@ -292,16 +296,14 @@ class SQLiteStore:
             old: Schedule | None = self._decode(sid, row[0])
         except CorruptScheduleData:
             old = None  # unreadable: replacing it repairs the schedule
-        if old is not None and old == schedule:
+        mode = fire_on_replace(old, schedule, first)
+        if mode is None:
             return AddResult.UNCHANGED
         conn.execute("UPDATE schedules SET definition = ? WHERE id = ?", (raw, sid))
-        if schedule.paused:
-            self._drop_fire(conn, sid)  # replaced by a paused definition: like pausing
-        elif old is None or old.paused or not old.same_timing(schedule):
-            self._drop_fire(conn, sid)  # new timing (or resumed): ``first`` is the fire entry
-            if first is not None:
-                self._index_put(conn, sid, first, notes)
-        # same timing: the fire entry (indexed or claimed) stays; counts, runs, history too
+        if mode is not FireMode.KEEP:
+            self._drop_fire(conn, sid)
+        if first is not None and mode is FireMode.SET:
+            self._index_put(conn, sid, first, notes)
         return AddResult.REPLACED
 
     def remove(self, schedule_id: str) -> bool:
@@ -394,9 +396,7 @@ class SQLiteStore:
         )
 
     def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
-        if not isinstance(paused, bool):
-            raise ValidationError("paused", paused, "must be true or false")
-        check_fire_entry(next_fire, "next_fire")
+        check_set_paused(paused, next_fire)
         notes: list[datetime] = []
 
         def work(conn: sqlite3.Connection) -> StoredSchedule:
@@ -457,11 +457,6 @@ class SQLiteStore:
         return out
 
     # -- the time index ----------------------------------------------------------------------
-
-    def claim_due_nowait(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> Callable[[], list[Claim]]:
-        """:meth:`claim_due` now (a local file has no round trip to overlap)."""
-        claims = self.claim_due(now, limit=limit, lease=lease, owner=owner)
-        return lambda: claims
 
     def claim_due(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> list[Claim]:
         """See :meth:`schedcore.protocols.Store.claim_due`: one transaction for the whole batch.
@@ -642,10 +637,7 @@ class SQLiteStore:
         self._notify(notes)
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
-        if not isinstance(outcome, Outcome):
-            raise ValidationError("outcome", outcome, "expected an Outcome")
-        if retry is not None:
-            check_extra_entry(retry, "retry")
+        check_outcome(outcome, retry)
         notes: list[datetime] = []
         unreadable: list[CorruptScheduleData] = []
         sid = outcome.schedule_id

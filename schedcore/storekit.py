@@ -1,23 +1,41 @@
-"""Boundary checks shared by every :class:`~schedcore.protocols.Store` implementation.
+"""What every :class:`~schedcore.protocols.Store` implementation shares: the base class
+with the contract's defaults, and the boundary checks.
+
+:class:`StoreBase` is the one home of the defaults for the methods of the contract that
+have a natural fallback (``add_many`` through ``add``, ``claim_due_nowait`` through
+``claim_due``...); every shipped store inherits it, and so may third-party stores.
 
 A store validates its arguments before it touches anything, so that bad input changes
-nothing; these helpers keep the wording of those errors the same in every store (the
-memory and Redis stores use them, and third-party stores may too).
+nothing; the ``check_*`` helpers keep the wording of those errors the same in every store
+(the memory, SQLite and Redis stores use them, and third-party stores may too).
 """
 
 from __future__ import annotations
 
+import abc
+import enum
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from schedcore._time import require_aware, to_ms
-from schedcore.exceptions import ValidationError
+from schedcore.exceptions import CorruptScheduleData, ScheduleExists, StoreError, ValidationError
 from schedcore.model import Conflict, Schedule
-from schedcore.records import Commit, Outcome, Pending, PendingKind, RunRecord, RunStatus
+from schedcore.protocols import Store, missing_methods
+from schedcore.records import AddResult, Claim, Commit, Outcome, Pending, PendingKind, RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    from schedcore.doctor import CheckReport
 
 __all__ = [
     "DEAD_BEATS_KEPT",
+    "FireMode",
+    "StoreBase",
+    "check_add",
     "check_add_items",
     "check_claim",
     "check_commit",
@@ -26,19 +44,155 @@ __all__ = [
     "check_fire_entry",
     "check_heartbeat",
     "check_limit",
+    "check_outcome",
+    "check_set_paused",
     "finished_record",
+    "fire_on_add",
+    "fire_on_replace",
     "log_taken_back",
     "notify",
     "store_warnings",
+    "with_id",
 ]
 
 _MS = timedelta(milliseconds=1)
+
+
+def _given(claims: list[Claim]) -> list[Claim]:
+    return claims
+
+
+def _reraise(error: Exception) -> list[Claim]:
+    raise error
+
+
+class StoreBase(abc.ABC):
+    """The defaults of :class:`~schedcore.protocols.Store`, for implementations to inherit.
+
+    A subclass implements every other method of the protocol (instantiating one that
+    lacks any raises TypeError naming them) and gets these, each written only in terms
+    of the required methods, so it keeps the contract documented in
+    :class:`~schedcore.protocols.Store` as long as those do:
+
+    * :meth:`add_many` -- one :meth:`add` per item, after checking the whole batch;
+    * :meth:`claim_due_nowait` -- :meth:`claim_due` at once, its answer kept for the engine;
+    * :meth:`commit_and_next_due` -- :meth:`commit`, then :meth:`next_due`;
+    * :meth:`warnings` -- nothing to say;
+    * :meth:`check` -- raises StoreError: no consistency checker.
+
+    A store overrides one where it can do better (one round trip, one transaction). The
+    memory, SQLite and Redis stores inherit this class.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> StoreBase:
+        missing = missing_methods(cls, Store)
+        if missing:  # at construction, not at the first tick of a running scheduler
+            raise TypeError(f"store {cls.__qualname__} lacks required methods of Store: {', '.join(missing)}")
+        return super().__new__(cls)
+
+    # The required methods the defaults are written with (the others are checked by __new__).
+
+    @abc.abstractmethod
+    def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult: ...
+
+    @abc.abstractmethod
+    def get(self, schedule_id: str) -> Any: ...
+
+    @abc.abstractmethod
+    def claim_due(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> list[Claim]: ...
+
+    @abc.abstractmethod
+    def commit(self, commits: Sequence[Commit]) -> list[bool]: ...
+
+    @abc.abstractmethod
+    def next_due(self) -> datetime | None: ...
+
+    # -- the defaults -------------------------------------------------------------------
+
+    def add_many(self, items: Sequence[tuple[Schedule, Pending | None]], conflict: Conflict) -> list[AddResult]:
+        """One :meth:`add` per item, in input order, after the whole batch was checked.
+
+        With ``conflict="error"`` every id is looked up first, so that a taken id (or one
+        whose stored data cannot be decoded: it is taken all the same) writes nothing.
+        Between that look-up and the adds another writer may take an id; that add then
+        raises ScheduleExists as :meth:`add` would (a store that can do better overrides this).
+        """
+        conflict = check_conflict(conflict)
+        batch = check_add_items(items)
+        if conflict is Conflict.ERROR:
+            for schedule, _ in batch:
+                try:
+                    taken = self.get(schedule.id) is not None
+                except CorruptScheduleData:
+                    taken = True
+                if taken:
+                    raise ScheduleExists(schedule.id)
+        return [self.add(schedule, first, conflict) for schedule, first in batch]
+
+    def claim_due_nowait(self, now: datetime, *, limit: int, lease: timedelta, owner: str) -> Callable[[], list[Claim]]:
+        """:meth:`claim_due` now; the returned function hands its answer back (or raises its
+        error). Right for a store without a round trip to overlap (memory, a local file):
+        the engine then claims ahead in the order it uses with a networked store."""
+        try:
+            claims = self.claim_due(now, limit=limit, lease=lease, owner=owner)
+        except Exception as exc:  # raised where the answer is asked for, as the contract says
+            return functools.partial(_reraise, exc)
+        return functools.partial(_given, claims)
+
+    def commit_and_next_due(self, commits: Sequence[Commit]) -> tuple[list[bool], datetime | None]:
+        """:meth:`commit`, then :meth:`next_due` (two calls; a failure of either is raised)."""
+        results = self.commit(commits)
+        return results, self.next_due()
+
+    def warnings(self) -> list[str]:
+        """Nothing in this store's configuration can lose schedules."""
+        return []
+
+    def check(self, *, repair: bool = False, now: datetime) -> CheckReport:
+        """No consistency checker: raises StoreError (``schedcore doctor`` says so)."""
+        raise StoreError(f"the store {type(self).__name__} has no consistency checker")
+
 
 #: How long a store keeps an expired heartbeat. Until a claim takes back the claims of the
 #: lapsed owner (and drops its beat: see ``Store.claim_due``), the beat is the evidence that
 #: the owner was alive and stopped; ``heartbeat`` drops beats that expired this long ago, so
 #: owners of restarted schedulers do not pile up where nobody claims.
 DEAD_BEATS_KEPT = timedelta(hours=1)
+
+
+class FireMode(enum.Enum):
+    """What an add does to the schedule's fire entry (the Redis store's add script takes
+    the value as its fire mode)."""
+
+    KEEP = "keep"  #: the fire entry stays as it is (in the index or held by a claim)
+    DROP = "drop"  #: the fire entry goes (a claim holding it no longer holds *the* fire entry)
+    SET = "set"  #: the fire entry goes and ``first`` becomes the fire entry
+
+
+def fire_on_add(new: Schedule, first: Pending | None) -> FireMode:
+    """The fire entry of a schedule added under a free id: ``first``, unless there is none
+    or the schedule is paused (a paused schedule never has a fire entry)."""
+    return FireMode.SET if first is not None and not new.paused else FireMode.DROP
+
+
+def fire_on_replace(old: Schedule | None, new: Schedule, first: Pending | None) -> FireMode | None:
+    """The replace rule of ``Store.add``: what replacing ``old`` (None: unreadable) by
+    ``new`` does to the fire entry; None when the definitions are equal (nothing is written).
+
+    A paused ``new`` drops the fire entry (like pausing). The same timing
+    (:meth:`Schedule.same_timing <schedcore.model.Schedule.same_timing>`) on a running
+    schedule keeps the fire entry, so that a re-sync never skips or repeats an occurrence;
+    anything else (new timing, resumed, unreadable before) installs ``first``. Run counts,
+    running runs, retries, the parked entry and history are kept whatever the mode. Every
+    store applies this one function (the Redis store's script applies the mode it returns).
+    """
+    if old is not None and old == new:
+        return None
+    if new.paused:
+        return FireMode.DROP
+    if old is None or old.paused or not old.same_timing(new):
+        return fire_on_add(new, first)
+    return FireMode.KEEP
 
 
 def check_conflict(value: object) -> Conflict:
@@ -71,6 +225,28 @@ def check_extra_entry(entry: Pending, field: str) -> None:
         raise ValidationError(field, entry, "expected a Pending entry")
     if entry.kind is PendingKind.FIRE:
         raise ValidationError(field, entry, "must not be of kind 'fire' (a schedule has one fire entry)")
+
+
+def check_add(schedule: object, first: object) -> None:
+    """``add``'s schedule and first fire entry (None, or a Pending of kind ``fire``)."""
+    if not isinstance(schedule, Schedule):
+        raise ValidationError("schedule", schedule, "expected a Schedule")
+    check_fire_entry(first, "first")  # type: ignore[arg-type]  # checked here
+
+
+def check_set_paused(paused: object, next_fire: object) -> None:
+    """``set_paused``'s flag (a bool) and entry (None, or a Pending of kind ``fire``)."""
+    if not isinstance(paused, bool):
+        raise ValidationError("paused", paused, "must be true or false")
+    check_fire_entry(next_fire, "next_fire")  # type: ignore[arg-type]  # checked here
+
+
+def check_outcome(outcome: object, retry: object) -> None:
+    """``record_outcome``'s outcome and retry entry (None, or a Pending of any kind but ``fire``)."""
+    if not isinstance(outcome, Outcome):
+        raise ValidationError("outcome", outcome, "expected an Outcome")
+    if retry is not None:
+        check_extra_entry(retry, "retry")  # type: ignore[arg-type]  # checked here
 
 
 def check_add_items(items: object) -> list[tuple[Schedule, Pending | None]]:
@@ -159,27 +335,40 @@ def log_taken_back(log: logging.Logger, owner: str, claims: int) -> None:
 _log = logging.getLogger("schedcore.store")
 
 
-def store_warnings(store: object) -> list[str]:
-    """What ``store`` reports about its own configuration that can lose schedules (the optional
-    ``Store.warnings()``: Redis says persistence off or an evicting memory policy), one
-    sentence each. A store without the method has nothing to say; one that raises is logged
-    and treated the same, so a status page never fails over a warning."""
-    method = getattr(store, "warnings", None)
-    if not callable(method):
-        return []
+def store_warnings(store: Store) -> list[str]:
+    """What ``store`` reports about its own configuration that can lose schedules
+    (``Store.warnings()``: Redis says persistence off or an evicting memory policy), one
+    sentence each. A store whose method raises is logged and has nothing to say, so that a
+    status page never fails over a warning."""
     try:
-        found = method()
+        found = store.warnings()
     except Exception:
         _log.exception("%s.warnings() raised; no store warnings shown", type(store).__name__)
         return []
     return [str(w) for w in found] if isinstance(found, (list, tuple)) else []
 
 
+_SCHEDULE_FIELDS = tuple(a.name for a in attrs.fields(Schedule))
+
+
+def with_id(schedule: Schedule, schedule_id: str) -> Schedule:
+    """``schedule`` under another (already validated) id, without validating it again.
+
+    For claims of schedules that share a definition but for the id: ``copy.copy`` of a
+    slotted attrs class goes through pickling's generic state protocol, several times
+    slower than setting the slots directly.
+    """
+    copy = object.__new__(Schedule)
+    setter = object.__setattr__
+    for name in _SCHEDULE_FIELDS:
+        setter(copy, name, getattr(schedule, name))
+    setter(copy, "id", schedule_id)
+    return copy
+
+
 def finished_record(record: RunRecord, outcome: Outcome, retry: Pending | None) -> RunRecord:
     """The history record of a dispatched run once its outcome is known (``retry``: the
     attempt the retry policy scheduled, if any) -- what every store writes in ``record_outcome``."""
-    import attrs
-
     return attrs.evolve(
         record,
         status=RunStatus(outcome.status.value),

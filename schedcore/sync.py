@@ -105,7 +105,7 @@ def sync(
         seen.add(schedule.id)
     tagged = tag(schedules, source)
 
-    from schedcore.scheduler import Scheduler, store_add_many
+    from schedcore.scheduler import Scheduler
 
     scheduler = target if isinstance(target, Scheduler) else None
     store: Store = scheduler.store if scheduler is not None else target
@@ -141,7 +141,7 @@ def sync(
     else:
         at = now if now is not None else _utcnow()
         items = [(schedule, first_fire(schedule, at, runs[schedule.id])) for schedule in tagged]
-        added = store_add_many(store, items, Conflict.REPLACE)
+        added = store.add_many(items, Conflict.REPLACE)
     for schedule, result in zip(tagged, added, strict=True):
         done = result
         if done is AddResult.EXPIRED:  # stored, and the scheduler logged that it will never fire

@@ -8,8 +8,6 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii as _json_str  # json.dumps's own string encoder
 from typing import Any
 
-import attrs
-
 from schedcore._time import from_ms, to_ms
 from schedcore.exceptions import CorruptScheduleData
 from schedcore.model import RetryPolicy, Schedule
@@ -194,24 +192,6 @@ def _decode_cached(schedule_id: str, raw: str) -> Schedule:
     if schedule.id != schedule_id:
         raise CorruptScheduleData(schedule_id, f"definition carries another id {schedule.id!r}")
     return schedule
-
-
-_SCHEDULE_FIELDS = tuple(a.name for a in attrs.fields(Schedule))
-
-
-def with_id(schedule: Schedule, schedule_id: str) -> Schedule:
-    """``schedule`` under another (already validated) id, without validating it again.
-
-    For claims of schedules that share a definition but for the id: ``copy.copy`` of a
-    slotted attrs class goes through pickling's generic state protocol, several times
-    slower than setting the slots directly.
-    """
-    copy = object.__new__(Schedule)
-    setter = object.__setattr__
-    for name in _SCHEDULE_FIELDS:
-        setter(copy, name, getattr(schedule, name))
-    setter(copy, "id", schedule_id)
-    return copy
 
 
 def split_state(schedule_id: str, value: Any) -> tuple[str, str, str, str]:

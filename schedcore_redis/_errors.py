@@ -19,7 +19,7 @@ import redis.exceptions as rex
 
 from schedcore.exceptions import CorruptStore, SchedcoreError, StoreError, StoreUnavailable
 
-__all__ = ["MAPPING", "translate", "translated"]
+__all__ = ["MAPPING", "PERMANENT", "is_permanent", "translate", "translated"]
 
 #: redis-py exception class -> schedcore exception class. Checked most-derived first.
 MAPPING: dict[type[BaseException], type[StoreError]] = {
@@ -63,6 +63,16 @@ MAPPING: dict[type[BaseException], type[StoreError]] = {
 
 _CAUGHT: tuple[type[BaseException], ...] = (*MAPPING, OSError)
 
+#: Errors that retrying does not cure: the server refuses this user a command or a key, or
+#: the credentials are wrong -- an operator has to act (the RQ executor stops retrying them
+#: as if the server were only busy; a store's one-shot command reports them the same way).
+PERMANENT: tuple[type[BaseException], ...] = (
+    rex.NoPermissionError,
+    rex.AuthenticationError,
+    rex.AuthorizationError,
+    rex.AuthenticationWrongNumberOfArgsError,
+)
+
 # The reply of a script that found a namespace-wide key of the wrong type (see _scripts).
 _CORRUPT_REPLY = re.compile(r"CORRUPTSTORE (\S+) (\S+) (\S+)")
 
@@ -88,6 +98,14 @@ def translate(exc: BaseException, doing: str) -> SchedcoreError:
     if isinstance(exc, OSError):  # socket errors redis-py did not wrap
         kind = StoreUnavailable
     return kind(f"redis: {doing} failed: {type(exc).__name__}: {text}")
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for a redis-py error that retrying does not cure: :data:`PERMANENT`, or a
+    ``WRONGTYPE`` reply (a key of ours holding another type stays so until repaired)."""
+    if isinstance(exc, PERMANENT):
+        return True
+    return isinstance(exc, rex.ResponseError) and str(exc).startswith("WRONGTYPE")
 
 
 @contextmanager

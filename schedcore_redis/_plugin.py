@@ -16,6 +16,7 @@ from schedcore.hookspecs import hookimpl
 from schedcore.plugins import StoreFactory, missing_modules, refuse_unknown_options
 from schedcore.protocols import Store
 from schedcore.settings import STORE_COMMANDS, CliOption
+from schedcore_redis.connection import non_empty_url
 
 DEFAULT_URL = "redis://localhost:6379/0"
 _KNOWN = frozenset({"url", "namespace", "history_limit", "history_ttl"})
@@ -45,16 +46,6 @@ def create_store(options: Mapping[str, Any]) -> Store:
         history_ttl=history_ttl,
         **(command_options() if is_one_shot() else {}),
     )
-
-
-def non_empty_url(value: Any, field: str) -> str:
-    """A URL option as given; an empty one is refused rather than read as the default server."""
-    url = str(value) if value is not None else ""
-    if not url.strip():
-        raise ValidationError(
-            field, value, "empty; give a redis://, rediss:// or unix:// URL, or leave the option out for the default"
-        )
-    return url
 
 
 @hookimpl

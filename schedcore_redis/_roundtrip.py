@@ -1,6 +1,6 @@
 """Send Redis commands now, read their replies later.
 
-The round trip of the optional ``*_nowait`` methods (``RedisStore.claim_due_nowait``, the RQ
+The round trip of the ``*_nowait`` methods (``RedisStore.claim_due_nowait``, the RQ
 executor's ``submit_nowait``; see :mod:`schedcore.protocols`): the request leaves at once,
 the server runs it while the engine goes on with its work in the same thread, and the reply
 is read when the engine needs it. No second thread, so nothing waits for the interpreter

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 import redis
@@ -49,15 +49,21 @@ from schedcore.records import (
 )
 from schedcore.storekit import (
     DEAD_BEATS_KEPT,
+    StoreBase,
+    check_add,
     check_add_items,
     check_claim,
     check_commit,
     check_conflict,
     check_extra_entry,
-    check_fire_entry,
     check_heartbeat,
     check_limit,
+    check_outcome,
+    check_set_paused,
+    fire_on_add,
+    fire_on_replace,
     log_taken_back,
+    with_id,
 )
 from schedcore.triggers import At, Cron, Interval
 from schedcore_redis import _scripts
@@ -76,13 +82,13 @@ from schedcore_redis._codec import (
     parse_member,
     split_state,
     text,
-    with_id,
 )
 from schedcore_redis._damage import diagnosed, is_damage, schedule_damage
 from schedcore_redis._errors import translate, translated
 from schedcore_redis._keys import Keys, check_namespace
 from schedcore_redis._roundtrip import send_now
 from schedcore_redis._timeouts import COMMAND_TIMEOUT, command_options, service_options
+from schedcore_redis.connection import redact_url
 
 __all__ = ["RedisStore"]
 
@@ -94,7 +100,7 @@ _PROBE = "return redis.call('PEXPIRE', KEYS[1], 1)"  # see check_server
 _CAS_ATTEMPTS = 50  # optimistic retries of add/set_paused under concurrent writers
 
 
-class RedisStore:
+class RedisStore(StoreBase):
     """A :class:`~schedcore.protocols.Store` on Redis: safe for many schedulers in many processes.
 
     ``client`` is a :class:`redis.Redis` or a :class:`redis.cluster.RedisCluster` (its
@@ -184,7 +190,7 @@ class RedisStore:
         unreachable server or a refused AUTH is a one-line StoreUnavailable here rather
         than an error later. ``client_options`` go to :meth:`redis.Redis.from_url`.
         """
-        shown = _redact(url)
+        shown = redact_url(url)
         check_namespace(namespace)
         if not isinstance(url, str) or not url.strip():
             raise ValidationError("url", url, "expected a redis://, rediss:// or unix:// URL")
@@ -312,9 +318,7 @@ class RedisStore:
 
     def add(self, schedule: Schedule, first: Pending | None, conflict: Conflict) -> AddResult:
         """See :meth:`schedcore.protocols.Store.add`. One Lua call, retried if a writer raced us."""
-        if not isinstance(schedule, Schedule):
-            raise ValidationError("schedule", schedule, "expected a Schedule")
-        check_fire_entry(first, "first")
+        check_add(schedule, first)
         conflict = check_conflict(conflict)
         sid = schedule.id
         raw_new = encode_schedule(schedule)
@@ -400,7 +404,7 @@ class RedisStore:
         """What an add does given the stored value ('' none): its result and the script's fire
         mode (keep|drop|set), or None for a result that writes nothing. Raises ScheduleExists."""
         if not stored_value:
-            return AddResult.ADDED, "set" if first is not None and not schedule.paused else "drop"
+            return AddResult.ADDED, fire_on_add(schedule, first).value
         if conflict is Conflict.ERROR:
             raise ScheduleExists(schedule.id)
         if conflict is Conflict.KEEP:
@@ -413,13 +417,8 @@ class RedisStore:
             old: Schedule | None = self._decode(sid, raw_old)  # copies of one definition: decoded once
         except CorruptScheduleData:
             old = None  # unreadable: replacing it repairs the schedule
-        if old is not None and old == schedule:
-            return AddResult.UNCHANGED, None
-        if schedule.paused:
-            return AddResult.REPLACED, "drop"
-        if old is None or old.paused or not old.same_timing(schedule):
-            return AddResult.REPLACED, "set" if first is not None else "drop"
-        return AddResult.REPLACED, "keep"
+        mode = fire_on_replace(old, schedule, first)  # the script applies it; the CAS makes it atomic
+        return (AddResult.UNCHANGED, None) if mode is None else (AddResult.REPLACED, mode.value)
 
     def remove(self, schedule_id: str) -> bool:
         """See :meth:`schedcore.protocols.Store.remove`: one Lua call deletes everything of the schedule."""
@@ -531,9 +530,7 @@ class RedisStore:
 
     def set_paused(self, schedule_id: str, paused: bool, next_fire: Pending | None) -> StoredSchedule:
         """See :meth:`schedcore.protocols.Store.set_paused` (compare-and-set of the definition in Lua)."""
-        if not isinstance(paused, bool):
-            raise ValidationError("paused", paused, "must be true or false")
-        check_fire_entry(next_fire, "next_fire")
+        check_set_paused(paused, next_fire)
         for _ in range(_CAS_ATTEMPTS):
             stored = self.get(schedule_id)
             if stored is None:
@@ -783,10 +780,7 @@ class RedisStore:
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
         """See :meth:`schedcore.protocols.Store.record_outcome`: one Lua call, at most once per run id."""
-        if not isinstance(outcome, Outcome):
-            raise ValidationError("outcome", outcome, "expected an Outcome")
-        if retry is not None:
-            check_extra_entry(retry, "retry")
+        check_outcome(outcome, retry)
         sid = outcome.schedule_id
         args: list[Any] = [
             self.keys.prefix,
@@ -1140,21 +1134,6 @@ def _unreachable(exc: BaseException, where: str) -> SchedcoreError:
         # The usual cause: a plain (non-TLS) port, which never completes the TLS handshake.
         message += " (rediss:// needs the server's TLS port, e.g. redis-server --tls-port)"
     return type(err)(message)
-
-
-def _redact(url: object) -> str:
-    """``url`` with its password replaced by ``***`` (for messages)."""
-    if not isinstance(url, str):
-        return repr(url)
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rsplit("@", 1)
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
-    except ValueError:
-        return url.split("@")[-1] if "@" in url else url
 
 
 def _ttl_seconds(value: float | timedelta | None) -> int:

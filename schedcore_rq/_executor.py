@@ -14,11 +14,11 @@ from typing import Any, NamedTuple
 import redis
 from redis.exceptions import NoScriptError, RedisError
 
-from schedcore._validate import check_id
-from schedcore.exceptions import ExecutorUnavailable, ValidationError
+from schedcore.exceptions import ExecutorError, ExecutorUnavailable, ValidationError
+from schedcore.executors import ExecutorBase
 from schedcore.model import Schedule
 from schedcore.records import Outcome, OutcomeStatus, Run
-from schedcore_redis._roundtrip import send_now
+from schedcore_redis.connection import check_namespace, is_permanent, send_now
 from schedcore_rq._jobs import (
     HANDOFF_LUA,
     ON_FAILURE,
@@ -76,7 +76,7 @@ _HANDED_NOW = ord("1")  # a run's character in the hand-off script's reply: hand
 
 
 class _Entry(NamedTuple):
-    """One run of a hand-off, as :meth:`RQExecutor._run_handoff` sends it (see :data:`HANDOFF_LUA`)."""
+    """One run of a hand-off, as :meth:`RQExecutor._start_handoff` sends it (see :data:`HANDOFF_LUA`)."""
 
     job_id: str
     info: str  # run info JSON
@@ -113,11 +113,30 @@ def _redis_exceptions() -> tuple[type[BaseException], ...]:
 
 #: Driver errors translated into ExecutorUnavailable at this adapter's boundary.
 _DRIVER_ERRORS: tuple[type[BaseException], ...] = (*_redis_exceptions(), OSError)
-_DRAIN_ERRORS: tuple[type[BaseException], ...] = (ExecutorUnavailable, *_DRIVER_ERRORS)
-#: Errors that retrying does not cure (the server refuses this user the command or the key).
-_PERMANENT_ERRORS = (redis.exceptions.NoPermissionError, redis.exceptions.AuthenticationError)
+_HANDING = "cannot hand runs to RQ"
+_DRAIN_ERRORS: tuple[type[BaseException], ...] = (ExecutorError, *_DRIVER_ERRORS)
 _STUCK_AFTER = 120.0  # seconds after which a payload in the processing list is considered abandoned
 _SWEEP_BATCH = 500
+
+
+@contextlib.contextmanager
+def _translated(doing: str, prefix: str) -> Iterator[None]:
+    """The one translation of driver errors at this adapter's boundary (``doing``: what
+    failed, as the message starts). An error retrying cures -- the server is down, busy,
+    failing over -- is ExecutorUnavailable: the engine releases the claims and tries again.
+    One it does not cure (:func:`schedcore_redis.connection.is_permanent`: NOPERM, wrong
+    credentials, WRONGTYPE on a key of ``prefix``) is an ExecutorError saying what to fix,
+    logged at ERROR by the engine instead of passing for a passing outage."""
+    try:
+        yield
+    except _DRIVER_ERRORS as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        if is_permanent(exc):
+            raise ExecutorError(
+                f"{doing}: {text} -- retrying will not help: the Redis user needs the commands and keys "
+                f"schedcore uses ({prefix}* and RQ's rq:*), and a key of the wrong type needs 'schedcore doctor'"
+            ) from exc
+        raise ExecutorUnavailable(f"{doing}: {text}" if doing else text) from exc
 
 
 def _is_wrong_type(exc: BaseException) -> bool:
@@ -178,7 +197,7 @@ def _match_workers(workers: WorkerPool, serializer: Any, resolved: Any) -> None:
         )
 
 
-class RQExecutor:
+class RQExecutor(ExecutorBase):
     """Runs schedcore runs as RQ jobs, executed by ordinary ``rq worker`` processes.
 
     :param connection: the ``redis.Redis`` connection RQ uses (``decode_responses=False``).
@@ -241,7 +260,7 @@ class RQExecutor:
 
         self._connection = connection
         self._default_queue = check_queue(queue, "queue")
-        self._namespace = check_id(namespace, "namespace")
+        self._namespace = check_namespace(namespace)  # shared with the Redis store: one rule
         if isinstance(serializer, str):
             serializer = serializer_path(serializer)  # "json"/"pickle" on every RQ version
         try:
@@ -379,7 +398,7 @@ class RQExecutor:
         if self._closed:
             raise ExecutorUnavailable("the RQ executor is shut down")
         stamp = _rq_timestamp()  # the jobs of one hand-off are created (and enqueued) together
-        try:
+        with _translated(_HANDING, self.keys.prefix):
             # Runs of schedules that share a definition carry the very same args, kwargs and
             # options objects: what only depends on them is worked out once per call. Keyed
             # by id(), so only valid while the runs (and so those objects) are alive: local.
@@ -387,24 +406,18 @@ class RQExecutor:
             encoder = self._connection.get_encoder()  # the description is sent inside a bytes argument
             encode = functools.partial(str.encode, encoding=encoder.encoding, errors=encoder.encoding_errors)
             return [self._entry(run, stamp, plans, encode) for run in runs], stamp
-        except _DRIVER_ERRORS as exc:
-            raise ExecutorUnavailable(f"cannot hand runs to RQ: {type(exc).__name__}: {exc}") from exc
 
     def _send(self, entries: list[_Entry], stamp: str, *, nowait: bool) -> Callable[[], list[bool]]:
         """Start the hand-off script for ``entries`` (with ``nowait``: sent now, read later);
         the returned function finishes it: per entry whether it was handed over now."""
         if not entries:
             return list
-        try:
+        with _translated(_HANDING, self.keys.prefix):
             finish = self._start_handoff(entries, stamp, nowait=nowait)
-        except _DRIVER_ERRORS as exc:
-            raise ExecutorUnavailable(f"cannot hand runs to RQ: {type(exc).__name__}: {exc}") from exc
 
         def finished() -> list[bool]:
-            try:
+            with _translated(_HANDING, self.keys.prefix):
                 handed = finish()
-            except _DRIVER_ERRORS as exc:
-                raise ExecutorUnavailable(f"cannot hand runs to RQ: {type(exc).__name__}: {exc}") from exc
             with self._mine_lock:
                 self._mine.update(entry.job_id for entry in entries if not entry.failure)
             return handed
@@ -463,16 +476,13 @@ class RQExecutor:
         if self._report is None:
             raise RuntimeError("start(report) first")
         count = 0
-        try:
-            with self._lock:
-                count += self._retry_failed()
-                while True:
-                    item = self._connection.lmove(self.keys.outcomes, self.keys.processing, "RIGHT", "LEFT")
-                    if item is None:
-                        break
-                    count += self._handle(item)
-        except _DRIVER_ERRORS as exc:
-            raise ExecutorUnavailable(f"cannot read RQ outcomes: {type(exc).__name__}: {exc}") from exc
+        with _translated("cannot read RQ outcomes", self.keys.prefix), self._lock:
+            count += self._retry_failed()
+            while True:
+                item = self._connection.lmove(self.keys.outcomes, self.keys.processing, "RIGHT", "LEFT")
+                if item is None:
+                    break
+                count += self._handle(item)
         return count
 
     def reconcile(self) -> int:
@@ -482,18 +492,13 @@ class RQExecutor:
         vanished is LOST; a started job whose worker stopped beating is LOST once it has been
         silent for three heartbeat intervals across passes.
         """
-        try:
-            with self._reconcile_lock:
-                return self._reconcile()
-        except _DRIVER_ERRORS as exc:
-            raise ExecutorUnavailable(f"cannot reconcile RQ jobs: {type(exc).__name__}: {exc}") from exc
+        with _translated("cannot reconcile RQ jobs", self.keys.prefix), self._reconcile_lock:
+            return self._reconcile()
 
     def outstanding(self) -> int:
         """How many handed-over jobs have no outcome yet."""
-        try:
+        with _translated("", self.keys.prefix):
             return int(self._connection.zcard(self.keys.outstanding))
-        except _DRIVER_ERRORS as exc:
-            raise ExecutorUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop accepting runs, stop the outcome thread and an owned worker pool. Idempotent.
@@ -826,9 +831,6 @@ class RQExecutor:
             raise RuntimeError(f"RQ did not push job {job_id} onto a queue (unsupported RQ version?)")
         return commands
 
-    def _run_handoff(self, entries: list[_Entry], stamp: str) -> list[bool]:
-        return self._start_handoff(entries, stamp, nowait=False)()
-
     def _start_handoff(self, entries: list[_Entry], stamp: str, *, nowait: bool) -> Callable[[], list[bool]]:
         """The hand-off calls for ``entries``; with ``nowait`` sent at once (see :func:`send_now`).
         The returned function reads (or makes) them, retries what the server lost, and
@@ -1009,7 +1011,7 @@ class RQExecutor:
                 backoff = min(max(backoff * 2, 0.5), 30.0)
                 if _is_wrong_type(exc) and self._try_repair_keys():
                     continue  # the damaged key is set aside: go on at once
-                if isinstance(exc, _PERMANENT_ERRORS):
+                if is_permanent(exc):
                     # Waiting will not fix it (an ACL without our keys or commands): say so once,
                     # loudly, and keep trying slowly -- an operator may fix the ACL at runtime.
                     backoff = 30.0

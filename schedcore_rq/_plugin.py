@@ -19,7 +19,7 @@ from schedcore.hookspecs import hookimpl
 from schedcore.plugins import ExecutorFactory, missing_modules
 from schedcore.protocols import Executor
 from schedcore.settings import CliOption
-from schedcore_redis._plugin import non_empty_url
+from schedcore_redis.connection import non_empty_url, redact_url
 
 if TYPE_CHECKING:
     from schedcore.model import Schedule
@@ -51,8 +51,7 @@ def create_executor(options: Mapping[str, Any]) -> Executor:
         import redis
         import rq  # noqa: F401
 
-        from schedcore_redis._store import _redact
-        from schedcore_redis._timeouts import service_options
+        from schedcore_redis.connection import service_options
         from schedcore_rq._executor import RQExecutor
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise PluginError(f"the rq executor needs 'rq' and 'redis': {install_hint('rq')} ({exc})") from None
@@ -60,7 +59,7 @@ def create_executor(options: Mapping[str, Any]) -> Executor:
     try:
         connection = redis.Redis.from_url(url, **service_options(url))
     except ValueError as exc:
-        raise ConfigError(f"invalid redis_url {_redact(url)!r}: {exc}") from None  # no password in errors
+        raise ConfigError(f"invalid redis_url {redact_url(url)!r}: {exc}") from None  # no password in errors
     return RQExecutor(
         connection,
         queue=str(options.get("queue") or "default"),

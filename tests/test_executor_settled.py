@@ -72,20 +72,6 @@ def test_settled_gets_the_runs_of_committed_claims_only() -> None:
     assert len(executor.settled_ids) == len(set(executor.settled_ids))
 
 
-def test_an_executor_without_settled_still_works() -> None:
-    """Executors written before ``settled`` existed lack it: the engine skips the call."""
-
-    class Old(CallbackExecutor):
-        def __getattribute__(self, name: str) -> Any:
-            if name == "settled":
-                raise AttributeError(name)
-            return super().__getattribute__(name)
-
-    executor = Old(clock=FakeClock(T0))
-    ticked(executor)
-    assert len(executor.outcomes) == 1
-
-
 def test_a_failing_settled_is_only_logged() -> None:
     class Failing(CallbackExecutor):
         def settled(self, run_ids: Sequence[str]) -> None:

@@ -6,13 +6,13 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from schedcore import _planner
 from schedcore._planner import backfill_entries, expired_one_shot, first_fire, occurrence_due, plan, retry_entry
 from schedcore.exceptions import ValidationError
-from schedcore.model import RetryPolicy, Schedule
+from schedcore.model import Catchup, Overlap, RetryPolicy, Schedule
 from schedcore.records import Claim, Outcome, OutcomeStatus, Pending, PendingKind, RunStatus
 from schedcore.testing.factories import NOOP, T0, at
 from schedcore.triggers import At, Cron, Interval
@@ -500,3 +500,83 @@ def test_schedules_sharing_a_trigger_ask_it_once_per_batch() -> None:
     plans = [plan(claim(s, entry), T0 + timedelta(seconds=1), memo) for s in schedules]
     assert all(nominals(p) == [0.0] and next_at(p) == 300.0 for p in plans)
     assert trigger.calls <= 2  # the next occurrence (and the one after, for jitter caps), once
+
+
+# -- the fast path is the general path, where it applies -----------------------------------
+
+_FAST_TRIGGERS = st.one_of(
+    st.builds(
+        lambda every, offset: Interval(every, start=T0 + timedelta(seconds=offset)),
+        st.integers(1, 7200),
+        st.integers(-3600, 3600),
+    ),
+    st.sampled_from(
+        [
+            Cron("*/5 * * * *"),
+            Cron("0 3 * * *", tz="Europe/Paris"),
+            Cron("30 2 * * *", tz="America/New_York"),  # a time skipped once a year (DST)
+            Cron("0 9 * * 1-5", tz="Asia/Kolkata"),
+        ]
+    ),
+    st.builds(lambda s: At(T0 + timedelta(seconds=s)), st.integers(0, 86_400)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    trigger=_FAST_TRIGGERS,
+    start=st.integers(0, 400 * 86_400),
+    late_ms=st.integers(0, 4 * 86_400_000),
+    due_shift_ms=st.sampled_from([0, 0, 0, 1, 1500]),
+    attempt=st.sampled_from([1, 1, 1, 2]),
+    catchup=st.sampled_from(list(Catchup)),
+    grace=st.integers(1, 7200),
+    overlap=st.sampled_from(list(Overlap)),
+    running=st.integers(0, 2),
+    parked=st.booleans(),
+    runs_started=st.integers(0, 50),
+    at_grace=st.sampled_from([None, None, -1, 0, 1]),
+)
+def test_the_fast_path_plans_what_the_general_path_plans(
+    trigger: Interval | Cron | At,
+    start: int,
+    late_ms: int,
+    due_shift_ms: int,
+    attempt: int,
+    catchup: Catchup,
+    grace: int,
+    overlap: Overlap,
+    running: int,
+    parked: bool,
+    runs_started: int,
+    at_grace: int | None,
+) -> None:
+    """Every input of the direct path (one occurrence due, no jitter, no window, no
+    ``max_runs``) gets from it exactly the plan the general walk makes."""
+    schedule = sched(trigger=trigger, catchup=catchup, misfire_grace=grace, overlap=overlap)
+    nominal = trigger.next_after(T0 + timedelta(seconds=start - 1))
+    assume(nominal is not None)
+    assert nominal is not None
+    if at_grace is not None:  # late by exactly the grace, a millisecond less or more
+        late_ms = grace * 1000 + at_grace
+    now = nominal + timedelta(milliseconds=late_ms)
+    following = trigger.next_after(nominal)
+    assume(following is None or following > now)  # exactly one occurrence due: where the fast path applies
+    entry = Pending(
+        kind=PendingKind.FIRE, nominal=nominal, due=nominal + timedelta(milliseconds=due_shift_ms), attempt=attempt
+    )
+    c = claim(schedule, entry, runs_started=runs_started, running=running, parked=parked)
+    taken: list[bool] = []
+    fast = _planner._plan_one
+
+    def spied(*args: object) -> _planner.Plan:
+        taken.append(True)
+        return fast(*args)  # type: ignore[arg-type]
+
+    _planner._plan_one = spied  # type: ignore[assignment]
+    try:
+        planned = plan(c, now)
+    finally:
+        _planner._plan_one = fast
+    assert taken == [True], "the fast path did not apply"
+    assert planned == _planner._plan_general(c, now, _planner._Timeline(schedule))

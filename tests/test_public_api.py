@@ -44,7 +44,6 @@ EXPECTED = {
     "ValidationError",
     "ScheduleExists",
     "ScheduleNotFound",
-    "LeaseLost",
     "StoreError",
     "StoreUnavailable",
     "CorruptScheduleData",

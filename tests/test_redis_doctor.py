@@ -21,7 +21,7 @@ from redis_helpers import fresh_namespace, redis_server_url  # noqa: F401
 from schedcore import At, Interval, Schedule, Scheduler
 from schedcore.cli import cli
 from schedcore.clock import FakeClock
-from schedcore.doctor import CheckReport, Finding, check_store
+from schedcore.doctor import CheckReport, Finding
 from schedcore.memory import MemoryStore
 from schedcore.model import SCHEMA_VERSION
 from schedcore.testing.executors import CallbackExecutor
@@ -238,13 +238,13 @@ def test_memory_store_checks_fire_entries_and_stale_claims() -> None:
     sched = Scheduler(store=store, executor=CallbackExecutor(clock=clock), clock=clock, heartbeat=None)
     for sid in IDS:
         sched.add(Schedule(id=sid, task="schedcore.demo:hello", trigger=Interval(60)))
-    assert check_store(store, repair=False, now=T0).clean
+    assert store.check(repair=False, now=T0).clean
     store._schedules["b"].index.pop("fire")  # the damage a store bug would leave
     store._indexed -= 1
     store.claim_due(T0, limit=1, lease=timedelta(seconds=30), owner="gone")
-    report = check_store(store, repair=True, now=T0 + timedelta(seconds=31))
+    report = store.check(repair=True, now=T0 + timedelta(seconds=31))
     assert {(f.kind, f.schedule_id) for f in report.problems} == {("missing_fire", "b"), ("stale_claim", "a")}
-    assert report.exit_code == 0 and check_store(store, repair=False, now=T0 + timedelta(seconds=31)).clean
+    assert report.exit_code == 0 and store.check(repair=False, now=T0 + timedelta(seconds=31)).clean
     assert store.get("b").next_fire is not None  # type: ignore[union-attr]
 
 

@@ -20,8 +20,9 @@ from rq.job import Job, JobStatus
 from test_rq_support import Collector, rconn, rq_redis_url
 
 from schedcore import Interval, Schedule
-from schedcore.exceptions import ExecutorUnavailable, ValidationError
+from schedcore.exceptions import ExecutorError, ExecutorUnavailable, ValidationError
 from schedcore.records import Outcome, OutcomeStatus, Pending, PendingKind, Run, make_run_id
+from schedcore_redis.connection import is_permanent
 from schedcore_rq import RQExecutor, job_id_for
 from schedcore_rq import _worker_side as worker_side
 from schedcore_rq._outcomes import Keys
@@ -678,9 +679,15 @@ def test_every_redis_exception_is_translated(monkeypatch: pytest.MonkeyPatch, rc
         def late_boom(*args: Any, _boom: Any = boom, **kwargs: Any) -> Any:
             return _boom  # the call went out; reading its reply fails
 
+        # permanent ones (NOPERM, wrong credentials) say so; the others are a passing outage
+        instance = cls.__new__(cls)
+        Exception.__init__(instance, "simulated")
+        transient = not is_permanent(instance)
         for start in (boom, late_boom):  # sending fails / reading the reply fails
             monkeypatch.setattr(ex, "_start_handoff", start)
-            with pytest.raises(ExecutorUnavailable, match=cls.__name__):
+            with pytest.raises(ExecutorError, match=cls.__name__) as sync:
                 ex.submit([run_of(schedule())])
-            with pytest.raises(ExecutorUnavailable, match=cls.__name__):
+            with pytest.raises(ExecutorError, match=cls.__name__) as nowait:
                 ex.submit_nowait([run_of(schedule())])()
+            unavailable = [isinstance(e.value, ExecutorUnavailable) for e in (sync, nowait)]
+            assert unavailable == [transient, transient]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import subprocess
@@ -20,18 +21,20 @@ from schedcore import _planner
 from schedcore.clock import FakeClock
 from schedcore.exceptions import (
     CorruptScheduleData,
+    ExecutorError,
     ScheduleExists,
     ScheduleNotFound,
     StoreUnavailable,
     ValidationError,
 )
-from schedcore.executors import LocalExecutor
+from schedcore.executors import ExecutorBase, LocalExecutor
 from schedcore.hookspecs import hookimpl
 from schedcore.memory import MemoryStore
 from schedcore.model import RetryPolicy, Schedule
 from schedcore.plugins import get_plugin_manager
 from schedcore.records import AddResult, OutcomeStatus, PendingKind, Run, RunStatus
 from schedcore.scheduler import Scheduler
+from schedcore.storekit import StoreBase
 from schedcore.testing import tasks
 from schedcore.testing.executors import CallbackExecutor, Result
 from schedcore.testing.factories import NOOP, T0, at
@@ -163,7 +166,8 @@ def test_add_rejects_what_the_executor_rejects() -> None:
 
 
 class _OneAtATime:
-    """A store written before ``add_many`` existed: a MemoryStore without it."""
+    """A store with :class:`StoreBase`'s default ``add_many`` (one ``add`` per item): a
+    MemoryStore whose own batched ``add_many`` is not used."""
 
     def __init__(self) -> None:
         self.inner = MemoryStore()
@@ -173,9 +177,10 @@ class _OneAtATime:
         self.adds.append(schedule.id)
         return self.inner.add(schedule, first, conflict)
 
+    def add_many(self, items: Sequence[tuple[Schedule, Any]], conflict: Any) -> list[AddResult]:
+        return StoreBase.add_many(self, items, conflict)  # type: ignore[arg-type]  # the default, on this proxy
+
     def __getattr__(self, name: str) -> Any:
-        if name == "add_many":
-            raise AttributeError(name)
         return getattr(self.inner, name)
 
 
@@ -658,11 +663,8 @@ class CallLog:
     inner: MemoryStore
     calls: list[str] = attrs.field(factory=list)
     fail_commits: int = 0
-    nowait: bool = True  # False: a store without claim_due_nowait
 
     def __getattr__(self, name: str) -> Any:
-        if name == "claim_due_nowait" and not self.nowait:
-            raise AttributeError(name)
         attr = getattr(self.inner, name)
         if name not in ("claim_due", "claim_due_nowait", "commit", "commit_and_next_due", "release"):
             return attr
@@ -726,28 +728,19 @@ def test_the_next_batch_is_claimed_before_the_runs_are_handed_over_and_planned_w
     assert all(s.next_fire is None for s in sim.scheduler.list())
 
 
-def test_without_claim_due_nowait_the_next_batch_is_claimed_after_the_runs_were_sent() -> None:
-    store = CallLog(MemoryStore(), nowait=False)
+def test_an_executor_with_the_default_submit_nowait_is_driven_like_any_other() -> None:
+    """ExecutorBase's submit_nowait hands over at once: the engine takes its one path (the
+    next batch claimed before this one is committed), and the runs go through ``submit``."""
+    store = CallLog(MemoryStore())
     sim = _five_due(2, store)
+    sim.executor.submit_nowait = functools.partial(ExecutorBase.submit_nowait, sim.executor)  # type: ignore[method-assign]
     sim.scheduler.tick()
     assert store.calls == [
-        *("claim_due", "submit", "claim_due", "commit"),
-        *("submit", "claim_due", "commit"),
+        *("claim_due", "claim_due_nowait", "submit", "commit"),
+        *("claim_due_nowait", "submit", "commit"),
         *("submit", "commit_and_next_due"),
     ]
     assert sorted(r.schedule_id for r in sim.executor.submitted) == [f"s{i}" for i in range(5)]
-
-
-def test_without_submit_nowait_each_batch_is_committed_before_the_next_claim() -> None:
-    store = CallLog(MemoryStore())
-    sim = _five_due(2, store)
-    sim.executor.submit_nowait = None  # type: ignore[method-assign,assignment]  # an executor without it
-    sim.scheduler.tick()
-    assert store.calls == [
-        *("claim_due", "submit", "commit"),
-        *("claim_due", "submit", "commit"),
-        *("claim_due", "submit", "commit_and_next_due"),
-    ]
 
 
 def test_a_failed_background_hand_over_releases_its_batch_and_the_one_claimed_ahead() -> None:
@@ -1085,3 +1078,21 @@ def test_the_signal_handler_never_waits_for_a_lock_its_own_thread_holds() -> Non
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "stopping"
+
+
+def test_an_executor_error_retrying_does_not_cure_is_logged_at_error_and_still_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sim, _ = sim_with()
+    sim.scheduler.add(sched())
+
+    def refuse(runs: Sequence[Run]) -> None:
+        raise ExecutorError("cannot hand runs to RQ: NoPermissionError: NOPERM -- retrying will not help")
+
+    sim.executor.submit = refuse  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="schedcore"):
+        wake = sim.scheduler.tick()
+    assert wake is not None and wake > T0  # backing off, not raising
+    [line] = [r for r in caplog.records if getattr(r, "event", None) == "backoff"]
+    assert line.levelno == logging.ERROR and "executor error" in line.getMessage() and not line.exc_info
+    assert sim.scheduler.get("s") is not None and sim.executor.submitted == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from redis_helpers import BACKENDS, make_store, redis_server_url  # noqa: F401  (fixture)
@@ -17,6 +18,8 @@ from schedcore.memory import MemoryStore
 from schedcore.model import Schedule
 from schedcore.plugins import get_plugin_manager
 from schedcore.protocols import Store
+from schedcore.records import AddResult
+from schedcore.storekit import StoreBase
 from schedcore.sync import SOURCE_KEY, default_source, sync, tag
 from schedcore.testing.executors import CallbackExecutor
 from schedcore.testing.factories import T0
@@ -129,19 +132,25 @@ def test_works_on_a_bare_store_too(store: Store) -> None:
     assert not sync(store, parse_schedules(FILE_V1), "jobs.toml", now=T0 + timedelta(hours=1)).changed
 
 
-def test_works_on_a_store_without_add_many() -> None:
-    class OneAtATime:  # a store written before add_many existed
+def test_works_on_a_store_with_the_default_add_many() -> None:
+    class OneAtATime:  # StoreBase's add_many (one add per item) on a MemoryStore
         def __init__(self) -> None:
             self.inner = MemoryStore()
+            self.adds = 0
+
+        def add(self, *args: Any) -> AddResult:
+            self.adds += 1
+            return self.inner.add(*args)
+
+        def add_many(self, items: Any, conflict: Any) -> list[AddResult]:
+            return StoreBase.add_many(self, items, conflict)  # type: ignore[arg-type]  # the default, on this proxy
 
         def __getattr__(self, name: str) -> object:
-            if name == "add_many":
-                raise AttributeError(name)
             return getattr(self.inner, name)
 
     store = OneAtATime()
     report = sync(store, parse_schedules(FILE_V1), "jobs.toml", now=T0)
-    assert len(report.added) == 3
+    assert len(report.added) == 3 and store.adds == 3
     assert not sync(store, parse_schedules(FILE_V1), "jobs.toml", now=T0 + timedelta(hours=1)).changed
 
 

@@ -68,7 +68,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import pytest
 
 from schedcore.exceptions import ExecutorUnavailable
-from schedcore.protocols import Executor
+from schedcore.protocols import Executor, missing_methods
 from schedcore.records import Outcome, OutcomeStatus, Pending, PendingKind, Run
 from schedcore.testing.factories import make_schedule
 from schedcore.tracebacks import MAX_CHARS, MAX_LINES
@@ -236,6 +236,7 @@ class ExecutorConformance:
     # -- the protocol ---------------------------------------------------------------------
 
     def test_satisfies_the_protocol(self, harness: ExecutorHarness) -> None:
+        assert missing_methods(harness.executor, Executor) == [], "every method is required (see ExecutorBase)"
         assert isinstance(harness.executor, Executor)
 
     def test_validate_accepts_a_plain_schedule(self, harness: ExecutorHarness) -> None:
@@ -259,6 +260,19 @@ class ExecutorConformance:
         assert outcome.status is OutcomeStatus.SUCCEEDED
         assert outcome.error is None and outcome.traceback is None
         assert reports.ids() == {run.id}
+
+    def test_submit_nowait_hands_over_once_waited_for(self, harness: ExecutorHarness, reports: Reports) -> None:
+        """``submit_nowait`` (the engine's hand-over while it claims ahead) is ``submit``
+        finished by the returned function; a repeat through either path is dropped."""
+        executor = self.start(harness, reports)
+        run = self.run("nowait", "noop")
+        handed = executor.submit_nowait([run])
+        assert callable(handed)
+        handed()
+        executor.submit_nowait([run])()  # a repeat hand-over: dropped by run id
+        executor.submit([run])
+        self.execute(harness, reports, [run])
+        assert self.only_outcome(reports, run).status is OutcomeStatus.SUCCEEDED
 
     def test_settled_is_accepted_for_any_ids_and_changes_no_outcome(
         self, harness: ExecutorHarness, reports: Reports

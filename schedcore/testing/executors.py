@@ -30,6 +30,7 @@ import attrs
 from schedcore._time import to_timedelta, trunc_ms
 from schedcore.clock import Clock, FakeClock, SystemClock
 from schedcore.exceptions import ExecutorUnavailable
+from schedcore.executors import ExecutorBase
 from schedcore.model import Schedule
 from schedcore.records import Outcome, OutcomeStatus, Run
 from schedcore.tracebacks import format_traceback
@@ -57,7 +58,7 @@ class Result:
 Handler = Callable[[Run], "Result | OutcomeStatus | None"]
 
 
-class CallbackExecutor:
+class CallbackExecutor(ExecutorBase):
     """An :class:`~schedcore.protocols.Executor` whose ``handler(run)`` plays the task.
 
     The handler returns None (success), an :class:`OutcomeStatus`, or a :class:`Result`;

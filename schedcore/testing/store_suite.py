@@ -21,9 +21,11 @@ arrive asynchronously (from another thread): the suite waits up to
 :attr:`StoreConformance.watch_timeout` for them. The stateful test reuses the fixture's
 store for all its examples and empties it between examples with ``remove``.
 
-Where the protocol leaves room, the suite checks the readings documented on
-:class:`schedcore.memory.MemoryStore` (the reference implementation); where both readings
-keep exactly-once (committing a claim whose fire entry was superseded), it accepts both.
+Every method of :class:`~schedcore.protocols.Store` is required and tested (a store
+inheriting :class:`~schedcore.storekit.StoreBase` gets the defaults). Where the contract
+leaves room, the suite checks the readings documented on :class:`~schedcore.protocols.Store`
+(:class:`schedcore.memory.MemoryStore` is the reference implementation); where both
+readings keep exactly-once (committing a claim whose fire entry was superseded), it accepts both.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ from hypothesis.stateful import (
 )
 
 from schedcore._time import from_ms, to_ms
-from schedcore.exceptions import ScheduleExists, ScheduleNotFound, ValidationError
+from schedcore.doctor import CheckReport
+from schedcore.exceptions import ScheduleExists, ScheduleNotFound, StoreError, ValidationError
 from schedcore.model import Conflict, Schedule
-from schedcore.protocols import Store
+from schedcore.protocols import Store, missing_methods
 from schedcore.records import (
     AddResult,
     Claim,
@@ -162,7 +165,22 @@ class StoreConformance:
     # -- the protocol ----------------------------------------------------------------
 
     def test_satisfies_the_protocol(self, store: Store) -> None:
+        assert missing_methods(store, Store) == [], "every method of Store is required (StoreBase has defaults)"
         assert isinstance(store, Store)
+
+    def test_warnings_are_sentences(self, store: Store) -> None:
+        found = store.warnings()
+        assert isinstance(found, list) and all(isinstance(w, str) and w for w in found)
+
+    def test_check_reports_or_says_there_is_no_checker(self, store: Store) -> None:
+        self.add_fire(store, "a", 10)
+        try:
+            report = store.check(repair=False, now=at(0))
+        except StoreError as exc:  # StoreBase's default: no consistency checker
+            assert "no consistency checker" in str(exc)
+            return
+        assert isinstance(report, CheckReport) and report.repair is False
+        assert report.clean, report.rows()  # a store written only through its methods is consistent
 
     def test_empty_store(self, store: Store) -> None:
         assert store.get("nope") is None
@@ -1019,9 +1037,7 @@ class StoreConformance:
         assert store.next_due() == at(50)
 
     def test_commit_and_next_due_is_commit_then_next_due(self, store: Store) -> None:
-        commit_and_peek = getattr(store, "commit_and_next_due", None)
-        if commit_and_peek is None:
-            pytest.skip("optional: the engine calls commit and next_due for this store")
+        commit_and_peek = store.commit_and_next_due
         self.add_fire(store, "a", 20)
         self.add_fire(store, "b", 50)
         ca = claim_one(store, at(20), limit=1, lease=timedelta(seconds=60))
@@ -1035,9 +1051,7 @@ class StoreConformance:
         assert commit_and_peek([]) == ([], None)
 
     def test_claim_due_nowait_is_claim_due_once_waited_for(self, store: Store) -> None:
-        claim_nowait = getattr(store, "claim_due_nowait", None)
-        if claim_nowait is None:
-            pytest.skip("optional: the engine claims each next batch when it needs it")
+        claim_nowait = store.claim_due_nowait
         self.add_fire(store, "a", 20)
         self.add_fire(store, "b", 30)
         self.add_fire(store, "c", 90)

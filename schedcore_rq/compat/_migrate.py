@@ -205,10 +205,6 @@ class _Plan:
     kwargs: dict[str, Any]
 
 
-def _kind(meta: Mapping[str, Any]) -> str:
-    return "cron" if meta.get("cron_string") else "interval" if meta.get("interval") else "at"
-
-
 def _plan(source_id: str, new_id: str, when: datetime, fields: Mapping[bytes, bytes]) -> _Plan:
     """The schedule of one job (raises _Refusal saying why it cannot be migrated)."""
     if not fields:

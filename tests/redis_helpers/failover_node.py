@@ -34,8 +34,6 @@ class PrintingExecutor(CallbackExecutor):
             threading.Event().wait()  # a hand-over that never ends: the loop is stuck here
         super().submit(runs)
 
-    submit_nowait = None  # type: ignore[assignment]  # plain hand-overs only
-
 
 def main() -> None:
     url, namespace, mode, lease_s = sys.argv[1:5]

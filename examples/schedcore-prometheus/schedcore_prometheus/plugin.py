@@ -258,12 +258,9 @@ class _StoreStats(Collector):
     def collect(self) -> Iterable[GaugeMetricFamily]:
         schedules, in_flight, due, oldest = families = self._families()
         for scheduler in self._plugin.tracked():
-            stats_of = getattr(scheduler.store, "stats", None)  # optional for stores older than the method
-            if stats_of is None:
-                continue
             now = scheduler.clock.now()
             try:
-                stats = stats_of(now)
+                stats = scheduler.store.stats(now)
             except Exception as exc:  # a store outage must not fail the scrape
                 log.debug("no store stats for %s: %s: %s", scheduler.owner, type(exc).__name__, exc)
                 continue
