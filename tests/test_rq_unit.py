@@ -456,9 +456,9 @@ def test_reconciler_reports_a_vanished_job_as_lost(executor: RQExecutor, rconn: 
 
 def test_a_reconciler_pass_is_chunked_and_stops_with_the_executor(executor: RQExecutor, rconn: redis.Redis) -> None:
     """A pass over a backlog yields between chunks and ends early at shutdown (the next pass finishes it)."""
-    from schedcore_rq import _executor
+    from schedcore_rq import _reconcile
 
-    runs = [run_of(schedule(f"v{i}")) for i in range(3 * _executor._RECONCILE_CHUNK)]
+    runs = [run_of(schedule(f"v{i}")) for i in range(3 * _reconcile._RECONCILE_CHUNK)]
     assert executor.handoff(runs) == [True] * len(runs)
     rconn.delete(*[Job.key_for(job_id_for(r.id)) for r in runs])  # every one vanished: each is LOST
     executor._stop.set()  # as shutdown does: the pass stops after the chunk in hand
