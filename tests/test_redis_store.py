@@ -72,10 +72,16 @@ def test_remove_leaves_nothing_but_the_token_counter(store: RedisStore) -> None:
 
 
 def test_the_store_never_uses_keys_or_scan() -> None:
+    import schedcore_redis._connect as connect_module
+    import schedcore_redis._core as core_module
+    import schedcore_redis._index as index_module
     import schedcore_redis._scripts as scripts
     import schedcore_redis._store as store_module
+    import schedcore_redis._unreadable as unreadable_module
+    import schedcore_redis._watch as watch_module
 
-    for module in (scripts, store_module):
+    modules = (scripts, store_module, core_module, connect_module, index_module, unreadable_module, watch_module)
+    for module in modules:
         source = inspect.getsource(module)
         for banned in ("'KEYS'", '"KEYS"', "'SCAN'", "scan_iter", ".keys(", "hscan", "zscan", "sscan"):
             assert banned not in source, f"{module.__name__} uses {banned}"
