@@ -9,9 +9,11 @@ from json.encoder import encode_basestring_ascii as _json_str  # json.dumps's ow
 from typing import Any
 
 from schedcore._time import from_ms, to_ms
-from schedcore.exceptions import CorruptScheduleData
-from schedcore.model import RetryPolicy, Schedule
+from schedcore._validate import check_id
+from schedcore.exceptions import CorruptScheduleData, ValidationError
+from schedcore.model import RetryPolicy, Schedule, Serializer
 from schedcore.records import Outcome, Pending, PendingKind, RunRecord, text_or_none
+from schedcore.storekit import with_id
 
 __all__ = [
     "decode_fire",
@@ -155,19 +157,51 @@ def encode_schedule(schedule: Schedule) -> str:
     return f"{version}{json.dumps(_rename(data, _SHORT), separators=(',', ':'))}"
 
 
+#: The one decode cache of stored definitions: text -> the schedule decoded from it.
+#: A definition leaves the id out, so schedules that differ only by id (a thousand copies of
+#: one cron job) share one text, kept under the text alone: another id gets a copy of it
+#: (:func:`~schedcore.storekit.with_id`) -- decoding and validating a definition costs ~100x
+#: more than the copy, and a batch claims many schedules at once. A text bound to its id is
+#: kept under (id, text): one naming an id (checked against it), a signed pickle (copied
+#: under another id it must fail to verify) and a cron whose H fields hash the id (its seed).
+_DECODED: dict[str | tuple[str, str], Schedule] = {}
+_DECODED_MAX = 16384
+
+
 def decode_schedule(schedule_id: str, raw: Any) -> Schedule:
     """The schedule stored as ``raw``; CorruptScheduleData when it cannot be read.
 
-    Decoded schedules are cached by (id, stored text): schedules are immutable and
-    validating one costs far more than a claim's share of the round trip.
+    Schedules are immutable: each definition text is decoded and validated once (see
+    :data:`_DECODED`); what cannot be read is not cached, and fails again the next time.
     """
     if raw is None:
         raise CorruptScheduleData(schedule_id, "no definition stored")
-    return _decode_cached(schedule_id, text(raw))
+    raw = text(raw)
+    shared = _DECODED.get(raw)
+    if shared is not None:
+        if shared.id == schedule_id:
+            return shared
+        try:
+            check_id(schedule_id, "id")
+        except ValidationError as exc:
+            raise CorruptScheduleData(schedule_id, f"{type(exc).__name__}: {exc}") from None
+        return with_id(shared, schedule_id)
+    found = _DECODED.get((schedule_id, raw))
+    if found is not None:
+        return found
+    schedule = _decode(schedule_id, raw)
+    bound = (
+        '"id"' in raw
+        or schedule.serializer is Serializer.PICKLE
+        or getattr(schedule.trigger, "seed", None) == schedule_id
+    )
+    if len(_DECODED) >= _DECODED_MAX:
+        _DECODED.clear()
+    _DECODED[(schedule_id, raw) if bound else raw] = schedule
+    return schedule
 
 
-@functools.lru_cache(maxsize=16384)
-def _decode_cached(schedule_id: str, raw: str) -> Schedule:
+def _decode(schedule_id: str, raw: str) -> Schedule:
     version, brace, body = raw.partition("{")
     if not brace or (version and not version.isdigit()):
         raise CorruptScheduleData(schedule_id, "definition is not '<schema version>{json}'")

@@ -1,5 +1,6 @@
 """What the parts of :class:`~schedcore_redis.RedisStore` share: its construction (argument
-checks, keys, scripts, the sets of unreadable data) and the decoding of stored definitions."""
+checks, keys, scripts, the sets of unreadable data). Stored definitions are decoded, once per
+text, by :func:`schedcore_redis._codec.decode_schedule`."""
 
 from __future__ import annotations
 
@@ -13,12 +14,9 @@ import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
 
-from schedcore._validate import check_id
-from schedcore.exceptions import CorruptScheduleData, ValidationError
-from schedcore.model import Schedule, Serializer
-from schedcore.storekit import StoreBase, with_id
+from schedcore.exceptions import ValidationError
+from schedcore.storekit import StoreBase
 from schedcore_redis import _scripts
-from schedcore_redis._codec import decode_schedule
 from schedcore_redis._keys import Keys, check_namespace
 
 log = logging.getLogger("schedcore.redis")
@@ -64,7 +62,6 @@ class _StoreCore(StoreBase):
         self._unreadable: dict[str, str] = {}  # schedule id -> its definition that failed to decode
         self._bad_members: set[str] = set()  # index members the claim script refused
         self._reported: set[tuple[str, str]] = set()  # (schedule id, reason) logged already
-        self._shapes: dict[str, Schedule] = {}  # definition text -> a schedule decoded from it (see _decode)
         self._watchers: list[Callable[[], None]] = []
         self._closed = False
         self._claim = self._script(_scripts.CLAIM)
@@ -91,30 +88,3 @@ class _StoreCore(StoreBase):
     def _beat_keys(self) -> list[str]:
         # ``beats``: owner -> {"beat": ms, "expires": ms, "info": {...}}; ``beatx``: owner -> expiry ms
         return [self.keys.prefix + "beats", self.keys.prefix + "beatx"]
-
-    def _decode(self, sid: str, raw: str) -> Schedule:
-        """:func:`decode_schedule` for claims, validating each definition text once.
-
-        A stored definition leaves the id out, so schedules that differ only by id (a
-        thousand copies of one cron job) share one text: the schedule decoded from it is
-        kept, and the others are copies of it with their own id -- decoding and validating
-        a definition costs ~100x more than the copy, and a batch claims many schedules once.
-        """
-        shape = self._shapes.get(raw)
-        if shape is None or '"id"' in raw:  # a definition naming an id is checked against it every time
-            schedule = decode_schedule(sid, raw)
-            if len(self._shapes) >= 4096:
-                self._shapes.clear()
-            self._shapes[raw] = schedule
-            return schedule
-        if shape.id == sid:
-            return shape
-        if shape.serializer is Serializer.PICKLE or getattr(shape.trigger, "seed", None) == shape.id:
-            # A signed pickle is bound to its id: copied text under another id must fail to verify.
-            # A cron whose H fields hash this id may owe its seed to it (a text without one).
-            return decode_schedule(sid, raw)
-        try:
-            check_id(sid, "id")
-        except ValidationError as exc:
-            raise CorruptScheduleData(sid, f"{type(exc).__name__}: {exc}") from None
-        return with_id(shape, sid)

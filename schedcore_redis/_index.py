@@ -15,6 +15,7 @@ from schedcore.records import Claim, Commit, Outcome, Pending
 from schedcore.storekit import check_claim, check_commit, check_outcome, log_taken_back
 from schedcore_redis._codec import (
     decode_fire,
+    decode_schedule,
     encode_fire,
     encode_parked,
     encode_record,
@@ -123,7 +124,7 @@ class _TimeIndex(_Unreadable):
             m, due, fire, started, parked, running, token, raw = text(item).split("\n", 7)
             sid = member_sid(m)
             try:
-                schedule = self._decode(sid, raw)
+                schedule = decode_schedule(sid, raw)
                 try:
                     entry = decode_fire(fire) if m == sid else parse_member(m, due)
                 except (ValueError, KeyError) as exc:

@@ -175,7 +175,7 @@ class RedisStore(_TimeIndex, _Connection):
             raw_old = split_state(sid, stored_value)[3]
             if raw_old == raw_new:
                 return AddResult.UNCHANGED, None  # the same text decodes to the same schedule
-            old: Schedule | None = self._decode(sid, raw_old)  # copies of one definition: decoded once
+            old: Schedule | None = decode_schedule(sid, raw_old)  # copies of one definition: decoded once
         except CorruptScheduleData:
             old = None  # unreadable: replacing it repairs the schedule
         mode = fire_on_replace(old, schedule, first)  # the script applies it; the CAS makes it atomic

@@ -891,13 +891,36 @@ def test_cli_start_up_errors_are_one_line() -> None:
         server.close()
 
 
+def test_one_definition_text_is_decoded_once_for_every_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The one decode cache: copies of a definition under other ids are not decoded again,
+    # an id the rules refuse is still refused, and unreadable text is never cached.
+    from schedcore_redis import _codec
+
+    decoded: list[str] = []
+    real = _codec._decode
+    monkeypatch.setattr(_codec, "_decode", lambda sid, raw: decoded.append(sid) or real(sid, raw))
+    monkeypatch.setattr(_codec, "_DECODED", {})
+    raw = '1{"k":"schedcore.demo:hello","t":{"y":"cron","expr":"0 3 * * *"}}'
+    copies = [_codec.decode_schedule(f"job-{n}", raw) for n in range(50)]
+    assert decoded == ["job-0"]
+    assert [s.id for s in copies] == [f"job-{n}" for n in range(50)]
+    assert len({(s.task, s.trigger) for s in copies}) == 1
+    with pytest.raises(CorruptScheduleData):
+        _codec.decode_schedule("not an id!", raw)
+    for _ in range(2):
+        with pytest.raises(CorruptScheduleData):
+            _codec.decode_schedule("job-x", '1{"k":')
+    assert decoded == ["job-0", "job-x", "job-x"]
+
+
 def test_a_shared_definition_with_an_unseeded_h_cron_hashes_each_schedule_id() -> None:
     # Hand-written data may leave the seed out: each schedule claimed from that one text
     # must hash its own id, not reuse the first one decoded (claims share decoded texts).
-    store = RedisStore(redis.Redis(port=1))  # never connects: _decode is pure
+    from schedcore_redis._codec import decode_schedule
+
     raw = '1{"k":"schedcore.demo:hello","t":{"y":"cron","expr":"H H * * *"}}'
-    first, second = store._decode("job-a", raw), store._decode("job-b", raw)
+    first, second = decode_schedule("job-a", raw), decode_schedule("job-b", raw)
     assert (first.trigger, second.trigger) == (Cron("H H * * *", seed="job-a"), Cron("H H * * *", seed="job-b"))
     seeded = '1{"k":"schedcore.demo:hello","t":{"y":"cron","expr":"H H * * *","seed":"x"}}'
     explicit = Cron("H H * * *", seed="x")
-    assert store._decode("job-a", seeded).trigger == store._decode("job-b", seeded).trigger == explicit
+    assert decode_schedule("job-a", seeded).trigger == decode_schedule("job-b", seeded).trigger == explicit
