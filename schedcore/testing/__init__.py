@@ -1,7 +1,8 @@
 """Test helpers shipped with schedcore, for schedcore itself and for plugin authors.
 
 * :class:`StoreConformance` (:mod:`schedcore.testing.store_suite`) -- the contract suite
-  every :class:`~schedcore.protocols.Store` implementation runs against itself.
+  every :class:`~schedcore.protocols.Store` implementation runs against itself; its
+  model-based test drives :class:`~schedcore.testing.store_model.StoreMachine`.
 * :class:`ExecutorConformance` (:mod:`schedcore.testing.executor_suite`) -- the contract
   suite every :class:`~schedcore.protocols.Executor` implementation runs against itself.
 * :mod:`schedcore.testing.trigger_suite` -- property checks for trigger authors
