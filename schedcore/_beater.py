@@ -8,14 +8,15 @@ beats between ticks, and this thread beats whenever the loop did not in time.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import timedelta
+
+from schedcore._threads import StoppableThread
 
 __all__ = ["BeatThread"]
 
 
-class BeatThread:
+class BeatThread(StoppableThread):
     """Calls ``beat`` every ``interval`` of real time on a daemon thread until :meth:`stop`.
 
     ``beat`` must be thread-safe and cheap when no beat is due (the scheduler's own
@@ -23,19 +24,10 @@ class BeatThread:
     """
 
     def __init__(self, beat: Callable[[], None], interval: timedelta, name: str) -> None:
+        super().__init__(name)
         self._beat = beat
         # A third of the interval: a beat is never more than that late, whatever the loop does.
         self._period = max(interval.total_seconds() / 3, 0.01)
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
 
     def _run(self) -> None:
         while not self._stopped.wait(self._period):

@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from schedcore import _sqlite_schema as schema
+from schedcore._threads import StoppableThread
 from schedcore._time import from_ms
 
 __all__ = ["Poller"]
@@ -27,27 +27,18 @@ __all__ = ["Poller"]
 log = logging.getLogger("schedcore.sqlite")
 
 
-class Poller:
+class Poller(StoppableThread):
     """Polls ``PRAGMA data_version`` of ``path`` every ``interval`` on a daemon thread and calls
     ``notify([due])`` with a new earliest index entry. :meth:`stop` ends it (idempotent)."""
 
     def __init__(
         self, path: str, busy_timeout: float, interval: timedelta, notify: Callable[[Sequence[datetime]], None]
     ) -> None:
+        super().__init__("schedcore-sqlite-watch")
         self._path = path
         self._busy_timeout = busy_timeout
         self._period = interval.total_seconds()
         self._notify = notify
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="schedcore-sqlite-watch", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
