@@ -216,6 +216,25 @@ def connect(path: str, *, busy_timeout: float, read_only: bool = False) -> sqlit
     return conn
 
 
+#: The oldest SQLite library the store works with: RETURNING (3.35) and the JSON functions
+#: (built in since 3.38; earlier only when compiled with JSON1, which Python's builds are).
+MIN_SQLITE = (3, 35, 0)
+
+
+def _check_library(conn: sqlite3.Connection, path: str) -> None:
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise StoreError(
+            f"sqlite {path}: this Python links SQLite {sqlite3.sqlite_version}; "
+            f"schedcore needs {'.'.join(map(str, MIN_SQLITE))} or newer"
+        )
+    try:
+        conn.execute("SELECT json_valid('{}')").fetchone()
+    except sqlite3.OperationalError:
+        raise StoreError(
+            f"sqlite {path}: this Python's SQLite {sqlite3.sqlite_version} lacks the JSON functions schedcore needs"
+        ) from None
+
+
 def open_database(path: str, *, busy_timeout: float) -> sqlite3.Connection:
     """Open (creating if needed) the schedcore database at ``path``; StoreError when the file
     is foreign, damaged or newer than this schedcore, StoreUnavailable when it cannot be opened."""
@@ -227,6 +246,7 @@ def open_database(path: str, *, busy_timeout: float) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise translate(exc, path, "open") from None
     try:
+        _check_library(conn, path)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"sqlite {path}: cannot use WAL mode (got {mode!r}); is it on a network file system?")

@@ -44,6 +44,7 @@ from schedcore.storekit import (
     check_fire_entry,
     check_heartbeat,
     check_limit,
+    check_outcomes,
     log_taken_back,
     notify,
 )
@@ -290,30 +291,35 @@ class MemoryStore:
         self._notify(notes)
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
-        if not isinstance(outcome, Outcome):
-            raise ValidationError("outcome", outcome, "expected an Outcome")
-        if retry is not None:
-            check_extra_entry(retry, "retry")
+        return self.record_outcomes([(outcome, retry)])[0]
+
+    def record_outcomes(self, items: Sequence[tuple[Outcome, Pending | None]]) -> list[bool]:
+        """:meth:`record_outcome` for each ``(outcome, retry)`` pair in order, under one lock."""
+        batch = check_outcomes(items)
         notes: list[datetime] = []
         with self._lock:
-            state = self._schedules.get(outcome.schedule_id)
-            if state is None or outcome.run_id not in state.running:
-                return False  # unknown, already finished or removed: at most once per run id
-            del state.running[outcome.run_id]
-            for position, record in enumerate(state.history):  # newest dispatched record of the run
-                if record.run_id == outcome.run_id and record.status is RunStatus.DISPATCHED:
-                    state.history[position] = attrs.evolve(
-                        record,
-                        status=RunStatus(outcome.status.value),
-                        finished_at=outcome.finished_at,
-                        error=outcome.error,
-                        retry_at=retry.due if retry is not None else None,
-                    )
-                    break
-            if retry is not None:
-                self._index_put_new(outcome.schedule_id, state, retry, notes)
-            self._maybe_unpark(outcome.schedule_id, state, notes)
+            results = [self._record_one(outcome, retry, notes) for outcome, retry in batch]
         self._notify(notes)
+        return results
+
+    def _record_one(self, outcome: Outcome, retry: Pending | None, notes: list[datetime]) -> bool:
+        state = self._schedules.get(outcome.schedule_id)
+        if state is None or outcome.run_id not in state.running:
+            return False  # unknown, already finished or removed: at most once per run id
+        del state.running[outcome.run_id]
+        for position, record in enumerate(state.history):  # newest dispatched record of the run
+            if record.run_id == outcome.run_id and record.status is RunStatus.DISPATCHED:
+                state.history[position] = attrs.evolve(
+                    record,
+                    status=RunStatus(outcome.status.value),
+                    finished_at=outcome.finished_at,
+                    error=outcome.error,
+                    retry_at=retry.due if retry is not None else None,
+                )
+                break
+        if retry is not None:
+            self._index_put_new(outcome.schedule_id, state, retry, notes)
+        self._maybe_unpark(outcome.schedule_id, state, notes)
         return True
 
     def next_due(self) -> datetime | None:

@@ -105,6 +105,13 @@ class Store(Protocol):
     schedules, one sentence each (Redis: persistence off, an evicting ``maxmemory-policy``);
     ``schedcore status`` and ``schedcore web`` show them (see
     :func:`schedcore.storekit.store_warnings`). It must not raise for an unreachable store.
+
+    Optional too: ``record_outcomes(items: Sequence[tuple[Outcome, Pending | None]]) ->
+    list[bool]``, :meth:`record_outcome` for each ``(outcome, retry)`` pair in order, with one
+    result per item -- in one transaction or round trip where the store can (the engine
+    records the outcomes reported since its last look this way). Bad input raises before
+    anything is written. The engine goes through :func:`schedcore.storekit.record_outcomes`,
+    which falls back to :meth:`record_outcome` one by one for a store without it.
     """
 
     # -- definitions -----------------------------------------------------------------

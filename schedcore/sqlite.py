@@ -24,7 +24,7 @@ from typing import Any
 
 from schedcore import _sqlite_schema as schema
 from schedcore._sqlite_watch import Poller
-from schedcore._time import from_ms, require_aware, to_ms
+from schedcore._time import from_ms, iso, require_aware, to_ms
 from schedcore._validate import check_id
 from schedcore.doctor import CheckReport
 from schedcore.exceptions import CorruptScheduleData, ScheduleExists, ScheduleNotFound, ValidationError
@@ -50,6 +50,7 @@ from schedcore.storekit import (
     check_fire_entry,
     check_heartbeat,
     check_limit,
+    check_outcomes,
     log_taken_back,
     notify,
 )
@@ -86,6 +87,21 @@ def _encode_schedule(schedule: Schedule) -> str:
     if schedule.serializer is not Serializer.PICKLE:  # a signed payload names its id: keep it
         del data["id"]
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+#: The running run ends (its row is the evidence that an outcome was not recorded yet).
+_END_RUN = "DELETE FROM running WHERE schedule_id = ? AND run_id = ?"
+#: The newest dispatched record of the run takes the outcome, as RunRecord.to_dict would write
+#: it (``?3`` status, ``?4`` finished_at, ``?5`` error, ``?6`` retry_at). CASE, not AND: it
+#: keeps json_type from ever reading text that is not JSON (it would raise, failing the batch).
+_FINISH_RECORD = (
+    "UPDATE history SET status = ?3,"
+    " record = json_set(record, '$.status', ?3, '$.finished_at', ?4, '$.error', ?5, '$.retry_at', ?6)"
+    " WHERE seq = (SELECT MAX(seq) FROM history WHERE schedule_id = ?1 AND run_id = ?2 AND status = 'dispatched')"
+    " AND CASE WHEN json_valid(record) THEN json_type(record) = 'object' ELSE 0 END"
+)
+#: Which of the schedules (a JSON array of ids) hold a parked entry.
+_PARKED_AMONG = "SELECT id FROM schedules WHERE parked IS NOT NULL AND id IN (SELECT value FROM json_each(?))"
 
 
 def _entry_row(sid: str, entry: Pending) -> tuple[str, str, str, int, int, int]:
@@ -641,47 +657,71 @@ class SQLiteStore:
         self._notify(notes)
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
-        if not isinstance(outcome, Outcome):
-            raise ValidationError("outcome", outcome, "expected an Outcome")
-        if retry is not None:
-            check_extra_entry(retry, "retry")
+        return self.record_outcomes([(outcome, retry)])[0]
+
+    def record_outcomes(self, items: Sequence[tuple[Outcome, Pending | None]]) -> list[bool]:
+        """:meth:`record_outcome` for each ``(outcome, retry)`` pair in order, in one transaction.
+
+        The run's history record is finished inside SQLite (``json_set`` of the four fields
+        an outcome changes), not decoded and encoded again in Python; a record that is not a
+        JSON object is reported and left as it is (the run still ends).
+        """
+        batch = check_outcomes(items)
+        if not batch:
+            return []
+        finishes = [
+            (
+                o.schedule_id,
+                o.run_id,
+                o.status.value,
+                iso(o.finished_at),
+                o.error,
+                iso(retry.due) if retry is not None else None,
+            )
+            for o, retry in batch
+        ]
         notes: list[datetime] = []
         unreadable: list[CorruptScheduleData] = []
-        sid = outcome.schedule_id
 
-        def work(conn: sqlite3.Connection) -> bool:
+        def work(conn: sqlite3.Connection) -> list[bool]:
             notes.clear()
             unreadable.clear()
-            if not conn.execute(
-                "DELETE FROM running WHERE schedule_id = ? AND run_id = ?", (sid, outcome.run_id)
-            ).rowcount:
-                return False  # unknown, already finished or removed: at most once per run id
-            row = conn.execute(
-                "SELECT seq, record FROM history WHERE schedule_id = ? AND run_id = ? AND status = ?"
-                " ORDER BY seq DESC LIMIT 1",
-                (sid, outcome.run_id, RunStatus.DISPATCHED.value),
-            ).fetchone()
-            if row is not None:
-                try:
-                    record = _decode_record(row[1])
-                except Exception as exc:
-                    unreadable.append(CorruptScheduleData(sid, f"history record {row[0]} unreadable ({exc})"))
-                else:
-                    done = _finished(record, outcome, retry)
-                    conn.execute(
-                        "UPDATE history SET status = ?, record = ? WHERE seq = ?",
-                        (done.status.value, _encode_record(done), row[0]),
-                    )
-            if retry is not None:
-                self._index_put_new(conn, sid, retry, notes)
-            self._maybe_unpark(conn, sid, notes)
-            return True
+            results: list[bool] = []
+            for (outcome, retry), finish in zip(batch, finishes, strict=True):
+                sid = outcome.schedule_id
+                if not conn.execute(_END_RUN, finish[:2]).rowcount:
+                    results.append(False)  # unknown, already finished or removed: at most once per run id
+                    continue
+                if not conn.execute(_FINISH_RECORD, finish).rowcount:
+                    self._unfinished(conn, sid, outcome.run_id, unreadable)
+                if retry is not None:
+                    self._index_put_new(conn, sid, retry, notes)
+                results.append(True)
+            # Then parked entries, once nothing of their schedule runs (usually none is parked:
+            # one query for the batch). Same end state as after each item: an un-parked entry
+            # and a retry never share a key.
+            ended = list(dict.fromkeys(o.schedule_id for (o, _), ok in zip(batch, results, strict=True) if ok))
+            if ended:
+                for (sid,) in conn.execute(_PARKED_AMONG, (json.dumps(ended),)).fetchall():
+                    self._maybe_unpark(conn, sid, notes)
+            return results
 
-        done: bool = self._write("record_outcome", work)
+        done: list[bool] = self._write("record_outcome", work)
         for exc in unreadable:
             self._report(exc)
         self._notify(notes)
         return done
+
+    @staticmethod
+    def _unfinished(conn: sqlite3.Connection, sid: str, run_id: str, unreadable: list[CorruptScheduleData]) -> None:
+        """The dispatched record of a run could not be finished: report it if it is unreadable
+        (none at all is fine: the history cap may have dropped it)."""
+        row = conn.execute(
+            "SELECT seq FROM history WHERE schedule_id = ? AND run_id = ? AND status = ? ORDER BY seq DESC LIMIT 1",
+            (sid, run_id, RunStatus.DISPATCHED.value),
+        ).fetchone()
+        if row is not None:
+            unreadable.append(CorruptScheduleData(sid, f"history record {row[0]} unreadable (not a JSON object)"))
 
     def next_due(self) -> datetime | None:
         result: datetime | None = self._read("next_due", self._next_due)
@@ -922,16 +962,3 @@ class SQLiteStore:
         with self._lock:
             callbacks = list(self._watchers.values())
         notify(log, callbacks, notes)
-
-
-def _finished(record: RunRecord, outcome: Outcome, retry: Pending | None) -> RunRecord:
-    """The history record of a run once its outcome is known."""
-    import attrs
-
-    return attrs.evolve(
-        record,
-        status=RunStatus(outcome.status.value),
-        finished_at=outcome.finished_at,
-        error=outcome.error,
-        retry_at=retry.due if retry is not None else None,
-    )

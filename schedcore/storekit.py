@@ -10,11 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from schedcore._time import require_aware, to_ms
 from schedcore.exceptions import ValidationError
 from schedcore.model import Conflict, Schedule
-from schedcore.records import Commit, Pending, PendingKind
+from schedcore.records import Commit, Outcome, Pending, PendingKind
+
+if TYPE_CHECKING:
+    from schedcore.protocols import Store
 
 __all__ = [
     "DEAD_BEATS_KEPT",
@@ -26,8 +30,10 @@ __all__ = [
     "check_fire_entry",
     "check_heartbeat",
     "check_limit",
+    "check_outcomes",
     "log_taken_back",
     "notify",
+    "record_outcomes",
     "store_warnings",
 ]
 
@@ -121,6 +127,38 @@ def check_commit(item: object) -> Commit:
     if item.runs_started < 0:
         raise ValidationError("runs_started", item.runs_started, "must not be negative")
     return item
+
+
+def check_outcomes(items: object) -> list[tuple[Outcome, Pending | None]]:
+    """``record_outcomes``' items: ``(Outcome, retry entry or None)`` pairs (checked before
+    anything is written, so one bad item changes nothing)."""
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        raise ValidationError("items", items, "expected a sequence of (outcome, retry) pairs")
+    out: list[tuple[Outcome, Pending | None]] = []
+    for item in items:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise ValidationError("items", item, "expected an (outcome, retry) pair")
+        outcome, retry = item
+        if not isinstance(outcome, Outcome):
+            raise ValidationError("outcome", outcome, "expected an Outcome")
+        if retry is not None:
+            check_extra_entry(retry, "retry")
+        out.append((outcome, retry))
+    return out
+
+
+def record_outcomes(store: Store, items: Sequence[tuple[Outcome, Pending | None]]) -> list[bool]:
+    """Record many outcomes: the store's optional ``record_outcomes`` (one transaction or
+    round trip for the batch), else ``record_outcome`` for each item in order.
+
+    The one place that knows the method is optional: the engine calls this, never the
+    method itself. Returns one bool per item, as ``record_outcome`` would have.
+    """
+    checked = check_outcomes(items)  # all of them before the first is written
+    batch = getattr(store, "record_outcomes", None)
+    if callable(batch):
+        return [bool(ok) for ok in batch(checked)]
+    return [bool(store.record_outcome(outcome, retry)) for outcome, retry in checked]
 
 
 def check_heartbeat(owner: object, info: object, ttl: object) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import pickle
 import sqlite3
 import stat
@@ -20,9 +21,10 @@ from schedcore._sqlite_schema import SCHEMA_VERSION
 from schedcore.exceptions import CorruptScheduleData, StoreError, ValidationError
 from schedcore.model import Conflict
 from schedcore.protocols import Store
+from schedcore.records import RunStatus
 from schedcore.sqlite import SQLiteStore, default_path
 from schedcore.testing import StoreConformance
-from schedcore.testing.factories import at, commit_for, fire_entry, make_schedule
+from schedcore.testing.factories import at, commit_for, entry, fire_entry, make_schedule, outcome_for
 
 
 class TestSQLiteStore(StoreConformance):
@@ -246,6 +248,37 @@ def test_an_unreadable_history_record_is_skipped(
     _rows(path, "UPDATE history SET record = '{' WHERE seq = (SELECT MIN(seq) FROM history WHERE schedule_id = 'bad')")
     assert [r.nominal for r in store.history("bad")] == [at(65)]
     assert "history record" in caplog.text
+
+
+@pytest.mark.parametrize("record", ["{", "[1, 2]", "null", "x" * 100_000, "{" * 5_000])
+def test_outcomes_whose_history_record_is_unreadable_still_end_their_runs(
+    two: tuple[SQLiteStore, Path], caplog: pytest.LogCaptureFixture, record: str
+) -> None:
+    store, path = two
+    claims = store.claim_due(at(10), limit=5, lease=timedelta(seconds=30), owner="x")
+    assert store.commit([commit_for(c, next_fire=fire_entry(70)) for c in claims]) == [True, True]
+    _rows(path, "UPDATE history SET record = ? WHERE schedule_id = 'bad'", (record,))
+    outcomes = [(outcome_for(c.schedule_id, c.entry, "failed", error="x"), None) for c in claims]
+    assert store.record_outcomes(outcomes) == [True, True]  # one bad record fails nothing else
+    assert all(store.get(sid).running == () for sid in ("bad", "good"))  # type: ignore[union-attr]
+    assert _rows(path, "SELECT record FROM history WHERE schedule_id = 'bad'") == [(record,)]  # left as it was
+    assert [r.status for r in store.history("good")] == [RunStatus.FAILED]
+    assert "'bad'" in caplog.text and "history record" in caplog.text
+
+
+def test_a_finished_record_reads_back_like_the_other_stores(tmp_path: Path) -> None:
+    """The record finished inside SQLite (json_set) is the record RunRecord.to_dict would write."""
+    store = SQLiteStore(tmp_path / "s.db")
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    [c] = store.claim_due(at(0), limit=1, lease=timedelta(seconds=30), owner="x")
+    assert store.commit([commit_for(c, next_fire=fire_entry(60))]) == [True]
+    outcome = outcome_for("a", c.entry, "failed", finished_at=at(1.5), error='Boom: "quoted" \u00e9\n')
+    assert store.record_outcomes([(outcome, entry("retry", 0, due=30, attempt=2))]) == [True]
+    [(raw,)] = _rows(tmp_path / "s.db", "SELECT record FROM history")
+    [record] = store.history("a")
+    assert json.loads(str(raw)) == record.to_dict()
+    assert (record.finished_at, record.error, record.retry_at) == (at(1.5), outcome.error, at(30))
+    store.close()
 
 
 # -- doctor -----------------------------------------------------------------------------
