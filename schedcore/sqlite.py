@@ -17,6 +17,7 @@ import logging
 import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -104,6 +105,29 @@ _FINISH_RECORD = (
 _PARKED_AMONG = "SELECT id FROM schedules WHERE parked IS NOT NULL AND id IN (SELECT value FROM json_each(?))"
 
 
+#: Claims still held among ``[[schedule id, key], ...]`` (a JSON array: one parameter for a
+#: whole batch), with the fire token of their schedule. CROSS JOIN keeps the batch the outer
+#: loop, so each pair is one lookup of the claims' primary key.
+_HELD_CLAIMS = (
+    "SELECT c.schedule_id, c.key, c.token, s.fire_token FROM json_each(?) j"
+    " CROSS JOIN claims c ON c.schedule_id = json_extract(j.value, '$[0]') AND c.key = json_extract(j.value, '$[1]')"
+    " LEFT JOIN schedules s ON s.id = c.schedule_id"
+)
+_JSON_CHUNK = 2000  # pairs per query (bounds the text SQLite parses at once)
+#: Keep the newest ``?2`` history records of schedule ``?1``.
+_CAP_HISTORY = (
+    "DELETE FROM history WHERE schedule_id = ?1"
+    " AND seq <= (SELECT seq FROM history WHERE schedule_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)"
+)
+#: One encoder for every record (``json.dumps`` with options builds a new one per call).
+_RECORD_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _history_order(item: Commit) -> list[RunRecord]:
+    """The records a commit appends, oldest occurrence first (newest ends up on top)."""
+    return sorted((*item.dispatched, *item.skipped), key=lambda r: (r.nominal, r.attempt))
+
+
 def _entry_row(sid: str, entry: Pending) -> tuple[str, str, str, int, int, int]:
     return (sid, entry.key(sid), entry.kind.value, to_ms(entry.nominal), to_ms(entry.due), entry.attempt)
 
@@ -118,7 +142,7 @@ def _entry(kind: Any, nominal: Any, due: Any, attempt: Any) -> Pending:
 
 def _encode_record(record: RunRecord) -> str:
     # RunRecord's own codec: a field added to it later (with its default) travels unchanged.
-    return json.dumps(record.to_dict(), separators=(",", ":"))
+    return _RECORD_ENCODER.encode(record.to_dict())
 
 
 def _decode_record(raw: Any) -> RunRecord:
@@ -596,15 +620,67 @@ class SQLiteStore:
 
         def work(conn: sqlite3.Connection) -> tuple[list[bool], datetime | None]:
             notes.clear()
-            results = [self._commit_one(conn, item, notes) for item in commits]
-            touched = {item.claim.schedule_id for item, ok in zip(commits, results, strict=True) if ok}
-            for sid in touched:
-                self._cap_history(conn, sid)
+            results = self._commit_batch(conn, commits, notes)
+            touched = dict.fromkeys(item.claim.schedule_id for item, ok in zip(commits, results, strict=True) if ok)
+            conn.executemany(_CAP_HISTORY, [(sid, self.history_limit) for sid in touched])
             return results, (self._next_due(conn) if peek else None)
 
         out: tuple[list[bool], datetime | None] = self._write("commit", work)
         self._notify(notes)
         return out
+
+    def _commit_batch(self, conn: sqlite3.Connection, commits: Sequence[Commit], notes: list[datetime]) -> list[bool]:
+        """Each item of ``commits`` as :meth:`_commit_one` would apply it in order, in a few
+        statements for the whole batch: the claims held are read in one query, and the items
+        of schedules that appear once (all of them, usually) are written with ``executemany``.
+        Items sharing a schedule see each other's writes, so those go one by one, in order."""
+        keys = [(item.claim.schedule_id, item.claim.entry.key(item.claim.schedule_id)) for item in commits]
+        held: dict[tuple[str, str], tuple[Any, Any]] = {}
+        for start in range(0, len(keys), _JSON_CHUNK):
+            chunk = json.dumps(keys[start : start + _JSON_CHUNK], separators=(",", ":"))
+            for sid, key, token, fire_token in conn.execute(_HELD_CLAIMS, (chunk,)):
+                held[(sid, key)] = (token, fire_token)
+        per_schedule = Counter(sid for sid, _ in keys)
+        results: list[bool] = []
+        together: list[tuple[Commit, str, str, bool]] = []  # item, schedule id, key, holds the fire entry
+        for item, (sid, key) in zip(commits, keys, strict=True):
+            if per_schedule[sid] > 1:
+                results.append(self._commit_one(conn, item, notes))
+                continue
+            token, fire_token = held.get((sid, key), (None, None))
+            ok = token is not None and token == item.claim.token
+            results.append(ok)  # False: lease lost or schedule removed, nothing written
+            if ok:
+                together.append((item, sid, key, key == _FIRE and fire_token == token))
+        if not together:
+            return results
+        conn.executemany(
+            "INSERT INTO history (schedule_id, run_id, status, record) VALUES (?, ?, ?, ?)",
+            [
+                (sid, r.run_id, r.status.value, _encode_record(r))
+                for item, sid, _, _ in together
+                for r in _history_order(item)
+            ],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO running (schedule_id, run_id) VALUES (?, ?)",
+            [(sid, r.run_id) for item, sid, _, _ in together for r in item.dispatched],
+        )
+        conn.executemany(
+            "DELETE FROM claims WHERE schedule_id = ? AND key = ?", [(sid, key) for _, sid, key, _ in together]
+        )
+        conn.executemany(  # a claim holding its schedule's fire entry gives it up: next_fire replaces it
+            "UPDATE schedules SET runs_started = runs_started + ?,"
+            " fire_token = CASE WHEN ? THEN NULL ELSE fire_token END WHERE id = ?",
+            [(item.runs_started, fire, sid) for item, sid, _, fire in together],
+        )
+        nexts = [(sid, item.next_fire) for item, sid, _, fire in together if fire and item.next_fire is not None]
+        conn.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)", [_entry_row(*n) for n in nexts])
+        notes.extend(entry.due for _, entry in nexts)
+        for item, sid, _, _ in together:
+            if item.park is not None:
+                self._park(conn, sid, item.park, notes)
+        return results
 
     def _commit_one(self, conn: sqlite3.Connection, item: Commit, notes: list[datetime]) -> bool:
         claim = item.claim
@@ -613,10 +689,9 @@ class SQLiteStore:
         held = conn.execute("SELECT token FROM claims WHERE schedule_id = ? AND key = ?", (sid, key)).fetchone()
         if held is None or held[0] != claim.token:
             return False  # lease lost or schedule removed: write nothing
-        records = sorted((*item.dispatched, *item.skipped), key=lambda r: (r.nominal, r.attempt))
         conn.executemany(
             "INSERT INTO history (schedule_id, run_id, status, record) VALUES (?, ?, ?, ?)",
-            [(sid, r.run_id, r.status.value, _encode_record(r)) for r in records],
+            [(sid, r.run_id, r.status.value, _encode_record(r)) for r in _history_order(item)],
         )
         conn.executemany(
             "INSERT OR IGNORE INTO running (schedule_id, run_id) VALUES (?, ?)",
@@ -632,10 +707,13 @@ class SQLiteStore:
             if item.next_fire is not None:  # None: the schedule is finished
                 self._index_put(conn, sid, item.next_fire, notes)
         if item.park is not None:
-            park = json.dumps(item.park.to_dict(), separators=(",", ":"))
-            conn.execute("UPDATE schedules SET parked = ? WHERE id = ?", (park, sid))  # replaces a parked entry
-            self._maybe_unpark(conn, sid, notes)  # nothing running any more: do not strand it
+            self._park(conn, sid, item.park, notes)
         return True
+
+    def _park(self, conn: sqlite3.Connection, sid: str, park: Pending, notes: list[datetime]) -> None:
+        text = json.dumps(park.to_dict(), separators=(",", ":"))
+        conn.execute("UPDATE schedules SET parked = ? WHERE id = ?", (text, sid))  # replaces a parked entry
+        self._maybe_unpark(conn, sid, notes)  # nothing running any more: do not strand it
 
     def release(self, claims: Sequence[Claim]) -> None:
         notes: list[datetime] = []
@@ -947,14 +1025,6 @@ class SQLiteStore:
             log.error("sqlite %s: parked entry of %r unreadable; dropped", self.path, sid)
             return
         self._index_put_new(conn, sid, parked, notes)
-
-    def _cap_history(self, conn: sqlite3.Connection, sid: str) -> None:
-        row = conn.execute(
-            "SELECT seq FROM history WHERE schedule_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
-            (sid, self.history_limit),
-        ).fetchone()
-        if row is not None:
-            conn.execute("DELETE FROM history WHERE schedule_id = ? AND seq <= ?", (sid, row[0]))
 
     def _notify(self, notes: Sequence[datetime]) -> None:
         if not notes:

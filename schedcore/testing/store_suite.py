@@ -1509,14 +1509,43 @@ class StoreMachine(RuleBasedStateMachine):
             elif h.current:
                 m.fire = h.entry
             return
-        commit = commit_for(
+        commit = self._commit_of(c, what, next_fire, park)
+        [ok] = self.store.commit([commit])
+        self._model_commit(commit, ok)
+
+    @precondition(lambda self: len(self.settleable()) > 1)
+    @rule(
+        data=st.data(),
+        how=st.lists(
+            st.tuples(st.sampled_from(["dispatch", "skip", "nothing"]), st.none() | st.integers(-5, 10), st.booleans()),
+            min_size=2,
+            max_size=6,
+        ),
+    )
+    def settle_many(self, data: st.DataObject, how: list[tuple[str, int | None, bool]]) -> None:
+        """Several claims committed in one call (entries of one schedule among them, at times)."""
+        claims = self.settleable()
+        picked = data.draw(st.lists(st.sampled_from(range(len(claims))), min_size=2, max_size=len(how), unique=True))
+        commits = [self._commit_of(claims[i], *how[n]) for n, i in enumerate(picked)]
+        results = self.store.commit(commits)
+        assert len(results) == len(commits)
+        for commit, ok in zip(commits, results, strict=True):  # the model applies them in order
+            self._model_commit(commit, ok)
+
+    def _commit_of(self, c: Claim, what: str, next_fire: int | None, park: bool) -> Commit:
+        return commit_for(
             c,
             dispatch=what == "dispatch",
             skip=what == "skip",
             next_fire=None if next_fire is None else self.new_entry(PendingKind.FIRE, next_fire),
             park=self.new_entry(PendingKind.BUFFERED, 0) if park else None,
         )
-        [ok] = self.store.commit([commit])
+
+    def _model_commit(self, commit: Commit, ok: bool) -> None:
+        c = commit.claim
+        h = self.held(c)
+        sid = c.schedule_id
+        key = c.entry.key(sid)
         if h is None:
             assert not ok, "a commit without the lease was accepted"
             self.claims.remove(c)
