@@ -10,18 +10,20 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schedcore import _sqlite_schema as sqlite_schema
+from schedcore import sqlite as sqlite_module
 from schedcore._sqlite_schema import SCHEMA_VERSION
 from schedcore.exceptions import CorruptScheduleData, StoreError, ValidationError
 from schedcore.model import Conflict
 from schedcore.protocols import Store
-from schedcore.records import RunStatus
+from schedcore.records import PendingKind, RunRecord, RunStatus
 from schedcore.sqlite import SQLiteStore, default_path
 from schedcore.testing import StoreConformance
 from schedcore.testing.factories import at, commit_for, entry, fire_entry, make_schedule, outcome_for
@@ -363,3 +365,32 @@ def test_watch_hears_the_writes_of_another_connection_within_the_interval(tmp_pa
         stop()
         sleeper.close()
         writer.close()
+
+
+# -- the record codec -------------------------------------------------------------------
+
+_instants = st.datetimes(
+    min_value=datetime(1970, 1, 2), max_value=datetime(9000, 1, 1), timezones=st.just(timezone.utc)
+).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
+
+
+@given(
+    st.builds(
+        RunRecord,
+        run_id=st.text(),
+        kind=st.sampled_from(PendingKind),
+        nominal=_instants,
+        due=_instants,
+        attempt=st.integers(0, 2**62),
+        status=st.sampled_from(RunStatus),
+        dispatched_at=st.none() | _instants,
+        finished_at=st.none() | _instants,
+        error=st.none() | st.text(),
+        retry_at=st.none() | _instants,
+        note=st.none() | st.text(),
+    )
+)
+def test_the_compact_record_codec_writes_exactly_what_to_dict_does(record: RunRecord) -> None:
+    text = sqlite_module._encode_record(record)
+    assert text == json.dumps(record.to_dict(), separators=(",", ":"))
+    assert RunRecord.from_dict(json.loads(text)) == record
