@@ -216,6 +216,12 @@ class SQLiteStore:
     ``history_limit`` caps the run history kept per schedule; ``busy_timeout`` (seconds) is
     how long one statement waits for another process's write lock before the transaction is
     retried; ``watch_interval`` how often :meth:`watch` looks for other processes' writes.
+    ``synchronous`` is how hard a commit is pushed to the disk: ``"full"`` (the default:
+    SQLite fsyncs the log at every commit, so nothing committed is lost even to a power cut
+    -- one fsync per batch of claims, commits or outcomes) or ``"normal"`` (no fsync per
+    commit: a commit survives a crash of the process, not a power cut or a kernel crash,
+    which may roll the file back to its last checkpoint; faster where fsync is slow). It
+    applies to this store's connection only.
 
     A file that is not SQLite, a SQLite file without schedcore's tables, a damaged file and a
     file from a newer schedcore raise :class:`~schedcore.exceptions.StoreError` with the
@@ -232,6 +238,7 @@ class SQLiteStore:
         history_limit: int = 50,
         busy_timeout: float = 5.0,
         watch_interval: float | timedelta = DEFAULT_WATCH_INTERVAL,
+        synchronous: str = "full",
     ) -> None:
         if isinstance(history_limit, bool) or not isinstance(history_limit, int) or history_limit < 1:
             raise ValidationError("history_limit", history_limit, "must be an integer >= 1")
@@ -244,13 +251,16 @@ class SQLiteStore:
             interval = timedelta(seconds=watch_interval)
         if interval <= timedelta(0):
             raise ValidationError("watch_interval", watch_interval, "must be positive")
+        if synchronous not in schema.SYNCHRONOUS:
+            raise ValidationError("synchronous", synchronous, "expected 'full' or 'normal'")
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise ValidationError("path", path, "expected a file path")
         self.path = str(Path(os.fspath(path)).expanduser())
         self.history_limit = history_limit
         self.busy_timeout = float(busy_timeout)
         self.watch_interval = interval
-        self._conn = schema.open_database(self.path, busy_timeout=self.busy_timeout)
+        self.synchronous = synchronous
+        self._conn = schema.open_database(self.path, busy_timeout=self.busy_timeout, synchronous=synchronous)
         self._lock = threading.RLock()  # one connection, used by one thread at a time
         self._closed = False
         self._definitions: dict[str, Schedule] = {}  # definition text -> schedule (decoded once)

@@ -171,9 +171,22 @@ def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path, monkeypatc
 
 @pytest.mark.parametrize("bad", [0, -1, True, "5"])
 def test_bad_options_are_refused(tmp_path: Path, bad: object) -> None:
-    for option in ("history_limit", "busy_timeout", "watch_interval"):
+    for option in ("history_limit", "busy_timeout", "watch_interval", "synchronous"):
         with pytest.raises(ValidationError, match=option):
             SQLiteStore(tmp_path / "s.db", **{option: bad})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("level", "pragma"), [("full", 2), ("normal", 1)])
+def test_the_durability_level_is_set_on_the_connection(tmp_path: Path, level: str, pragma: int) -> None:
+    store = SQLiteStore(tmp_path / "s.db", synchronous=level)
+    try:
+        assert store._conn.execute("PRAGMA synchronous").fetchone() == (pragma,)
+        assert store._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        store.close()
+    default = SQLiteStore(tmp_path / "d.db")
+    assert default.synchronous == "full"  # durable against a power cut unless asked otherwise
+    default.close()
 
 
 def test_default_path_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
