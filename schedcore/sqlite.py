@@ -41,7 +41,6 @@ from schedcore.records import (
     Outcome,
     Pending,
     RunRecord,
-    RunStatus,
     StoredSchedule,
 )
 from schedcore.storekit import (
@@ -93,16 +92,35 @@ def _encode_schedule(schedule: Schedule) -> str:
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
-#: The running run ends (its row is the evidence that an outcome was not recorded yet).
-_END_RUN = "DELETE FROM running WHERE schedule_id = ? AND run_id = ?"
-#: The newest dispatched record of the run takes the outcome, as RunRecord.to_dict would write
-#: it (``?3`` status, ``?4`` finished_at, ``?5`` error, ``?6`` retry_at). CASE, not AND: it
-#: keeps json_type from ever reading text that is not JSON (it would raise, failing the batch).
-_FINISH_RECORD = (
-    "UPDATE history SET status = ?3,"
-    " record = json_set(record, '$.status', ?3, '$.finished_at', ?4, '$.error', ?5, '$.retry_at', ?6)"
-    " WHERE seq = (SELECT MAX(seq) FROM history WHERE schedule_id = ?1 AND run_id = ?2 AND status = 'dispatched')"
-    " AND CASE WHEN json_valid(record) THEN json_type(record) = 'object' ELSE 0 END"
+# Recording outcomes: each statement takes the whole batch as one JSON parameter, an array
+# of ``[schedule id, run id, status, finished_at, error, retry_at]``.
+_ITEMS = "SELECT json_extract(value, '$[0]') AS sid, json_extract(value, '$[1]') AS rid FROM json_each(?1)"
+#: Which of the batch's runs are running (their row is the evidence that no outcome was recorded yet).
+_RUNNING_AMONG = (
+    "SELECT json_group_array(json_array(schedule_id, run_id)) FROM running"
+    f" WHERE (schedule_id, run_id) IN (SELECT sid, rid FROM ({_ITEMS}))"
+)
+_END_RUNS = f"DELETE FROM running WHERE (schedule_id, run_id) IN (SELECT sid, rid FROM ({_ITEMS}))"
+#: The newest dispatched record of each run of the batch (``seq``), with its item (``v``).
+_TARGETS = (
+    "SELECT MAX(h.seq) AS seq, j.value AS v FROM json_each(?1) j CROSS JOIN history h"
+    " ON h.schedule_id = json_extract(j.value, '$[0]') AND h.run_id = json_extract(j.value, '$[1]')"
+    " AND h.status = 'dispatched' GROUP BY j.key"
+)
+#: A record json_set can read: a JSON object. CASE, not AND: json_type raises on text that is
+#: not JSON (it would fail the whole batch), and CASE never evaluates it then.
+_READABLE = "CASE WHEN json_valid(h.record) THEN json_type(h.record) = 'object' ELSE 0 END"
+_UNREADABLE_RECORDS = (
+    "SELECT json_group_array(json_array(json_extract(t.v, '$[0]'), t.seq))"
+    f" FROM ({_TARGETS}) t JOIN history h ON h.seq = t.seq WHERE NOT {_READABLE}"
+)
+#: Each run's record takes its outcome as RunRecord.to_dict would write it (the four fields an
+#: outcome changes); the status column follows.
+_FINISH_RECORDS = (
+    "UPDATE history AS h SET status = json_extract(t.v, '$[2]'),"
+    " record = json_set(h.record, '$.status', json_extract(t.v, '$[2]'), '$.finished_at', json_extract(t.v, '$[3]'),"
+    " '$.error', json_extract(t.v, '$[4]'), '$.retry_at', json_extract(t.v, '$[5]'))"
+    f" FROM ({_TARGETS}) AS t WHERE h.seq = t.seq AND {_READABLE}"
 )
 #: Which of the schedules (a JSON array of ids) hold a parked entry.
 _PARKED_AMONG = "SELECT id FROM schedules WHERE parked IS NOT NULL AND id IN (SELECT value FROM json_each(?))"
@@ -823,24 +841,31 @@ class SQLiteStore:
         def work(conn: sqlite3.Connection) -> list[bool]:
             notes.clear()
             unreadable.clear()
+            pairs = json.dumps([f[:2] for f in finishes], separators=(",", ":"))
+            running = {(sid, rid) for sid, rid in json.loads(conn.execute(_RUNNING_AMONG, (pairs,)).fetchone()[0])}
             results: list[bool] = []
-            for (outcome, retry), finish in zip(batch, finishes, strict=True):
-                sid = outcome.schedule_id
-                if not conn.execute(_END_RUN, finish[:2]).rowcount:
-                    results.append(False)  # unknown, already finished or removed: at most once per run id
-                    continue
-                if not conn.execute(_FINISH_RECORD, finish).rowcount:
-                    self._unfinished(conn, sid, outcome.run_id, unreadable)
-                if retry is not None:
-                    self._index_put_new(conn, sid, retry, notes)
-                results.append(True)
+            for sid, rid, *_ in finishes:
+                results.append((sid, rid) in running)
+                running.discard((sid, rid))  # a repeat later in the batch: at most once per run id
+            ended = [f for f, ok in zip(finishes, results, strict=True) if ok]
+            if not ended:
+                return results
+            # One statement each for the whole batch: every SQLite call lets the executor's
+            # threads take the GIL, so a statement per item is slow beyond its own cost.
+            text = json.dumps(ended, separators=(",", ":"))
+            conn.execute(_END_RUNS, (text,))
+            for sid, seq in json.loads(conn.execute(_UNREADABLE_RECORDS, (text,)).fetchone()[0]):
+                unreadable.append(CorruptScheduleData(sid, f"history record {seq} unreadable (not a JSON object)"))
+            conn.execute(_FINISH_RECORDS, (text,))
+            for (outcome, retry), ok in zip(batch, results, strict=True):
+                if ok and retry is not None:
+                    self._index_put_new(conn, outcome.schedule_id, retry, notes)
             # Then parked entries, once nothing of their schedule runs (usually none is parked:
             # one query for the batch). Same end state as after each item: an un-parked entry
             # and a retry never share a key.
-            ended = list(dict.fromkeys(o.schedule_id for (o, _), ok in zip(batch, results, strict=True) if ok))
-            if ended:
-                for (sid,) in conn.execute(_PARKED_AMONG, (json.dumps(ended),)).fetchall():
-                    self._maybe_unpark(conn, sid, notes)
+            ids = json.dumps(list(dict.fromkeys(f[0] for f in ended)))
+            for (sid,) in conn.execute(_PARKED_AMONG, (ids,)).fetchall():
+                self._maybe_unpark(conn, sid, notes)
             return results
 
         done: list[bool] = self._write("record_outcome", work)
@@ -848,17 +873,6 @@ class SQLiteStore:
             self._report(exc)
         self._notify(notes)
         return done
-
-    @staticmethod
-    def _unfinished(conn: sqlite3.Connection, sid: str, run_id: str, unreadable: list[CorruptScheduleData]) -> None:
-        """The dispatched record of a run could not be finished: report it if it is unreadable
-        (none at all is fine: the history cap may have dropped it)."""
-        row = conn.execute(
-            "SELECT seq FROM history WHERE schedule_id = ? AND run_id = ? AND status = ? ORDER BY seq DESC LIMIT 1",
-            (sid, run_id, RunStatus.DISPATCHED.value),
-        ).fetchone()
-        if row is not None:
-            unreadable.append(CorruptScheduleData(sid, f"history record {row[0]} unreadable (not a JSON object)"))
 
     def next_due(self) -> datetime | None:
         result: datetime | None = self._read("next_due", self._next_due)
