@@ -189,6 +189,31 @@ def test_the_durability_level_is_set_on_the_connection(tmp_path: Path, level: st
     default.close()
 
 
+def test_only_lease_bookkeeping_commits_without_the_fsync(tmp_path: Path) -> None:
+    """Claims and heartbeats are what a restart treats as lapsed anyway: no fsync for them;
+    everything a power cut must not undo (adds, commits, outcomes) keeps synchronous=FULL."""
+    store = SQLiteStore(tmp_path / "s.db")
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    try:
+        store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+        claims = store.claim_due(at(0), limit=5, lease=timedelta(seconds=30), owner="x")
+        store.heartbeat("x", {}, now=at(0), ttl=timedelta(seconds=6))
+        assert store.commit([commit_for(c, next_fire=fire_entry(60)) for c in claims]) == [True]
+        assert store.record_outcomes([(outcome_for("a", claims[0].entry), None)]) == [True]
+        assert store._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL again
+    finally:
+        store._conn.set_trace_callback(None)
+        store.close()
+    levels = [line for line in seen if line.startswith(("PRAGMA synchronous =", "BEGIN", "COMMIT"))]
+    assert (
+        levels
+        == ["BEGIN IMMEDIATE", "COMMIT"]
+        + ["PRAGMA synchronous = NORMAL", "BEGIN IMMEDIATE", "COMMIT", "PRAGMA synchronous = FULL"] * 2
+        + ["BEGIN IMMEDIATE", "COMMIT"] * 2
+    )
+
+
 def test_default_path_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SCHEDCORE_SQLITE_PATH", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
