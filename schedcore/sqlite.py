@@ -126,22 +126,57 @@ _FINISH_RECORDS = (
 _PARKED_AMONG = "SELECT id FROM schedules WHERE parked IS NOT NULL AND id IN (SELECT value FROM json_each(?))"
 
 
+#: A column read as an integer, or NULL when a row holds something else there (JSON cannot
+#: hold a BLOB: one hostile value must not fail the batch).
+_INTEGER = "CASE WHEN typeof({0}) = 'integer' THEN {0} END"
 #: Claims still held among ``[[schedule id, key], ...]`` (a JSON array: one parameter for a
-#: whole batch), with the fire token of their schedule. CROSS JOIN keeps the batch the outer
-#: loop, so each pair is one lookup of the claims' primary key.
+#: whole batch), with the fire token of their schedule, as one JSON array (one row for the
+#: batch). CROSS JOIN keeps the batch the outer loop: one primary-key lookup per pair.
 _HELD_CLAIMS = (
-    "SELECT c.schedule_id, c.key, c.token, s.fire_token FROM json_each(?) j"
-    " CROSS JOIN claims c ON c.schedule_id = json_extract(j.value, '$[0]') AND c.key = json_extract(j.value, '$[1]')"
+    f"SELECT json_group_array(json_array(c.schedule_id, c.key, {_INTEGER.format('c.token')},"
+    f" {_INTEGER.format('s.fire_token')})) FROM json_each(?) j CROSS JOIN claims c"
+    " ON c.schedule_id = json_extract(j.value, '$[0]') AND c.key = json_extract(j.value, '$[1]')"
     " LEFT JOIN schedules s ON s.id = c.schedule_id"
 )
 _JSON_CHUNK = 2000  # pairs per query (bounds the text SQLite parses at once)
-#: Keep the newest ``?2`` history records of schedule ``?1``.
+# Committing a batch: each statement takes its rows as one JSON array parameter.
+_INSERT_HISTORY = (
+    "INSERT INTO history (schedule_id, run_id, status, record) SELECT json_extract(value, '$[0]'),"
+    " json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')"
+    " FROM json_each(?) ORDER BY key"
+)
+_INSERT_RUNNING = (
+    "INSERT OR IGNORE INTO running (schedule_id, run_id)"
+    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
+)
+_DELETE_CLAIMS = (
+    "DELETE FROM claims WHERE (schedule_id, key) IN"
+    " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
+)
+#: ``[schedule id, runs started, gives up the fire entry]`` per item.
+_SETTLE_SCHEDULES = (
+    "UPDATE schedules SET runs_started = runs_started + json_extract(t.value, '$[1]'),"
+    " fire_token = CASE WHEN json_extract(t.value, '$[2]') THEN NULL ELSE fire_token END"
+    " FROM json_each(?) AS t WHERE schedules.id = json_extract(t.value, '$[0]')"
+)
+_PUT_ENTRIES = (
+    "INSERT OR REPLACE INTO entries SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
+    " json_extract(value, '$[5]') FROM json_each(?)"
+)
+#: Keep the newest ``?2`` history records of each schedule of the JSON array ``?1``.
 _CAP_HISTORY = (
-    "DELETE FROM history WHERE schedule_id = ?1"
-    " AND seq <= (SELECT seq FROM history WHERE schedule_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)"
+    "DELETE FROM history WHERE seq IN (SELECT h.seq FROM json_each(?1) j"
+    " CROSS JOIN history h ON h.schedule_id = j.value WHERE h.seq <="
+    " (SELECT x.seq FROM history x WHERE x.schedule_id = j.value ORDER BY x.seq DESC LIMIT 1 OFFSET ?2))"
 )
 #: One encoder for every record (``json.dumps`` with options builds a new one per call).
 _RECORD_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _json(rows: Any) -> str:
+    """Rows of a batch as the one JSON parameter of a statement."""
+    return json.dumps(rows, separators=(",", ":"))
 
 
 def _history_order(item: Commit) -> list[RunRecord]:
@@ -715,7 +750,7 @@ class SQLiteStore:
             notes.clear()
             results = self._commit_batch(conn, commits, notes)
             touched = dict.fromkeys(item.claim.schedule_id for item, ok in zip(commits, results, strict=True) if ok)
-            conn.executemany(_CAP_HISTORY, [(sid, self.history_limit) for sid in touched])
+            conn.execute(_CAP_HISTORY, (_json(list(touched)), self.history_limit))
             return results, (self._next_due(conn) if peek else None)
 
         out: tuple[list[bool], datetime | None] = self._write("commit", work)
@@ -730,8 +765,8 @@ class SQLiteStore:
         keys = [(item.claim.schedule_id, item.claim.entry.key(item.claim.schedule_id)) for item in commits]
         held: dict[tuple[str, str], tuple[Any, Any]] = {}
         for start in range(0, len(keys), _JSON_CHUNK):
-            chunk = json.dumps(keys[start : start + _JSON_CHUNK], separators=(",", ":"))
-            for sid, key, token, fire_token in conn.execute(_HELD_CLAIMS, (chunk,)):
+            found = conn.execute(_HELD_CLAIMS, (_json(keys[start : start + _JSON_CHUNK]),)).fetchone()[0]
+            for sid, key, token, fire_token in json.loads(found):
                 held[(sid, key)] = (token, fire_token)
         per_schedule = Counter(sid for sid, _ in keys)
         results: list[bool] = []
@@ -747,28 +782,21 @@ class SQLiteStore:
                 together.append((item, sid, key, key == _FIRE and fire_token == token))
         if not together:
             return results
-        conn.executemany(
-            "INSERT INTO history (schedule_id, run_id, status, record) VALUES (?, ?, ?, ?)",
-            [
-                (sid, r.run_id, r.status.value, _encode_record(r))
-                for item, sid, _, _ in together
-                for r in _history_order(item)
-            ],
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO running (schedule_id, run_id) VALUES (?, ?)",
-            [(sid, r.run_id) for item, sid, _, _ in together for r in item.dispatched],
-        )
-        conn.executemany(
-            "DELETE FROM claims WHERE schedule_id = ? AND key = ?", [(sid, key) for _, sid, key, _ in together]
-        )
-        conn.executemany(  # a claim holding its schedule's fire entry gives it up: next_fire replaces it
-            "UPDATE schedules SET runs_started = runs_started + ?,"
-            " fire_token = CASE WHEN ? THEN NULL ELSE fire_token END WHERE id = ?",
-            [(item.runs_started, fire, sid) for item, sid, _, fire in together],
-        )
+        # One statement each for the batch, its rows as one JSON parameter (see record_outcomes).
+        records = [
+            (sid, r.run_id, r.status.value, _encode_record(r))
+            for item, sid, _, _ in together
+            for r in _history_order(item)
+        ]
+        conn.execute(_INSERT_HISTORY, (_json(records),))
+        running = [(sid, r.run_id) for item, sid, _, _ in together for r in item.dispatched]
+        conn.execute(_INSERT_RUNNING, (_json(running),))
+        conn.execute(_DELETE_CLAIMS, (_json([(sid, key) for _, sid, key, _ in together]),))
+        # a claim holding its schedule's fire entry gives it up: next_fire replaces it
+        conn.execute(_SETTLE_SCHEDULES, (_json([(sid, item.runs_started, fire) for item, sid, _, fire in together]),))
         nexts = [(sid, item.next_fire) for item, sid, _, fire in together if fire and item.next_fire is not None]
-        conn.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?)", [_entry_row(*n) for n in nexts])
+        if nexts:
+            conn.execute(_PUT_ENTRIES, (_json([_entry_row(*n) for n in nexts]),))
         notes.extend(entry.due for _, entry in nexts)
         for item, sid, _, _ in together:
             if item.park is not None:
@@ -857,7 +885,7 @@ class SQLiteStore:
         def work(conn: sqlite3.Connection) -> list[bool]:
             notes.clear()
             unreadable.clear()
-            pairs = json.dumps([f[:2] for f in finishes], separators=(",", ":"))
+            pairs = _json([f[:2] for f in finishes])
             running = {(sid, rid) for sid, rid in json.loads(conn.execute(_RUNNING_AMONG, (pairs,)).fetchone()[0])}
             results: list[bool] = []
             for sid, rid, *_ in finishes:
@@ -868,7 +896,7 @@ class SQLiteStore:
                 return results
             # One statement each for the whole batch: every SQLite call lets the executor's
             # threads take the GIL, so a statement per item is slow beyond its own cost.
-            text = json.dumps(ended, separators=(",", ":"))
+            text = _json(ended)
             conn.execute(_END_RUNS, (text,))
             for sid, seq in json.loads(conn.execute(_UNREADABLE_RECORDS, (text,)).fetchone()[0]):
                 unreadable.append(CorruptScheduleData(sid, f"history record {seq} unreadable (not a JSON object)"))
@@ -879,7 +907,7 @@ class SQLiteStore:
             # Then parked entries, once nothing of their schedule runs (usually none is parked:
             # one query for the batch). Same end state as after each item: an un-parked entry
             # and a retry never share a key.
-            ids = json.dumps(list(dict.fromkeys(f[0] for f in ended)))
+            ids = _json(list(dict.fromkeys(f[0] for f in ended)))
             for (sid,) in conn.execute(_PARKED_AMONG, (ids,)).fetchall():
                 self._maybe_unpark(conn, sid, notes)
             return results

@@ -306,6 +306,18 @@ def test_outcomes_whose_history_record_is_unreadable_still_end_their_runs(
     assert "'bad'" in caplog.text and "history record" in caplog.text
 
 
+@pytest.mark.parametrize("value", ["X'00'", "'7'", "1.5", "NULL"])
+def test_a_hostile_claim_row_refuses_only_its_own_commit(two: tuple[SQLiteStore, Path], value: str) -> None:
+    store, path = two
+    claims = store.claim_due(at(10), limit=5, lease=timedelta(seconds=30), owner="x")
+    _rows(path, f"UPDATE schedules SET fire_token = {value} WHERE id = 'bad'")
+    if value != "NULL":  # (a claim's token is NOT NULL)
+        _rows(path, f"UPDATE claims SET token = {value} WHERE schedule_id = 'bad'")
+    results = store.commit([commit_for(c, next_fire=fire_entry(70)) for c in claims])
+    assert dict(zip([c.schedule_id for c in claims], results, strict=True)) == {"bad": value == "NULL", "good": True}
+    assert [r.status for r in store.history("good")] == [RunStatus.DISPATCHED]
+
+
 def test_a_finished_record_reads_back_like_the_other_stores(tmp_path: Path) -> None:
     """The record finished inside SQLite (json_set) is the record RunRecord.to_dict would write."""
     store = SQLiteStore(tmp_path / "s.db")
