@@ -92,15 +92,15 @@ def _encode_schedule(schedule: Schedule) -> str:
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
+#: The first two fields of each row of a batch's JSON array parameter (keys: ``IN (_PAIRS)``).
+_PAIRS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)"
 # Recording outcomes: each statement takes the whole batch as one JSON parameter, an array
 # of ``[schedule id, run id, status, finished_at, error, retry_at]``.
-_ITEMS = "SELECT json_extract(value, '$[0]') AS sid, json_extract(value, '$[1]') AS rid FROM json_each(?1)"
 #: Which of the batch's runs are running (their row is the evidence that no outcome was recorded yet).
 _RUNNING_AMONG = (
-    "SELECT json_group_array(json_array(schedule_id, run_id)) FROM running"
-    f" WHERE (schedule_id, run_id) IN (SELECT sid, rid FROM ({_ITEMS}))"
+    f"SELECT json_group_array(json_array(schedule_id, run_id)) FROM running WHERE (schedule_id, run_id) IN ({_PAIRS})"
 )
-_END_RUNS = f"DELETE FROM running WHERE (schedule_id, run_id) IN (SELECT sid, rid FROM ({_ITEMS}))"
+_END_RUNS = f"DELETE FROM running WHERE (schedule_id, run_id) IN ({_PAIRS})"
 #: The newest dispatched record of each run of the batch (``seq``), with its item (``v``).
 _TARGETS = (
     "SELECT MAX(h.seq) AS seq, j.value AS v FROM json_each(?1) j CROSS JOIN history h"
@@ -139,20 +139,27 @@ _HELD_CLAIMS = (
     " LEFT JOIN schedules s ON s.id = c.schedule_id"
 )
 _JSON_CHUNK = 2000  # pairs per query (bounds the text SQLite parses at once)
+# Claiming a batch: the picked entries leave the index for the claims table.
+_DELETE_ENTRIES = f"DELETE FROM entries WHERE (schedule_id, key) IN ({_PAIRS})"
+#: Rows ``[schedule id, key, kind, nominal, due, attempt, token]``; ``?2`` owner, ``?3`` lease end.
+_INSERT_CLAIMS = (
+    "INSERT OR REPLACE INTO claims SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
+    " json_extract(value, '$[5]'), json_extract(value, '$[6]'), ?2, ?3 FROM json_each(?1)"
+)
+#: Rows ``[token, schedule id]``.
+_HOLD_FIRES = (
+    "UPDATE schedules SET fire_token = json_extract(t.value, '$[0]')"
+    " FROM json_each(?) AS t WHERE schedules.id = json_extract(t.value, '$[1]')"
+)
 # Committing a batch: each statement takes its rows as one JSON array parameter.
 _INSERT_HISTORY = (
     "INSERT INTO history (schedule_id, run_id, status, record) SELECT json_extract(value, '$[0]'),"
     " json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')"
     " FROM json_each(?) ORDER BY key"
 )
-_INSERT_RUNNING = (
-    "INSERT OR IGNORE INTO running (schedule_id, run_id)"
-    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
-)
-_DELETE_CLAIMS = (
-    "DELETE FROM claims WHERE (schedule_id, key) IN"
-    " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
-)
+_INSERT_RUNNING = f"INSERT OR IGNORE INTO running (schedule_id, run_id) {_PAIRS}"
+_DELETE_CLAIMS = f"DELETE FROM claims WHERE (schedule_id, key) IN ({_PAIRS})"
 #: ``[schedule id, runs started, gives up the fire entry]`` per item.
 _SETTLE_SCHEDULES = (
     "UPDATE schedules SET runs_started = runs_started + json_extract(t.value, '$[1]'),"
@@ -708,15 +715,12 @@ class SQLiteStore:
         claims: list[Claim] = []
         lease_expires = from_ms(expires_ms)
         tokens = range(last + 1, last + 1 + len(picked))
-        conn.executemany("DELETE FROM entries WHERE schedule_id = ? AND key = ?", [(p[0].id, p[1]) for p in picked])
-        conn.executemany(
-            "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*_entry_row(p[0].id, p[2]), token, owner, expires_ms) for p, token in zip(picked, tokens, strict=True)],
-        )
-        conn.executemany(  # these claims now hold their schedules' fire entries
-            "UPDATE schedules SET fire_token = ? WHERE id = ?",
-            [(token, p[0].id) for p, token in zip(picked, tokens, strict=True) if p[1] == _FIRE],
-        )
+        conn.execute(_DELETE_ENTRIES, (_json([(p[0].id, p[1]) for p in picked]),))
+        claimed = [(*_entry_row(p[0].id, p[2]), token) for p, token in zip(picked, tokens, strict=True)]
+        conn.execute(_INSERT_CLAIMS, (_json(claimed), owner, expires_ms))
+        fires = [(token, p[0].id) for p, token in zip(picked, tokens, strict=True) if p[1] == _FIRE]
+        if fires:  # these claims now hold their schedules' fire entries
+            conn.execute(_HOLD_FIRES, (_json(fires),))
         for (schedule, _, entry, started, running, parked), token in zip(picked, tokens, strict=True):
             claims.append(
                 Claim(
