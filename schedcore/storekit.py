@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from schedcore._time import require_aware, to_ms
 from schedcore.exceptions import ValidationError
@@ -78,20 +78,27 @@ def check_extra_entry(entry: Pending, field: str) -> None:
         raise ValidationError(field, entry, "must not be of kind 'fire' (a schedule has one fire entry)")
 
 
+def _pairs(items: object, pair: str, article: str) -> list[tuple[Any, Any]]:
+    """``items`` as 2-tuples: a batch argument must be a sequence (not a string) of pairs."""
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        raise ValidationError("items", items, f"expected a sequence of {pair} pairs")
+    out: list[tuple[Any, Any]] = []  # unchecked: the caller checks each half
+    for item in items:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise ValidationError("items", item, f"expected {article} {pair} pair")
+        out.append((item[0], item[1]))
+    return out
+
+
 def check_add_items(items: object) -> list[tuple[Schedule, Pending | None]]:
     """``add_many``'s items: ``(Schedule, fire entry or None)`` pairs whose ids are all distinct.
 
     A repeated id is refused (naming it) rather than applied twice: within one batch the
     second would silently replace the first, which is never what the caller meant.
     """
-    if not isinstance(items, Sequence) or isinstance(items, str):
-        raise ValidationError("items", items, "expected a sequence of (schedule, first) pairs")
     out: list[tuple[Schedule, Pending | None]] = []
     seen: set[str] = set()
-    for item in items:
-        if not isinstance(item, tuple | list) or len(item) != 2:
-            raise ValidationError("items", item, "expected a (schedule, first) pair")
-        schedule, first = item
+    for schedule, first in _pairs(items, "(schedule, first)", "a"):
         if not isinstance(schedule, Schedule):
             raise ValidationError("schedule", schedule, "expected a Schedule")
         check_fire_entry(first, "first")
@@ -132,13 +139,8 @@ def check_commit(item: object) -> Commit:
 def check_outcomes(items: object) -> list[tuple[Outcome, Pending | None]]:
     """``record_outcomes``' items: ``(Outcome, retry entry or None)`` pairs (checked before
     anything is written, so one bad item changes nothing)."""
-    if not isinstance(items, Sequence) or isinstance(items, str):
-        raise ValidationError("items", items, "expected a sequence of (outcome, retry) pairs")
     out: list[tuple[Outcome, Pending | None]] = []
-    for item in items:
-        if not isinstance(item, tuple | list) or len(item) != 2:
-            raise ValidationError("items", item, "expected an (outcome, retry) pair")
-        outcome, retry = item
+    for outcome, retry in _pairs(items, "(outcome, retry)", "an"):
         if not isinstance(outcome, Outcome):
             raise ValidationError("outcome", outcome, "expected an Outcome")
         if retry is not None:

@@ -884,7 +884,9 @@ class StoreConformance:
         assert stored.running == (run_id("a", retry),)
         assert stored.next_fire == fire_entry(60)
 
-    def test_record_outcome_unparks_when_nothing_is_left_running(self, store: Store) -> None:
+    def parked_behind_two_runs(self, store: Store) -> tuple[Pending, Pending, Pending]:
+        """Schedule ``a`` with two runs running (its first fire entry, a manual one) and an
+        occurrence parked until both end; returns the three entries."""
         self.add_fire(store, "a", 0)
         first = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
         manual = entry("manual", 1)
@@ -893,7 +895,11 @@ class StoreConformance:
         c = claim_one(store, at(60))
         park = entry("buffered", 60)
         assert store.commit([commit_for(c, dispatch=False, park=park, next_fire=fire_entry(120))]) == [True]
-        assert store.record_outcome(outcome_for("a", first.entry), None) is True
+        return first.entry, manual, park
+
+    def test_record_outcome_unparks_when_nothing_is_left_running(self, store: Store) -> None:
+        first, manual, park = self.parked_behind_two_runs(store)
+        assert store.record_outcome(outcome_for("a", first), None) is True
         stored = store.get("a")
         assert stored is not None and stored.parked == park and stored.running == (run_id("a", manual),)
         assert claim(store, at(100)) == []
@@ -931,15 +937,8 @@ class StoreConformance:
         assert storekit.record_outcomes(store, []) == []
 
     def test_record_outcomes_unparks_once_the_batch_ends_every_run(self, store: Store) -> None:
-        self.add_fire(store, "a", 0)
-        first = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
-        manual = entry("manual", 1)
-        assert store.enqueue("a", [manual]) == 1
-        assert store.commit([commit_for(claim_one(store, at(1)))]) == [True]
-        park = entry("buffered", 60)
-        c = claim_one(store, at(60))
-        assert store.commit([commit_for(c, dispatch=False, park=park, next_fire=fire_entry(120))]) == [True]
-        items = [(outcome_for("a", first.entry), None), (outcome_for("a", manual), None)]
+        first, manual, park = self.parked_behind_two_runs(store)
+        items = [(outcome_for("a", first), None), (outcome_for("a", manual), None)]
         assert storekit.record_outcomes(store, items) == [True, True]
         stored = store.get("a")
         assert stored is not None and stored.parked is None and stored.running == ()
