@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT
-from bench.scenarios import RQ, RQS, RQS1, SC, SC_BULK, SC_DISTINCT, SC_MANY
+from bench.scenarios import RQ, RQS, RQS1, SC, SC_BULK, SC_BURST_REDIS, SC_DISTINCT, SC_MANY
 
 DOC = ROOT / "docs" / "benchmarks.md"
 IMG = ROOT / "docs" / "img"
@@ -289,10 +289,50 @@ def markdown(r: dict[str, Any]) -> str:
         ),
         "",
     ]
+    if "burst" in r:
+        out += burst_section(r)
     out += _steps(r)
     if NOTES.exists():
         out += [NOTES.read_text().rstrip(), ""]
     return "\n".join(out)
+
+
+BURST_HEADING = "## burst fixed cost"
+BURST_TARGET_MS = 50.0
+
+
+def burst_section(r: dict[str, Any]) -> list[str]:
+    """The burst fixed cost section (``--only burst`` writes it into the existing report)."""
+    b, reps = r["burst"], r["config"]["burst_reps"]
+    figure = b[SC_BURST_REDIS]["median_ms"]
+    out = [
+        f"{BURST_HEADING} — `run(burst=True)` with nothing due ({reps} repetitions, {r['started']}, {r['mode']})",
+        "",
+        "Store, executor and scheduler made (with the Redis connection), `run(burst=True)` on an empty "
+        "namespace, the store closed: what `schedcore run --burst` from a system cron or a Kubernetes "
+        "CronJob costs per invocation beyond the interpreter's start (imports and the server's first "
+        "connection excluded). "
+        f"Target ≤ {BURST_TARGET_MS:.0f} ms with Redis + RQ: {_check(figure <= BURST_TARGET_MS)}.",
+        "",
+    ]
+    rows = [[k, f"{v['median_ms']:.1f}", f"{v['p95_ms']:.1f}", f"{v['max_ms']:.1f}"] for k, v in b.items()]
+    out += _table(["store + executor", "median ms", "p95 ms", "max ms"], rows)
+    return [*out, ""]
+
+
+def write_burst_section(r: dict[str, Any]) -> Path:
+    """Put the burst section of ``r`` into docs/benchmarks.md: in place of the one there, else
+    before the run-time table (the rest of the report is left as the last full run wrote it)."""
+    lines = DOC.read_text().splitlines() if DOC.exists() else ["# Benchmarks", ""]
+    start = next((i for i, line in enumerate(lines) if line.startswith(BURST_HEADING)), None)
+    if start is None:
+        start = next((i for i, line in enumerate(lines) if line.startswith("## run time")), len(lines))
+        end = start
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    lines[start:end] = burst_section(r)
+    DOC.write_text("\n".join(lines) + "\n")
+    return DOC
 
 
 def _save(plt: Any, fig: Any, name: str) -> Path:

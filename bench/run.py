@@ -46,6 +46,7 @@ MODES: dict[str, dict[str, Any]] = {
         "scaleout_procs": [1, 2, 4],
         "ceiling_requests": 1_000_000,
         "ceiling_requests_p1": 250_000,
+        "burst_reps": 50,
     },
     "quick": {
         "reps": 3,
@@ -65,6 +66,7 @@ MODES: dict[str, dict[str, Any]] = {
         "scaleout_procs": [1, 2, 4],
         "ceiling_requests": 200_000,
         "ceiling_requests_p1": 50_000,
+        "burst_reps": 20,
     },
 }
 
@@ -201,6 +203,25 @@ def _scenarios(server: Any, cfg: dict[str, Any], results: dict[str, Any]) -> Non
     results["scale_out"] = scale_out
     _step("ceiling: redis-benchmark")
     results["ceiling"] = S.ceiling(server, cfg["ceiling_requests"], cfg.get("ceiling_requests_p1"))
+    _step("burst fixed cost")
+    results["burst"] = S.burst_fixed_cost(server, cfg["burst_reps"])
+
+
+def run_burst(mode: str) -> dict[str, Any]:
+    """Only the burst fixed cost (``--only burst``): its own JSON file and its section of the report."""
+    cfg = MODES[mode]
+    results: dict[str, Any] = {
+        "mode": mode,
+        "config": {"burst_reps": cfg["burst_reps"]},
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "versions": versions(),
+    }
+    with private_server() as server:
+        _step("burst fixed cost")
+        results["burst"] = S.burst_fixed_cost(server, cfg["burst_reps"])
+    results["machine"]["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    return results
 
 
 def _machine() -> dict[str, Any]:
@@ -231,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         "--report-only", action="store_true", help=f"rewrite the report from the last run's {LAST.name} (no run)"
     )
     parser.add_argument(
-        "--only", choices=["scale", "sqlite"], help="run one scenario into bench/results-<name>-<mode>.json"
+        "--only",
+        choices=["scale", "sqlite", "burst"],
+        help="run one scenario into bench/results-<name>-<mode>.json (burst: its report section too)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -244,11 +267,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.only == "sqlite":
             from bench.sqlite import run_sqlite
 
-            found = run_sqlite(mode, _machine(), versions())
+            result = run_sqlite(mode, _machine(), versions())
         else:
-            found = run_scale(mode)
-        only.write_text(json.dumps(found, indent=2) + "\n")
+            result = run_scale(mode) if args.only == "scale" else run_burst(mode)
+        only.write_text(json.dumps(result, indent=2) + "\n")
         log.warning("wrote %s", only.relative_to(ROOT))
+        if args.only == "burst" and not args.no_report:
+            from bench.report import write_burst_section
+
+            log.warning("wrote %s", write_burst_section(result).relative_to(ROOT))
         return 0
     if args.report_only:
         results = json.loads(LAST.read_text())

@@ -24,6 +24,7 @@ from bench.common import (
     db_of,
     due_cron,
     flush,
+    median,
     percentile,
     rate,
     result_of,
@@ -61,6 +62,8 @@ SC_DISTINCT = "schedcore, distinct triggers"  # dispatch: every schedule its own
 DB_LATE_DEFAULT, DB_LATE = 1, {SC: 10, RQS1: 11, RQ: 12}
 DB_STORED = {SC: 6, RQS: 7, RQ: 8}  # scale, then idle (rq-scheduler -i 1 idles on a copy: DB_IDLE_RQS1)
 DB_IDLE_RQS1 = 9
+DB_BURST = 13  # the burst fixed cost: an empty namespace
+SC_BURST_REDIS, SC_BURST_MEMORY = "RedisStore + RQExecutor", "MemoryStore + LocalExecutor"
 DB_SCRATCH = 5  # schedcore's scale repetitions, each on a fresh copy of DB_STORED[SC]
 FUTURE_ID = 10_000_000  # ids of the schedules stored in the future (the due ones count from 0)
 
@@ -626,6 +629,40 @@ def scale_out(server: RedisServer, due_count: int, processes: int) -> dict[str, 
 
 
 # -- ceiling --------------------------------------------------------------------------------------
+
+
+def burst_fixed_cost(server: RedisServer, reps: int) -> dict[str, dict[str, float]]:
+    """Wall time of a whole ``schedcore run --burst`` with nothing due, ``reps`` times per system:
+    store, executor and scheduler made (with the Redis connection), ``run(burst=True)``, the
+    store closed -- what a system cron or a Kubernetes CronJob pays per invocation, beyond the
+    interpreter's start. Median and p95 in milliseconds."""
+    from schedcore import LocalExecutor, MemoryStore
+    from schedcore_redis import RedisStore
+    from schedcore_rq import RQExecutor
+
+    flush(client(server, DB_BURST))
+
+    def redis_rq() -> None:
+        conn = client(server, DB_BURST)
+        store = RedisStore(conn, namespace="burst")
+        sc_scheduler(store, RQExecutor(conn, queue=QUEUE, namespace="burst")).run(burst=True)
+        store.close()
+        conn.close()
+
+    def memory_local() -> None:
+        sc_scheduler(MemoryStore(), LocalExecutor()).run(burst=True)
+
+    out: dict[str, dict[str, float]] = {}
+    for system, once in ((SC_BURST_REDIS, redis_rq), (SC_BURST_MEMORY, memory_local)):
+        once()  # imports and the server's first connection: not part of the fixed cost
+        times = []
+        quiet(reps * 0.1)
+        for _ in range(reps):
+            started = time.perf_counter()
+            once()
+            times.append((time.perf_counter() - started) * 1000)
+        out[system] = {"median_ms": median(times), "p95_ms": percentile(times, 95), "max_ms": max(times)}
+    return out
 
 
 def ceiling(server: RedisServer, requests: int, requests_p1: int | None = None) -> dict[str, float]:

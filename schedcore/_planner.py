@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 import attrs
 
-from schedcore._time import to_ms
+from schedcore._time import iso, to_ms
 from schedcore.exceptions import ValidationError
 from schedcore.model import Catchup, Overlap, Schedule, _unit_fraction
 from schedcore.protocols import Trigger
@@ -255,20 +255,30 @@ def retry_entry(outcome: Outcome, schedule: Schedule) -> Pending | None:
     )
 
 
-def backfill_entries(schedule: Schedule, start: datetime, end: datetime, limit: int = 10_000) -> list[Pending]:
+#: The most occurrences one backfill queues: a longer range is refused, not cut short.
+BACKFILL_LIMIT = 10_000
+
+
+def backfill_entries(schedule: Schedule, start: datetime, end: datetime, limit: int = BACKFILL_LIMIT) -> list[Pending]:
     """Backfill entries for the occurrences in ``[start, end]`` (inside start_at/end_at), oldest first.
 
     Each is due at its nominal time, so past ones are due at once and are claimed oldest
     first. More than ``limit`` occurrences raise ValidationError (ask for a smaller range).
+    Errors show the instants as ISO-8601 text.
     """
     if end < start:
-        raise ValidationError("end", end, "must not be before start")
+        raise ValidationError("end", iso(end), f"must not be before start ({iso(start)})")
     timeline = _Timeline(schedule)
     entries: list[Pending] = []
     occurrence = timeline.first_at_or_after(start)
     while occurrence is not None and occurrence <= end:
         if len(entries) >= limit:
-            raise ValidationError("end", end, f"the range holds more than {limit} occurrences")
+            raise ValidationError(
+                "end",
+                iso(end),
+                f"the range from {iso(start)} holds more than {limit} occurrences, the most one backfill "
+                "queues; backfill it in shorter ranges",
+            )
         entries.append(Pending(kind=PendingKind.BACKFILL, nominal=occurrence, due=occurrence))
         occurrence = timeline.after(occurrence)
     return entries

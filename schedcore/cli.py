@@ -29,7 +29,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import attrs
 import click
@@ -42,15 +42,18 @@ from schedcore.protocols import Trigger
 from schedcore.settings import STORE_COMMANDS
 
 if TYPE_CHECKING:
+    from schedcore._precheck import ScheduleCheck
     from schedcore.allowlist import TaskAllowList
     from schedcore.model import Schedule
-    from schedcore.plugins import Hooks
+    from schedcore.plugins import ExecutorFactory, Hooks
     from schedcore.protocols import Store
-    from schedcore.records import StoredSchedule
+    from schedcore.records import RunRecord, StoredSchedule
     from schedcore.scheduler import Scheduler
     from schedcore.settings import MergedOption
 
 __all__ = ["cli", "main"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 USAGE_ERROR = 2
 RUNTIME_ERROR = 1
@@ -470,18 +473,14 @@ def _plugin_manager_or_none(ctx: click.Context) -> Any:
 
 def _plugin_options(ctx: click.Context, command: str) -> list[MergedOption]:
     """The options plugins add to ``command`` (a plugin raising in the hook is logged and skipped)."""
+    from schedcore.plugins import Hooks
     from schedcore.settings import merge_cli_options
 
     pm = _plugin_manager_or_none(ctx)
     if pm is None:
         return []
-    declared: list[tuple[str, Any]] = []
-    for impl in reversed(pm.hook.schedcore_cli_options.get_hookimpls()):
-        try:
-            found = impl.function(*({"command": command}[arg] for arg in impl.argnames))
-            declared += [(impl.plugin_name, option) for option in found or ()]
-        except Exception:
-            log.exception("plugin %r raised in hook schedcore_cli_options; ignoring its options", impl.plugin_name)
+    found = Hooks(pm).results_by_plugin("schedcore_cli_options", command=command)
+    declared = [(plugin, option) for plugin, options in found for option in options]
     merged, problems = merge_cli_options(declared)
     for problem in problems:
         log.warning("%s", problem, extra={"event": "plugin_option_conflict"})
@@ -587,27 +586,42 @@ def _resolve_options(
     )
 
 
-def _store_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--store NAME`` and ``-S KEY=VALUE``: the store a command works on."""
-    f = click.option(
-        "-S",
-        "--store-option",
-        "store_options",
-        multiple=True,
-        metavar="KEY=VALUE",
-        envvar="SCHEDCORE_STORE_OPTIONS",
-        help="Store option, repeatable: -S namespace=prod (env: SCHEDCORE_STORE_OPTIONS, space-separated).",
-    )(f)
-    return click.option(
-        "--store",
-        "store",
-        metavar="NAME",
-        default="sqlite",
-        show_default=True,
-        envvar="SCHEDCORE_STORE",
-        help="Store registered by a plugin; sqlite keeps everything in one file on this machine, "
-        "memory nothing after run exits (env: SCHEDCORE_STORE).",
-    )(f)
+def _choice(kind: str, short: str, default: str, example: str, help_text: str) -> Callable[[_F], _F]:
+    """``--KIND NAME`` and ``SHORT KEY=VALUE`` (``--KIND-option``): which store or executor, with its options."""
+    env = f"SCHEDCORE_{kind.upper()}"
+
+    def decorate(f: _F) -> _F:
+        f = click.option(
+            short,
+            f"--{kind}-option",
+            f"{kind}_options",
+            multiple=True,
+            metavar="KEY=VALUE",
+            envvar=f"{env}_OPTIONS",
+            help=f"{kind.capitalize()} option, repeatable: {short} {example} (env: {env}_OPTIONS, space-separated).",
+        )(f)
+        return click.option(
+            f"--{kind}", kind, metavar="NAME", default=default, show_default=True, envvar=env, help=help_text
+        )(f)
+
+    return decorate
+
+
+#: ``--store NAME`` and ``-S KEY=VALUE``: the store a command works on.
+_store_options = _choice(
+    "store",
+    "-S",
+    "sqlite",
+    "namespace=prod",
+    "Store registered by a plugin; sqlite keeps everything in one file on this machine, "
+    "memory nothing after run exits (env: SCHEDCORE_STORE).",
+)
+
+
+def _executor_choice(help_text: str) -> Callable[[_F], _F]:
+    """``--executor NAME`` and ``-E KEY=VALUE``: the executor that runs (``run``) or that the
+    schedules are checked for (``add``, ``sync``)."""
+    return _choice("executor", "-E", "local", "queue=low", help_text)
 
 
 def _command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
@@ -650,10 +664,19 @@ def _create_store(hooks: Hooks, name: str, options: Mapping[str, Any]) -> Store:
 
 
 class _NoExecutor:
-    """The executor of the management commands: they only change the store (nothing runs here)."""
+    """The executor of the management commands: they only change the store (nothing runs here).
+
+    ``check`` (``add`` and ``sync``: the target executor's check, see :mod:`schedcore._precheck`)
+    refuses what that executor would refuse; without it (the commands that add nothing) anything goes.
+    """
+
+    def __init__(self, check: Callable[[Schedule], None] | None = None) -> None:
+        self._check = check
 
     def validate(self, schedule: Schedule) -> None:
-        """Anything goes: the running scheduler's executor decides."""
+        """Check ``schedule`` for the executor that will run it, without connecting to anything."""
+        if self._check is not None:
+            self._check(schedule)
 
     def start(self, report: Callable[[Any], None]) -> None:
         """Nothing to start."""
@@ -670,9 +693,49 @@ class _NoExecutor:
         """Nothing to stop."""
 
 
+def _executor_factory(hooks: Hooks, name: str) -> ExecutorFactory:
+    try:
+        return hooks.executor_factory(name)
+    except PluginError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _schedule_check(ctx: click.Context, hooks: Hooks, name: str, options: Mapping[str, Any]) -> ScheduleCheck:
+    """The check of the schedules ``add``/``sync`` write, for executor ``name`` (``--executor``)."""
+    from schedcore._precheck import ScheduleCheck
+
+    factory = _executor_factory(hooks, name)
+    if factory.validate is None:
+        click.echo(
+            f"warning: executor {name!r} cannot check schedules before it runs them (its plugin gives no "
+            "validate); a schedule it refuses will fail when it runs",
+            err=True,
+        )
+    return ScheduleCheck(factory, options)
+
+
+def _note_default_executor(ctx: click.Context, schedules: Sequence[Schedule]) -> None:
+    """Warn when schedules with ``executor_options`` are checked only for the default executor:
+    the options are meant for another one, which nobody named (the issue's silent ``added``)."""
+    with_options = [s.id for s in schedules if s.executor_options]
+    if with_options and _from_default(ctx, "executor"):
+        click.echo(
+            f"warning: the executor_options of {shown(with_options[0])}"
+            + (f" and {len(with_options) - 1} more" if len(with_options) > 1 else "")
+            + f" were checked for --executor {ctx.params['executor']} (the default), which ignores them; "
+            "give the executor of your schedulers (--executor NAME or SCHEDCORE_EXECUTOR) to check them",
+            err=True,
+        )
+
+
 @contextlib.contextmanager
-def _opened(ctx: click.Context) -> Iterator[Scheduler]:
-    """A scheduler (that runs nothing) on the store the command's options select."""
+def _opened(ctx: click.Context, adding: Sequence[tuple[str, Schedule]] = ()) -> Iterator[Scheduler]:
+    """A scheduler (that runs nothing) on the store the command's options select.
+
+    ``adding``: the schedules the command will write, each with the file it comes from
+    (or ""), checked -- allowed task, accepted by the ``--executor`` -- before the store is
+    even opened, so that bad input changes nothing and needs no server to be reported.
+    """
     from schedcore._oneshot import one_shot
     from schedcore.plugins import Hooks
     from schedcore.scheduler import Scheduler
@@ -681,14 +744,25 @@ def _opened(ctx: click.Context) -> Iterator[Scheduler]:
     store_name = ctx.params["store"]
     if store_name == "memory":
         raise click.UsageError(_MEMORY_ONLY_IN_RUN.format(command=command))
-    store_opts, _ = _resolve_options(ctx, store_name, None)
-    pm = _plugin_manager(store_name, "local")
+    executor_name = ctx.params.get("executor")  # add and sync: the executor to check schedules for
+    store_opts, executor_opts = _resolve_options(ctx, store_name, executor_name)
+    pm = _plugin_manager(store_name, executor_name or "local")
+    hooks = Hooks(pm)
+    executor = _NoExecutor(None if executor_name is None else _schedule_check(ctx, hooks, executor_name, executor_opts))
+    allowed = _allowed_tasks(ctx)
+    for file, schedule in adding:
+        try:
+            allowed.check(schedule.task, f"{schedule.id}.task")
+            executor.validate(schedule)
+        except (ValidationError, ConfigError) as exc:
+            if not file:
+                raise
+            raise ConfigError(f"{file}: {exc}") from None
+    _note_default_executor(ctx, [schedule for _, schedule in adding])
     with one_shot():  # a one-shot command: a server that never answers fails in seconds
-        store = _create_store(Hooks(pm), store_name, store_opts)
+        store = _create_store(hooks, store_name, store_opts)
     try:
-        yield Scheduler(
-            store=store, executor=_NoExecutor(), plugins=pm, heartbeat=None, allowed_tasks=_allowed_tasks(ctx)
-        )
+        yield Scheduler(store=store, executor=executor, plugins=pm, heartbeat=None, allowed_tasks=allowed)
     finally:
         store.close()
 
@@ -710,24 +784,7 @@ def _opened(ctx: click.Context) -> Iterator[Scheduler]:
     envvar="SCHEDCORE_SOURCE",
     help="Source id the --config schedules are marked with (default: the file's name; env: SCHEDCORE_SOURCE).",
 )
-@click.option(
-    "--executor",
-    "executor",
-    metavar="NAME",
-    default="local",
-    show_default=True,
-    envvar="SCHEDCORE_EXECUTOR",
-    help="Executor registered by a plugin (env: SCHEDCORE_EXECUTOR).",
-)
-@click.option(
-    "-E",
-    "--executor-option",
-    "executor_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    envvar="SCHEDCORE_EXECUTOR_OPTIONS",
-    help="Executor option, repeatable: -E queue=low (env: SCHEDCORE_EXECUTOR_OPTIONS, space-separated).",
-)
+@_executor_choice("Executor registered by a plugin (env: SCHEDCORE_EXECUTOR).")
 @click.option("--burst", is_flag=True, help="Dispatch everything due now, wait for it, then exit.")
 def run_command(
     *,
@@ -764,9 +821,7 @@ def run_command(
     stores = hooks.store_factories()
     if store_name not in stores:
         raise click.UsageError(f"unknown store {store_name!r}; registered stores: {_names(stores)}")
-    executors = hooks.executor_factories()
-    if executor_name not in executors:
-        raise click.UsageError(f"unknown executor {executor_name!r}; registered executors: {_names(executors)}")
+    _executor_factory(hooks, executor_name)
 
     from schedcore.scheduler import Scheduler
 
@@ -834,6 +889,13 @@ def _names(factories: dict[str, Any]) -> str:
 # -- sync --------------------------------------------------------------------------------
 
 
+_CHECKED_FOR = (
+    "Executor of the schedulers that will run the schedules: each is checked for it (its "
+    "executor_options above all) before anything is written, without connecting to it "
+    "(env: SCHEDCORE_EXECUTOR)."
+)
+
+
 @_command("sync")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True), metavar="[FILE|DIR]...")
 @click.option(
@@ -844,6 +906,7 @@ def _names(factories: dict[str, Any]) -> str:
     "env: SCHEDCORE_SOURCE).",
 )
 @click.option("--keep-removed", is_flag=True, help="Do not remove schedules that are gone from the file.")
+@_executor_choice(_CHECKED_FOR)
 def sync_command(*, paths: tuple[str, ...], source: str | None, keep_removed: bool, **options: Any) -> None:
     """Make the store hold exactly the schedules of the schedule files given.
 
@@ -862,7 +925,8 @@ def sync_command(*, paths: tuple[str, ...], source: str | None, keep_removed: bo
         raise click.UsageError(f"--source names one file's schedules, but {len(files)} files were given")
     loaded = [(file, load_schedules(file), source or default_source(file)) for file in files]
     _check_distinct(loaded)
-    with _opened(click.get_current_context()) as scheduler:
+    adding = [(file, schedule) for file, schedules, _ in loaded for schedule in schedules]
+    with _opened(click.get_current_context(), adding) as scheduler:  # checks every file first
         for _, schedules, name in loaded:
             report = sync(scheduler, schedules, name, prune=not keep_removed)
             for mark, ids in (("+", report.added), ("~", report.updated), ("-", report.removed)):
@@ -997,6 +1061,7 @@ _ADD_OPTIONS = {
     show_default=True,
     help="When the id is taken: refuse, replace the definition, or keep the stored one.",
 )
+@_executor_choice(_CHECKED_FOR)
 def add_command(
     *,
     schedule_id: str,
@@ -1096,7 +1161,7 @@ def add_command(
         option = option or exc.field
         value = raw.get(option)
         raise _usage(exc, option, None if value is None else str(value)) from None
-    with _opened(click.get_current_context()) as scheduler:
+    with _opened(click.get_current_context(), [("", schedule)]) as scheduler:
         result = scheduler.add(schedule, conflict)
         stored = scheduler.get(schedule.id)
     nxt = stored.next_fire if stored is not None else None
@@ -1246,9 +1311,18 @@ def _next_times(stored: StoredSchedule, count: int) -> list[datetime]:
 @_command("show")
 @click.argument("schedule_id", metavar="ID")
 @click.option("--runs", type=click.IntRange(1, 1000), default=10, show_default=True, help="How many recent runs.")
+@click.option(
+    "--traceback",
+    "tracebacks",
+    type=click.Choice(["newest", "all", "none"]),
+    default="newest",
+    show_default=True,
+    help="Whose traceback to print under the runs: the newest failed run's, every shown run's, or none.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
-def show_command(*, schedule_id: str, runs: int, as_json: bool, **options: Any) -> None:
-    """Show schedule ID: its definition, next 5 fire times and recent runs with their outcome."""
+def show_command(*, schedule_id: str, runs: int, tracebacks: str, as_json: bool, **options: Any) -> None:
+    """Show schedule ID: its definition, next 5 fire times and recent runs with their outcome, and
+    the traceback of the newest failed run."""
     from schedcore.exceptions import ScheduleNotFound
 
     with _opened(click.get_current_context()) as scheduler:
@@ -1298,14 +1372,31 @@ def show_command(*, schedule_id: str, runs: int, as_json: bool, **options: Any) 
                 "-" if r.lateness is None else _seconds(r.lateness),
                 r.status.value,
                 _zoned(r.retry_at, zone),
-                r.error or r.note or "",
+                _printable(r.error or r.note or ""),
             ]
             for r in history
         ]
         lines += ["  " + line for line in _table(header, rows).splitlines()]
+        lines += _traceback_lines(history, tracebacks)
     else:
         lines.append("  none")
     click.echo("\n".join(lines))
+
+
+def _traceback_lines(history: Sequence[RunRecord], which: str) -> list[str]:
+    """The ``show`` lines of the tracebacks kept in ``history`` (newest first): ``which`` is
+    ``newest`` (the newest run that has one), ``all`` or ``none``. Stored text is anyone's:
+    control characters are shown escaped, so that none reaches the terminal."""
+    records = [r for r in history if r.traceback] if which != "none" else []
+    lines = []
+    for record in records[:1] if which == "newest" else records:
+        lines.append(f"traceback of {record.run_id} ({record.status.value}):")
+        lines += ["  " + _printable(line) for line in (record.traceback or "").split("\n")]
+    return lines
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() or c == "\t" else ascii(c)[1:-1] for c in text)
 
 
 # -- remove / pause / resume / trigger / backfill -----------------------------------------
@@ -1351,7 +1442,31 @@ def trigger_command(*, schedule_id: str, **options: Any) -> None:
     """Run schedule ID once now, outside its timing (a running scheduler dispatches it)."""
     with _opened(click.get_current_context()) as scheduler:
         run_id = scheduler.trigger_now(schedule_id)
+        alive = _live_schedulers(scheduler.store)
     click.echo(f"queued {run_id}")
+    if alive == 0:
+        _warn_nobody_runs("it")
+
+
+def _warn_nobody_runs(what: str) -> None:
+    click.echo(
+        f"warning: no live scheduler was seen (no heartbeat in the store): nothing runs {what} until one "
+        "starts ('schedcore run' on this store)",
+        err=True,
+    )
+
+
+def _live_schedulers(store: Store) -> int | None:
+    """How many schedulers beat in ``store`` now; None when it cannot tell (no heartbeats, or
+    reading them failed: the run is queued all the same, so that is no reason to fail)."""
+    schedulers = getattr(store, "schedulers", None)
+    if not callable(schedulers):
+        return None
+    try:
+        return len(schedulers(datetime.now(timezone.utc)))
+    except SchedcoreError as exc:
+        log.warning("could not read the schedulers' heartbeats: %s", exc)
+        return None
 
 
 @_command("backfill")
@@ -1359,14 +1474,29 @@ def trigger_command(*, schedule_id: str, **options: Any) -> None:
 @click.option("--from", "start", required=True, metavar="ISO8601", help="First instant (with a UTC offset).")
 @click.option("--to", "end", metavar="ISO8601", help="Last instant (default now; capped at now).")
 def backfill_command(*, schedule_id: str, start: str, end: str | None, **options: Any) -> None:
-    """Queue a run for each occurrence of schedule ID in [--from, --to] that has no run yet."""
+    """Queue a run for each occurrence of schedule ID in [--from, --to] that has no run yet
+    (past occurrences only; at most 10000 per backfill: split a longer range)."""
+    now = datetime.now(timezone.utc)
     begin = _option_instant(start, "--from")
-    finish = datetime.now(timezone.utc) if end is None else _option_instant(end, "--to")
+    finish = now if end is None else _option_instant(end, "--to")
+    if begin > now:
+        raise click.UsageError(
+            f"invalid --from={shown(start)}: in the future (now is {iso(now)}); backfill queues past occurrences"
+        )
     if finish < begin:
-        raise click.UsageError("--to is before --from")
+        raise click.UsageError(f"invalid --to={shown(end)}: before --from={shown(start)}")
     with _opened(click.get_current_context()) as scheduler:
-        count = scheduler.backfill(schedule_id, begin, finish)
+        try:
+            count = scheduler.backfill(schedule_id, begin, finish)
+        except ValidationError as exc:
+            if exc.field != "end":
+                raise
+            given = end if end is not None else f"now, {iso(finish)}"
+            raise _usage(exc, "--to", given) from None
+        alive = _live_schedulers(scheduler.store) if count else None
     click.echo(f"queued {count} backfill run(s) of {schedule_id}")
+    if alive == 0:
+        _warn_nobody_runs("them")
 
 
 # -- status ------------------------------------------------------------------------------
@@ -1374,9 +1504,30 @@ def backfill_command(*, schedule_id: str, start: str, end: str | None, **options
 
 @_command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text.")
-def status_command(*, as_json: bool, **options: Any) -> None:
+@click.option(
+    "--max-late",
+    type=click.FloatRange(min=0, max=100 * 365 * 86400),
+    metavar="SECONDS",
+    help="Unhealthy (exit code 3) when the oldest due run has waited longer than this (default: no limit).",
+)
+@click.option(
+    "--min-schedulers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Unhealthy (exit code 3) when fewer schedulers are alive.",
+)
+def status_command(*, as_json: bool, max_late: float | None, min_schedulers: int, **options: Any) -> int:
     """Show the live schedulers with their last heartbeat, what is due now, the oldest
-    overdue entry, the claims in flight and what the store warns about."""
+    overdue entry, the claims in flight and what the store warns about.
+
+    A health check: exit code 0 when healthy, 3 when runs are due (or claims expired) and
+    no scheduler is alive, when the oldest due run is later than --max-late or fewer than
+    --min-schedulers are alive, 1 when the store cannot be read."""
+    from datetime import timedelta
+
+    from schedcore._health import assess
     from schedcore.storekit import store_warnings
 
     now = datetime.now(timezone.utc)
@@ -1387,6 +1538,8 @@ def status_command(*, as_json: bool, **options: Any) -> None:
         beats = store.schedulers(now)
         stats = store.stats(now)
         store_said = store_warnings(store)  # persistence off, an evicting memory policy (Redis)
+    limit = timedelta(seconds=max_late) if max_late is not None else None
+    health = assess(beats, stats, now, max_late=limit, min_schedulers=min_schedulers)
     if as_json:
         data = {
             "now": _utc(now),
@@ -1399,9 +1552,11 @@ def status_command(*, as_json: bool, **options: Any) -> None:
             "in_flight": stats.in_flight,
             "expired_claims": stats.expired,
             "warnings": store_said,
+            "healthy": health.healthy,
+            "problems": list(health.problems),
         }
         click.echo(json.dumps(data, indent=2))
-        return
+        return health.exit_code
     lines = [f"schedulers: {len(beats)} live"]
     if beats:
         rows = [
@@ -1420,11 +1575,11 @@ def status_command(*, as_json: bool, **options: Any) -> None:
     lines.append(
         f"in flight: {stats.in_flight} claim(s)" + (f", {stats.expired} with an expired lease" if stats.expired else "")
     )
-    if not beats and stats.due:
-        lines.append("warning: runs are due but no scheduler is alive")
+    lines += [f"unhealthy: {problem}" for problem in health.problems]
     lines += _allowlist_warnings(scheduler, beats)
     lines += [f"warning: {warning}" for warning in store_said]
     click.echo("\n".join(lines))
+    return health.exit_code
 
 
 def _allowlist_warnings(scheduler: Scheduler, beats: Sequence[Any]) -> list[str]:
@@ -1469,6 +1624,7 @@ def plugins_command() -> None:
     """List the loaded plugins (with their package), the stores and executors they register
     and the command-line options they add."""
     from schedcore.plugins import Hooks, get_plugin_manager
+    from schedcore.trigger_types import default_registry
 
     pm = get_plugin_manager()
     hooks = Hooks(pm)
@@ -1481,6 +1637,13 @@ def plugins_command() -> None:
         click.echo(f"{title}:")
         for name in sorted(factories):
             click.echo(f"  {name:<12} {factories[name].description}".rstrip())
+            missing = factories[name].missing
+            why = missing() if missing is not None else None
+            if why:  # registered (the plugin ships with the core) but its driver is not here
+                click.echo(f"  {'':<12} {why}")
+    click.echo("triggers:")  # (the registry every store decodes with: see schedcore.trigger_types)
+    for name, (ttype, source) in sorted(default_registry().sources().items()):
+        click.echo(f"  {name:<12} {ttype.description}  ({source})")
     ctx = click.get_current_context()
     ctx.find_root().meta[_PM_KEY] = pm
     seen: dict[str, set[str]] = {}
@@ -1500,6 +1663,9 @@ def plugins_command() -> None:
 # imported only when the command runs); a build without that package has no such command.
 with contextlib.suppress(ImportError):
     import schedcore_web._cli  # noqa: F401  (registers the command)
+# `schedcore migrate rq-scheduler` needs redis and rq, imported only when it runs.
+with contextlib.suppress(ImportError):
+    import schedcore_rq._migrate_cli  # noqa: F401  (registers the command group)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -10,7 +10,10 @@
     retry = { max_attempts = 3, initial_delay = 10 }
 
 Each table takes exactly one trigger key -- ``cron`` (with an optional ``tz``),
-``every`` (seconds, with an optional ``start``) or ``at`` -- and any of the
+``every`` (seconds, with an optional ``start``), ``at``, or ``trigger``, a table naming any
+registered trigger type with its fields (``trigger = { type = "business_days", at = "09:00" }``
+or a ``[schedule.trigger]`` table, read by :func:`~schedcore.triggers.trigger_from_dict`:
+plugins' types too) -- and any of the
 :class:`~schedcore.model.Schedule` options. Instants are TOML offset date-times or
 ISO-8601 strings with an offset; naive ones are refused. Unknown keys (a typo such as
 ``crn``), malformed TOML and duplicate ids are refused with a
@@ -30,7 +33,7 @@ from typing import Any
 from schedcore.exceptions import ConfigError, ValidationError
 from schedcore.model import Schedule
 from schedcore.protocols import Trigger
-from schedcore.triggers import At, Cron, Interval
+from schedcore.triggers import At, Cron, Interval, trigger_from_dict
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,7 +43,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 __all__ = ["SCHEDULE_KEYS", "TRIGGER_KEYS", "load_schedules", "parse_schedules"]
 
 #: The keys that choose the trigger; exactly one per schedule.
-TRIGGER_KEYS = ("cron", "every", "at")
+TRIGGER_KEYS = ("cron", "every", "at", "trigger")
 #: Keys that only make sense next to one trigger key.
 _TRIGGER_OPTIONS = {"tz": "cron", "start": "every"}
 #: Schedule options passed to :class:`~schedcore.model.Schedule` as they are.
@@ -130,7 +133,7 @@ def _schedule(table: Mapping[str, Any], where: str) -> Schedule:
     given = [key for key in TRIGGER_KEYS if key in table]
     if len(given) != 1:
         found = f"got {' and '.join(repr(k) for k in given)}" if given else "got none"
-        raise ConfigError(f"{where}: needs exactly one of 'cron', 'every' or 'at' ({found})")
+        raise ConfigError(f"{where}: needs exactly one of 'cron', 'every', 'at' or 'trigger' ({found})")
     kind = given[0]
     for option, needs in _TRIGGER_OPTIONS.items():
         if option in table and kind != needs:
@@ -140,7 +143,7 @@ def _schedule(table: Mapping[str, Any], where: str) -> Schedule:
         options = {key: table[key] for key in _OPTIONS if key in table}
         return Schedule(id=table["id"], task=table["task"], trigger=trigger, **options)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {_describe(exc, table)}") from None
+        raise ConfigError(f"{where}: {_describe(exc, table, kind)}") from None
 
 
 def _trigger(kind: str, table: Mapping[str, Any]) -> Trigger:
@@ -158,6 +161,12 @@ def _trigger(kind: str, table: Mapping[str, Any]) -> Trigger:
         if "start" in table:
             return Interval(value, start=table["start"])
         return Interval(value)
+    if kind == "trigger":
+        if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
+            raise ValidationError(
+                "trigger", value, "expected a table with a 'type', e.g. { type = 'cron', expr = '0 3 * * *' }"
+            )
+        return trigger_from_dict(value)
     return At(value)
 
 
@@ -171,9 +180,10 @@ _FIELD_KEYS = {
 }
 
 
-def _describe(exc: ValidationError, table: Mapping[str, Any]) -> str:
+def _describe(exc: ValidationError, table: Mapping[str, Any], kind: str) -> str:
     """``exc``'s one-line message with the field and value the way the user wrote them."""
-    field = _FIELD_KEYS.get(exc.field, exc.field)
+    # In a ``trigger`` table the model's field names are the file's keys already.
+    field = exc.field if kind == "trigger" else _FIELD_KEYS.get(exc.field, exc.field)
     value = exc.value
     raw: Any = table
     for part in field.split("."):

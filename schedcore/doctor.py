@@ -173,4 +173,4 @@ def expected_fire(schedule: Schedule, now: datetime, runs_started: int) -> Pendi
     ``now``, as an add would install it (None when paused, finished or out of runs)."""
     if schedule.paused:
         return None
-    return first_fire(schedule, now, runs_started)
+    return first_fire(schedule, now, runs_started, late_one_shot=False)  # a past one-shot has had its turn

@@ -17,6 +17,7 @@ from schedcore.clock import Clock, SystemClock
 from schedcore.exceptions import ExecutorUnavailable
 from schedcore.model import Schedule
 from schedcore.records import Outcome, OutcomeStatus, Run
+from schedcore.tracebacks import format_traceback
 
 __all__ = ["LocalExecutor"]
 
@@ -32,7 +33,8 @@ class LocalExecutor:
 
     The task is imported by reference when the run starts (so a task that cannot be
     imported is a *failed run*, ``"ImportError: ..."``, retried per the schedule's policy);
-    coroutine functions run with :func:`asyncio.run`. Hand-over is idempotent: the ids of
+    coroutine functions run with :func:`asyncio.run`. A failed run's outcome carries its
+    traceback, trimmed by :func:`schedcore.tracebacks.format_traceback`. Hand-over is idempotent: the ids of
     the last ``remember`` runs handed over are kept, and a repeat is dropped.
 
     ``max_workers`` bounds the runs executing at once (None: the thread pool's default);
@@ -102,11 +104,12 @@ class LocalExecutor:
 
     def _execute(self, run: Run) -> None:
         started = self.clock.now()
-        status, error = OutcomeStatus.SUCCEEDED, None
+        status, error, trace = OutcomeStatus.SUCCEEDED, None, None
         try:
             fn = resolve_task(run.task)
-        except Exception as exc:
+        except Exception as exc:  # the traceback shows where the task's module failed to import
             status, error = OutcomeStatus.FAILED, f"ImportError: cannot import task {run.task!r}: {exc}"
+            trace = format_traceback(exc)
         else:
             try:
                 if inspect.iscoroutinefunction(fn):
@@ -117,9 +120,19 @@ class LocalExecutor:
                         asyncio.run(result)
             except BaseException as exc:  # SystemExit from a task must not leave the run "running" forever
                 status, error = OutcomeStatus.FAILED, f"{type(exc).__name__}: {exc}"
-        self._emit(run, status, started, self.clock.now(), error)
+                trace = format_traceback(exc)
+        self._emit(run, status, started, self.clock.now(), error, trace=trace)
 
-    def _emit(self, run: Run, status: OutcomeStatus, started: datetime, finished: datetime, error: str | None) -> None:
+    def _emit(
+        self,
+        run: Run,
+        status: OutcomeStatus,
+        started: datetime,
+        finished: datetime,
+        error: str | None,
+        *,
+        trace: str | None,
+    ) -> None:
         outcome = Outcome(
             run_id=run.id,
             schedule_id=run.schedule_id,
@@ -129,6 +142,7 @@ class LocalExecutor:
             started_at=trunc_ms(started),  # stores keep milliseconds
             finished_at=finished,
             error=error,
+            traceback=trace,
         )
         report = self._report
         if report is None:

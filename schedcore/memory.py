@@ -45,6 +45,7 @@ from schedcore.storekit import (
     check_heartbeat,
     check_limit,
     check_outcomes,
+    finished_record,
     log_taken_back,
     notify,
 )
@@ -309,13 +310,7 @@ class MemoryStore:
         del state.running[outcome.run_id]
         for position, record in enumerate(state.history):  # newest dispatched record of the run
             if record.run_id == outcome.run_id and record.status is RunStatus.DISPATCHED:
-                state.history[position] = attrs.evolve(
-                    record,
-                    status=RunStatus(outcome.status.value),
-                    finished_at=outcome.finished_at,
-                    error=outcome.error,
-                    retry_at=retry.due if retry is not None else None,
-                )
+                state.history[position] = finished_record(record, outcome, retry)
                 break
         if retry is not None:
             self._index_put_new(outcome.schedule_id, state, retry, notes)

@@ -14,6 +14,7 @@ import attrs
 
 from schedcore._time import from_ms, iso, parse_instant, to_ms, trunc_ms
 from schedcore.model import Schedule, Serializer
+from schedcore.tracebacks import trim_traceback
 
 __all__ = [
     "AddResult",
@@ -28,6 +29,7 @@ __all__ = [
     "RunStatus",
     "StoredSchedule",
     "make_run_id",
+    "text_or_none",
 ]
 
 
@@ -71,6 +73,16 @@ def _as_run_status(value: Any) -> RunStatus:
 
 def _as_outcome_status(value: Any) -> OutcomeStatus:
     return value if type(value) is OutcomeStatus else OutcomeStatus(value)
+
+
+def _as_traceback(value: str | None) -> str | None:
+    # Bounded whoever made it (an executor, a store's decoder): see schedcore.tracebacks.
+    return None if value is None else trim_traceback(value) or None
+
+
+def text_or_none(value: Any) -> str | None:
+    """A stored optional text field: anything but a str (hostile or foreign data) reads as None."""
+    return value if isinstance(value, str) else None
 
 
 @attrs.frozen(kw_only=True)
@@ -207,6 +219,9 @@ class Outcome:
     finished_at: datetime = attrs.field(converter=trunc_ms)
     started_at: datetime | None = None
     error: str | None = None  #: ``"ExceptionType: message"`` for failures
+    #: The failure's traceback as Python prints it, trimmed to the innermost frames and the
+    #: exception line (:func:`schedcore.tracebacks.trim_traceback`); None when there is none.
+    traceback: str | None = attrs.field(default=None, converter=_as_traceback)
 
 
 @attrs.frozen(kw_only=True)
@@ -224,6 +239,8 @@ class RunRecord:
     error: str | None = None
     retry_at: datetime | None = None  #: when a failed/lost run will be retried, if it will
     note: str | None = None  #: why a run was skipped, etc.
+    #: The trimmed traceback of a failed run, from its :attr:`Outcome.traceback`.
+    traceback: str | None = attrs.field(default=None, converter=_as_traceback)
 
     @property
     def lateness(self) -> float | None:
@@ -245,6 +262,7 @@ class RunRecord:
             "error": self.error,
             "retry_at": iso(self.retry_at) if self.retry_at else None,
             "note": self.note,
+            "traceback": self.traceback,
         }
 
     @classmethod
@@ -265,6 +283,7 @@ class RunRecord:
             error=data.get("error"),
             retry_at=instant("retry_at"),
             note=data.get("note"),
+            traceback=text_or_none(data.get("traceback")),  # absent in records written before it existed
         )
 
 

@@ -44,6 +44,7 @@ from schedcore._planner import (
 from schedcore._time import iso
 from schedcore.allowlist import TaskAllowList
 from schedcore.clock import Clock, SystemClock
+from schedcore.events import EVENTS
 from schedcore.exceptions import (
     CorruptScheduleData,
     CorruptStore,
@@ -70,6 +71,7 @@ from schedcore.records import (
     make_run_id,
 )
 from schedcore.storekit import record_outcomes
+from schedcore.trigger_types import register_plugin_manager
 
 __all__ = ["Scheduler"]
 
@@ -112,17 +114,8 @@ def store_add_many(
     return [store.add(schedule, first, conflict) for schedule, first in items]
 
 
-#: The level of each lifecycle event's log line (INFO when not listed). Each run's own
-#: progress is DEBUG, so that a healthy scheduler at the default level says only what an
-#: operator acts on; a failure is a WARNING and a run out of attempts an ERROR, so that
-#: ``--log-level warning`` still shows a task that keeps failing.
-EVENT_LEVELS: dict[str, int] = {
-    "run_dispatched": logging.DEBUG,
-    "run_succeeded": logging.DEBUG,
-    "run_buffered": logging.DEBUG,
-    "run_failed": logging.WARNING,
-    "run_exhausted": logging.ERROR,
-}
+#: The level of each event's log line, from :data:`schedcore.events.EVENTS` (INFO when not listed).
+EVENT_LEVELS: dict[str, int] = {event.name: event.level for event in EVENTS.values()}
 
 
 class Scheduler:
@@ -183,6 +176,7 @@ class Scheduler:
         pm = plugins if isinstance(plugins, pluggy.PluginManager) else get_plugin_manager(plugins=tuple(plugins or ()))
         self.plugin_manager = pm
         self.hooks = Hooks(pm)
+        register_plugin_manager(pm)  # its plugins' trigger types are readable from every store
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.batch_size = batch_size
         self.lease = lease
@@ -224,6 +218,7 @@ class Scheduler:
         conflict = Conflict(conflict)
         self.allowed_tasks.check(schedule.task)
         self.executor.validate(schedule)
+        self._check_references(schedule)
         runs_started = 0
         if schedule.max_runs is not None:
             existing = self.store.get(schedule.id)
@@ -233,7 +228,6 @@ class Scheduler:
         result = self._expired(schedule, first, now, self.store.add(schedule, first, conflict))
         self._event(
             "schedule_added",
-            f"schedule {schedule.id} {result.value}",
             schedule_id=schedule.id,
             result=result.value,
             next_fire=first.nominal if first else None,
@@ -241,6 +235,15 @@ class Scheduler:
         self.hooks.emit("schedcore_schedule_added", scheduler=self, schedule=schedule, result=result.value)
         self._wake.set()
         return result
+
+    def _check_references(self, schedule: Schedule) -> None:
+        """The allow-list covers all the code a run imports: besides the task, what the
+        executor's optional ``task_references(schedule)`` names (``(field, "module:function")``
+        pairs: the RQ executor's callbacks)."""
+        references = getattr(self.executor, "task_references", None)
+        if references is not None and self.allowed_tasks.enabled:
+            for field, reference in references(schedule):
+                self.allowed_tasks.check(reference, field)
 
     def add_many(self, schedules: Iterable[Schedule], conflict: Conflict | str = "replace") -> builtins.list[AddResult]:
         """Store several schedules, each as :meth:`add` would; returns their results in input order.
@@ -264,6 +267,7 @@ class Scheduler:
             seen.add(schedule.id)
             self.allowed_tasks.check(schedule.task)
             self.executor.validate(schedule)
+            self._check_references(schedule)
         now = self.clock.now()
         # Schedules of one trigger, window and grace without jitter share their first fire entry:
         # computing it costs far more than the lookup (tens of microseconds for a cron).
@@ -292,13 +296,12 @@ class Scheduler:
         ]
         # What add logs and emits for each; skipped when nobody would see it (a tenth of a bulk add).
         logged = log.isEnabledFor(logging.INFO)
-        hooked = bool(self.hooks.pm.hook.schedcore_schedule_added.get_hookimpls())
+        hooked = self.hooks.heard("schedcore_schedule_added")
         for (schedule, first), result in zip(items, results, strict=True):
             value = result.value
             if logged:
                 self._event(
                     "schedule_added",
-                    f"schedule {schedule.id} {value}",
                     schedule_id=schedule.id,
                     result=value,
                     next_fire=first.nominal if first else None,
@@ -335,7 +338,7 @@ class Scheduler:
         """Delete a schedule with its pending entries and history; False if there was none."""
         removed = self.store.remove(schedule_id)
         if removed:
-            self._event("schedule_removed", f"schedule {schedule_id} removed", schedule_id=schedule_id)
+            self._event("schedule_removed", schedule_id=schedule_id)
             self.hooks.emit("schedcore_schedule_removed", scheduler=self, schedule_id=schedule_id)
         return removed
 
@@ -367,7 +370,7 @@ class Scheduler:
         stored = self.store.set_paused(schedule_id, True, None)
         if current.schedule.paused:
             return stored  # already paused: nothing happened
-        self._event("schedule_paused", f"schedule {schedule_id} paused", schedule_id=schedule_id)
+        self._event("schedule_paused", schedule_id=schedule_id)
         self.hooks.emit("schedcore_schedule_paused", scheduler=self, schedule_id=schedule_id)
         return stored
 
@@ -380,7 +383,7 @@ class Scheduler:
         next_fire = first_fire(schedule, self.clock.now(), current.runs_started, late_one_shot=False)
         stored = self.store.set_paused(schedule_id, False, next_fire)
         nominal = next_fire.nominal if next_fire else None
-        self._event("schedule_resumed", f"schedule {schedule_id} resumed", schedule_id=schedule_id, next_fire=nominal)
+        self._event("schedule_resumed", schedule_id=schedule_id, next_fire=nominal)
         self.hooks.emit("schedcore_schedule_resumed", scheduler=self, schedule_id=schedule_id, next_fire=nominal)
         self._wake.set()
         return stored
@@ -411,7 +414,7 @@ class Scheduler:
         entry = Pending(kind=PendingKind.MANUAL, nominal=nominal, due=now)
         self.store.enqueue(schedule_id, [entry])
         run_id = make_run_id(schedule_id, entry.nominal, 1)
-        self._event("run_triggered", f"manual run {run_id} queued", schedule_id=schedule_id, run_id=run_id)
+        self._event("run_triggered", schedule_id=schedule_id, run_id=run_id)
         self._wake.set()
         return run_id
 
@@ -428,7 +431,7 @@ class Scheduler:
         }
         fresh = [e for e in entries if make_run_id(schedule_id, e.nominal, 1) not in known]
         added = self.store.enqueue(schedule_id, fresh) if fresh else 0
-        self._event("backfill_queued", f"{added} backfill runs queued", schedule_id=schedule_id, count=added)
+        self._event("backfill_queued", schedule_id=schedule_id, count=added)
         self._wake.set()
         return added
 
@@ -453,7 +456,9 @@ class Scheduler:
                 raise RuntimeError("Scheduler.run() can be called once: the executor is shut down when it returns")
             self._ran = True
         restore = self._install_signal_handlers()
-        unwatch = self._watch()
+        # A burst ticks once and never waits, so nothing would read a subscription's wake-ups:
+        # not subscribing saves its set-up and the watcher's poll at stop (cron / CronJob use).
+        unwatch = None if burst else self._watch()
         beater: BeatThread | None = None
         if self.heartbeat is not None and isinstance(self.clock, SystemClock):  # (a fake clock is the loop's)
             beater = BeatThread(self._beat, self.heartbeat, name=f"schedcore-beat-{self.owner}")
@@ -461,7 +466,7 @@ class Scheduler:
             self._ensure_started()
             self._started_at = self.clock.now()
             self.hooks.emit("schedcore_scheduler_started", scheduler=self)
-            self._event("scheduler_started", f"scheduler {self.owner} started", owner=self.owner, burst=burst)
+            self._event("scheduler_started", owner=self.owner, burst=burst)
             self._beat()  # before the first claim: others know this owner from now on
             if beater is not None:
                 beater.start()
@@ -494,7 +499,7 @@ class Scheduler:
                 self._last_beat()
             finally:
                 restore()
-                self._event("scheduler_stopped", f"scheduler {self.owner} stopped", owner=self.owner)
+                self._event("scheduler_stopped", owner=self.owner)
                 self.hooks.emit("schedcore_scheduler_stopped", scheduler=self)
 
     def stop(self) -> None:
@@ -879,7 +884,6 @@ class Scheduler:
         for run, record in zip(p.runs, p.commit.dispatched, strict=True):
             self._event(
                 "run_dispatched",
-                f"dispatched {run.id}",
                 schedule_id=sid,
                 run_id=run.id,
                 kind=run.kind.value,
@@ -892,7 +896,6 @@ class Scheduler:
             reason = record.note or "skipped"
             self._event(
                 "misfire_skipped",
-                f"skipped {record.run_id} ({reason})",
                 schedule_id=sid,
                 run_id=record.run_id,
                 nominal=record.nominal,
@@ -912,12 +915,12 @@ class Scheduler:
             parked = p.commit.park
             self._event(
                 "run_buffered",
-                f"buffered {make_run_id(sid, parked.nominal, parked.attempt)}",
                 schedule_id=sid,
+                run_id=make_run_id(sid, parked.nominal, parked.attempt),
                 nominal=parked.nominal,
             )
         if claim.entry.kind is PendingKind.FIRE and p.commit.next_fire is None and not claim.schedule.paused:
-            self._event("schedule_finished", f"schedule {sid} has no more occurrences", schedule_id=sid)
+            self._event("schedule_finished", schedule_id=sid)
 
     def _apply_outcomes(self) -> None:
         """Record reported outcomes in the store, a batch per call (``storekit.record_outcomes``:
@@ -1022,16 +1025,14 @@ class Scheduler:
             "nominal": outcome.nominal,
         }
         if outcome.status is OutcomeStatus.SUCCEEDED:
-            self._event("run_succeeded", f"run {outcome.run_id} succeeded", **fields)
+            self._event("run_succeeded", **fields)
             self.hooks.emit("schedcore_run_succeeded", scheduler=self, outcome=outcome)
             return
-        detail = f": {outcome.error}" if outcome.error else ""
-        self._event("run_failed", f"run {outcome.run_id} {outcome.status.value}{detail}", error=outcome.error, **fields)
+        self._event("run_failed", error=outcome.error, **fields)
         self.hooks.emit("schedcore_run_failed", scheduler=self, outcome=outcome)
         if retry is not None:
             self._event(
                 "run_retry_scheduled",
-                f"run {outcome.run_id} will be retried at {retry.due.isoformat()}",
                 retry_at=retry.due,
                 **fields,
             )
@@ -1043,7 +1044,7 @@ class Scheduler:
                 attempt=retry.attempt,
             )
         elif outcome.status is not OutcomeStatus.STOPPED:
-            self._event("run_exhausted", f"run {outcome.run_id} failed on its last attempt", **fields)
+            self._event("run_exhausted", **fields)
             self.hooks.emit("schedcore_run_exhausted", scheduler=self, outcome=outcome)
 
     def _keep_refused(self, outcome: Outcome) -> bool:
@@ -1073,10 +1074,11 @@ class Scheduler:
         self._deferred[outcome.run_id] = (outcome, first_seen)
         return True
 
-    def _event(self, event: str, message: str, **fields: Any) -> None:
-        level = EVENT_LEVELS.get(event, logging.INFO)
-        if log.isEnabledFor(level):
-            log.log(level, message, extra={"event": event, **fields})
+    def _event(self, event: str, /, **fields: Any) -> None:
+        """Log ``event`` with ``fields`` as its table (:data:`schedcore.events.EVENTS`) says."""
+        spec = EVENTS[event]
+        if log.isEnabledFor(spec.level):
+            log.log(spec.level, spec.message_for(fields), extra={"event": event, **fields})
 
     def _install_signal_handlers(self) -> Any:
         """SIGINT/SIGTERM stop the loop cleanly; returns a function restoring the old handlers."""

@@ -95,7 +95,8 @@ def _encode_schedule(schedule: Schedule) -> str:
 #: The first two fields of each row of a batch's JSON array parameter (keys: ``IN (_PAIRS)``).
 _PAIRS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)"
 # Recording outcomes: each statement takes the whole batch as one JSON parameter, an array
-# of ``[schedule id, run id, status, finished_at, error, retry_at]``.
+# of ``[schedule id, run id, status, finished_at, error, retry_at, traceback]`` (error and
+# traceback as JSON texts: free text, which may hold a NUL that SQL text would cut short).
 #: Which of the batch's runs are running (their row is the evidence that no outcome was recorded yet).
 _RUNNING_AMONG = (
     f"SELECT json_group_array(json_array(schedule_id, run_id)) FROM running WHERE (schedule_id, run_id) IN ({_PAIRS})"
@@ -114,12 +115,13 @@ _UNREADABLE_RECORDS = (
     "SELECT json_group_array(json_array(json_extract(t.v, '$[0]'), t.seq))"
     f" FROM ({_TARGETS}) t JOIN history h ON h.seq = t.seq WHERE NOT {_READABLE}"
 )
-#: Each run's record takes its outcome as RunRecord.to_dict would write it (the four fields an
-#: outcome changes); the status column follows.
+#: Each run's record takes its outcome as ``storekit.finished_record`` and RunRecord.to_dict
+#: would write it (the five fields an outcome changes); the status column follows.
 _FINISH_RECORDS = (
     "UPDATE history AS h SET status = json_extract(t.v, '$[2]'),"
     " record = json_set(h.record, '$.status', json_extract(t.v, '$[2]'), '$.finished_at', json_extract(t.v, '$[3]'),"
-    " '$.error', json_extract(t.v, '$[4]'), '$.retry_at', json_extract(t.v, '$[5]'))"
+    " '$.error', json(json_extract(t.v, '$[4]')), '$.retry_at', json_extract(t.v, '$[5]'),"
+    " '$.traceback', json(json_extract(t.v, '$[6]')))"
     f" FROM ({_TARGETS}) AS t WHERE h.seq = t.seq AND {_READABLE}"
 )
 #: Which of the schedules (a JSON array of ids) hold a parked entry.
@@ -221,6 +223,7 @@ def _encode_record(record: RunRecord) -> str:
         _json_str(record.error),
         _json_instant(record.retry_at),
         _json_str(record.note),
+        _json_str(record.traceback),
     )
 
 
@@ -245,11 +248,12 @@ _RECORD_FIELDS = (
     "error",
     "retry_at",
     "note",
+    "traceback",
 )
 _FAST_RECORDS = tuple(f.name for f in attrs.fields(RunRecord)) == _RECORD_FIELDS
 _RECORD_TEMPLATE = (
     '{"run_id":%s,"kind":"%s","nominal":"%s","due":"%s","attempt":%d,"status":"%s",'
-    '"dispatched_at":%s,"finished_at":%s,"error":%s,"retry_at":%s,"note":%s}'
+    '"dispatched_at":%s,"finished_at":%s,"error":%s,"retry_at":%s,"note":%s,"traceback":%s}'
 )
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii  # what json.dumps quotes strings with
 
@@ -865,7 +869,7 @@ class SQLiteStore:
     def record_outcomes(self, items: Sequence[tuple[Outcome, Pending | None]]) -> list[bool]:
         """:meth:`record_outcome` for each ``(outcome, retry)`` pair in order, in one transaction.
 
-        The run's history record is finished inside SQLite (``json_set`` of the four fields
+        The run's history record is finished inside SQLite (``json_set`` of the five fields
         an outcome changes), not decoded and encoded again in Python; a record that is not a
         JSON object is reported and left as it is (the run still ends).
         """
@@ -878,8 +882,9 @@ class SQLiteStore:
                 o.run_id,
                 o.status.value,
                 iso(o.finished_at),
-                o.error,
+                _json(o.error),  # as JSON text, which json() reads back: a NUL never meets SQL text
                 iso(retry.due) if retry is not None else None,
+                _json(o.traceback),
             )
             for o, retry in batch
         ]

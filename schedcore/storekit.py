@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from schedcore._time import require_aware, to_ms
 from schedcore.exceptions import ValidationError
 from schedcore.model import Conflict, Schedule
-from schedcore.records import Commit, Outcome, Pending, PendingKind
+from schedcore.records import Commit, Outcome, Pending, PendingKind, RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from schedcore.protocols import Store
@@ -31,6 +31,7 @@ __all__ = [
     "check_heartbeat",
     "check_limit",
     "check_outcomes",
+    "finished_record",
     "log_taken_back",
     "notify",
     "record_outcomes",
@@ -212,3 +213,18 @@ def store_warnings(store: object) -> list[str]:
         _log.exception("%s.warnings() raised; no store warnings shown", type(store).__name__)
         return []
     return [str(w) for w in found] if isinstance(found, (list, tuple)) else []
+
+
+def finished_record(record: RunRecord, outcome: Outcome, retry: Pending | None) -> RunRecord:
+    """The history record of a dispatched run once its outcome is known (``retry``: the
+    attempt the retry policy scheduled, if any) -- what every store writes in ``record_outcome``."""
+    import attrs
+
+    return attrs.evolve(
+        record,
+        status=RunStatus(outcome.status.value),
+        finished_at=outcome.finished_at,
+        error=outcome.error,
+        traceback=outcome.traceback,
+        retry_at=retry.due if retry is not None else None,
+    )

@@ -2,12 +2,13 @@
 
 :func:`schedule_to_toml` is the inverse of :func:`schedcore.config.parse_schedules`:
 ``parse_schedules(schedules_to_toml([s]))`` gives back ``[s]`` for every schedule whose
-trigger is a cron, interval or one-shot trigger and whose arguments are stored as JSON
-(the default). Only options that differ from their default are written, the way people
-write these files. What TOML cannot say is written as a ``#`` comment instead, so the
-text is still valid TOML and the loss is visible: ``null`` (TOML has no null), arguments
-stored with the pickle serializer (they are signed bytes, not data), triggers of other
-types. Every string is escaped, so a hostile value cannot break out of its quotes.
+trigger's ``to_dict()`` TOML can hold (the built-in triggers always; a plugin's trigger is
+written as a ``trigger = { type = ... }`` table) and whose arguments are stored as JSON (the
+default). Only options that differ from their default are written, the way people write
+these files. What TOML cannot say is written as a ``#`` comment instead, so the text is
+still valid TOML and the loss is visible: ``null`` (TOML has no null), arguments stored
+with the pickle serializer (they are signed bytes, not data), a trigger whose ``to_dict()``
+holds a null. Every string is escaped, so a hostile value cannot break out of its quotes.
 """
 
 from __future__ import annotations
@@ -97,8 +98,11 @@ def _trigger_lines(schedule: Schedule) -> list[str]:
         return lines
     if isinstance(trigger, At):
         return [f"at = {toml_value(trigger.when)}"]
-    # A trigger from elsewhere: a schedule file cannot name it.
-    return [f"# trigger: {_comment(trigger.describe())} (a schedule file cannot express this trigger type)"]
+    # A plugin's trigger: the generic table that schedcore.config reads with trigger_from_dict.
+    try:
+        return [f"trigger = {toml_value(trigger.to_dict())}"]
+    except UnwritableValue:
+        return [f"# trigger: {_comment(trigger.describe())} (a schedule file cannot express this trigger)"]
 
 
 def _comment(text: str) -> str:

@@ -17,6 +17,7 @@ import attrs
 from schedcore._time import EPOCH, iso, parse_instant, require_aware, to_timedelta, trunc_ms
 from schedcore.exceptions import ValidationError
 from schedcore.protocols import Trigger
+from schedcore.trigger_types import default_registry
 
 __all__ = ["At", "Cron", "Interval", "trigger_from_dict"]
 
@@ -101,23 +102,32 @@ class Interval:
 
 
 def trigger_from_dict(data: Mapping[str, Any]) -> Trigger:
-    """Rebuild a trigger from its ``to_dict()`` output."""
+    """Rebuild a trigger from its ``to_dict()`` output.
+
+    ``data["type"]`` selects among the registered trigger types (the built-in ``at``,
+    ``interval`` and ``cron``, and those of plugins: see :mod:`schedcore.trigger_types`); an
+    unregistered name is a ValidationError saying that its plugin may be missing.
+    """
     if not isinstance(data, Mapping):
         raise ValidationError("trigger", data, "expected a dict with a 'type' key")
     kind = data.get("type")
+    if not isinstance(kind, str):
+        raise ValidationError("trigger.type", kind, "expected the name of a trigger type, such as 'cron'")
+    registry = default_registry()
+    ttype = registry.get(kind)
+    if ttype is None:
+        raise ValidationError("trigger.type", kind, registry.missing(kind))
     fields = {k: v for k, v in data.items() if k != "type"}
-    classes: dict[str, type[Any]] = {"at": At, "interval": Interval, "cron": Cron}
-    cls = classes.get(kind)  # type: ignore[arg-type]
-    if cls is None:
-        raise ValidationError("trigger.type", kind, f"expected one of {', '.join(sorted(classes))}")
-    allowed = {a.name for a in attrs.fields(cls)}
-    unknown = sorted(set(fields) - allowed)
-    if unknown:
-        raise ValidationError(f"trigger.{unknown[0]}", fields[unknown[0]], f"unknown key for a {kind} trigger")
-    missing = [a.name for a in attrs.fields(cls) if a.default is attrs.NOTHING and a.name not in fields]
-    if missing:
-        raise ValidationError(f"trigger.{missing[0]}", None, f"missing from a {kind} trigger")
-    trigger: Trigger = cls(**fields)
+    try:
+        trigger: Trigger = ttype.build(fields)
+    except ValidationError:
+        raise
+    except Exception as exc:  # a plugin's loader on bad data: still one clear error, never a crash
+        raise ValidationError(
+            "trigger", dict(data), f"not a valid {kind} trigger ({type(exc).__name__}: {exc})"
+        ) from None
+    if type(trigger) is not ttype.cls and not isinstance(trigger, ttype.cls):
+        raise ValidationError("trigger.type", kind, f"its loader returned a {type(trigger).__name__}")
     return trigger
 
 

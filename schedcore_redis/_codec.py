@@ -13,7 +13,7 @@ import attrs
 from schedcore._time import from_ms, to_ms
 from schedcore.exceptions import CorruptScheduleData
 from schedcore.model import RetryPolicy, Schedule
-from schedcore.records import Outcome, Pending, PendingKind, RunRecord
+from schedcore.records import Outcome, Pending, PendingKind, RunRecord, text_or_none
 
 __all__ = [
     "decode_fire",
@@ -227,8 +227,10 @@ def encode_record(record: RunRecord) -> str:
     """A history line: compact JSON, run id first, instants as ms epochs, nulls left out.
 
     ``{"i": run id, "k": kind, "n": nominal, "d": due (if not nominal), "a": attempt,
-    "s": status, "t": dispatched at, "f": finished at, "e": error, "r": retry at, "o": note}``
-    -- about half the size of :meth:`RunRecord.to_dict` JSON. Written piece by piece: one
+    "s": status, "t": dispatched at, "f": finished at, "e": error, "r": retry at, "o": note,
+    "tb": traceback}`` -- about half the size of :meth:`RunRecord.to_dict` JSON (a failed
+    run's traceback, up to 4 kB, is only there for failures; records written before it
+    existed have none). Written piece by piece: one
     line per dispatched run is on the commit's hot path, and this is the very text
     ``json.dumps`` makes of that dict (compact separators, ASCII), in a fraction of the time.
     """
@@ -244,13 +246,16 @@ def encode_record(record: RunRecord) -> str:
         parts.append(f',"e":{_json_str(record.error)}')
     if record.note is not None:
         parts.append(f',"o":{_json_str(record.note)}')
+    if record.traceback is not None:
+        parts.append(f',"tb":{_json_str(record.traceback)}')
     parts.append("}")
     return "".join(parts)
 
 
 def decode_record(raw: Any) -> RunRecord:
     """Reverse :func:`encode_record` (also reads what the Lua scripts re-encode, and full
-    :meth:`RunRecord.to_dict` JSON)."""
+    :meth:`RunRecord.to_dict` JSON). A traceback that is not text is ignored and a long one
+    trimmed (by RunRecord): the record itself is still read."""
     data = json.loads(raw)
     if "i" not in data:
         return RunRecord.from_dict(data)
@@ -272,6 +277,7 @@ def decode_record(raw: Any) -> RunRecord:
         error=data.get("e"),
         retry_at=instant("r"),
         note=data.get("o"),
+        traceback=text_or_none(data.get("tb")),
     )
 
 
@@ -283,4 +289,6 @@ def outcome_patch(outcome: Outcome, retry: Pending | None) -> str:
         "e": outcome.error,
         "r": to_ms(retry.due) if retry is not None else None,
     }
+    if outcome.traceback is not None:  # only failures have one: nothing more to send otherwise
+        patch["tb"] = outcome.traceback
     return json.dumps(patch, separators=(",", ":"))

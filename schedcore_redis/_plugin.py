@@ -13,7 +13,7 @@ from schedcore._dist import install_hint
 from schedcore._oneshot import is_one_shot
 from schedcore.exceptions import PluginError, ValidationError
 from schedcore.hookspecs import hookimpl
-from schedcore.plugins import StoreFactory
+from schedcore.plugins import StoreFactory, missing_modules, refuse_unknown_options
 from schedcore.protocols import Store
 from schedcore.settings import STORE_COMMANDS, CliOption
 
@@ -23,11 +23,7 @@ _KNOWN = frozenset({"url", "namespace", "history_limit", "history_ttl"})
 
 def create_store(options: Mapping[str, Any]) -> Store:
     """Build a :class:`~schedcore_redis.RedisStore` from plugin options (checks the server at once)."""
-    unknown = sorted(set(options) - _KNOWN)
-    if unknown:
-        raise ValidationError(
-            f"store.{unknown[0]}", options[unknown[0]], f"unknown option (known: {', '.join(sorted(_KNOWN))})"
-        )
+    refuse_unknown_options("store", options, _KNOWN)
     try:
         from schedcore_redis._store import RedisStore
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -65,7 +61,12 @@ def non_empty_url(value: Any, field: str) -> str:
 def schedcore_store_factories() -> Sequence[StoreFactory]:
     """The ``redis`` store."""
     return [
-        StoreFactory(name="redis", create=create_store, description="Redis: shared by many schedulers (url, namespace)")
+        StoreFactory(
+            name="redis",
+            create=create_store,
+            description="Redis: shared by many schedulers (url, namespace)",
+            missing=lambda: missing_modules(("redis",), "redis"),
+        )
     ]
 
 

@@ -14,7 +14,7 @@ import logging
 import math
 import operator
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -456,6 +456,36 @@ class RedisStore:
                 break
             cursor = ids[-1]
         return out
+
+    def iter_by_due(self, until: datetime | None = None, *, page_size: int = 100) -> Iterator[StoredSchedule]:
+        """Schedules whose next fire entry waits in the time index, earliest due first (ties
+        by id), due at or before ``until`` (None: all); read lazily, one round trip per page.
+
+        Not part of the Store protocol: a Redis-specific read for callers that need
+        time-ordered pages without a scan of every schedule (``schedcore_rq.compat``'s
+        ``get_jobs``). An entry being handed over at this moment (claimed, so out of the
+        index) is not listed; unreadable schedules are reported and skipped.
+        """
+        check_limit(page_size)
+        high = "+inf" if until is None else str(to_ms(require_aware(until, "until")))
+        low, seen_at_low = "-inf", 0  # the cursor: the last score read, and how many members had it
+        while True:
+            with diagnosed(self._client, "iter_by_due", self._shared("index", "schedules")):
+                page: list[tuple[Any, float]] = self._client.zrangebyscore(  # type: ignore[assignment]
+                    self.keys.index, low, high, start=seen_at_low, num=page_size, withscores=True
+                )
+                members = [(text(member), float(score)) for member, score in page]
+                found = self._read_many([m for m, _ in members if "|" not in m])  # "|": retries and other entries
+            for value in found:
+                if isinstance(value, CorruptScheduleData):
+                    self._report(value)
+                elif value is not None and value.next_fire is not None:
+                    yield value
+            if len(page) < page_size:
+                return
+            last = members[-1][1]
+            seen_at_low = (seen_at_low if str(int(last)) == low else 0) + sum(1 for _, s in members if s == last)
+            low = str(int(last))
 
     def _read_many(self, ids: Sequence[str]) -> list[StoredSchedule | CorruptScheduleData | None]:
         if not ids:

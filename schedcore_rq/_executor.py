@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -28,6 +29,7 @@ from schedcore_rq._jobs import (
     JobOptions,
     JobTemplate,
     as_bytes,
+    check_schedule,
     job_id_for,
     parse_options,
     run_info,
@@ -79,7 +81,7 @@ class _Entry(NamedTuple):
     info: str  # run info JSON
     failure: str  # failure payload ('' = none)
     template: JobTemplate | None
-    data: bytes  # the job's data (a template's slot; b"" without a template)
+    data: bytes  # the job's data (a template's slot); without a template b"1" marks a job with dependencies
     meta: bytes  # the job's serialized meta (b"" without a template)
     description: bytes  # encoded as redis-py would (b"" without a template)
     commands: list[Any]  # without a template: number of commands, then per command its length and arguments
@@ -126,6 +128,20 @@ def _rq_timestamp() -> str:
     from rq.utils import now, utcformat
 
     return utcformat(now())
+
+
+def _flat(commands: list[tuple[Any, ...]]) -> list[Any]:
+    """Commands as the hand-off script reads them: their number, then per command its length and arguments."""
+    flat: list[Any] = [len(commands)]
+    for command in commands:
+        flat.append(len(command))
+        flat.extend(command)
+    return flat
+
+
+def _no_dependency_check(job: Any, pipeline: Any = None) -> Any:
+    """Stands in for ``Queue.setup_dependencies`` in captures (the hand-off script decides)."""
+    return job
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -180,7 +196,9 @@ class RQExecutor:
     :param heartbeat_interval: seconds between liveness beats of a running task; a task
         whose beats stop for three intervals while RQ says it is started is reported LOST.
     :param reconcile_interval: seconds between reconciler passes over outstanding jobs.
-    :param poll_interval: longest block on the outcome list (bounds shutdown latency).
+    :param poll_interval: longest block on the outcome list. Shutdown ends the block at once
+        with ``CLIENT UNBLOCK``; where the server refuses that command (an ACL without
+        ``client|unblock``), shutdown waits up to this long instead.
     :param workers: a :class:`~schedcore_rq.WorkerPool` this executor owns: started by
         :meth:`start`, stopped by :meth:`shutdown` (``schedcore run --workers N``).
     :param drain_timeout: how long ``shutdown(wait=True)`` waits for the jobs this executor
@@ -190,7 +208,11 @@ class RQExecutor:
 
     Per-schedule options (``Schedule.executor_options``): ``queue``, ``job_timeout``,
     ``result_ttl``, ``ttl``, ``failure_ttl`` (seconds), ``at_front`` (bool),
-    ``description`` (str) and ``meta`` (dict). RQ's own ``Retry`` is never used: the
+    ``description`` (str), ``meta`` (dict), ``job_id`` (a one-shot's RQ job id),
+    ``depends_on`` (RQ job ids: the job is deferred until they finished, as RQ's
+    ``depends_on``; ``allow_dependency_failures`` counts a failed one as done) and
+    ``on_success``/``on_failure`` (``"module:function"`` callbacks run on the worker, with
+    ``on_success_timeout``/``on_failure_timeout`` seconds). RQ's own ``Retry`` is never used: the
     schedule's ``RetryPolicy`` decides, and a retry is a new run with a new job id.
     """
 
@@ -242,6 +264,7 @@ class RQExecutor:
         self._poll = float(poll_interval)
         self.keys = Keys(self._namespace)
         self._queues: dict[str, Any] = {}
+        self._dependent_queues: dict[str, Any] = {}  # see _dependent_queue
         # (queue, task and arguments, options) -> a job template and the job's data (see _job_plan)
         self._templates: dict[tuple[Any, ...], tuple[JobTemplate, bytes] | None] = {}
         self._shared: dict[str, JobTemplate] = {}  # digest -> template: one object per distinct template
@@ -257,6 +280,10 @@ class RQExecutor:
         self._lock = threading.RLock()  # serialises reporting (thread vs. process_outcomes)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The Redis client id of the outcome loop's blocking connection (None: not known), so
+        # that shutdown can end its wait at once with CLIENT UNBLOCK instead of waiting it out.
+        self._blocked_id: int | None = None
+        self._unblock_refused = False  # CLIENT UNBLOCK was refused (ACL): shutdown waits out the poll
         self._closed = False
         self._suspects: dict[str, float] = {}  # job id -> monotonic time first seen started but silent
         self._retry: list[bytes | str] = []  # payloads whose report raised; retried later
@@ -291,11 +318,15 @@ class RQExecutor:
 
         Raises ValidationError naming the option (``executor_options.job_timeout``, ...).
         """
-        parse_options(schedule.executor_options)
-        try:
-            self._serializer.dumps((RUN_TASK, None, (schedule.task, *schedule.args), schedule.kwargs))
-        except Exception as exc:
-            raise ValidationError("args", schedule.args, f"the RQ serializer refuses the arguments ({exc})") from None
+        check_schedule(schedule, self._serializer)
+
+    def task_references(self, schedule: Schedule) -> list[tuple[str, str]]:
+        """The code a worker imports for runs of ``schedule`` besides its task: the
+        ``on_success``/``on_failure`` callbacks, as ``(field, "module:function")`` pairs. The
+        scheduler checks them against its allow-list when the schedule is added (and the
+        worker against ``SCHEDCORE_ALLOWED_TASKS`` before importing them)."""
+        callbacks = parse_options(schedule.executor_options).callbacks
+        return [(f"executor_options.{name}", reference) for name, reference in callbacks.items()]
 
     def start(self, report: Callable[[Outcome], None]) -> None:
         """Start the background thread that reports outcomes and reconciles outstanding jobs.
@@ -467,7 +498,9 @@ class RQExecutor:
         """Stop accepting runs, stop the outcome thread and an owned worker pool. Idempotent.
 
         With ``wait``, first wait up to ``drain_timeout`` for the jobs this executor handed
-        over to report, then report the outcomes already in Redis. Outcomes arriving later
+        over to report (no wait at all when none is outstanding), then report the outcomes
+        already in Redis. The outcome thread's blocking read is ended at once, so a shutdown
+        with nothing outstanding takes a few round trips, not a poll interval. Outcomes arriving later
         stay in Redis and are reported by the next executor started on the namespace.
         """
         self._closed = True
@@ -478,7 +511,7 @@ class RQExecutor:
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self._poll + 5.0)
+            self._wake_and_join(thread)
         self._thread = None
         if wait and self._report is not None:
             try:
@@ -491,7 +524,29 @@ class RQExecutor:
             self.workers.stop()
         self._down = True
 
+    def _wake_and_join(self, thread: threading.Thread) -> None:
+        """Join the outcome thread, ending its blocking read at once with ``CLIENT UNBLOCK``
+        (the read then returns as if timed out: no outcome is taken and left unread).
+
+        The thread may be between two reads when the first unblock is sent, so it is sent
+        again until the thread is gone. Where the server refuses the command (an ACL without
+        ``client|unblock``, a proxy), the thread ends by itself within ``poll_interval``.
+        """
+        deadline = time.monotonic() + self._poll + 5.0
+        while thread.is_alive() and time.monotonic() < deadline:
+            blocked = self._blocked_id
+            if blocked is not None and not self._unblock_refused:
+                try:
+                    self._connection.client_unblock(blocked)
+                except _DRIVER_ERRORS as exc:
+                    self._unblock_refused = True
+                    log.debug("CLIENT UNBLOCK refused (%s: %s); waiting for the outcome poll", type(exc).__name__, exc)
+            thread.join(timeout=0.02 if blocked is not None and not self._unblock_refused else self._poll + 5.0)
+
     def _drain(self, deadline: float) -> None:
+        with self._mine_lock:
+            if not self._mine:
+                return  # nothing handed over by this executor is outstanding: nothing to wait for
         next_reconcile = 0.0
         while time.monotonic() < deadline:
             try:
@@ -532,6 +587,17 @@ class RQExecutor:
             self._queues[name] = queue
         return queue
 
+    def _dependent_queue(self, name: str) -> Any:
+        """The queue jobs with dependencies are captured on: RQ's dependency check is off."""
+        queue = self._dependent_queues.get(name)
+        if queue is None:
+            from rq import Queue
+
+            queue = Queue(name, connection=self._connection, serializer=self._serializer_arg)
+            queue.setup_dependencies = _no_dependency_check  # type: ignore[method-assign]
+            self._dependent_queues[name] = queue
+        return queue
+
     def _entry(
         self, run: Run, stamp: str, plans: dict[tuple[Any, ...], _Plan], encode: Callable[[str], bytes]
     ) -> _Entry:
@@ -548,11 +614,13 @@ class RQExecutor:
         info = run_fields.to_json()
         try:
             if run.id in self._named:  # a job id of the caller's: never templated (see _job_id)
-                return _Entry(job_id, info, "", None, b"", b"", b"", self._named_commands(run, job_id, run_fields))
+                return self._untemplated(run, job_id, info, run_fields)
             plan_key = (run.task, run.queue, id(run.args), id(run.kwargs), id(run.executor_options))
             plan = plans.get(plan_key)
             if plan is None:
                 options = parse_options(run.executor_options)
+                if not options.templated:
+                    return self._untemplated(run, job_id, info, run_fields)
                 known, _shape, _key = self._lookup(run, options)
                 if known is not None:
                     plan = plans[plan_key] = _Plan(options.meta, options.description, *known)
@@ -587,16 +655,22 @@ class RQExecutor:
             self._named[run.id] = job_id
         return job_id
 
-    def _named_commands(self, run: Run, job_id: str, info: RunInfo) -> list[Any]:
-        """The hand-off script's flat commands for a run with a job id of the caller's."""
+    def _untemplated(self, run: Run, job_id: str, info: str, run_fields: RunInfo) -> _Entry:
+        """The hand-off entry of a run built from RQ itself (a job id of the caller's,
+        dependencies or callbacks): its commands, and for a job with dependencies both the
+        enqueue and the deferral, which the hand-off script chooses between."""
         options = parse_options(run.executor_options)
         description = _description(options.description, run)
-        commands = self._capture(run, job_id, options, self._meta(options.meta, info), description)
-        flat: list[Any] = [len(commands)]
-        for command in commands:
-            flat.append(len(command))
-            flat.extend(command)
-        return flat
+        meta = self._meta(options.meta, run_fields, options.callbacks)
+        commands = _flat(self._capture(run, job_id, options, meta, description))
+        if not options.depends_on:
+            return _Entry(job_id, info, "", None, b"", b"", b"", commands)
+        from rq.job import Job
+
+        deferred = _flat(self._capture(run, job_id, options, meta, description, deferred=True))
+        allow = "1" if options.allow_dependency_failures else "0"
+        keys = [Job.key_for(dependency) for dependency in options.depends_on]
+        return _Entry(job_id, info, "", None, b"1", b"", b"", [len(keys), *keys, allow, *commands, *deferred])
 
     def _job_commands(self, run: Run, job_id: str, info: RunInfo) -> list[tuple[Any, ...]]:
         """The writes RQ makes to enqueue this run's job (what the hand-off script replays)."""
@@ -642,15 +716,17 @@ class RQExecutor:
                 self._remember(key, shared, data)
                 if shape is not None and data and data == self._job_data(run):
                     self._by_shape[shape] = shared
-        flat: list[Any] = [len(commands)]
-        for command in commands:
-            flat.append(len(command))
-            flat.extend(command)
-        return None, flat
+        return None, _flat(commands)
 
-    def _meta(self, options_meta: dict[str, Any], info: RunInfo) -> dict[str, Any]:
-        """A job's meta: the options' meta, then schedcore's entry (run info, namespace, heartbeat)."""
-        return {**options_meta, META_KEY: {**info.to_dict(), "ns": self._namespace, "hb": self._heartbeat}}
+    def _meta(
+        self, options_meta: dict[str, Any], info: RunInfo, callbacks: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """A job's meta: the options' meta, then schedcore's entry (run info, namespace,
+        heartbeat, and the caller's callbacks, which schedcore's own run on the worker)."""
+        entry = {**info.to_dict(), "ns": self._namespace, "hb": self._heartbeat}
+        if callbacks:
+            entry.update(callbacks)
+        return {**options_meta, META_KEY: entry}
 
     def _lookup(
         self, run: Run, options: JobOptions
@@ -694,12 +770,27 @@ class RQExecutor:
         return zlib.compress(self._serializer.dumps((RUN_TASK, None, (run.task, *run.args), dict(run.kwargs))))
 
     def _capture(
-        self, run: Run, job_id: str, options: JobOptions, meta: dict[str, Any], description: str
+        self,
+        run: Run,
+        job_id: str,
+        options: JobOptions,
+        meta: dict[str, Any],
+        description: str,
+        *,
+        deferred: bool = False,
     ) -> list[tuple[Any, ...]]:
-        """The writes of ``Queue.enqueue_job`` for this run, from RQ itself."""
-        from rq import Callback
+        """The writes of ``Queue.enqueue_job`` for this run, from RQ itself; with ``deferred``,
+        the writes RQ makes instead when a dependency has not finished (``setup_dependencies``).
 
-        queue = self._queue(self._queue_name(options, run.queue))
+        A job with dependencies is captured on a queue whose own dependency check is off: that
+        check reads (and, with pickle, unpickles) the dependencies' jobs, and its answer would
+        be stale by the hand-off anyway -- the hand-off script decides (see :data:`HANDOFF_LUA`).
+        """
+        from rq import Callback
+        from rq.job import JobStatus
+
+        name = self._queue_name(options, run.queue)
+        queue = self._dependent_queue(name) if options.depends_on else self._queue(name)
         job = queue.create_job(
             RUN_TASK,
             args=(run.task, *run.args),
@@ -711,12 +802,21 @@ class RQExecutor:
             description=description,
             job_id=job_id,
             meta=meta,
-            on_success=Callback(ON_SUCCESS),
-            on_failure=Callback(ON_FAILURE),
+            on_success=Callback(ON_SUCCESS, timeout=options.on_success_timeout),
+            on_failure=Callback(ON_FAILURE, timeout=options.on_failure_timeout),
             on_stopped=Callback(ON_STOPPED),
+            depends_on=list(options.depends_on) or None,
         )
         pipe = self._connection.pipeline(transaction=False)
         try:
+            if deferred:  # the branch of RQ's setup_dependencies that defers the job
+                job.enqueue_at_front = options.at_front  # RQ enqueues it at the front when its turn comes
+                pipe.sadd(queue.redis_queues_keys, queue.key)
+                job.set_status(JobStatus.DEFERRED, pipeline=pipe)
+                job.register_dependency(pipeline=pipe)
+                job.save(pipeline=pipe)
+                job.cleanup(ttl=job.ttl, pipeline=pipe)
+                return [tuple(args) for args, _options in pipe.command_stack]
             queue.enqueue_job(job, pipeline=pipe, at_front=options.at_front)
             commands = [tuple(args) for args, _options in pipe.command_stack]
         finally:
@@ -750,8 +850,8 @@ class RQExecutor:
             blobs: dict[bytes, int] = {}  # data -> its number in this call
             runs: list[Any] = []
             for job_id, info, failure, template, data, meta, description, commands in chunk:
-                if template is None:
-                    runs.append(f"{job_id}\n0\n0\n{info}\n{failure}\n0\n")
+                if template is None:  # data: b"1" for a job with dependencies, else b""
+                    runs.append(f"{job_id}\n0\n{1 if data else 0}\n{info}\n{failure}\n0\n")
                     runs += commands
                     continue
                 number = numbers.get(template.digest)
@@ -831,10 +931,44 @@ class RQExecutor:
     # -- outcomes ----------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        # The blocking read has a connection of its own (from the same pool) whose client id
+        # shutdown knows, so that it can end the read at once (see _wake_and_join).
+        # Made when first needed: the recovery of a dead executor's payloads comes first, at once.
+        blocking: list[redis.Redis] = []
+        try:
+            self._outcome_loop(blocking)
+        finally:
+            self._blocked_id = None
+            if blocking and blocking[0] is not self._connection:
+                with contextlib.suppress(*_DRIVER_ERRORS):
+                    blocking[0].close()
+
+    def _blocking_client(self) -> redis.Redis:
+        """A client holding one connection of the executor's pool (the connection itself when
+        it cannot make one, e.g. a test double)."""
+        try:
+            client: redis.Redis = self._connection.client()  # type: ignore[no-untyped-call]
+            return client
+        except Exception:
+            return self._connection
+
+    def _note_blocked_id(self, blocking: redis.Redis) -> None:
+        """Learn the blocking connection's client id (again after a reconnect may have changed it)."""
+        if blocking is self._connection or self._unblock_refused:
+            return
+        try:
+            self._blocked_id = int(blocking.client_id())
+        except _DRIVER_ERRORS as exc:  # no CLIENT ID here: shutdown waits out the poll instead
+            self._blocked_id = None
+            self._unblock_refused = True
+            log.debug("CLIENT ID refused (%s: %s); shutdown waits for the outcome poll", type(exc).__name__, exc)
+
+    def _outcome_loop(self, blocking: list[redis.Redis]) -> None:
         backoff = 0.0
         next_reconcile = 0.0
         recovered = False
         permanent = ""  # the permanent error last logged (once)
+        known_id = False  # the blocking connection's id is known (cleared after errors and idle reads)
         while not self._stop.is_set():
             try:
                 if not recovered:
@@ -848,7 +982,14 @@ class RQExecutor:
                 with self._lock:
                     self._retry_failed()
                 timeout = max(min(self._poll, next_reconcile - time.monotonic()), 0.01)
-                item = self._connection.blmove(
+                if not blocking:
+                    blocking.append(self._blocking_client())
+                if not known_id:
+                    self._note_blocked_id(blocking[0])
+                    known_id = True
+                if self._stop.is_set():
+                    break  # shutdown began meanwhile: do not block now
+                item = blocking[0].blmove(
                     self.keys.outcomes,
                     self.keys.processing,
                     timeout,  # type: ignore[arg-type]  # Redis takes fractional seconds
@@ -858,9 +999,12 @@ class RQExecutor:
                 if item is not None:
                     with self._lock:
                         self._handle(item)
+                else:
+                    known_id = False  # idle: cheap to ask again (redis-py may have reconnected)
                 backoff = 0.0
                 permanent = ""
             except Exception as exc:
+                known_id = False
                 backoff = min(max(backoff * 2, 0.5), 30.0)
                 if _is_wrong_type(exc) and self._try_repair_keys():
                     continue  # the damaged key is set aside: go on at once
@@ -884,8 +1028,10 @@ class RQExecutor:
 
     def _recover_processing(self) -> None:
         """Report payloads a previous executor took but may not have reported (at-least-once)."""
-        items = self._connection.lrange(self.keys.processing, 0, -1)
+        # Read under the lock: a payload this executor is reporting (process_outcomes on another
+        # thread) is then either still in the outcome list or already removed, never reported twice.
         with self._lock:
+            items = self._connection.lrange(self.keys.processing, 0, -1)
             for item in reversed(items):
                 self._handle(item)
 
@@ -896,22 +1042,21 @@ class RQExecutor:
         taken, so that a live executor's in-flight report is rarely repeated (a repeat is
         harmless anyway).
         """
-        items = self._connection.lrange(self.keys.processing, -_SWEEP_BATCH, -1)
-        cutoff = now_ms() - int(_STUCK_AFTER * 1000)
-        stuck = []
-        for item in reversed(items):  # oldest first
-            try:
-                finished = int(load_object(item)["finished"])
-            except (ValueError, KeyError, TypeError, OverflowError):  # BadRecord is a ValueError
-                finished = 0  # malformed: _handle sets it aside
-            if finished < cutoff:
-                stuck.append(item)
-        if stuck:
-            log.info("reporting %d RQ outcomes left in the processing list", len(stuck))
-            with self._lock:
-                for item in stuck:
-                    if item not in self._retry:
-                        self._handle(item)
+        with self._lock:  # (see _recover_processing)
+            items = self._connection.lrange(self.keys.processing, -_SWEEP_BATCH, -1)
+            cutoff = now_ms() - int(_STUCK_AFTER * 1000)
+            stuck = []
+            for item in reversed(items):  # oldest first
+                try:
+                    finished = int(load_object(item)["finished"])
+                except (ValueError, KeyError, TypeError, OverflowError):  # BadRecord is a ValueError
+                    finished = 0  # malformed: _handle sets it aside
+                if finished < cutoff and item not in self._retry:
+                    stuck.append(item)
+            if stuck:
+                log.info("reporting %d RQ outcomes left in the processing list", len(stuck))
+            for item in stuck:
+                self._handle(item)
 
     def _handle(self, item: bytes | str) -> int:
         """Report one payload from the processing list, then remove it. Returns 1 if reported."""
@@ -1009,8 +1154,8 @@ class RQExecutor:
                 except BadRecord as exc:
                     self._set_aside(job_id, raw_info, str(exc))
                     continue
-                outcome_status, error, guard_job, guard_alive = decided
-                body = payload(job_id, info, outcome_status, error=error)
+                outcome_status, error, guard_job, guard_alive, trace = decided
+                body = payload(job_id, info, outcome_status, error=error, traceback=trace)
                 finishes.append((job_id, body, guard_job, guard_alive))
             if orphans:
                 # Re-checked atomically: a job another executor reported since our read is settled.
@@ -1079,7 +1224,8 @@ class RQExecutor:
 
     def _decide(
         self, job_id: str, status: str | None, alive: bool, now: float, silent_for: float
-    ) -> tuple[OutcomeStatus, str | None, str, str] | None:
+    ) -> tuple[OutcomeStatus, str | None, str, str, str | None] | None:
+        """(status, error, guard keys that must be missing, traceback) of a job, or None: no outcome yet."""
         from rq.job import Job
 
         if status != "started" or alive:
@@ -1090,16 +1236,17 @@ class RQExecutor:
                 "the RQ job vanished (deleted or expired) before it finished",
                 Job.key_for(job_id),
                 "",
+                None,
             )
         if status == "finished":
-            return OutcomeStatus.SUCCEEDED, None, "", ""
+            return OutcomeStatus.SUCCEEDED, None, "", "", None
         if status == "failed":
-            error = self._failure_text(job_id)
+            error, trace = self._failure_text(job_id)
             if any(marker in error for marker in _LOST_MARKERS):
-                return OutcomeStatus.LOST, f"worker died mid-job ({error})", "", ""
-            return OutcomeStatus.FAILED, error, "", ""
+                return OutcomeStatus.LOST, f"worker died mid-job ({error})", "", "", trace
+            return OutcomeStatus.FAILED, error, "", "", trace
         if status in ("stopped", "canceled"):
-            return OutcomeStatus.STOPPED, f"RQ job {status}", "", ""
+            return OutcomeStatus.STOPPED, f"RQ job {status}", "", "", None
         if status == "started" and not alive:
             first = self._suspects.setdefault(job_id, now)
             if now - first >= silent_for:
@@ -1108,11 +1255,13 @@ class RQExecutor:
                     f"worker died mid-job (no heartbeat for {silent_for:.0f}s)",
                     "",
                     self.keys.alive(job_id),
+                    None,
                 )
         return None
 
-    def _failure_text(self, job_id: str) -> str:
-        """``"Type: message"`` from the job's last recorded failure.
+    def _failure_text(self, job_id: str) -> tuple[str, str | None]:
+        """``"Type: message"`` from the job's last recorded failure, and the traceback RQ
+        recorded with it (None when it recorded only a line, e.g. for a killed work-horse).
 
         Read from the raw job hash and result stream, never through ``Job.fetch``: restoring
         an RQ job loads its ``meta`` (and a result its return value) with the job's
@@ -1120,13 +1269,14 @@ class RQExecutor:
         """
         text = _exc_text(self._connection, job_id)
         if text is None:
-            return "job failed (its error could not be read)"
+            return "job failed (its error could not be read)", None
         lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
         if not lines:
-            return "job failed"
+            return "job failed", None
+        trace = text if len(lines) > 1 else None  # the payload trims it
         if any(marker in text for marker in _LOST_MARKERS):
-            return lines[0]
-        return lines[-1][:2000]
+            return lines[0], trace
+        return lines[-1][:2000], trace
 
 
 _EXC_TEXT_LIMIT = 1 << 20  # bytes of a decompressed traceback read (a hostile blob may be a zlib bomb)

@@ -15,15 +15,18 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import attrs
 
 from schedcore._time import to_ms
-from schedcore._validate import check_queue
+from schedcore._validate import check_queue, task_reference
 from schedcore.exceptions import ValidationError
 from schedcore.records import PendingKind, Run
 from schedcore_rq._outcomes import META_KEY, RunInfo
+
+if TYPE_CHECKING:
+    from schedcore.model import Schedule
 
 __all__ = [
     "HANDOFF_LUA",
@@ -31,13 +34,15 @@ __all__ = [
     "RESERVED",
     "JobOptions",
     "as_bytes",
+    "check_schedule",
     "job_id_for",
     "parse_options",
     "run_job_id",
 ]
 
-#: RQ's own rule for job ids.
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+#: RQ's own rule for job ids (``\Z``, not ``$``: ``$`` also matches before a final newline,
+#: and a job id travels in the hand-off script's newline-separated entries).
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 #: ``_UNSAFE.sub("_", ...)`` for ASCII text as a byte table: a hand-off makes a job id per run,
 #: and ``bytes.translate`` is about twice as fast as the regular expression.
@@ -61,9 +66,17 @@ OPTION_NAMES = (
     "description",
     "meta",
     "job_id",
+    "depends_on",
+    "allow_dependency_failures",
+    "on_success",
+    "on_success_timeout",
+    "on_failure",
+    "on_failure_timeout",
 )
+#: The most dependencies one job may name (each is one HGET in the hand-off script).
+MAX_DEPENDENCIES = 100
 #: The value of a hand-off marker that reserves a job id for a run not handed over yet (see
-#: :func:`reserve_job`): the job under that id is a placeholder the hand-off replaces.
+#: :mod:`schedcore_rq.compat._reserve`): the job under that id is a placeholder the hand-off replaces.
 RESERVED = "r"
 
 
@@ -97,6 +110,32 @@ class JobOptions:
     description: str | None = None
     meta: dict[str, Any] = attrs.field(factory=dict)
     job_id: str | None = None  #: the RQ job id of the first attempt of a one-shot's occurrence
+    #: RQ job ids this run's job waits for (deferred until they finished, as RQ's ``depends_on``)
+    depends_on: tuple[str, ...] = ()
+    allow_dependency_failures: bool = False  #: a failed dependency counts as done
+    on_success: str | None = None  #: ``"module:function"`` run on the worker after a success
+    on_success_timeout: int | None = None
+    on_failure: str | None = None  #: ``"module:function"`` run on the worker after a failure
+    on_failure_timeout: int | None = None
+
+    @property
+    def templated(self) -> bool:
+        """Whether runs with these options may use a job template: not with dependencies or
+        callbacks (rare, so each such run is built from RQ, and one with dependencies is
+        enqueued or deferred by the hand-off script; see :data:`HANDOFF_LUA`)."""
+        return not (
+            self.depends_on
+            or self.on_success
+            or self.on_failure
+            or self.on_success_timeout is not None
+            or self.on_failure_timeout is not None
+        )
+
+    @property
+    def callbacks(self) -> dict[str, str]:
+        """The caller's callbacks, as the worker side reads them from the job's meta."""
+        found = {"on_success": self.on_success, "on_failure": self.on_failure}
+        return {name: reference for name, reference in found.items() if reference is not None}
 
 
 def _seconds(name: str, value: Any, *, allow_infinite: bool, allow_zero: bool = False) -> int:
@@ -154,11 +193,42 @@ def parse_options(options: Mapping[str, Any]) -> JobOptions:
             raise ValidationError("executor_options.meta", meta, f"the key {META_KEY!r} is reserved for schedcore")
         values["meta"] = dict(meta)
     if options.get("job_id") is not None:
-        job_id = options["job_id"]
-        if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id) or len(job_id) > 200:
-            raise ValidationError("executor_options.job_id", job_id, "must be 1-200 characters of A-Z a-z 0-9 _ -")
-        values["job_id"] = job_id
+        values["job_id"] = _job_id("executor_options.job_id", options["job_id"])
+    if options.get("depends_on") is not None:
+        values["depends_on"] = _dependencies(options["depends_on"])
+    if "allow_dependency_failures" in options:
+        allow = options["allow_dependency_failures"]
+        if not isinstance(allow, bool):
+            raise ValidationError("executor_options.allow_dependency_failures", allow, "must be true or false")
+        values["allow_dependency_failures"] = allow
+    for name in ("on_success", "on_failure"):
+        if options.get(name) is not None:
+            if not isinstance(options[name], str):
+                raise ValidationError(f"executor_options.{name}", options[name], "expected a 'module:function' string")
+            values[name] = task_reference(options[name], f"executor_options.{name}")
+        if options.get(f"{name}_timeout") is not None:
+            values[f"{name}_timeout"] = _seconds(f"{name}_timeout", options[f"{name}_timeout"], allow_infinite=False)
     return JobOptions(**values)
+
+
+def valid_job_id(value: Any) -> TypeGuard[str]:
+    """Whether ``value`` is a job id both RQ (>= 2.8) and schedcore accept: 1-200 of ``[A-Za-z0-9_-]``."""
+    return isinstance(value, str) and len(value) <= 200 and JOB_ID_RE.match(value) is not None
+
+
+def _job_id(field: str, value: Any) -> str:
+    if not valid_job_id(value):
+        raise ValidationError(field, value, "must be 1-200 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+def _dependencies(value: Any) -> tuple[str, ...]:
+    """``depends_on``: one RQ job id or a list of them (duplicates dropped, order kept)."""
+    field = "executor_options.depends_on"
+    ids = [value] if isinstance(value, str) else value
+    if not isinstance(ids, (list, tuple)) or not ids or len(ids) > MAX_DEPENDENCIES:
+        raise ValidationError(field, value, f"expected a job id or a list of 1-{MAX_DEPENDENCIES} job ids")
+    return tuple(dict.fromkeys(_job_id(field, job_id) for job_id in ids))
 
 
 def run_job_id(run: Run, options: JobOptions, namespace: str) -> str:
@@ -168,6 +238,21 @@ def run_job_id(run: Run, options: JobOptions, namespace: str) -> str:
     if options.job_id is not None and run.attempt == 1 and run.kind is PendingKind.FIRE:
         return options.job_id
     return job_id_for(run.id, namespace)
+
+
+def check_schedule(schedule: Schedule, serializer: Any) -> None:
+    """What the RQ executor refuses in ``schedule``: its ``executor_options`` (:func:`parse_options`)
+    and, unless ``serializer`` is None, arguments the RQ ``serializer`` cannot write.
+
+    Touches no connection, so the plugin runs it for ``schedcore add``/``sync`` too.
+    """
+    parse_options(schedule.executor_options)
+    if serializer is None:
+        return
+    try:
+        serializer.dumps((RUN_TASK, None, (schedule.task, *schedule.args), schedule.kwargs))
+    except Exception as exc:
+        raise ValidationError("args", schedule.args, f"the RQ serializer refuses the arguments ({exc})") from None
 
 
 def run_info(run: Run) -> RunInfo:
@@ -192,10 +277,13 @@ def run_info(run: Run) -> RunInfo:
 #   <failure payload>\n<meta length>\n<meta><description>" -- the job id is [A-Za-z0-9_-], the
 #   numbers are decimal and both JSON texts are compact ASCII, so none holds a newline; the
 #   meta (binary: the serializer's) is cut out by its length in bytes and the description is
-#   the rest. Template number 0 (no template; meta and description empty, data number 0):
-#   the run's own commands follow as further arguments -- number of commands, then per
-#   command: number of arguments, arguments...; a failure payload ('' = none) is pushed to
-#   the outcomes list instead of recording the run as outstanding (such a run has 0 commands).
+#   the rest. Template number 0 (no template; meta and description empty): the run's own
+#   commands follow as further arguments -- with data number 0, number of commands, then per
+#   command: number of arguments, arguments...; with data number 1 (a job with dependencies),
+#   the number of dependencies n, their n job keys, '1' or '0' (a failed dependency counts as
+#   done), then two such command lists: the enqueue, replayed when every dependency finished
+#   (or its job is gone), else the deferral. A failure payload ('' = none) is pushed to the
+#   outcomes list instead of recording the run as outstanding (such a run has 0 commands).
 # Returns a string of one character per run: '1' handed over now, '0' handed over before
 # (nothing written); a WRONGTYPE error (nothing written) when one of KEYS has the wrong type;
 # or the integer -1 when a template to read from its key is gone (nothing
@@ -259,12 +347,32 @@ while i <= last do
   local fresh = mark == 'r' or (not mark and redis.call('EXISTS', job_prefix .. job_id) == 0)
   if fresh and mark == 'r' then redis.call('DEL', job_prefix .. job_id) end
   if template == 0 then
-    local ncmd = tonumber(ARGV[i])
-    i = i + 1
-    for _ = 1, ncmd do
-      local nargs = tonumber(ARGV[i])
-      if fresh then redis.call(unpack(ARGV, i + 1, i + nargs)) end
-      i = i + 1 + nargs
+    -- variant 0: one list of commands; variant 1 (a job with dependencies): the dependency
+    -- job keys, then the commands that enqueue it and the commands that defer it -- decided
+    -- here, atomically, as RQ decides in a WATCHed transaction: a worker finishing a
+    -- dependency moves its dependents in a transaction WATCHing the dependents set we add to
+    local met, lists = true, 1
+    if d == '1' then
+      local ndeps = tonumber(ARGV[i])
+      local allow_failed = ARGV[i + ndeps + 1] == '1'
+      if fresh then
+        for k = i + 1, i + ndeps do
+          -- a dependency whose job is gone counts as done (RQ skips jobs it cannot fetch)
+          local status = redis.call('HGET', ARGV[k], 'status')
+          if status and status ~= 'finished' and not (allow_failed and status == 'failed') then met = false end
+        end
+      end
+      i, lists = i + ndeps + 2, 2
+    end
+    for list = 1, lists do
+      local ncmd = tonumber(ARGV[i])
+      local chosen = fresh and (lists == 1 or (list == 1) == met)
+      i = i + 1
+      for _ = 1, ncmd do
+        local nargs = tonumber(ARGV[i])
+        if chosen then redis.call(unpack(ARGV, i + 1, i + nargs)) end
+        i = i + 1 + nargs
+      end
     end
   elseif fresh then
     local meta_end = rest + tonumber(meta_len) - 1

@@ -28,7 +28,8 @@ from typing import Any
 import attrs
 
 from schedcore._time import from_ms
-from schedcore.records import Outcome, OutcomeStatus
+from schedcore.records import Outcome, OutcomeStatus, text_or_none
+from schedcore.tracebacks import trim_traceback
 
 __all__ = [
     "FINISH_LUA",
@@ -192,10 +193,12 @@ def payload(
     status: OutcomeStatus,
     *,
     error: str | None = None,
+    traceback: str | None = None,
     started_ms: int | None = None,
     finished_ms: int | None = None,
 ) -> str:
-    """The JSON text of one outcome, as pushed to the ``outcomes`` list."""
+    """The JSON text of one outcome, as pushed to the ``outcomes`` list (``tb``, the trimmed
+    traceback, only when there is one)."""
     data = info.to_dict()
     data.update(
         {
@@ -206,11 +209,15 @@ def payload(
             "finished": finished_ms if finished_ms is not None else now_ms(),
         }
     )
+    if traceback is not None:
+        data["tb"] = trim_traceback(traceback)
     return json.dumps(data, separators=(",", ":"))
 
 
 def outcome_from_payload(raw: bytes | str) -> tuple[str, Outcome]:
-    """Decode a payload into ``(job id, Outcome)``; :class:`BadRecord` when malformed in any way."""
+    """Decode a payload into ``(job id, Outcome)``; :class:`BadRecord` when malformed in any way
+    -- but for its traceback, which is only ignored when it is not text (and trimmed when long):
+    the outcome itself still counts."""
     data = load_object(raw)
     job_id = _field(data, "job", str)
     info = RunInfo.from_dict(data)
@@ -231,6 +238,7 @@ def outcome_from_payload(raw: bytes | str) -> tuple[str, Outcome]:
             finished_at=from_ms(_field(data, "finished", int)),
             started_at=from_ms(started) if started is not None else None,
             error=error,
+            traceback=text_or_none(data.get("tb")),
         )
     except (ValueError, TypeError, OverflowError) as exc:  # a datetime out of range...
         raise BadRecord(f"{type(exc).__name__}: {str(exc)[:200]}") from None

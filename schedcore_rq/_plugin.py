@@ -11,17 +11,27 @@ supervised with the scheduler and stopped with it -- one command runs the whole 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schedcore._dist import install_hint
-from schedcore.exceptions import ConfigError, PluginError
+from schedcore.exceptions import ConfigError, PluginError, ValidationError
 from schedcore.hookspecs import hookimpl
-from schedcore.plugins import ExecutorFactory
+from schedcore.plugins import ExecutorFactory, missing_modules
 from schedcore.protocols import Executor
 from schedcore.settings import CliOption
 from schedcore_redis._plugin import non_empty_url
 
-__all__ = ["DEFAULT_URL", "create_executor", "schedcore_cli_options", "schedcore_executor_factories", "worker_pool"]
+if TYPE_CHECKING:
+    from schedcore.model import Schedule
+
+__all__ = [
+    "DEFAULT_URL",
+    "create_executor",
+    "schedcore_cli_options",
+    "schedcore_executor_factories",
+    "validate_schedule",
+    "worker_pool",
+]
 
 DEFAULT_URL = "redis://localhost:6379/0"
 _URL_FIELD = "executor.redis_url (--redis-url, -E redis_url=)"
@@ -60,6 +70,29 @@ def create_executor(options: Mapping[str, Any]) -> Executor:
     )
 
 
+def validate_schedule(schedule: Schedule, options: Mapping[str, Any]) -> None:
+    """What an RQ executor built from ``options`` would refuse in ``schedule``, found without
+    connecting: unknown options, its ``executor_options`` (``job_timeout``, ``queue``, ...) and,
+    when rq is installed here, arguments the ``serializer`` cannot write (JSON arguments, which
+    every schedule has, suit both built-in serializers, so nothing is lost without rq)."""
+    _check(options)
+    from schedcore_rq._jobs import check_schedule
+
+    try:
+        from rq.serializers import resolve_serializer
+    except ImportError:
+        check_schedule(schedule, None)
+        return
+    from schedcore_rq._serializers import serializer_path
+
+    value = options.get("serializer")
+    try:
+        serializer = resolve_serializer(serializer_path(value) if isinstance(value, str) else value)
+    except Exception as exc:
+        raise ValidationError("executor.serializer", value, f"not an RQ serializer ({exc})") from None
+    check_schedule(schedule, serializer)
+
+
 def worker_pool(options: Mapping[str, Any]) -> Any:
     """The :class:`~schedcore_rq.WorkerPool` that ``--workers N`` asks for, or None when N is 0/absent."""
     _check(options)
@@ -90,6 +123,8 @@ def schedcore_executor_factories() -> Sequence[ExecutorFactory]:
         ExecutorFactory(
             name="rq",
             create=create_executor,
+            validate=validate_schedule,
+            missing=lambda: missing_modules(("redis", "rq"), "rq"),
             description="hands runs to RQ queues for `rq worker` processes (options: redis_url, queue, workers)",
         )
     ]

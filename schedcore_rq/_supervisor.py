@@ -1,10 +1,18 @@
 """WorkerPool: start and supervise N ``rq worker`` processes next to the scheduler.
 
 This is what ``schedcore run --executor rq --workers N`` uses so that one command runs
-the whole system on one box. Each worker is a plain ``python -m rq.cli worker``
-subprocess of the same interpreter; a worker that crashes is restarted with exponential
-back-off; :meth:`WorkerPool.stop` (also called on interpreter exit) stops them all with
-SIGTERM (a warm shutdown: RQ lets the current job finish), then SIGKILL after a grace.
+the whole system on one box. Each worker is an ``rq worker`` subprocess of the same
+interpreter (``python -m schedcore_rq._worker_main worker``: RQ's command line with its log
+lines on stderr, the tasks' output on stdout), in a session of its own, so that a Ctrl-C in
+the terminal reaches the scheduler only, which then stops the workers itself. A worker that
+crashes is restarted with exponential back-off; :meth:`WorkerPool.stop` (also called on
+interpreter exit) stops them all with SIGTERM (a warm shutdown: RQ lets the current job
+finish), then SIGKILL after a grace.
+
+A worker that dies without unregistering from Redis -- SIGKILL, a crash, or a SIGTERM that
+arrives while it starts, before RQ installed its signal handlers -- would stay listed by
+``rq info`` and ``Worker.all`` for up to eight minutes: the pool removes the registration of
+every worker it started once that worker's process has ended (see :data:`_UNREGISTER_LUA`).
 """
 
 from __future__ import annotations
@@ -31,11 +39,39 @@ __all__ = ["WorkerPool"]
 
 log = logging.getLogger("schedcore.rq.workers")
 
+#: Unregister workers whose process has ended, as RQ's ``register_death`` would have: out of
+#: the worker registry and the per-queue sets, ``death`` stamped, the hash expiring in 60 s,
+#: the executions set gone. Only workers still registered (or alive-looking: a hash without
+#: ``death``) are touched; a key of another type is left alone. Returns how many were cleaned.
+#: KEYS: the registry, ARGV[1] per-queue sets, then per worker its key and its executions key.
+#: ARGV: number of queue sets, death timestamp.
+_UNREGISTER_LUA = """
+local nq = tonumber(ARGV[1])
+local cleaned = 0
+for i = 2 + nq, #KEYS, 2 do
+  local worker, executions = KEYS[i], KEYS[i + 1]
+  local is_hash = redis.call('TYPE', worker).ok == 'hash'
+  local listed = redis.call('SISMEMBER', KEYS[1], worker) == 1
+  if listed or (is_hash and redis.call('HEXISTS', worker, 'death') == 0) then
+    redis.call('SREM', KEYS[1], worker)
+    for q = 2, 1 + nq do redis.call('SREM', KEYS[q], worker) end
+    if is_hash then
+      redis.call('HSET', worker, 'death', ARGV[2])
+      redis.call('EXPIRE', worker, 60)
+    end
+    if redis.call('TYPE', executions).ok == 'set' then redis.call('DEL', executions) end
+    cleaned = cleaned + 1
+  end
+end
+return cleaned
+"""
+
 
 @attrs.define
 class _Slot:
     index: int
     process: subprocess.Popen[bytes] | None = None
+    name: str = ""  # the RQ worker name of ``process``
     started: float = 0.0
     restarts: int = 0
     failures: int = 0  # consecutive quick crashes, for the back-off
@@ -94,6 +130,8 @@ class WorkerPool:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._tag = uuid.uuid4().hex[:8]
+        self._ended: list[str] = []  # names of workers whose process ended, to unregister
+        self._redis: Any = None  # the pool's own connection, made when first needed
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -104,8 +142,8 @@ class WorkerPool:
         ``/proc/<pid>/cmdline``) and the URL may carry a password, so :meth:`environment`
         hands it over as ``RQ_REDIS_URL``, which ``rq worker --url`` reads.
         """
-        cmd = [self.python, "-m", "rq.cli", "worker", "--worker-class", self.worker_class]
-        cmd += ["--name", f"schedcore-{os.getpid()}-{self._tag}-{index}-{self._slots[index].restarts}"]
+        cmd = [self.python, "-m", "schedcore_rq._worker_main", "worker", "--worker-class", self.worker_class]
+        cmd += ["--name", self._name(index)]
         if self.burst:
             cmd.append("--burst")
         if self.serializer:
@@ -127,25 +165,39 @@ class WorkerPool:
         atexit.register(self.stop)
 
     def stop(self, timeout: float | None = None) -> None:
-        """Stop the workers: SIGTERM (warm shutdown), SIGKILL after ``grace``. Idempotent."""
+        """Stop the workers: SIGTERM (warm shutdown), SIGKILL after ``grace``; then remove the
+        registration of those that could not unregister themselves. Idempotent."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5.0)
         grace = self.grace if timeout is None else timeout
         with self._lock:
-            running = [s.process for s in self._slots if s.process is not None and s.process.poll() is None]
-            for process in running:
-                _signal(process, signal.SIGTERM)
+            slots = [s for s in self._slots if s.process is not None]
+            for slot in slots:
+                assert slot.process is not None
+                if slot.process.poll() is None:
+                    _signal(slot.process, signal.SIGTERM)
             deadline = time.monotonic() + grace
-            for process in running:
+            for slot in slots:
+                process = slot.process
+                assert process is not None
                 try:
-                    process.wait(timeout=max(deadline - time.monotonic(), 0.0))
+                    code = process.wait(timeout=max(deadline - time.monotonic(), 0.0))
                 except subprocess.TimeoutExpired:
-                    log.warning("rq worker %s did not stop in %.0fs; killing it", process.pid, grace)
+                    pid = process.pid
+                    log.warning("rq worker %d (pid %d) did not stop in %.0fs; killing it", slot.index, pid, grace)
                     _signal(process, signal.SIGKILL)
-                    process.wait()
+                    code = process.wait()
+                log.debug("rq worker %d (pid %d) stopped (exit code %s)", slot.index, process.pid, code)
+                self._ended.append(slot.name)
+                slot.process = None
+            self._unregister_ended()
             self._thread = None
+            if self._redis is not None:
+                with contextlib.suppress(Exception):
+                    self._redis.close()
+                self._redis = None
         atexit.unregister(self.stop)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -209,10 +261,55 @@ class WorkerPool:
         env["RQ_REDIS_URL"] = self.redis_url
         return env
 
+    def _name(self, index: int) -> str:
+        """The RQ worker name of worker ``index`` (a new one for each restart)."""
+        return f"schedcore-{os.getpid()}-{self._tag}-{index}-{self._slots[index].restarts}"
+
     def _spawn(self, slot: _Slot) -> None:
-        slot.process = subprocess.Popen(self.command(slot.index), env=self.environment(), stdin=subprocess.DEVNULL)
+        slot.name = self._name(slot.index)
+        # A session of its own: the terminal's Ctrl-C (SIGINT to the foreground process group)
+        # reaches the scheduler only, which stops the workers in order (stop()), instead of
+        # the workers stopping by themselves -- and being restarted -- while it drains.
+        slot.process = subprocess.Popen(
+            self.command(slot.index), env=self.environment(), stdin=subprocess.DEVNULL, start_new_session=True
+        )
         slot.started = time.monotonic()
         log.info("started rq worker %d (pid %d)", slot.index, slot.process.pid)
+
+    def _unregister_ended(self) -> None:
+        """Remove from Redis the registration of ended workers that did not remove it (one
+        round trip); a failure is logged, never raised (the registrations then expire)."""
+        names, self._ended = self._ended, []
+        if not names:
+            return
+        from rq import worker_registration
+        from rq.utils import now, utcformat
+        from rq.worker import Worker
+
+        try:
+            from rq.executions import WORKER_EXECUTIONS_KEY_TEMPLATE as executions
+        except ImportError:  # an RQ without executions
+            executions = Worker.redis_worker_namespace_prefix + "{0}:executions"
+        keys = [worker_registration.REDIS_WORKER_KEYS]
+        keys += [worker_registration.WORKERS_BY_QUEUE_KEY % queue for queue in self.queues]
+        for name in names:
+            keys += [Worker.redis_worker_namespace_prefix + name, executions.format(name)]
+        try:
+            if self._redis is None:
+                import redis
+
+                self._redis = redis.Redis.from_url(self.redis_url)
+            cleaned = int(self._redis.eval(_UNREGISTER_LUA, len(keys), *keys, len(self.queues), utcformat(now())))
+        except Exception as exc:
+            log.warning(
+                "could not unregister %d ended rq workers (%s: %s); RQ drops them when their registration expires",
+                len(names),
+                type(exc).__name__,
+                exc,
+            )
+            return
+        if cleaned:
+            log.info("removed the registration of %d rq workers that ended without removing it", cleaned)
 
     def _supervise(self) -> None:
         while not self._stop.wait(0.2):
@@ -233,15 +330,19 @@ class WorkerPool:
                 if now - slot.started > 60.0:
                     slot.failures = 0  # it has been healthy for a while
                 return
+            slot.process = None
+            self._ended.append(slot.name)
+            self._unregister_ended()
             if self.burst and code == 0:
                 slot.done = True
-                slot.process = None
                 return
-            log.warning("rq worker %d (pid %d) exited with %s; restarting", slot.index, process.pid, code)
-            slot.process = None
             slot.failures += 1
             first, longest = self.backoff
-            slot.not_before = now + min(first * 2 ** (slot.failures - 1), longest)
+            delay = min(first * 2 ** (slot.failures - 1), longest)
+            slot.not_before = now + delay
+            log.warning(
+                "rq worker %d (pid %d) exited with %s; restarting it in %.1fs", slot.index, process.pid, code, delay
+            )
         if now >= slot.not_before:
             slot.restarts += 1
             try:

@@ -20,6 +20,7 @@ from typing import Any
 from schedcore._validate import resolve_task
 from schedcore.allowlist import ENV_VAR, TaskAllowList
 from schedcore.records import OutcomeStatus
+from schedcore.tracebacks import format_traceback
 from schedcore_rq._outcomes import FINISH_LUA, META_KEY, Keys, RunInfo, error_text, ms_of, now_ms, payload
 
 __all__ = ["on_failure", "on_stopped", "on_success", "run_task"]
@@ -122,7 +123,7 @@ def run_task(task: str, /, *args: Any, **kwargs: Any) -> Any:
             heartbeat.stop()
 
 
-def _report(job: Any, connection: Any, status: OutcomeStatus, error: str | None) -> None:
+def _report(job: Any, connection: Any, status: OutcomeStatus, error: str | None, trace: str | None = None) -> None:
     entry = _schedcore_meta(job)
     if entry is None:
         log.warning("job %s carries no schedcore metadata; outcome not reported", getattr(job, "id", "?"))
@@ -134,6 +135,7 @@ def _report(job: Any, connection: Any, status: OutcomeStatus, error: str | None)
         info,
         status,
         error=error,
+        traceback=trace,
         started_ms=ms_of(getattr(job, "started_at", None)),
         finished_ms=now_ms(),
     )
@@ -142,18 +144,45 @@ def _report(job: Any, connection: Any, status: OutcomeStatus, error: str | None)
     connection.eval(FINISH_LUA, 2, keys.outstanding, keys.outcomes, job.id, body, "", "")
 
 
+def _callback(job: Any, name: str) -> Any:
+    """The caller's ``on_success``/``on_failure`` callback of ``job`` (the ``executor_options``
+    of its schedule), checked against the worker's allow-list like a task; None without one."""
+    entry = _schedcore_meta(job)
+    reference = entry.get(name) if entry is not None else None
+    if reference is None:
+        return None
+    if not isinstance(reference, str):
+        raise TypeError(f"job {getattr(job, 'id', '?')}: its {name} callback is not a 'module:function' string")
+    _check_allowed(reference)
+    return _resolve(reference)
+
+
 def on_success(job: Any, connection: Any, result: Any, *args: Any, **kwargs: Any) -> None:
-    """RQ success callback: report SUCCEEDED."""
+    """RQ success callback: run the caller's ``on_success`` callback, if any, then report SUCCEEDED.
+
+    The caller's callback runs first: when it raises, RQ fails the job (as it would with that
+    callback alone) and :func:`on_failure` reports the run FAILED with the callback's error.
+    """
+    callback = _callback(job, "on_success")
+    if callback is not None:
+        callback(job, connection, result, *args, **kwargs)
     _report(job, connection, OutcomeStatus.SUCCEEDED, None)
 
 
 def on_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any, *args: Any) -> None:
-    """RQ failure callback: report FAILED with ``"Type: message"``; LOST when the worker died."""
+    """RQ failure callback: report FAILED with ``"Type: message"`` and the task's traceback
+    (trimmed, see :mod:`schedcore.tracebacks`), LOST when the worker died; then run the
+    caller's ``on_failure`` callback, if any (the run is reported whatever it does)."""
     error = error_text(exc_type, exc_value)
     lost = any(marker in error for marker in _LOST_MARKERS)
-    if lost:
-        error = f"worker died mid-job ({error})"
-    _report(job, connection, OutcomeStatus.LOST if lost else OutcomeStatus.FAILED, error)
+    if lost:  # raised by RQ's cleanup in another process: no frame of the task to show
+        _report(job, connection, OutcomeStatus.LOST, f"worker died mid-job ({error})")
+    else:
+        trace = format_traceback(exc_value, traceback) if isinstance(exc_value, BaseException) else None
+        _report(job, connection, OutcomeStatus.FAILED, error, trace)
+    callback = _callback(job, "on_failure")
+    if callback is not None:
+        callback(job, connection, exc_type, exc_value, traceback, *args)
 
 
 def on_stopped(job: Any, connection: Any, *args: Any) -> None:

@@ -506,3 +506,28 @@ def test_bench_report_reads_the_bulk_row_and_both_dispatch_ratios() -> None:
     page = markdown(_results(add_many=False))  # before Scheduler.add_many: the one-at-a-time figure
     assert f"| add ≥ 20{X} rq-scheduler (`Scheduler.add`, one at a time (no bulk API in this run)) | 2.0{X} |" in page
     assert "`Store.add_many` directly" in page
+
+
+def test_the_burst_section_replaces_its_predecessor_and_nothing_else(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from bench import report
+
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n## ceiling\n\nx\n\n## run time — 1 s in all\n\ny\n")
+    monkeypatch.setattr(report, "DOC", doc)
+
+    def result(ms: float) -> dict[str, object]:
+        figures = {"median_ms": ms, "p95_ms": ms * 2, "max_ms": ms * 3}
+        return {
+            "burst": {"RedisStore + RQExecutor": figures, "MemoryStore + LocalExecutor": figures},
+            "config": {"burst_reps": 5},
+            "started": "2025-01-01T00:00:00+00:00",
+            "mode": "quick",
+        }
+
+    report.write_burst_section(result(12.0))
+    report.write_burst_section(result(70.0))
+    text = doc.read_text()
+    assert text.count("## burst fixed cost") == 1
+    assert "| RedisStore + RQExecutor | 70.0 | 140.0 | 210.0 |" in text and "12.0" not in text
+    assert "**missed**" in text  # 70 ms is over the 50 ms target
+    assert text.index("## ceiling") < text.index("## burst") < text.index("## run time")

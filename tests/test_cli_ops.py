@@ -26,6 +26,7 @@ from schedcore.plugins import StoreFactory, get_plugin_manager
 from schedcore.settings import CliOption
 from schedcore.sync import SOURCE_KEY
 from schedcore.testing.executors import CallbackExecutor
+from schedcore.testing.executors import Result as Played
 from schedcore.testing.factories import T0
 
 # A clean SCHEDCORE_* environment and logging restored after each test (tests/conftest.py).
@@ -43,12 +44,17 @@ class Shared:
         return [StoreFactory(name="shared", create=lambda options: self.store)]
 
 
-@pytest.fixture
-def shared(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
-    plugin = Shared()
+def use_plugin(monkeypatch: pytest.MonkeyPatch, plugin: Shared) -> None:
+    """Every plugin manager the CLI builds gets ``plugin`` too, and ``--store shared`` is the default."""
     real = schedcore.plugins.get_plugin_manager
     monkeypatch.setattr(schedcore.plugins, "get_plugin_manager", lambda **kw: real(plugins=(plugin,), **kw))
     monkeypatch.setenv("SCHEDCORE_STORE", "shared")
+
+
+@pytest.fixture
+def shared(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
+    plugin = Shared()
+    use_plugin(monkeypatch, plugin)
     return plugin.store
 
 
@@ -198,6 +204,66 @@ def test_show_lists_recent_runs_with_outcome_and_error(shared: MemoryStore) -> N
     items = json.loads(ok("list", "--json"))
     assert items[0]["last_outcome"] == "failed"
     assert json.loads(ok("show", "job", "--json"))["runs"][0]["error"] == "RuntimeError: disk full"
+
+
+def test_show_prints_the_newest_failures_traceback(shared: MemoryStore) -> None:
+    clock = FakeClock(T0)
+    calls: list[int] = []
+
+    def disk_full() -> None:
+        raise RuntimeError(f"disk full {len(calls)}")
+
+    def handler(run: Any) -> None:
+        calls.append(1)
+        if len(calls) < 4:  # the newest (4th) run succeeds: the newest *failure* is still shown
+            disk_full()
+
+    s = Scheduler(
+        shared, CallbackExecutor(handler, clock=clock), clock=clock, plugins=get_plugin_manager(entry_points=False)
+    )
+    s.add(Schedule(id="job", task="schedcore.demo:hello", trigger=Interval(60)))
+    for _ in range(4):
+        s.tick()
+        clock.advance(60)
+    assert len(calls) == 4
+    failed = [r.run_id for r in shared.history("job") if r.traceback]  # newest first
+    assert len(failed) == 3
+    lines = ok("show", "job").splitlines()
+    at = lines.index(f"traceback of {failed[0]} (failed):")
+    assert lines[at - 1].split()[:2] == [failed[-1], "fire"]  # right under the runs table
+    assert lines[at + 1] == "  Traceback (most recent call last):" and lines[-1] == "  RuntimeError: disk full 3"
+    assert any("in disk_full" in line for line in lines[at:])
+    assert sum(line.startswith("traceback of") for line in lines) == 1
+    everything = ok("show", "job", "--traceback", "all").splitlines()
+    assert [line for line in everything if line.startswith("traceback of")] == [
+        f"traceback of {run_id} (failed):" for run_id in failed
+    ]
+    assert not any(line.startswith("traceback of") for line in ok("show", "job", "--traceback", "none").splitlines())
+    assert "Traceback" not in ok("show", "job", "--runs", "1")  # only the shown runs' tracebacks
+    runs = json.loads(ok("show", "job", "--json"))["runs"]
+    assert runs[0]["traceback"] is None and runs[1]["traceback"].endswith("RuntimeError: disk full 3")
+    assert_user_error(invoke("show", "job", "--traceback", "some"), 2, "--traceback")
+
+
+def test_show_escapes_control_characters_of_a_stored_traceback(shared: MemoryStore) -> None:
+    clock = FakeClock(T0)
+    hostile = "Traceback (most recent call last):\n  \x1b]0;owned\x07\x1b[2J\rcaf\u00e9\tx\nValueError: \u2028end"
+
+    def handler(run: Any) -> Played:
+        return Played(status="failed", error="ValueError: \x1b[2Jx", traceback=hostile)
+
+    s = Scheduler(
+        shared, CallbackExecutor(handler, clock=clock), clock=clock, plugins=get_plugin_manager(entry_points=False)
+    )
+    s.add(Schedule(id="job", task="schedcore.demo:hello", trigger=Interval(60)))
+    clock.advance(60)
+    s.tick()
+    shown = ok("show", "job")
+    assert "\x1b" not in shown and "\x07" not in shown and "\r" not in shown and "\u2028" not in shown
+    assert "    \\x1b]0;owned\\x07\\x1b[2J\\rcaf\u00e9\tx" in shown.splitlines()
+    assert shown.rstrip("\n").endswith("  ValueError: \\u2028end")
+    assert "ValueError: \\x1b[2Jx" in shown  # the error column too
+    assert json.loads(ok("show", "job", "--json"))["runs"][0]["traceback"] == hostile  # JSON keeps it as it is
 
 
 def test_times_are_shown_in_the_schedules_own_zone(shared: MemoryStore) -> None:
@@ -435,9 +501,10 @@ def test_status_shows_live_schedulers_and_not_dead_ones(shared: MemoryStore) -> 
 def test_status_warns_when_runs_are_due_and_nobody_is_alive(shared: MemoryStore) -> None:
     ok("add", "job", "schedcore.demo:hello", "--every", "3600", "--start", "2025-01-01T00:00:00Z")
     ok("trigger", "job")
-    out = ok("status")
-    assert "schedulers: 0 live" in out and "due now: 1 (oldest overdue by" in out
-    assert "no scheduler is alive" in out
+    result = invoke("status")
+    assert result.exit_code == 3, result.output  # unhealthy: see tests/test_cli_health.py
+    assert "schedulers: 0 live" in result.stdout and "due now: 1 (oldest overdue by" in result.stdout
+    assert "no scheduler is alive" in result.stdout
 
 
 def test_status_shows_what_the_store_warns_about(shared: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -456,7 +523,7 @@ def test_status_survives_a_store_whose_warnings_raise(shared: MemoryStore, monke
 
 def test_allowed_tasks_refuse_add_and_status_warns_when_off(shared: MemoryStore) -> None:
     refused = invoke("--allowed-tasks", "schedcore.demo:*", "add", "x", "os:system", "--every", "60")
-    assert_user_error(refused, 2, "os:system", "not in the allowed tasks")
+    assert_user_error(refused, 2, "os:system", "not in the allowed tasks")  # bad input: 2
     env_refused = invoke("add", "x", "os:system", "--every", "60", env={"SCHEDCORE_ALLOWED_TASKS": "app:*"})
     assert_user_error(env_refused, 2, "not in the allowed tasks")
     assert shared.list_schedules() == []

@@ -12,6 +12,9 @@ from click.testing import CliRunner, Result
 from schedcore.cli import cli
 from schedcore.sqlite import SQLiteStore
 
+# A clean SCHEDCORE_* environment and logging restored after each test (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("clean_schedcore_env", "restore_logging")
+
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env=env)
@@ -46,7 +49,8 @@ def test_management_commands_work_without_naming_a_store() -> None:
     assert "paused" in ok("show", "nightly")
     ok("resume", "nightly")
     ok("trigger", "nightly")
-    assert "schedules: 1" in ok("status")
+    status = invoke("status")  # the triggered run is due and no scheduler is alive: unhealthy
+    assert status.exit_code == 3 and "schedules: 1" in status.stdout, status.output
     assert _ids(default) == ["nightly"]
     ok("remove", "nightly")
     assert _ids(default) == []

@@ -146,8 +146,17 @@ def test_duplicate_ids() -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ('every = 5\ncron = "* * * * *"', "exactly one of 'cron', 'every' or 'at' (got 'cron' and 'every')"),
-        ("", "exactly one of 'cron', 'every' or 'at' (got none)"),
+        ('every = 5\ncron = "* * * * *"', "exactly one of 'cron', 'every', 'at' or 'trigger' (got 'cron' and 'every')"),
+        ("", "exactly one of 'cron', 'every', 'at' or 'trigger' (got none)"),
+        ('every = 5\ntrigger = { type = "at", when = 2031-01-01T00:00:00Z }', "(got 'every' and 'trigger')"),
+        ('trigger = "cron"', "invalid trigger='cron': expected a table with a 'type'"),
+        ('trigger = { expr = "0 3 * * *" }', "expected a table with a 'type'"),
+        ('trigger = { type = "crn", expr = "0 3 * * *" }', "invalid trigger.type='crn': no trigger type"),
+        ('trigger = { type = "cron", expr = "61 * * * *" }', "invalid trigger.expr='61 * * * *'"),
+        ('trigger = { type = "cron", expr = "0 3 * * *", tz = "Mars/Olympus" }', "invalid trigger.tz='Mars/Olympus'"),
+        ('trigger = { type = "cron", exp = "0 3 * * *" }', "invalid trigger.exp='0 3 * * *': unknown key"),
+        ('trigger = { type = "interval" }', "trigger.every=None: missing from a interval trigger"),
+        ('trigger = { type = "cron", expr = "0 3 * * *" }\ntz = "UTC"', "'tz' only goes with 'cron'"),
         ('every = 5\ntz = "UTC"', "'tz' only goes with 'cron'"),
         ('cron = "* * * * *"\nstart = "2025-01-01T00:00:00Z"', "'start' only goes with 'every'"),
         ('cron = "61 * * * *"', "invalid cron='61 * * * *'"),
@@ -175,6 +184,32 @@ def test_bad_values_name_field_and_value(body: str, expected: str) -> None:
     message = _error(f'[[schedule]]\nid = "job"\ntask = "m:f"\n{body}\n')
     assert "schedule 'job'" in message
     assert expected in message
+
+
+def test_a_trigger_table_names_any_registered_type() -> None:
+    text = """
+    [[schedule]]
+    id = "inline"
+    task = "app.jobs:a"
+    trigger = { type = "cron", expr = "0 3 * * *", tz = "Europe/Paris" }
+
+    [[schedule]]
+    id = "table"
+    task = "app.jobs:b"
+    [schedule.trigger]
+    type = "interval"
+    every = 90
+    start = 2025-01-01T00:00:30Z
+
+    [[schedule]]
+    id = "once"
+    task = "app.jobs:c"
+    trigger = { type = "at", when = 2031-05-01T10:00:00+02:00 }
+    """
+    inline, table, once = parse_schedules(text)
+    assert inline.trigger == Cron("0 3 * * *", tz="Europe/Paris")
+    assert table.trigger == Interval(90, start=datetime(2025, 1, 1, 0, 0, 30, tzinfo=timezone.utc))
+    assert once.trigger == At("2031-05-01T10:00:00+02:00")
 
 
 def test_bad_id_and_task() -> None:

@@ -30,9 +30,10 @@ Markers, an HTML comment on the line right above the fence:
     The sample runs against a private ``redis-server`` started by the test (see
     :mod:`schedcore.testing.redis_server`): ``redis://localhost:6379/0`` in the sample is
     replaced by that server's URL, and a ``redis-server`` command is satisfied by it.
-``<!-- needs: example-plugin -->``
-    The sample uses the example plugin (``examples/schedcore-prometheus``): skipped when
-    it is not installed, an error when ``SCHEDCORE_REQUIRE_EXAMPLES=1`` (CI).
+``<!-- needs: example-plugin -->``, ``<!-- needs: example-business-days -->``
+    The sample uses the example plugin (``examples/schedcore-prometheus``, or
+    ``examples/schedcore-business-days``): skipped when it is not installed, an error when
+    ``SCHEDCORE_REQUIRE_EXAMPLES=1`` (CI).
 ``<!-- not-run: reason -->``
     Not run, for the reason given; reviewed, and kept rare (see
     ``test_not_run_markers_are_few_and_explained``).
@@ -130,13 +131,14 @@ def env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if sample.needs is None:
         yield environ
         return
-    if sample.needs == "example-plugin":
+    examples = {"example-plugin": "schedcore-prometheus", "example-business-days": "schedcore-business-days"}
+    if sample.needs in examples:
         try:
-            importlib.metadata.distribution("schedcore-prometheus")
+            importlib.metadata.distribution(examples[sample.needs])
         except importlib.metadata.PackageNotFoundError:
             if os.environ.get("SCHEDCORE_REQUIRE_EXAMPLES") == "1":
                 raise
-            pytest.skip("the example plugin is not installed: pip install -e examples/schedcore-prometheus")
+            pytest.skip(f"the example plugin is not installed: pip install -e examples/{examples[sample.needs]}")
         yield environ
         return
     assert sample.needs == "redis", f"{sample.id}: unknown need {sample.needs!r}"

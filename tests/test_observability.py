@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from schedcore import FakeClock, Interval, RetryPolicy, Schedule, Scheduler, hookspecs
+from schedcore import FakeClock, Interval, RetryPolicy, Schedule, Scheduler
+from schedcore.events import EVENTS
 from schedcore.hookspecs import hookimpl
 from schedcore.logs import JsonFormatter, TextFormatter, record_extras
 from schedcore.plugins import get_plugin_manager
@@ -31,8 +32,9 @@ from schedcore.testing.executors import CallbackExecutor, Result
 from schedcore.testing.simulation import run_until
 
 T0 = datetime(2025, 3, 8, 12, 0, tzinfo=timezone.utc)
-REGISTRATION = {"schedcore_store_factories", "schedcore_executor_factories", "schedcore_cli_options"}
-LIFECYCLE = sorted(name for name in vars(hookspecs) if name.startswith("schedcore_") and name not in REGISTRATION)
+#: The lifecycle hooks: those the event table (schedcore/events.py) calls; tests/test_events.py
+#: checks that these are every hookspec about a scheduler.
+LIFECYCLE = sorted(event.hook for event in EVENTS.values() if event.hook is not None)
 
 #: The fields each event's log record carries (besides ``event``).
 FIELDS = {

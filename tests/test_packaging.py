@@ -80,6 +80,39 @@ def test_the_plugins_of_this_distribution_load_without_their_drivers() -> None:
     assert "'memory'" in proc.stdout and "'local'" in proc.stdout
 
 
+def _plugins_listing(blocked: tuple[str, ...]) -> str:
+    code = (
+        f"import sys\nfor name in {blocked!r}:\n    sys.modules[name] = None\n"
+        "from schedcore.cli import main\nmain(['plugins'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _entry(listing: str, name: str) -> list[str]:
+    """The line of store/executor ``name`` in ``schedcore plugins``, with its indented continuation."""
+    lines = listing.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"  {name} ") and "schedcore_" not in line)
+    return [lines[start], *[line.strip() for line in lines[start + 1 : start + 2] if line.startswith(" " * 15)]]
+
+
+def test_plugins_says_which_drivers_are_not_installed_and_how_to_install_them() -> None:
+    listing = _plugins_listing(("redis", "rq", "fakeredis"))
+    assert _entry(listing, "redis")[1:] == ["not installed: needs redis (pip install 'schedcore-engine[redis]')"]
+    assert _entry(listing, "rq")[1:] == ["not installed: needs redis, rq (pip install 'schedcore-engine[rq]')"]
+    assert len(_entry(listing, "memory")) == len(_entry(listing, "local")) == 1  # the built-ins need nothing
+    only_rq = _plugins_listing(("rq",))
+    assert len(_entry(only_rq, "redis")) == 1
+    assert _entry(only_rq, "rq")[1:] == ["not installed: needs rq (pip install 'schedcore-engine[rq]')"]
+
+
+def test_plugins_says_nothing_is_missing_when_the_drivers_are_installed() -> None:
+    pytest.importorskip("redis")
+    pytest.importorskip("rq")
+    assert "not installed" not in _plugins_listing(())
+
+
 @pytest.mark.parametrize("package", ["schedcore", "schedcore_redis", "schedcore_rq"])
 def test_py_typed_ships(package: str) -> None:
     assert files(package).joinpath("py.typed").is_file()

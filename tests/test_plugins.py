@@ -176,6 +176,7 @@ def test_duplicate_executor_names_are_a_plugin_error() -> None:
         hooks.executor_factories()
 
 
+@pytest.mark.usefixtures("restore_logging")  # the CLI configures the root logger; later caplog tests need it back
 def test_duplicate_names_make_the_cli_fail_cleanly(monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
@@ -202,6 +203,7 @@ def test_every_hookspec_has_a_docstring_and_is_typed() -> None:
         assert signature.return_annotation is not inspect.Signature.empty, name
         for param in signature.parameters.values():
             assert param.annotation is not inspect.Parameter.empty, f"{name}({param.name}) is untyped"
+            assert "Any" not in str(param.annotation), f"{name}({param.name}) is typed Any"
 
 
 @pytest.mark.parametrize(

@@ -510,6 +510,46 @@ def test_record_outcome_keeps_the_record_readable(store: RedisStore) -> None:
     assert (record.status, record.error, record.retry_at) == (RunStatus.FAILED, error, at(30))
 
 
+def test_a_stored_traceback_is_read_defensively(store: RedisStore) -> None:
+    """Records written before tracebacks existed, or by someone else: a missing, wrong-typed
+    or oversized ``tb`` never costs the record (nor the others) -- it reads as None or trimmed."""
+    from schedcore.tracebacks import MAX_CHARS, MAX_LINES, trim_traceback
+
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    key = store.keys.history("a")
+    base = {"k": "m", "n": to_ms(at(0)), "a": 1, "s": "failed", "e": "E: x"}
+    huge = "Traceback (most recent call last):\n" + "  frame\n" * 200_000 + "E: x"
+    shapes: list[tuple[object, str | None]] = [
+        (None, None),  # before this change: no "tb" at all
+        (42, None),
+        (["a", "b"], None),
+        ({"tb": "nested"}, None),
+        (True, None),
+        ("T\nE: x", "T\nE: x"),
+        (huge, trim_traceback(huge)),
+    ]
+    for i, (tb, _) in enumerate(shapes):
+        record = {**base, "i": f"a@{i}.1"}
+        if tb is not None:
+            record["tb"] = tb
+        raw(store).rpush(key, json.dumps(record))
+    records = store.history("a", limit=50)
+    assert [r.run_id for r in records] == [f"a@{i}.1" for i in range(len(shapes))]
+    assert [r.traceback for r in records] == [want for _, want in shapes]
+    assert all(r.error == "E: x" and r.status is RunStatus.FAILED for r in records)
+    last = records[-1].traceback
+    assert last is not None and len(last) <= MAX_CHARS and len(last.split("\n")) <= MAX_LINES
+
+
+def test_only_a_failure_adds_a_traceback_to_the_outcome_patch() -> None:
+    from schedcore_redis._codec import outcome_patch
+
+    ok = outcome_for("a", fire_entry(0), "succeeded")
+    failed = outcome_for("a", fire_entry(0), "failed", error="E: x", traceback="T\nE: x")
+    assert "tb" not in json.loads(outcome_patch(ok, None))
+    assert json.loads(outcome_patch(failed, None))["tb"] == "T\nE: x"
+
+
 # -- memory ---------------------------------------------------------------------------------
 
 
@@ -719,6 +759,7 @@ def test_history_records_round_trip_compactly() -> None:
         error='E: "x"',
         retry_at=at(90),
         note="n",
+        traceback='Traceback (most recent call last):\n  File "a.py", line 1, in f\nE: "x"',
     )
     bare = RunRecord(run_id="a@1735689600000.1", kind="fire", nominal=at(0), due=at(0), attempt=1, status="skipped")
     for record in (full, bare):
@@ -735,6 +776,7 @@ def test_history_records_round_trip_compactly() -> None:
     offsets=st.lists(st.none() | st.integers(0, 10**9), min_size=4, max_size=4),
     error=st.none() | st.text(max_size=40),
     note=st.none() | st.text(max_size=40),
+    trace=st.none() | st.text(max_size=80),
 )
 def test_history_records_are_written_as_the_compact_json_of_their_fields(
     run_id: str,
@@ -744,6 +786,7 @@ def test_history_records_are_written_as_the_compact_json_of_their_fields(
     offsets: list[int | None],
     error: str | None,
     note: str | None,
+    trace: str | None,
 ) -> None:
     """encode_record builds its text by hand (hot path): the same text json.dumps makes."""
     from schedcore.records import RunRecord
@@ -765,13 +808,14 @@ def test_history_records_are_written_as_the_compact_json_of_their_fields(
         error=error,
         retry_at=retry,
         note=note,
+        traceback=trace,
     )
     data = {"i": run_id, "k": KIND_CHAR[kind], "n": to_ms(record.nominal)}
     if record.due != record.nominal:
         data["d"] = to_ms(record.due)
     data.update({"a": attempt, "s": status.value})
     data.update({k: to_ms(v) for k, v in (("t", dispatched), ("f", finished), ("r", retry)) if v is not None})
-    data.update({k: v for k, v in (("e", error), ("o", note)) if v is not None})
+    data.update({k: v for k, v in (("e", error), ("o", note), ("tb", record.traceback)) if v is not None})
     assert encode_record(record) == json.dumps(data, separators=(",", ":"))
     assert decode_record(encode_record(record)) == record
 

@@ -229,8 +229,9 @@ def test_job_ids_and_arguments_are_checked(sched: Scheduler, rconn: redis.Redis)
     with pytest.raises(ValidationError, match="JSON"):
         sched.enqueue_at(T0, "builtins.print", {1, 2}, job_id="pickled")
     assert not rconn.exists(Job.key_for("pickled"))  # nothing left behind
-    with pytest.raises(ValidationError, match="not supported"):
-        sched.enqueue_at(T0, "builtins.print", depends_on="x")
+    with pytest.raises(ValidationError, match="A-Z a-z 0-9 _ -"):
+        sched.enqueue_at(T0, "builtins.print", job_id="dep-bad", depends_on="has space")
+    assert not rconn.exists(Job.key_for("dep-bad"))
 
 
 def test_the_allow_list_applies(rconn: redis.Redis, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:

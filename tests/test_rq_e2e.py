@@ -216,6 +216,11 @@ def test_failing_task_runs_exactly_max_attempts_with_backoff_then_is_exhausted(
         (3, RunStatus.FAILED),
     ]
     assert all("RuntimeError: task failed on purpose" in (r.error or "") for r in records)
+    # The task's traceback, from the worker through the outcome payload into the store.
+    for r in records:
+        assert r.traceback is not None and r.traceback.startswith("Traceback (most recent call last):")
+        assert r.traceback.endswith("RuntimeError: task failed on purpose")
+        assert "test_rq_tasks.py" in r.traceback and ", in fail" in r.traceback
     # Backoff: 10 s after the first failure, 20 s after the second, none after the last.
     first, second, third = records
     assert first.retry_at is not None and first.finished_at is not None

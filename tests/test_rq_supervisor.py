@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import redis
@@ -78,7 +79,8 @@ def test_pool_worker_command_line(rq_redis_url: str) -> None:
         rq_redis_url, ["high", "low"], 1, burst=True, serializer="rq.serializers.JSONSerializer", extra_args=["-q"]
     )
     cmd = pool.command(0)
-    assert cmd[:4] == [sys.executable, "-m", "rq.cli", "worker"]
+    assert cmd[:4] == [sys.executable, "-m", "schedcore_rq._worker_main", "worker"]
+    assert not [arg for arg in cmd if "redis" in arg or "unix://" in arg]  # the URL is in the environment
     assert cmd[-2:] == ["high", "low"]
     assert "--burst" in cmd and "rq.serializers.JSONSerializer" in cmd and "-q" in cmd
     assert cmd[cmd.index("--worker-class") + 1] == "rq.worker.Worker"
@@ -112,3 +114,104 @@ def test_serve_stops_the_workers_on_sigterm(rq_redis_url: str, rconn: redis.Redi
             process.wait()
     wait_for(lambda: not any(alive(pid) for pid in pids), what="the workers to exit")
     assert Worker.all(connection=rconn) == []
+
+
+def test_workers_killed_while_starting_leave_no_registration_behind(rq_redis_url: str, rconn: redis.Redis) -> None:
+    """SIGTERM in the window where a worker is registered but has no signal handlers yet kills
+    it without unregistering (widened here to 3 s by the worker class): the pool removes the
+    registrations of the workers it started that ended, so no ghost stays for rq's tooling."""
+    slow = "rq_workers.SlowStartWorker"
+    pool = WorkerPool(rq_redis_url, ["default", "other"], 2, worker_class=slow, env=worker_env())
+    pool.start()
+    try:
+        wait_for(lambda: len(rconn.keys("ready:*")) == 2, what="two workers to register")
+        assert len(Worker.all(connection=rconn)) == 2
+        pids = pool.pids()
+    finally:
+        pool.stop()
+    assert not any(alive(pid) for pid in pids)
+    assert Worker.all(connection=rconn) == []
+    assert Worker.all(queue=Queue("other", connection=rconn)) == []
+    assert rconn.scard("rq:workers") == 0
+
+
+def test_a_crashed_worker_is_unregistered_and_restarted(rq_redis_url: str, rconn: redis.Redis) -> None:
+    pool = WorkerPool(rq_redis_url, ["default"], 1, worker_class="rq_workers.SlowStartWorker", env=worker_env())
+    pool.backoff = (0.2, 1.0)
+    pool.start()
+    try:
+        wait_for(lambda: len(rconn.keys("ready:*")) == 1, what="the worker to register")
+        [first] = Worker.all(connection=rconn)
+        os.kill(pool.pids()[0], signal.SIGKILL)
+        wait_for(lambda: pool.restarts == 1, what="the killed worker to be restarted")
+        assert first.name not in [w.name for w in Worker.all(connection=rconn)]
+    finally:
+        pool.stop()
+    assert Worker.all(connection=rconn) == []
+
+
+def test_stopping_at_any_moment_of_start_up_leaves_no_worker_registered(rq_redis_url: str, rconn: redis.Redis) -> None:
+    """Start and stop a pool again and again, the stop landing anywhere in the workers' start."""
+    for attempt in range(8):
+        pool = WorkerPool(rq_redis_url, ["default"], 2, worker_class="rq.worker.SimpleWorker", env=worker_env())
+        pool.start()
+        time.sleep(attempt * 0.08)
+        pool.stop()
+        assert Worker.all(connection=rconn) == [], f"ghost workers after a stop {attempt * 0.08:.2f}s in"
+
+
+def _serve(url: str, n: int) -> str:
+    return textwrap.dedent(
+        f"""
+        import logging
+        logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
+        from schedcore_rq import WorkerPool
+        WorkerPool({url!r}, ["default"], {n}, worker_class="rq.worker.SimpleWorker").serve()
+        """
+    )
+
+
+def test_ctrl_c_stops_the_pool_without_restarting_anything(rq_redis_url: str, rconn: redis.Redis) -> None:
+    """Ctrl-C in a terminal: SIGINT to the whole foreground process group."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", _serve(rq_redis_url, 2)],
+        env=worker_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
+    )
+    try:
+        wait_for(lambda: len(Worker.all(connection=rconn)) == 2, what="two workers to register")
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert "restarting" not in err and "exited with" not in err, err
+    assert err.count("started rq worker") == 2
+    assert Worker.all(connection=rconn) == []
+
+
+def test_worker_logs_go_to_stderr_and_task_output_to_stdout(rq_redis_url: str, rconn: redis.Redis) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", _serve(rq_redis_url, 1)],
+        env=worker_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: len(Worker.all(connection=rconn)) == 1, what="the worker to register")
+        Queue("default", connection=rconn).enqueue("test_rq_tasks.shout", rq_redis_url, "n:shout", "TASK-SAYS-HI")
+        wait_for(lambda: rconn.get("n:shout") == b"1", what="the task to run")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert out.splitlines() == ["TASK-SAYS-HI"]  # the task's output, and nothing else
+    assert "Listening on" in err and "Job OK" in err  # RQ's own lines
+    assert "started rq worker 0" in err  # the supervisor's

@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+
+from schedcore.records import Outcome
 
 TESTS_DIR = Path(__file__).resolve().parent
 WORKER_CLASSES = ["rq.worker.Worker", "rq.worker.SimpleWorker"]
@@ -92,3 +96,30 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> Non
         except subprocess.TimeoutExpired:
             process.kill()
     process.wait()
+
+
+class Collector:
+    """An executor's report callback that keeps the outcomes (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.outcomes.append(outcome)
+
+    def wait(self, executor: Any, n: int, timeout: float = 5.0) -> list[Outcome]:
+        """Wait until ``n`` outcomes arrived (the background thread may be reporting them)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            executor.process_outcomes()
+            with self.lock:
+                if len(self.outcomes) >= n:
+                    break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {n} outcomes, got {self.outcomes}")
+            time.sleep(0.02)
+        time.sleep(0.1)  # and no more than n
+        executor.process_outcomes()
+        return list(self.outcomes)

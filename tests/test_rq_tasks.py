@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import redis
 
@@ -50,3 +51,24 @@ def slow_once(url: str, key: str, seconds: float) -> None:
 def hincr(url: str, key: str, field: str) -> None:
     """Count one execution of ``field`` in the hash ``key``."""
     _conn(url).hincrby(key, field, 1)
+
+
+def shout(url: str, key: str, text: str) -> None:
+    """Count one execution and print ``text`` on stdout (where a task's output goes)."""
+    print(text, flush=True)
+    _conn(url).incr(key)
+
+
+def record_success(job: Any, connection: Any, result: Any, *args: Any, **kwargs: Any) -> None:
+    """An RQ success callback: records the job id and its result in the hash ``callbacks:success``."""
+    connection.hset("callbacks:success", job.id, repr(result))
+
+
+def record_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, traceback: Any, *args: Any) -> None:
+    """An RQ failure callback: records the job id and its error in the hash ``callbacks:failure``."""
+    connection.hset("callbacks:failure", job.id, f"{exc_type.__name__}: {exc_value}")
+
+
+def failing_callback(job: Any, connection: Any, result: Any, *args: Any, **kwargs: Any) -> None:
+    """An RQ success callback that fails: RQ then fails the job."""
+    raise RuntimeError("callback failed on purpose")

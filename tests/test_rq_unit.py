@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rq import Queue
 from rq.job import Job, JobStatus
-from test_rq_support import rconn, rq_redis_url
+from test_rq_support import Collector, rconn, rq_redis_url
 
 from schedcore import Interval, Schedule
 from schedcore.exceptions import ExecutorUnavailable, ValidationError
@@ -39,31 +39,6 @@ def schedule(sid: str = "s1", **kwargs: Any) -> Schedule:
 
 def run_of(s: Schedule, nominal: datetime = T0, attempt: int = 1) -> Run:
     return Run.create(s, Pending(kind=PendingKind.FIRE, nominal=nominal, due=nominal, attempt=attempt))
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.outcomes: list[Outcome] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, outcome: Outcome) -> None:
-        with self.lock:
-            self.outcomes.append(outcome)
-
-    def wait(self, executor: RQExecutor, n: int, timeout: float = 5.0) -> list[Outcome]:
-        """Wait until ``n`` outcomes arrived (the background thread may be reporting them)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            executor.process_outcomes()
-            with self.lock:
-                if len(self.outcomes) >= n:
-                    break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {n} outcomes, got {self.outcomes}")
-            time.sleep(0.02)
-        time.sleep(0.1)  # and no more than n
-        executor.process_outcomes()
-        return list(self.outcomes)
 
 
 @pytest.fixture
@@ -374,6 +349,45 @@ def test_callbacks_map_to_outcomes(executor: RQExecutor, rconn: redis.Redis) -> 
     assert rconn.hlen(executor.keys.runs) == 0
 
 
+def test_failure_callback_reports_the_tasks_traceback(executor: RQExecutor, rconn: redis.Redis) -> None:
+    from rq.exceptions import AbandonedJobError
+
+    def task() -> None:
+        raise ValueError("nope")
+
+    try:
+        task()
+    except ValueError as exc:
+        raised = exc
+    got = Collector()
+    executor.start(got)
+    _, failed = handed_job(executor, rconn, "bad")
+    worker_side.on_failure(failed, rconn, ValueError, raised, raised.__traceback__)
+    _, gone = handed_job(executor, rconn, "gone")
+    worker_side.on_failure(gone, rconn, AbandonedJobError, AbandonedJobError(), None)
+    got.wait(executor, 2)
+    by_sid = {o.schedule_id: o for o in got.outcomes}
+    trace = by_sid["bad"].traceback
+    assert trace is not None and trace.startswith("Traceback (most recent call last):")
+    assert 'raise ValueError("nope")' in trace and trace.endswith("ValueError: nope")
+    assert by_sid["gone"].status is OutcomeStatus.LOST and by_sid["gone"].traceback is None
+
+
+def test_a_payloads_traceback_is_read_defensively() -> None:
+    """A wrong-typed traceback is ignored and a long one trimmed: the outcome still counts."""
+    from schedcore.tracebacks import trim_traceback
+    from schedcore_rq._outcomes import RunInfo, outcome_from_payload, payload
+
+    info = RunInfo(run_id="s1@0.1", schedule_id="s1", nominal_ms=0, attempt=1)
+    body = json.loads(payload("j", info, OutcomeStatus.FAILED, error="E: x", traceback="T\nE: x"))
+    assert body["tb"] == "T\nE: x"
+    assert "tb" not in json.loads(payload("j", info, OutcomeStatus.SUCCEEDED))
+    huge = "T\n" + "  frame\n" * 100_000 + "E: x"
+    for tb, want in [(42, None), (["x"], None), ({"a": 1}, None), ("T\nE: x", "T\nE: x"), (huge, trim_traceback(huge))]:
+        job_id, outcome = outcome_from_payload(json.dumps({**body, "tb": tb}))
+        assert (job_id, outcome.status, outcome.error, outcome.traceback) == ("j", OutcomeStatus.FAILED, "E: x", want)
+
+
 def test_run_task_imports_and_calls_and_wraps_import_errors() -> None:
     assert worker_side.run_task("schedcore.testing.tasks:echo", 5) == 5
     with pytest.raises(ImportError, match="nope"):
@@ -414,6 +428,8 @@ def test_reconciler_reports_jobs_whose_callback_never_came(
     assert [o.status for o in got.outcomes] == [expected]
     if error_part:
         assert error_part in (got.outcomes[0].error or "")
+    # The traceback RQ recorded, when it recorded more than one line (not for a killed work-horse).
+    assert got.outcomes[0].traceback == (exc.strip() if exc and "\n" in exc else None)
 
 
 def test_reconciler_leaves_queued_and_live_started_jobs_alone(executor: RQExecutor, rconn: redis.Redis) -> None:
@@ -625,6 +641,9 @@ def test_payloads_stuck_in_processing_are_swept_by_a_running_executor(rconn: red
     ex = RQExecutor(rconn, reconcile_interval=0.2, poll_interval=0.1)
     got = Collector()
     ex.start(got)  # nothing to recover at start
+    deadline = time.monotonic() + 5
+    while ex._blocked_id is None and time.monotonic() < deadline:  # the start-up recovery is over
+        time.sleep(0.01)
     try:
         run = run_of(schedule("stuck"))
         old = payload(job_id_for(run.id), run_info(run), OutcomeStatus.SUCCEEDED, finished_ms=1_000)

@@ -324,12 +324,15 @@ def test_a_finished_record_reads_back_like_the_other_stores(tmp_path: Path) -> N
     store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
     [c] = store.claim_due(at(0), limit=1, lease=timedelta(seconds=30), owner="x")
     assert store.commit([commit_for(c, next_fire=fire_entry(60))]) == [True]
-    outcome = outcome_for("a", c.entry, "failed", finished_at=at(1.5), error='Boom: "quoted" \u00e9\n')
+    error = 'Boom: "quoted" \u00e9\n'
+    trace = f'Traceback (most recent call last):\n  File "t.py", line 1, in <module>\n{error}'
+    outcome = outcome_for("a", c.entry, "failed", finished_at=at(1.5), error=error, traceback=trace)
     assert store.record_outcomes([(outcome, entry("retry", 0, due=30, attempt=2))]) == [True]
     [(raw,)] = _rows(tmp_path / "s.db", "SELECT record FROM history")
     [record] = store.history("a")
     assert json.loads(str(raw)) == record.to_dict()
     assert (record.finished_at, record.error, record.retry_at) == (at(1.5), outcome.error, at(30))
+    assert record.traceback == outcome.traceback and record.traceback
     store.close()
 
 
@@ -438,6 +441,7 @@ _instants = st.datetimes(
         error=st.none() | st.text(),
         retry_at=st.none() | _instants,
         note=st.none() | st.text(),
+        traceback=st.none() | st.text(),
     )
 )
 def test_the_compact_record_codec_writes_exactly_what_to_dict_does(record: RunRecord) -> None:

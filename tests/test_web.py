@@ -35,10 +35,11 @@ pytestmark = pytest.mark.usefixtures("clean_schedcore_env", "restore_logging")
 
 
 def make(
-    schedules: Sequence[Schedule] = (), handler: Any = None, **config: Any
+    schedules: Sequence[Schedule] = (), handler: Any = None, *, store: Any = None, **config: Any
 ) -> tuple[FlaskClient, Scheduler, FakeClock]:
     clock = FakeClock(T0)
-    scheduler = Scheduler(MemoryStore(history_limit=500), CallbackExecutor(handler, clock=clock), clock=clock)
+    store = MemoryStore(history_limit=500) if store is None else store
+    scheduler = Scheduler(store, CallbackExecutor(handler, clock=clock), clock=clock)
     scheduler.add_many(list(schedules))
     config.setdefault("activity", Activity(ttl=timedelta(0)))
     app = create_app(scheduler, WebConfig(clock=clock.now, **config))
@@ -205,6 +206,27 @@ def test_api_actions_with_a_csrf_token_pause_resume_trigger_backfill_remove() ->
     assert scheduler.get("job") is None
     assert client.post("/api/schedules/job/pause", headers=headers).status_code == 404
     assert client.post("/api/schedules/job/explode", headers=headers).status_code == 404
+
+
+def test_the_dashboard_on_the_sqlite_store(tmp_path: Any) -> None:
+    """The web layer knows only the Store protocol: the default SQLite store serves it too."""
+    from schedcore.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "web.db")
+    try:
+        client, scheduler, _ = make([every(f"job-{n}", 60) for n in range(3)], store=store)
+        assert [row["id"] for row in client.get("/api/schedules?limit=2").get_json()["schedules"]] == ["job-0", "job-1"]
+        headers = {"X-CSRF-Token": csrf(client)}
+        assert client.post("/api/schedules/job-1/pause", headers=headers).get_json()["paused"] is True
+        assert client.post("/api/schedules/job-2/trigger", headers=headers).get_json()["run_id"].startswith("job-2@")
+        run_until(scheduler, T0 + timedelta(seconds=1))
+        history = client.get("/api/schedules/job-2/history").get_json()
+        assert history["history"] and {run["status"] for run in history["history"]} == {"succeeded"}
+        page = client.get("/schedules/job-1")
+        assert page.status_code == 200 and b"job-1" in page.data
+        assert client.get("/overview").status_code == 200
+    finally:
+        store.close()
 
 
 def test_post_without_or_with_a_wrong_csrf_token_changes_nothing() -> None:

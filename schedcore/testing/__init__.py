@@ -4,6 +4,8 @@
   every :class:`~schedcore.protocols.Store` implementation runs against itself.
 * :class:`ExecutorConformance` (:mod:`schedcore.testing.executor_suite`) -- the contract
   suite every :class:`~schedcore.protocols.Executor` implementation runs against itself.
+* :mod:`schedcore.testing.trigger_suite` -- property checks for trigger authors
+  (:func:`~schedcore.testing.trigger_suite.check_trigger`, ``TriggerContract``).
 * :mod:`schedcore.testing.factories` -- small builders for schedules and index entries.
 * :mod:`schedcore.testing.tasks` -- tiny task functions importable by reference.
 

@@ -45,7 +45,11 @@ Where the protocol leaves room the suite says which reading it checks:
   Returning quietly would leave the engine believing the run was dispatched, and it would
   stay "running" forever;
 * ``started_at`` is optional in :class:`~schedcore.records.Outcome`; when given it must be
-  aware and not after ``finished_at``.
+  aware and not after ``finished_at``;
+* a run whose task raised carries the task's traceback in ``Outcome.traceback``, as Python
+  prints it, trimmed by :func:`schedcore.tracebacks.format_traceback` (the exception line
+  last, the innermost frames kept); a success carries none. An executor whose backend
+  cannot give one sets :attr:`ExecutorConformance.reports_tracebacks` to False.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from schedcore.exceptions import ExecutorUnavailable
 from schedcore.protocols import Executor
 from schedcore.records import Outcome, OutcomeStatus, Pending, PendingKind, Run
 from schedcore.testing.factories import make_schedule
+from schedcore.tracebacks import MAX_CHARS, MAX_LINES
 
 __all__ = ["ExecutorConformance", "ExecutorHarness", "Reports"]
 
@@ -172,6 +177,9 @@ class ExecutorConformance:
     quiet_period: ClassVar[float] = 0.3
     #: The ``Schedule.queue`` of the suite's runs (the queue the harness drains).
     queue: ClassVar[str] = "default"
+    #: Whether a failed run's outcome carries the task's traceback (False: the suite only
+    #: checks that whatever is reported is within the bounds).
+    reports_tracebacks: ClassVar[bool] = True
 
     @pytest.fixture
     def harness(self) -> Iterator[ExecutorHarness]:
@@ -243,7 +251,7 @@ class ExecutorConformance:
         outcome = self.only_outcome(reports, run)
         self.assert_belongs_to(outcome, run)
         assert outcome.status is OutcomeStatus.SUCCEEDED
-        assert outcome.error is None
+        assert outcome.error is None and outcome.traceback is None
         assert reports.ids() == {run.id}
 
     def test_settled_is_accepted_for_any_ids_and_changes_no_outcome(
@@ -271,6 +279,25 @@ class ExecutorConformance:
         self.assert_belongs_to(outcome, run)
         assert outcome.status is OutcomeStatus.FAILED
         assert outcome.error == "RuntimeError: kaput on purpose"
+
+    def test_task_that_raises_reports_its_traceback_trimmed(self, harness: ExecutorHarness, reports: Reports) -> None:
+        """Deep enough to be trimmed: the end is kept, where the task raised."""
+        executor = self.start(harness, reports)
+        run = self.run("fails-deep", "fail_deep", args=[60, "deep on purpose"])
+        executor.submit([run])
+        self.execute(harness, reports, [run])
+        outcome = self.only_outcome(reports, run)
+        assert outcome.status is OutcomeStatus.FAILED
+        trace = outcome.traceback
+        if trace is None and not self.reports_tracebacks:
+            return
+        assert trace is not None, "a failed run's outcome carries no traceback"
+        lines = trace.split("\n")
+        assert len(lines) <= MAX_LINES and len(trace) <= MAX_CHARS
+        assert lines[0] == "Traceback (most recent call last):"
+        assert "lines trimmed)" in lines[1]
+        assert lines[-1] == "RuntimeError: deep on purpose"
+        assert ", in fail" in lines[-3] and "raise RuntimeError(message)" in lines[-2]  # the raising frame
 
     def test_task_whose_module_cannot_be_imported_is_a_failed_run(
         self, harness: ExecutorHarness, reports: Reports

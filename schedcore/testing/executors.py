@@ -32,6 +32,7 @@ from schedcore.clock import Clock, FakeClock, SystemClock
 from schedcore.exceptions import ExecutorUnavailable
 from schedcore.model import Schedule
 from schedcore.records import Outcome, OutcomeStatus, Run
+from schedcore.tracebacks import format_traceback
 
 __all__ = ["CallbackExecutor", "Result"]
 
@@ -42,10 +43,11 @@ def _duration(value: Any) -> timedelta:
 
 @attrs.frozen(kw_only=True)
 class Result:
-    """What a handler returns: the run's status, its error text and how long it runs."""
+    """What a handler returns: the run's status, its error text (and traceback) and how long it runs."""
 
     status: OutcomeStatus = attrs.field(default=OutcomeStatus.SUCCEEDED, converter=OutcomeStatus)
     error: str | None = None
+    traceback: str | None = None
     duration: timedelta = attrs.field(default=timedelta(0), converter=_duration)
 
 
@@ -56,7 +58,8 @@ class CallbackExecutor:
     """An :class:`~schedcore.protocols.Executor` whose ``handler(run)`` plays the task.
 
     The handler returns None (success), an :class:`OutcomeStatus`, or a :class:`Result`;
-    an exception it raises makes a failed run with ``"Type: message"`` as the error. Runs
+    an exception it raises makes a failed run with ``"Type: message"`` as the error and its
+    traceback (:func:`~schedcore.tracebacks.format_traceback`). Runs
     are deduplicated by id like a real executor. Everything is recorded: ``submitted``
     (every hand-over, repeats included), ``executed`` (runs the handler saw, once each),
     ``outcomes`` (reported) and ``running`` (executed, not finished yet). Set
@@ -150,7 +153,9 @@ class CallbackExecutor:
         try:
             answer = self.handler(run)
         except Exception as exc:
-            result = Result(status=OutcomeStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            result = Result(
+                status=OutcomeStatus.FAILED, error=f"{type(exc).__name__}: {exc}", traceback=format_traceback(exc)
+            )
         else:
             if answer is None:
                 result = Result()
@@ -164,12 +169,21 @@ class CallbackExecutor:
             if not isinstance(self.clock, FakeClock):
                 raise TypeError("simulated durations need a FakeClock")
             finish = started + result.duration
-            self.clock.call_at(finish, lambda: self._report(run, result.status, result.error, started, finish))
+            self.clock.call_at(
+                finish, lambda: self._report(run, result.status, result.error, started, finish, trace=result.traceback)
+            )
         else:
-            self._report(run, result.status, result.error, started, started)
+            self._report(run, result.status, result.error, started, started, trace=result.traceback)
 
     def _report(
-        self, run: Run, status: OutcomeStatus, error: str | None, started: datetime, finished: datetime
+        self,
+        run: Run,
+        status: OutcomeStatus,
+        error: str | None,
+        started: datetime,
+        finished: datetime,
+        *,
+        trace: str | None = None,
     ) -> None:
         with self._lock:
             if self.running.pop(run.id, None) is None:
@@ -183,6 +197,7 @@ class CallbackExecutor:
                 started_at=trunc_ms(started),
                 finished_at=finished,
                 error=error if status is not OutcomeStatus.SUCCEEDED else None,
+                traceback=trace if status is not OutcomeStatus.SUCCEEDED else None,
             )
             self.outcomes.append(outcome)
             reports = list(self._reports)

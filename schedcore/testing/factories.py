@@ -127,6 +127,8 @@ def outcome_for(
     status: OutcomeStatus | str = OutcomeStatus.SUCCEEDED,
     finished_at: datetime | None = None,
     error: str | None = None,
+    *,
+    traceback: str | None = None,
 ) -> Outcome:
     """The outcome the executor reports for ``pending``'s run."""
     return Outcome(
@@ -137,4 +139,5 @@ def outcome_for(
         status=OutcomeStatus(status),
         finished_at=finished_at or pending.due + timedelta(seconds=1),
         error=error,
+        traceback=traceback,
     )

@@ -76,9 +76,12 @@ from schedcore.testing.factories import (
     outcome_for,
     run_id,
 )
+from schedcore.tracebacks import MAX_CHARS, MAX_LINES, trim_traceback
 from schedcore.triggers import At, Interval
 
 __all__ = ["StoreConformance"]
+
+TRACE_HEADER = "Traceback (most recent call last):"
 
 LEASE = timedelta(seconds=30)
 FAR = at(1_000_000)
@@ -837,15 +840,61 @@ class StoreConformance:
         self.add_fire(store, "a", 0)
         c = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
         error = None if status is OutcomeStatus.SUCCEEDED else "RuntimeError: boom"
-        outcome = outcome_for("a", c.entry, status, finished_at=at(3), error=error)
+        trace = None if error is None else f'{TRACE_HEADER}\n  File "app/jobs.py", line 3, in job\n{error}'
+        outcome = outcome_for("a", c.entry, status, finished_at=at(3), error=error, traceback=trace)
         assert store.record_outcome(outcome, None) is True
         stored = store.get("a")
         assert stored is not None and stored.running == () and stored.runs_started == 1
         [record] = store.history("a")
         expected = attrs.evolve(
-            dispatched_record("a", c.entry), status=RunStatus(status.value), finished_at=at(3), error=error
+            dispatched_record("a", c.entry),
+            status=RunStatus(status.value),
+            finished_at=at(3),
+            error=error,
+            traceback=trace,
         )
         assert record == expected
+
+    @pytest.mark.parametrize(
+        "trace",
+        [
+            # What JSON, Lua and SQL must carry untouched: quotes, backslashes, braces, control
+            # characters, non-ASCII, and text that looks like a record's own fields.
+            f'{TRACE_HEADER}\n  File "C:\\app\\jobs.py", line 1, in <module>\n\tx = {{"i":"a@0.1","s":"dispatched"}}'
+            "\n\x00\x1b[31m\r\nValueError: caf\u00e9 \u2603 \U0001f600 'quoted' \"double\" %s %d ${x} --",
+            # At the bounds: kept whole.
+            "\n".join([TRACE_HEADER, *(f"  frame {i:03d}" for i in range(MAX_LINES - 2)), "KeyError: 'x'"]),
+            "E" * MAX_CHARS,
+        ],
+        ids=["hostile-characters", "max-lines", "max-chars"],
+    )
+    def test_history_keeps_a_failed_runs_traceback(self, store: Store, trace: str) -> None:
+        self.add_fire(store, "a", 0)
+        c = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        second = self.dispatch_fire(store, "a", at(60), next_fire=fire_entry(120))
+        outcome = outcome_for("a", c.entry, "failed", finished_at=at(3), error="ValueError: x", traceback=trace)
+        assert store.record_outcome(outcome, entry("retry", 0, due=30, attempt=2)) is True
+        newer, older = store.history("a")
+        assert older.run_id == run_id("a", c.entry) and older.traceback == trace and older.error == "ValueError: x"
+        assert newer.run_id == run_id("a", second.entry) and newer.traceback is None  # only the failed run's record
+        assert store.record_outcome(outcome_for("a", second.entry, "succeeded", finished_at=at(61)), None) is True
+        assert [r.traceback for r in store.history("a")] == [None, trace]
+
+    def test_history_keeps_an_oversized_traceback_trimmed(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        c = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        frames = [f'  File "app/deep.py", line {i}, in level_{i}\n    level_{i + 1}()' for i in range(500)]
+        trace = "\n".join([TRACE_HEADER, *frames, "RecursionError: too deep"])
+        outcome = outcome_for(
+            "a", c.entry, "failed", finished_at=at(3), error="RecursionError: too deep", traceback=trace
+        )
+        assert store.record_outcome(outcome, None) is True
+        [record] = store.history("a")
+        assert record.traceback == trim_traceback(trace)
+        lines = record.traceback.splitlines()
+        assert len(lines) <= MAX_LINES and len(record.traceback) <= MAX_CHARS
+        assert lines[0] == TRACE_HEADER and lines[-1] == "RecursionError: too deep"
+        assert "level_499" in record.traceback and "level_0()" not in record.traceback  # the innermost frames kept
 
     def test_record_outcome_at_most_once(self, store: Store) -> None:
         self.add_fire(store, "a", 0)
@@ -1597,7 +1646,9 @@ class StoreMachine(RuleBasedStateMachine):
                 attempt=pending.attempt + 1,
             )
         error = None if status is OutcomeStatus.SUCCEEDED else f"{status.value}!"
-        return outcome_for(sid, pending, status, finished_at=self.now, error=error), retry_entry
+        trace = None if error is None else f"{TRACE_HEADER}\n  {run_id(sid, pending)}\n{error}"
+        outcome = outcome_for(sid, pending, status, finished_at=self.now, error=error, traceback=trace)
+        return outcome, retry_entry
 
     def _model_outcome(self, outcome: Outcome, retry_entry: Pending | None) -> bool:
         """Apply ``outcome`` to the model; whether the store must record it."""
@@ -1614,6 +1665,7 @@ class StoreMachine(RuleBasedStateMachine):
                     status=RunStatus(outcome.status.value),
                     finished_at=outcome.finished_at,
                     error=outcome.error,
+                    traceback=outcome.traceback,
                     retry_at=retry_entry.due if retry_entry else None,
                 )
                 break

@@ -20,6 +20,7 @@ __all__ = [
     "append_line",
     "echo",
     "fail",
+    "fail_deep",
     "noop",
     "record",
     "record_args_to_file",
@@ -45,6 +46,18 @@ def echo(value: Any = None) -> Any:
 def fail(message: str = "boom", *args: Any, **kwargs: Any) -> None:
     """Raise ``RuntimeError(message)``."""
     raise RuntimeError(message)
+
+
+def fail_deep(depth: int, message: str = "boom") -> None:
+    """Raise ``RuntimeError(message)`` from :func:`fail`, ``depth`` calls down (a long traceback)."""
+    if depth <= 0:
+        fail(message)
+    _fail_deeper(depth - 1, message)
+
+
+def _fail_deeper(depth: int, message: str) -> None:
+    # Alternates with fail_deep: Python folds a run of one repeated frame into a single line.
+    fail_deep(depth, message)
 
 
 def record(*args: Any, **kwargs: Any) -> None:

@@ -24,6 +24,10 @@ function, ``"module.func"``       ``task="module:qualname"`` (:func:`task_for`)
                                   default to ``result_ttl=-1`` as in rq-scheduler
 ``description`` / ``meta``        ``executor_options.description`` / ``meta``
 ``at_front``                      ``executor_options.at_front``
+``depends_on`` (job, id,          ``executor_options.depends_on`` (job ids) and
+``Dependency`` or a list)         ``allow_dependency_failures`` (``Dependency.allow_failure``)
+``on_success`` / ``on_failure``   ``executor_options.on_success`` / ``on_failure``
+(``Callback``, function, string)  (``"module:qualname"``) and ``..._timeout`` (a Callback's)
 ================================  ==========================================================
 """
 
@@ -31,7 +35,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -42,12 +45,15 @@ from schedcore.model import Schedule, Serializer
 from schedcore.protocols import Trigger
 from schedcore.signing import pickle_key
 from schedcore.triggers import At, Cron, Interval
+from schedcore_rq._jobs import valid_job_id
 
 __all__ = [
     "COMPAT_META",
     "ONE_SHOT_GRACE",
     "as_utc",
+    "callback_options",
     "check_job_id",
+    "dependency_options",
     "local_zone",
     "one_shot_schedule",
     "periodic_schedule",
@@ -58,7 +64,6 @@ __all__ = [
 COMPAT_META = "rq_scheduler"
 #: rq-scheduler enqueues a due one-shot however late its scheduler gets to it.
 ONE_SHOT_GRACE = timedelta(days=3650)
-_JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 
 
 def check_job_id(value: Any) -> str:
@@ -67,7 +72,7 @@ def check_job_id(value: Any) -> str:
     Refused rather than rewritten: the caller keeps the id it passed (``Job.fetch(id)``,
     ``id in scheduler``), so a silently changed id would break exactly those calls.
     """
-    if not isinstance(value, str) or not _JOB_ID_RE.match(value):
+    if not valid_job_id(value):
         raise ValidationError(
             "job_id", value, "must be 1-200 characters of A-Z a-z 0-9 _ - (what RQ >= 2.8 accepts as a job id)"
         )
@@ -164,6 +169,53 @@ def _arguments(args: Any, kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any],
     return args, kwargs, Serializer.JSON
 
 
+def dependency_options(depends_on: Any) -> dict[str, Any]:
+    """RQ's ``depends_on`` -- a job, a job id, an ``rq.job.Dependency`` or a list of these --
+    as executor options: ``depends_on`` (job ids), and from a Dependency
+    ``allow_dependency_failures`` and ``at_front`` (its ``enqueue_at_front``)."""
+    if depends_on is None:
+        return {}
+    items = list(depends_on) if isinstance(depends_on, (list, tuple)) else [depends_on]
+    ids: list[str] = []
+    options: dict[str, Any] = {}
+    for item in items:
+        if hasattr(item, "dependencies") and hasattr(item, "allow_failure"):  # rq.job.Dependency
+            found = list(item.dependencies)
+            if item.allow_failure:
+                options["allow_dependency_failures"] = True
+            if getattr(item, "enqueue_at_front", False):
+                options["at_front"] = True
+        else:
+            found = [item]
+        for dependency in found:
+            job_id = dependency if isinstance(dependency, str) else getattr(dependency, "id", None)
+            if not isinstance(job_id, str):
+                raise ValidationError("depends_on", dependency, "expected a job, a job id or an rq Dependency")
+            ids.append(check_job_id(job_id))
+    if not ids:
+        raise ValidationError("depends_on", depends_on, "names no job")
+    options["depends_on"] = list(dict.fromkeys(ids))
+    return options
+
+
+def callback_options(name: str, callback: Any) -> dict[str, Any]:
+    """RQ's ``on_success``/``on_failure`` -- an ``rq.Callback``, a function or a
+    ``"module.function"`` string -- as executor options: ``name`` (``"module:qualname"``,
+    importable by name like a task) and, for a Callback, ``<name>_timeout``."""
+    if callback is None:
+        return {}
+    func = getattr(callback, "func", callback)  # an rq Callback holds the function or its name
+    try:
+        reference = task_for(func)
+    except ValidationError as exc:
+        raise ValidationError(name, callback, exc.reason) from None
+    options: dict[str, Any] = {name: reference}
+    timeout = getattr(callback, "timeout", None) if func is not callback else None
+    if timeout is not None:
+        options[f"{name}_timeout"] = timeout
+    return options
+
+
 def _options(
     *,
     job_id: str | None,
@@ -173,8 +225,15 @@ def _options(
     description: str | None,
     meta: Mapping[str, Any] | None,
     at_front: bool | None,
+    depends_on: Any = None,
+    on_success: Any = None,
+    on_failure: Any = None,
 ) -> dict[str, Any]:
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {
+        **dependency_options(depends_on),
+        **callback_options("on_success", on_success),
+        **callback_options("on_failure", on_failure),
+    }
     for name, value in (
         ("job_id", job_id),
         ("job_timeout", timeout),
@@ -231,12 +290,15 @@ def one_shot_schedule(
     description: str | None = None,
     meta: Mapping[str, Any] | None = None,
     at_front: bool | None = None,
+    depends_on: Any = None,
+    on_success: Any = None,
+    on_failure: Any = None,
 ) -> Schedule:
     """The schedule of an ``enqueue_at``/``enqueue_in`` job (or ``schedule`` without interval)."""
     job_id = check_job_id(job_id)
     options = _options(
         job_id=job_id, timeout=timeout, result_ttl=result_ttl, ttl=ttl, description=description, meta=meta,
-        at_front=at_front,
+        at_front=at_front, depends_on=depends_on, on_success=on_success, on_failure=on_failure,
     )  # fmt: skip
     return _schedule(
         job_id, At(as_utc(when)), func, args, kwargs, kind="at", queue=queue, options=options,
@@ -259,6 +321,9 @@ def periodic_schedule(
     description: str | None = None,
     meta: Mapping[str, Any] | None = None,
     at_front: bool | None = None,
+    depends_on: Any = None,
+    on_success: Any = None,
+    on_failure: Any = None,
 ) -> Schedule:
     """The schedule of a ``schedule(interval=...)`` or ``cron`` job: ``repeat=N`` is N runs in all."""
     job_id = check_job_id(job_id)
@@ -266,7 +331,8 @@ def periodic_schedule(
         raise ValidationError("repeat", repeat, "must be a positive number of runs (or None: no limit)")
     options = _options(
         job_id=None, timeout=timeout, result_ttl=-1 if result_ttl is None else result_ttl, ttl=ttl,
-        description=description, meta=meta, at_front=at_front,
+        description=description, meta=meta, at_front=at_front, depends_on=depends_on, on_success=on_success,
+        on_failure=on_failure,
     )  # fmt: skip
     kind = "cron" if isinstance(trigger, Cron) else "interval"
     return _schedule(job_id, trigger, func, args, kwargs, kind=kind, queue=queue, options=options, max_runs=repeat)

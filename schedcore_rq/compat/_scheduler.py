@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -18,7 +19,6 @@ from schedcore.scheduler import Scheduler as Engine
 from schedcore.triggers import At, Interval
 from schedcore_redis import RedisStore
 from schedcore_rq._executor import RQExecutor
-from schedcore_rq._jobs import RESERVED
 from schedcore_rq._outcomes import Keys
 from schedcore_rq.compat._mapping import (
     COMPAT_META,
@@ -29,22 +29,11 @@ from schedcore_rq.compat._mapping import (
     one_shot_schedule,
     periodic_schedule,
 )
+from schedcore_rq.compat._reserve import add_reserved, placeholder_job, release
 
 __all__ = ["Scheduler"]
 
 log = logging.getLogger("schedcore.rq.compat")
-
-# KEYS: 1 the id's hand-off marker, 2 the job key. Drops a placeholder job (and its
-# reservation) that no hand-off has replaced yet; a job already handed over is left alone.
-_RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return 1
-end
-return 0
-"""
-
-_UNSUPPORTED = ("depends_on", "on_success", "on_failure")
 
 
 def _import(value: Any, default: Any) -> Any:
@@ -55,14 +44,6 @@ def _import(value: Any, default: Any) -> Any:
 
         return import_attribute(value)
     return value
-
-
-def _refuse_unsupported(options: Mapping[str, Any]) -> None:
-    for name in _UNSUPPORTED:
-        if options.get(name) is not None:
-            raise ValidationError(
-                name, options[name], "is not supported by schedcore_rq.compat (see docs/migrating.md)"
-            )
 
 
 class Scheduler:
@@ -116,7 +97,6 @@ class Scheduler:
         self.engine = Engine(self.store, self.executor, clock=self.clock, owner=self.name)
         self._serializer = serializer
         self._keys = Keys(namespace)
-        self._release = connection.register_script(_RELEASE_LUA)
 
     def __repr__(self) -> str:
         return f"<schedcore_rq.compat.Scheduler {self.name} queue={self.queue_name!r}>"
@@ -127,12 +107,13 @@ class Scheduler:
         """Run ``func(*args, **kwargs)`` once at ``scheduled_time`` (at once when it has passed).
 
         Keyword options, as rq-scheduler's: ``timeout``, ``job_id``, ``job_ttl``,
-        ``job_result_ttl``, ``job_description``, ``meta``, ``queue_name``, ``at_front``
-        (``depends_on``, ``on_success``, ``on_failure``: ValidationError, not supported);
+        ``job_result_ttl``, ``job_description``, ``depends_on`` (a job, a job id, an
+        ``rq.job.Dependency`` or a list: the run waits in RQ's deferred registry until they
+        finished), ``meta``, ``queue_name``, ``on_success``/``on_failure`` (an ``rq.Callback``,
+        a function or a ``"module.function"`` string, run on the worker) and ``at_front``;
         every other keyword goes to ``func``.
         """
         options = {name: kwargs.pop(name, None) for name in _ENQUEUE_OPTIONS}
-        _refuse_unsupported(options)
         job_id = options["job_id"] or uuid.uuid4().hex
         schedule = one_shot_schedule(
             job_id,
@@ -147,6 +128,9 @@ class Scheduler:
             description=options["job_description"],
             meta=options["meta"],
             at_front=options["at_front"],
+            depends_on=options["depends_on"],
+            on_success=options["on_success"],
+            on_failure=options["on_failure"],
         )
         return self._add(schedule, func, args, kwargs)
 
@@ -175,8 +159,9 @@ class Scheduler:
         at_front: bool | None = None,
     ) -> Any:
         """Run ``func`` at ``scheduled_time``, then every ``interval`` seconds (without drift),
-        ``repeat`` times in all (None: forever); without ``interval``, once."""
-        _refuse_unsupported({"depends_on": depends_on, "on_success": on_success, "on_failure": on_failure})
+        ``repeat`` times in all (None: forever); without ``interval``, once. The other options
+        are :meth:`enqueue_at`'s; each run of a periodic job waits for ``depends_on``."""
+        extra = {"depends_on": depends_on, "on_success": on_success, "on_failure": on_failure}
         if repeat is not None and interval is None:
             raise ValueError("Can't repeat a job without interval argument")
         job_id = id or uuid.uuid4().hex
@@ -185,13 +170,13 @@ class Scheduler:
         if interval is None:
             schedule = one_shot_schedule(
                 job_id, scheduled_time, func, args, kwargs, queue=queue, timeout=timeout, result_ttl=result_ttl,
-                ttl=ttl, description=description, meta=meta, at_front=at_front,
+                ttl=ttl, description=description, meta=meta, at_front=at_front, **extra,
             )  # fmt: skip
         else:
             schedule = periodic_schedule(
                 job_id, interval_trigger(scheduled_time, interval), func, args, kwargs, queue=queue, repeat=repeat,
                 timeout=timeout, result_ttl=result_ttl, ttl=ttl, description=description, meta=meta,
-                at_front=at_front,
+                at_front=at_front, **extra,
             )  # fmt: skip
         return self._add(schedule, func, args, kwargs)
 
@@ -216,46 +201,21 @@ class Scheduler:
         at_front: bool = False,
     ) -> Any:
         """Run ``func`` at each time of ``cron_string`` (UTC unless ``use_local_timezone``),
-        ``repeat`` times in all (None: forever)."""
-        _refuse_unsupported({"depends_on": depends_on, "on_success": on_success, "on_failure": on_failure})
+        ``repeat`` times in all (None: forever); the other options are :meth:`schedule`'s."""
         schedule = periodic_schedule(
             id or uuid.uuid4().hex, cron_trigger(cron_string, use_local_timezone), func, args, kwargs,
             queue=queue_name or self.queue_name, repeat=repeat, timeout=timeout, result_ttl=result_ttl, ttl=ttl,
-            description=description, meta=meta, at_front=at_front,
+            description=description, meta=meta, at_front=at_front, depends_on=depends_on, on_success=on_success,
+            on_failure=on_failure,
         )  # fmt: skip
         return self._add(schedule, func, args, kwargs)
 
     def _add(self, schedule: Schedule, func: Callable[..., Any] | str, args: Any, kwargs: Any) -> Any:
         """Save the job (a placeholder with the id reserved), then the schedule; undo on failure."""
-        from rq.job import JobStatus
-
-        options = schedule.executor_options
-        job = self.job_class.create(
-            func,
-            args=tuple(args or ()),
-            kwargs=dict(kwargs or {}),
-            connection=self.connection,
-            id=schedule.id,
-            timeout=options.get("job_timeout"),
-            result_ttl=options.get("result_ttl"),
-            ttl=options.get("ttl"),
-            description=options.get("description"),
-            meta=dict(options.get("meta") or {}),
-            status=JobStatus.SCHEDULED,
-            serializer=self._serializer,
+        job = placeholder_job(
+            self.job_class, self.connection, schedule, func=func, args=args, kwargs=kwargs, serializer=self._serializer
         )
-        job.origin = schedule.queue
-        job.enqueue_at_front = bool(options.get("at_front"))
-        marker = self._keys.handed(schedule.id)
-        with self.connection.pipeline() as pipe:
-            job.save(pipeline=pipe)
-            pipe.set(marker, RESERVED)
-            pipe.execute()
-        try:
-            self.engine.add(schedule, Conflict.REPLACE)
-        except BaseException:
-            self._release(keys=[marker, job.key], args=[RESERVED])
-            raise
+        add_reserved(self.engine, schedule, connection=self.connection, keys=self._keys, job=job)
         return job
 
     # -- managing ----------------------------------------------------------------------------
@@ -264,7 +224,7 @@ class Scheduler:
         """Unschedule a job (a Job or its id). A run already enqueued is left to its worker."""
         job_id = job if isinstance(job, str) else job.id
         self.engine.remove(job_id)
-        self._release(keys=[self._keys.handed(job_id), self.job_class.key_for(job_id)], args=[RESERVED])
+        release(self.connection, self._keys, job_id, self.job_class.key_for(job_id))
 
     def _scheduled(self, item: Any) -> StoredSchedule | None:
         job_id = item if isinstance(item, str) else getattr(item, "id", None)
@@ -305,42 +265,43 @@ class Scheduler:
     ) -> Iterator[Any]:
         """The scheduled jobs due by ``until`` (datetime, timedelta from now, epoch seconds,
         None: all), ordered by their next run; with ``with_times``, ``(job, naive UTC time)``
-        pairs. ``offset`` and ``length`` slice the ordered list (both or neither)."""
+        pairs. ``offset`` and ``length`` slice the ordered list (both or neither; a negative
+        ``length``: to the end). Lazy: read from the store's time index a page at a time,
+        so taking the first few jobs reads only the first page."""
         if (offset is None) != (length is None):
             raise ValueError("offset and length must be given together")
         from rq.exceptions import NoSuchJobError
 
-        limit = self._until(until)
-        due: list[tuple[datetime, str]] = []
-        for stored in self.engine.iter_schedules():
-            fire = stored.next_fire
-            if fire is not None and COMPAT_META in stored.schedule.meta and (limit is None or fire.due <= limit):
-                due.append((fire.due, stored.schedule.id))
-        due.sort()
+        due: Iterator[StoredSchedule] = self._scheduled_by_time(until)
         if offset is not None and length is not None:
-            due = due[offset : offset + length] if length >= 0 else due[offset:]
-        for when, job_id in due:
+            due = itertools.islice(due, offset, offset + length if length >= 0 else None)
+        for stored in due:
+            when = stored.next_fire.due if stored.next_fire is not None else None
+            job_id = stored.schedule.id
             try:
                 job = self.job_class.fetch(job_id, connection=self.connection, serializer=self._serializer)
             except NoSuchJobError:
                 log.warning("scheduled job %s has no RQ job in Redis; skipped", job_id)
                 continue
-            yield (job, when.astimezone(timezone.utc).replace(tzinfo=None)) if with_times else job
+            if with_times and when is not None:
+                yield job, when.astimezone(timezone.utc).replace(tzinfo=None)
+            else:
+                yield job
+
+    def _scheduled_by_time(self, until: Any) -> Iterator[StoredSchedule]:
+        """The compat layer's schedules with a next run, by ``until``, earliest first."""
+        for stored in self.store.iter_by_due(self._until(until)):
+            if COMPAT_META in stored.schedule.meta:
+                yield stored
 
     def get_jobs_to_queue(self, with_times: bool = False) -> list[Any]:
         """The jobs due now."""
         return list(self.get_jobs(self.clock.now(), with_times=with_times))
 
     def count(self, until: Any = None) -> int:
-        """How many jobs are scheduled (by ``until``, as in :meth:`get_jobs`)."""
-        limit = self._until(until)
-        return sum(
-            1
-            for stored in self.engine.iter_schedules()
-            if stored.next_fire is not None
-            and COMPAT_META in stored.schedule.meta
-            and (limit is None or stored.next_fire.due <= limit)
-        )
+        """How many jobs are scheduled (by ``until``, as in :meth:`get_jobs`): a walk over the
+        time index up to ``until``, a page at a time, without fetching the RQ jobs."""
+        return sum(1 for _ in self._scheduled_by_time(until))
 
     def _until(self, until: Any) -> datetime | None:
         if until is None:
