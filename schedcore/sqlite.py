@@ -155,9 +155,10 @@ _HOLD_FIRES = (
     " FROM json_each(?) AS t WHERE schedules.id = json_extract(t.value, '$[1]')"
 )
 # Committing a batch: each statement takes its rows as one JSON array parameter.
+#: Rows ``[schedule id, run id, status, record]``, the record a JSON object (stored as its text).
 _INSERT_HISTORY = (
     "INSERT INTO history (schedule_id, run_id, status, record) SELECT json_extract(value, '$[0]'),"
-    " json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]')"
+    " json_extract(value, '$[1]'), json_extract(value, '$[2]'), json(json_extract(value, '$[3]'))"
     " FROM json_each(?) ORDER BY key"
 )
 _INSERT_RUNNING = f"INSERT OR IGNORE INTO running (schedule_id, run_id) {_PAIRS}"
@@ -791,12 +792,13 @@ class SQLiteStore:
         if not together:
             return results
         # One statement each for the batch, its rows as one JSON parameter (see record_outcomes).
-        records = [
-            (sid, r.run_id, r.status.value, _encode_record(r))
+        # The records are JSON already: spliced in as objects, not quoted again as strings.
+        records = ",".join(
+            f'[{_quote(sid)},{_quote(r.run_id)},"{r.status.value}",{_encode_record(r)}]'
             for item, sid, _, _ in together
             for r in _history_order(item)
-        ]
-        conn.execute(_INSERT_HISTORY, (_json(records),))
+        )
+        conn.execute(_INSERT_HISTORY, (f"[{records}]",))
         running = [(sid, r.run_id) for item, sid, _, _ in together for r in item.dispatched]
         conn.execute(_INSERT_RUNNING, (_json(running),))
         conn.execute(_DELETE_CLAIMS, (_json([(sid, key) for _, sid, key, _ in together]),))
@@ -882,9 +884,9 @@ class SQLiteStore:
                 o.run_id,
                 o.status.value,
                 iso(o.finished_at),
-                _json(o.error),  # as JSON text, which json() reads back: a NUL never meets SQL text
+                _json_str(o.error),  # as JSON text, which json() reads back: a NUL never meets SQL text
                 iso(retry.due) if retry is not None else None,
-                _json(o.traceback),
+                _json_str(o.traceback),
             )
             for o, retry in batch
         ]
