@@ -2,7 +2,8 @@
 
 Options: ``path`` (default :func:`schedcore.sqlite.default_path`: ``$SCHEDCORE_SQLITE_PATH``,
 else ``$XDG_DATA_HOME/schedcore/schedcore.db``, else ``~/.local/share/schedcore/schedcore.db``),
-``history_limit``, ``busy_timeout`` (seconds). On the command line: ``-S path=FILE``,
+``history_limit``, ``busy_timeout`` (seconds), ``synchronous`` (``full``, the default, or
+``normal``: see :class:`schedcore.sqlite.SQLiteStore`). On the command line: ``-S path=FILE``,
 ``--sqlite-path FILE``, ``SCHEDCORE_SQLITE_PATH`` or ``[store_options] path = "FILE"`` in
 the settings file.
 """
@@ -18,7 +19,7 @@ from schedcore.settings import CliOption
 
 __all__ = ["OPTION", "create_store"]
 
-_KNOWN = frozenset({"path", "history_limit", "busy_timeout"})
+_KNOWN = frozenset({"path", "history_limit", "busy_timeout", "synchronous"})
 
 #: ``--sqlite-path`` (env ``SCHEDCORE_SQLITE_PATH``, settings ``sqlite_path``): the store's ``path``.
 OPTION = CliOption(
@@ -54,8 +55,12 @@ def create_store(options: Mapping[str, Any]) -> Store:
     path = options.get("path")
     if path is not None and not str(path).strip():
         raise ValidationError("store.path", path, "empty; give a file path, or leave the option out for the default")
+    synchronous = str(options.get("synchronous", "full")).lower()
+    if synchronous not in ("full", "normal"):
+        raise ValidationError("store.synchronous", options["synchronous"], "expected 'full' or 'normal'")
     return SQLiteStore(
         str(path) if path is not None else default_path(),
         history_limit=_number(options, "history_limit", int, 50),
         busy_timeout=_number(options, "busy_timeout", float, 5.0),
+        synchronous=synchronous,
     )

@@ -216,9 +216,35 @@ def connect(path: str, *, busy_timeout: float, read_only: bool = False) -> sqlit
     return conn
 
 
-def open_database(path: str, *, busy_timeout: float) -> sqlite3.Connection:
+#: The oldest SQLite library the store works with: RETURNING (3.35) and the JSON functions
+#: (built in since 3.38; earlier only when compiled with JSON1, which Python's builds are).
+MIN_SQLITE = (3, 35, 0)
+
+
+def _check_library(conn: sqlite3.Connection, path: str) -> None:
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise StoreError(
+            f"sqlite {path}: this Python links SQLite {sqlite3.sqlite_version}; "
+            f"schedcore needs {'.'.join(map(str, MIN_SQLITE))} or newer"
+        )
+    try:
+        conn.execute("SELECT json_valid('{}')").fetchone()
+    except sqlite3.OperationalError:
+        raise StoreError(
+            f"sqlite {path}: this Python's SQLite {sqlite3.sqlite_version} lacks the JSON functions schedcore needs"
+        ) from None
+
+
+#: ``PRAGMA synchronous`` levels a store may ask for (see :class:`schedcore.sqlite.SQLiteStore`).
+SYNCHRONOUS = ("full", "normal")
+
+
+def open_database(path: str, *, busy_timeout: float, synchronous: str = "full") -> sqlite3.Connection:
     """Open (creating if needed) the schedcore database at ``path``; StoreError when the file
-    is foreign, damaged or newer than this schedcore, StoreUnavailable when it cannot be opened."""
+    is foreign, damaged or newer than this schedcore, StoreUnavailable when it cannot be opened.
+    ``synchronous``: one of :data:`SYNCHRONOUS`."""
+    if synchronous not in SYNCHRONOUS:
+        raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, not {synchronous!r}")
     file = Path(path)
     _create_private(file)
     _check_header(file)
@@ -227,12 +253,15 @@ def open_database(path: str, *, busy_timeout: float) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise translate(exc, path, "open") from None
     try:
+        _check_library(conn, path)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"sqlite {path}: cannot use WAL mode (got {mode!r}); is it on a network file system?")
-        # NORMAL in WAL mode: a commit survives a crash of the process (not a power loss of
-        # the last instants); FULL would fsync every commit for little more.
-        conn.execute("PRAGMA synchronous = NORMAL")
+        # FULL in WAL mode fsyncs the log at each commit: nothing committed is lost to a power
+        # cut. The store commits a whole batch at once, so that is one fsync per batch (about
+        # 5% of dispatch throughput here, see docs/benchmarks.md). NORMAL skips it: durable
+        # against a crash of the process only -- a documented option, never the default.
+        conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
         transaction(conn, path, "open", _prepare)
     except sqlite3.Error as exc:
         conn.close()

@@ -46,7 +46,7 @@ from schedcore.storekit import (
     check_extra_entry,
     check_heartbeat,
     check_limit,
-    check_outcome,
+    check_outcomes,
     check_set_paused,
     finished_record,
     fire_on_add,
@@ -260,21 +260,29 @@ class MemoryStore(StoreBase):
         self._notify(notes)
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
-        check_outcome(outcome, retry)
+        return self.record_outcomes([(outcome, retry)])[0]
+
+    def record_outcomes(self, items: Sequence[tuple[Outcome, Pending | None]]) -> list[bool]:
+        """:meth:`record_outcome` for each ``(outcome, retry)`` pair in order, under one lock."""
+        batch = check_outcomes(items)
         notes: list[datetime] = []
         with self._lock:
-            state = self._schedules.get(outcome.schedule_id)
-            if state is None or outcome.run_id not in state.running:
-                return False  # unknown, already finished or removed: at most once per run id
-            del state.running[outcome.run_id]
-            for position, record in enumerate(state.history):  # newest dispatched record of the run
-                if record.run_id == outcome.run_id and record.status is RunStatus.DISPATCHED:
-                    state.history[position] = finished_record(record, outcome, retry)
-                    break
-            if retry is not None:
-                self._index_put_new(outcome.schedule_id, state, retry, notes)
-            self._maybe_unpark(outcome.schedule_id, state, notes)
+            results = [self._record_one(outcome, retry, notes) for outcome, retry in batch]
         self._notify(notes)
+        return results
+
+    def _record_one(self, outcome: Outcome, retry: Pending | None, notes: list[datetime]) -> bool:
+        state = self._schedules.get(outcome.schedule_id)
+        if state is None or outcome.run_id not in state.running:
+            return False  # unknown, already finished or removed: at most once per run id
+        del state.running[outcome.run_id]
+        for position, record in enumerate(state.history):  # newest dispatched record of the run
+            if record.run_id == outcome.run_id and record.status is RunStatus.DISPATCHED:
+                state.history[position] = finished_record(record, outcome, retry)
+                break
+        if retry is not None:
+            self._index_put_new(outcome.schedule_id, state, retry, notes)
+        self._maybe_unpark(outcome.schedule_id, state, notes)
         return True
 
     def next_due(self) -> datetime | None:

@@ -98,7 +98,7 @@ class Store(Protocol):
     Every method below is required: ``isinstance(store, Store)`` and the conformance suite
     (:class:`schedcore.testing.StoreConformance`) check them all. Those with a natural
     fallback -- :meth:`add_many`, :meth:`claim_due_nowait`, :meth:`commit_and_next_due`,
-    :meth:`warnings` and :meth:`check` -- have a default in
+    :meth:`record_outcomes`, :meth:`warnings` and :meth:`check` -- have a default in
     :class:`schedcore.storekit.StoreBase`, which implementations may inherit (every
     shipped store does); the engine, sync and the command line call each method directly.
 
@@ -261,6 +261,17 @@ class Store(Protocol):
         ``retry`` to the index when given; and when no run of the schedule is left
         running, moves a parked entry into the index. Returns False and changes nothing
         when the run is not running (unknown, already finished, or schedule removed).
+        """
+        ...
+
+    def record_outcomes(self, items: Sequence[tuple[Outcome, Pending | None]]) -> list[bool]:
+        """:meth:`record_outcome` for each ``(outcome, retry)`` pair, in order, with one result
+        per item -- in one transaction or round trip where the store can (the engine records
+        the outcomes reported since its last look this way).
+
+        Each item is atomic on its own, as :meth:`record_outcome` is; bad input raises
+        ValidationError before anything is written. Default
+        (:class:`~schedcore.storekit.StoreBase`): one :meth:`record_outcome` per item.
         """
         ...
 

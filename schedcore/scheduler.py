@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -77,6 +78,7 @@ _MS = timedelta(milliseconds=1)
 _MAX_ROUNDS = 10_000  # claim rounds per tick: a guard against a store that keeps handing entries back
 _STUCK_POLL = timedelta(seconds=1)  # re-check of an entry the store reports due but does not hand out
 _DEFERRED_POLL = timedelta(seconds=1)  # re-try of an outcome whose run is not committed yet
+_OUTCOME_BATCH = 512  # outcomes recorded per store call (one SQLite transaction: the write lock is held that long)
 
 
 def _permanent(exc: Exception) -> bool:
@@ -895,33 +897,33 @@ class Scheduler:
             self._event("schedule_finished", schedule_id=sid)
 
     def _apply_outcomes(self) -> None:
-        """Record reported outcomes in the store (raises on a store error; nothing is lost)."""
+        """Record reported outcomes in the store, a batch per call (``Store.record_outcomes``:
+        one transaction or round trip where the store can); raises on a store error, nothing is lost."""
         while True:
             try:
                 self._unapplied.append(self._outcomes.get_nowait())
             except queue.Empty:
                 break
         while self._unapplied:
-            outcome = self._unapplied[0]  # kept queued until the store has it
+            batch = list(itertools.islice(self._unapplied, _OUTCOME_BATCH))  # kept queued until the store has them
+            prepared = [(outcome, self._retry_for(outcome)) for outcome in batch]
             try:
-                self._apply(outcome)
+                results = self.store.record_outcomes(prepared)
             except StoreUnavailable:
                 raise  # transient: back off and try again
             except Exception:
-                # Not transient (undecodable schedule...): record the end without a retry
-                # rather than block every later outcome behind this one.
-                log.exception(
-                    "cannot apply the outcome of %s; recording it without a retry",
-                    outcome.run_id,
-                    extra={"event": "outcome_failed", "schedule_id": outcome.schedule_id, "run_id": outcome.run_id},
-                )
-                try:
-                    self.store.record_outcome(outcome, None)
-                except StoreUnavailable:
-                    raise
-                except Exception:
-                    log.exception("dropping the outcome of %s", outcome.run_id)
-            self._unapplied.popleft()
+                # Not transient (an item the store cannot take): one by one, so that one bad
+                # outcome never blocks the others.
+                log.exception("cannot record %d outcomes together; recording them one by one", len(batch))
+                for outcome, retry in prepared:
+                    ok = self._record_alone(outcome, retry)
+                    if ok is not None:
+                        self._after_outcome(outcome, retry, ok)
+                    self._unapplied.popleft()
+                continue
+            for (outcome, retry), ok in zip(prepared, results, strict=True):
+                self._after_outcome(outcome, retry, ok)
+                self._unapplied.popleft()
 
     def _apply_outcomes_safely(self) -> None:
         try:
@@ -929,22 +931,61 @@ class Scheduler:
         except Exception:
             log.exception("could not record %d outcomes", len(self._unapplied) + self._outcomes.qsize())
 
-    def _apply(self, outcome: Outcome) -> None:
-        sid = outcome.schedule_id
-        stored = self.store.get(sid)
-        disallowed = outcome.run_id in self._disallowed
-        if stored is None:
-            self._disallowed.discard(outcome.run_id)
-            log.info(
-                "outcome of %s ignored: schedule %s is gone",
+    def _retry_for(self, outcome: Outcome) -> Pending | None:
+        """The retry entry to record with ``outcome`` (reads the schedule only when one may be due)."""
+        if outcome.status not in (OutcomeStatus.FAILED, OutcomeStatus.LOST) or outcome.run_id in self._disallowed:
+            return None  # never retried (see retry_entry); a refused task is not retried either
+        try:
+            stored = self.store.get(outcome.schedule_id)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            # Not transient (undecodable schedule...): record the end without a retry rather
+            # than block every later outcome behind this one.
+            log.exception(
+                "cannot apply the outcome of %s; recording it without a retry",
                 outcome.run_id,
-                sid,
-                extra={"event": "outcome_ignored", "schedule_id": sid, "run_id": outcome.run_id},
+                extra={"event": "outcome_failed", "schedule_id": outcome.schedule_id, "run_id": outcome.run_id},
             )
-            return
-        retry = None if disallowed else retry_entry(outcome, stored.schedule)  # a refused task is not retried
-        if not self.store.record_outcome(outcome, retry):
-            if not self._keep_refused(outcome):
+            return None
+        return retry_entry(outcome, stored.schedule) if stored is not None else None
+
+    def _record_alone(self, outcome: Outcome, retry: Pending | None) -> bool | None:
+        """``record_outcome`` for one outcome, without its retry if that fails; None: dropped."""
+        for attempt in (retry, None) if retry is not None else (None,):
+            try:
+                return self.store.record_outcome(outcome, attempt)
+            except StoreUnavailable:
+                raise
+            except Exception:
+                log.exception(
+                    "cannot record the outcome of %s%s",
+                    outcome.run_id,
+                    " with its retry" if attempt is not None else "; dropping it",
+                    extra={"event": "outcome_failed", "schedule_id": outcome.schedule_id, "run_id": outcome.run_id},
+                )
+        return None
+
+    def _after_outcome(self, outcome: Outcome, retry: Pending | None, recorded: bool) -> None:
+        """Events and hooks of an outcome the store recorded; a refused one is sorted out."""
+        sid = outcome.schedule_id
+        if not recorded:
+            try:
+                gone = self.store.get(sid) is None
+            except StoreUnavailable:
+                raise
+            except Exception:
+                gone = False  # there, though unreadable: refused like any other
+            if gone:
+                self._disallowed.discard(outcome.run_id)
+                self._deferred.pop(outcome.run_id, None)  # kept earlier: nobody can commit it now
+                log.info(
+                    "outcome of %s ignored: schedule %s is gone",
+                    outcome.run_id,
+                    sid,
+                    extra={"event": "outcome_ignored", "schedule_id": sid, "run_id": outcome.run_id},
+                )
+            elif not self._keep_refused(outcome):
                 self._disallowed.discard(outcome.run_id)
                 log.debug("repeat outcome of %s ignored", outcome.run_id)
             return  # a duplicate report, or kept for later: no events now

@@ -13,18 +13,22 @@ thread polling ``PRAGMA data_version`` (:mod:`schedcore._sqlite_watch`).
 from __future__ import annotations
 
 import json
+import json.encoder
 import logging
 import os
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from schedcore import _sqlite_schema as schema
 from schedcore._sqlite_watch import Poller
-from schedcore._time import from_ms, require_aware, to_ms
+from schedcore._time import from_ms, iso, require_aware, to_ms
 from schedcore._validate import check_id
 from schedcore.doctor import CheckReport
 from schedcore.exceptions import CorruptScheduleData, ScheduleExists, ScheduleNotFound, ValidationError
@@ -37,7 +41,6 @@ from schedcore.records import (
     Outcome,
     Pending,
     RunRecord,
-    RunStatus,
     StoredSchedule,
 )
 from schedcore.storekit import (
@@ -52,9 +55,8 @@ from schedcore.storekit import (
     check_extra_entry,
     check_heartbeat,
     check_limit,
-    check_outcome,
+    check_outcomes,
     check_set_paused,
-    finished_record,
     fire_on_add,
     fire_on_replace,
     log_taken_back,
@@ -95,6 +97,108 @@ def _encode_schedule(schedule: Schedule) -> str:
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
 
+#: The first two fields of each row of a batch's JSON array parameter (keys: ``IN (_PAIRS)``).
+_PAIRS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?1)"
+# Recording outcomes: each statement takes the whole batch as one JSON parameter, an array
+# of ``[schedule id, run id, status, finished_at, error, retry_at, traceback]`` (error and
+# traceback as JSON texts: free text, which may hold a NUL that SQL text would cut short).
+#: Which of the batch's runs are running (their row is the evidence that no outcome was recorded yet).
+_RUNNING_AMONG = (
+    f"SELECT json_group_array(json_array(schedule_id, run_id)) FROM running WHERE (schedule_id, run_id) IN ({_PAIRS})"
+)
+_END_RUNS = f"DELETE FROM running WHERE (schedule_id, run_id) IN ({_PAIRS})"
+#: The newest dispatched record of each run of the batch (``seq``), with its item (``v``).
+_TARGETS = (
+    "SELECT MAX(h.seq) AS seq, j.value AS v FROM json_each(?1) j CROSS JOIN history h"
+    " ON h.schedule_id = json_extract(j.value, '$[0]') AND h.run_id = json_extract(j.value, '$[1]')"
+    " AND h.status = 'dispatched' GROUP BY j.key"
+)
+#: A record json_set can read: a JSON object. CASE, not AND: json_type raises on text that is
+#: not JSON (it would fail the whole batch), and CASE never evaluates it then.
+_READABLE = "CASE WHEN json_valid(h.record) THEN json_type(h.record) = 'object' ELSE 0 END"
+_UNREADABLE_RECORDS = (
+    "SELECT json_group_array(json_array(json_extract(t.v, '$[0]'), t.seq))"
+    f" FROM ({_TARGETS}) t JOIN history h ON h.seq = t.seq WHERE NOT {_READABLE}"
+)
+#: Each run's record takes its outcome as ``storekit.finished_record`` and RunRecord.to_dict
+#: would write it (the six fields an outcome changes); the status column follows.
+_FINISH_RECORDS = (
+    "UPDATE history AS h SET status = json_extract(t.v, '$[2]'),"
+    " record = json_set(h.record, '$.status', json_extract(t.v, '$[2]'), '$.finished_at', json_extract(t.v, '$[3]'),"
+    " '$.error', json(json_extract(t.v, '$[4]')), '$.retry_at', json_extract(t.v, '$[5]'),"
+    " '$.traceback', json(json_extract(t.v, '$[6]')), '$.started_at', json_extract(t.v, '$[7]'))"
+    f" FROM ({_TARGETS}) AS t WHERE h.seq = t.seq AND {_READABLE}"
+)
+#: Which of the schedules (a JSON array of ids) hold a parked entry.
+_PARKED_AMONG = "SELECT id FROM schedules WHERE parked IS NOT NULL AND id IN (SELECT value FROM json_each(?))"
+
+
+#: A column read as an integer, or NULL when a row holds something else there (JSON cannot
+#: hold a BLOB: one hostile value must not fail the batch).
+_INTEGER = "CASE WHEN typeof({0}) = 'integer' THEN {0} END"
+#: Claims still held among ``[[schedule id, key], ...]`` (a JSON array: one parameter for a
+#: whole batch), with the fire token of their schedule, as one JSON array (one row for the
+#: batch). CROSS JOIN keeps the batch the outer loop: one primary-key lookup per pair.
+_HELD_CLAIMS = (
+    f"SELECT json_group_array(json_array(c.schedule_id, c.key, {_INTEGER.format('c.token')},"
+    f" {_INTEGER.format('s.fire_token')})) FROM json_each(?) j CROSS JOIN claims c"
+    " ON c.schedule_id = json_extract(j.value, '$[0]') AND c.key = json_extract(j.value, '$[1]')"
+    " LEFT JOIN schedules s ON s.id = c.schedule_id"
+)
+_JSON_CHUNK = 2000  # pairs per query (bounds the text SQLite parses at once)
+# Claiming a batch: the picked entries leave the index for the claims table.
+_DELETE_ENTRIES = f"DELETE FROM entries WHERE (schedule_id, key) IN ({_PAIRS})"
+#: Rows ``[schedule id, key, kind, nominal, due, attempt, token]``; ``?2`` owner, ``?3`` lease end.
+_INSERT_CLAIMS = (
+    "INSERT OR REPLACE INTO claims SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
+    " json_extract(value, '$[5]'), json_extract(value, '$[6]'), ?2, ?3 FROM json_each(?1)"
+)
+#: Rows ``[token, schedule id]``.
+_HOLD_FIRES = (
+    "UPDATE schedules SET fire_token = json_extract(t.value, '$[0]')"
+    " FROM json_each(?) AS t WHERE schedules.id = json_extract(t.value, '$[1]')"
+)
+# Committing a batch: each statement takes its rows as one JSON array parameter.
+#: Rows ``[schedule id, run id, status, record]``, the record a JSON object (stored as its text).
+_INSERT_HISTORY = (
+    "INSERT INTO history (schedule_id, run_id, status, record) SELECT json_extract(value, '$[0]'),"
+    " json_extract(value, '$[1]'), json_extract(value, '$[2]'), json(json_extract(value, '$[3]'))"
+    " FROM json_each(?) ORDER BY key"
+)
+_INSERT_RUNNING = f"INSERT OR IGNORE INTO running (schedule_id, run_id) {_PAIRS}"
+_DELETE_CLAIMS = f"DELETE FROM claims WHERE (schedule_id, key) IN ({_PAIRS})"
+#: ``[schedule id, runs started, gives up the fire entry]`` per item.
+_SETTLE_SCHEDULES = (
+    "UPDATE schedules SET runs_started = runs_started + json_extract(t.value, '$[1]'),"
+    " fire_token = CASE WHEN json_extract(t.value, '$[2]') THEN NULL ELSE fire_token END"
+    " FROM json_each(?) AS t WHERE schedules.id = json_extract(t.value, '$[0]')"
+)
+_PUT_ENTRIES = (
+    "INSERT OR REPLACE INTO entries SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
+    " json_extract(value, '$[5]') FROM json_each(?)"
+)
+#: Keep the newest ``?2`` history records of each schedule of the JSON array ``?1``.
+_CAP_HISTORY = (
+    "DELETE FROM history WHERE seq IN (SELECT h.seq FROM json_each(?1) j"
+    " CROSS JOIN history h ON h.schedule_id = j.value WHERE h.seq <="
+    " (SELECT x.seq FROM history x WHERE x.schedule_id = j.value ORDER BY x.seq DESC LIMIT 1 OFFSET ?2))"
+)
+#: One encoder for every record (``json.dumps`` with options builds a new one per call).
+_RECORD_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _json(rows: Any) -> str:
+    """Rows of a batch as the one JSON parameter of a statement."""
+    return json.dumps(rows, separators=(",", ":"))
+
+
+def _history_order(item: Commit) -> list[RunRecord]:
+    """The records a commit appends, oldest occurrence first (newest ends up on top)."""
+    return sorted((*item.dispatched, *item.skipped), key=lambda r: (r.nominal, r.attempt))
+
+
 def _entry_row(sid: str, entry: Pending) -> tuple[str, str, str, int, int, int]:
     return (sid, entry.key(sid), entry.kind.value, to_ms(entry.nominal), to_ms(entry.due), entry.attempt)
 
@@ -108,8 +212,56 @@ def _entry(kind: Any, nominal: Any, due: Any, attempt: Any) -> Pending:
 
 
 def _encode_record(record: RunRecord) -> str:
-    # RunRecord's own codec: a field added to it later (with its default) travels unchanged.
-    return json.dumps(record.to_dict(), separators=(",", ":"))
+    """``RunRecord.to_dict`` as compact JSON, the same text, built directly (the history
+    insert of every dispatched run pays for it). RunRecord's own codec takes over when
+    the record has fields this one does not know (a field added later travels unchanged)."""
+    if not _FAST_RECORDS or type(record.attempt) is not int:
+        return _RECORD_ENCODER.encode(record.to_dict())
+    return _RECORD_TEMPLATE % (
+        _json_str(record.run_id),
+        record.kind.value,
+        iso(record.nominal),
+        iso(record.due),
+        record.attempt,
+        record.status.value,
+        _json_instant(record.dispatched_at),
+        _json_instant(record.finished_at),
+        _json_str(record.error),
+        _json_instant(record.retry_at),
+        _json_str(record.note),
+        _json_str(record.traceback),
+    )
+
+
+def _json_str(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def _json_instant(value: datetime | None) -> str:
+    return '"' + iso(value) + '"' if value else "null"
+
+
+#: The fields ``_encode_record`` writes, in ``RunRecord.to_dict``'s order.
+_RECORD_FIELDS = (
+    "run_id",
+    "kind",
+    "nominal",
+    "due",
+    "attempt",
+    "status",
+    "dispatched_at",
+    "finished_at",
+    "error",
+    "retry_at",
+    "note",
+    "traceback",
+)
+_FAST_RECORDS = tuple(f.name for f in attrs.fields(RunRecord)) == _RECORD_FIELDS
+_RECORD_TEMPLATE = (
+    '{"run_id":%s,"kind":"%s","nominal":"%s","due":"%s","attempt":%d,"status":"%s",'
+    '"dispatched_at":%s,"finished_at":%s,"error":%s,"retry_at":%s,"note":%s,"traceback":%s}'
+)
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii  # what json.dumps quotes strings with
 
 
 def _decode_record(raw: Any) -> RunRecord:
@@ -134,6 +286,12 @@ class SQLiteStore(StoreBase):
     ``history_limit`` caps the run history kept per schedule; ``busy_timeout`` (seconds) is
     how long one statement waits for another process's write lock before the transaction is
     retried; ``watch_interval`` how often :meth:`watch` looks for other processes' writes.
+    ``synchronous`` is how hard a commit is pushed to the disk: ``"full"`` (the default:
+    SQLite fsyncs the log at every commit, so nothing committed is lost even to a power cut
+    -- one fsync per batch of claims, commits or outcomes) or ``"normal"`` (no fsync per
+    commit: a commit survives a crash of the process, not a power cut or a kernel crash,
+    which may roll the file back to its last checkpoint; faster where fsync is slow). It
+    applies to this store's connection only.
 
     A file that is not SQLite, a SQLite file without schedcore's tables, a damaged file and a
     file from a newer schedcore raise :class:`~schedcore.exceptions.StoreError` with the
@@ -150,6 +308,7 @@ class SQLiteStore(StoreBase):
         history_limit: int = 50,
         busy_timeout: float = 5.0,
         watch_interval: float | timedelta = DEFAULT_WATCH_INTERVAL,
+        synchronous: str = "full",
     ) -> None:
         if isinstance(history_limit, bool) or not isinstance(history_limit, int) or history_limit < 1:
             raise ValidationError("history_limit", history_limit, "must be an integer >= 1")
@@ -162,13 +321,16 @@ class SQLiteStore(StoreBase):
             interval = timedelta(seconds=watch_interval)
         if interval <= timedelta(0):
             raise ValidationError("watch_interval", watch_interval, "must be positive")
+        if synchronous not in schema.SYNCHRONOUS:
+            raise ValidationError("synchronous", synchronous, "expected 'full' or 'normal'")
         if not isinstance(path, str | os.PathLike) or not os.fspath(path):
             raise ValidationError("path", path, "expected a file path")
         self.path = str(Path(os.fspath(path)).expanduser())
         self.history_limit = history_limit
         self.busy_timeout = float(busy_timeout)
         self.watch_interval = interval
-        self._conn = schema.open_database(self.path, busy_timeout=self.busy_timeout)
+        self.synchronous = synchronous
+        self._conn = schema.open_database(self.path, busy_timeout=self.busy_timeout, synchronous=synchronous)
         self._lock = threading.RLock()  # one connection, used by one thread at a time
         self._closed = False
         self._definitions: dict[str, Schedule] = {}  # definition text -> schedule (decoded once)
@@ -181,10 +343,26 @@ class SQLiteStore(StoreBase):
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _write(self, doing: str, work: Callable[[sqlite3.Connection], Any]) -> Any:
+    def _write(self, doing: str, work: Callable[[sqlite3.Connection], Any], *, lease_only: bool = False) -> Any:
+        """``work`` in one write transaction. ``lease_only``: it changes only what a power cut
+        may undo harmlessly -- claims and heartbeats, which a restart treats as lapsed anyway
+        -- so it commits without the fsync of ``synchronous="full"`` (the log is written in
+        order: the next durable commit syncs it too)."""
         with self._lock:
             self._check_open()
-            return schema.transaction(self._conn, self.path, doing, work)
+            if not lease_only or self.synchronous != "full":
+                return schema.transaction(self._conn, self.path, doing, work)
+            self._set_synchronous(doing, "normal")
+            try:
+                return schema.transaction(self._conn, self.path, doing, work)
+            finally:
+                self._set_synchronous(doing, "full")
+
+    def _set_synchronous(self, doing: str, level: str) -> None:
+        try:
+            self._conn.execute(f"PRAGMA synchronous = {level.upper()}")  # no I/O: a setting of the connection
+        except sqlite3.Error as exc:
+            raise schema.translate(exc, self.path, doing) from None
 
     def _read(self, doing: str, work: Callable[[sqlite3.Connection], Any]) -> Any:
         with self._lock:
@@ -483,7 +661,7 @@ class SQLiteStore(StoreBase):
                 conn, now_ms, expires_ms=expires_ms, limit=limit, owner=owner, unreadable=unreadable
             )
 
-        claims: list[Claim] = self._write("claim_due", work)
+        claims: list[Claim] = self._write("claim_due", work, lease_only=True)
         for exc in unreadable:
             self._report(exc)
         for lapsed, n in taken_back.items():
@@ -536,15 +714,12 @@ class SQLiteStore(StoreBase):
         claims: list[Claim] = []
         lease_expires = from_ms(expires_ms)
         tokens = range(last + 1, last + 1 + len(picked))
-        conn.executemany("DELETE FROM entries WHERE schedule_id = ? AND key = ?", [(p[0].id, p[1]) for p in picked])
-        conn.executemany(
-            "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*_entry_row(p[0].id, p[2]), token, owner, expires_ms) for p, token in zip(picked, tokens, strict=True)],
-        )
-        conn.executemany(  # these claims now hold their schedules' fire entries
-            "UPDATE schedules SET fire_token = ? WHERE id = ?",
-            [(token, p[0].id) for p, token in zip(picked, tokens, strict=True) if p[1] == _FIRE],
-        )
+        conn.execute(_DELETE_ENTRIES, (_json([(p[0].id, p[1]) for p in picked]),))
+        claimed = [(*_entry_row(p[0].id, p[2]), token) for p, token in zip(picked, tokens, strict=True)]
+        conn.execute(_INSERT_CLAIMS, (_json(claimed), owner, expires_ms))
+        fires = [(token, p[0].id) for p, token in zip(picked, tokens, strict=True) if p[1] == _FIRE]
+        if fires:  # these claims now hold their schedules' fire entries
+            conn.execute(_HOLD_FIRES, (_json(fires),))
         for (schedule, _, entry, started, running, parked), token in zip(picked, tokens, strict=True):
             claims.append(
                 Claim(
@@ -576,15 +751,61 @@ class SQLiteStore(StoreBase):
 
         def work(conn: sqlite3.Connection) -> tuple[list[bool], datetime | None]:
             notes.clear()
-            results = [self._commit_one(conn, item, notes) for item in commits]
-            touched = {item.claim.schedule_id for item, ok in zip(commits, results, strict=True) if ok}
-            for sid in touched:
-                self._cap_history(conn, sid)
+            results = self._commit_batch(conn, commits, notes)
+            touched = dict.fromkeys(item.claim.schedule_id for item, ok in zip(commits, results, strict=True) if ok)
+            conn.execute(_CAP_HISTORY, (_json(list(touched)), self.history_limit))
             return results, (self._next_due(conn) if peek else None)
 
         out: tuple[list[bool], datetime | None] = self._write("commit", work)
         self._notify(notes)
         return out
+
+    def _commit_batch(self, conn: sqlite3.Connection, commits: Sequence[Commit], notes: list[datetime]) -> list[bool]:
+        """Each item of ``commits`` as :meth:`_commit_one` would apply it in order, in a few
+        statements for the whole batch: the claims held are read in one query, and the items
+        of schedules that appear once (all of them, usually) are written with ``executemany``.
+        Items sharing a schedule see each other's writes, so those go one by one, in order."""
+        keys = [(item.claim.schedule_id, item.claim.entry.key(item.claim.schedule_id)) for item in commits]
+        held: dict[tuple[str, str], tuple[Any, Any]] = {}
+        for start in range(0, len(keys), _JSON_CHUNK):
+            found = conn.execute(_HELD_CLAIMS, (_json(keys[start : start + _JSON_CHUNK]),)).fetchone()[0]
+            for sid, key, token, fire_token in json.loads(found):
+                held[(sid, key)] = (token, fire_token)
+        per_schedule = Counter(sid for sid, _ in keys)
+        results: list[bool] = []
+        together: list[tuple[Commit, str, str, bool]] = []  # item, schedule id, key, holds the fire entry
+        for item, (sid, key) in zip(commits, keys, strict=True):
+            if per_schedule[sid] > 1:
+                results.append(self._commit_one(conn, item, notes))
+                continue
+            token, fire_token = held.get((sid, key), (None, None))
+            ok = token is not None and token == item.claim.token
+            results.append(ok)  # False: lease lost or schedule removed, nothing written
+            if ok:
+                together.append((item, sid, key, key == _FIRE and fire_token == token))
+        if not together:
+            return results
+        # One statement each for the batch, its rows as one JSON parameter (see record_outcomes).
+        # The records are JSON already: spliced in as objects, not quoted again as strings.
+        records = ",".join(
+            f'[{_quote(sid)},{_quote(r.run_id)},"{r.status.value}",{_encode_record(r)}]'
+            for item, sid, _, _ in together
+            for r in _history_order(item)
+        )
+        conn.execute(_INSERT_HISTORY, (f"[{records}]",))
+        running = [(sid, r.run_id) for item, sid, _, _ in together for r in item.dispatched]
+        conn.execute(_INSERT_RUNNING, (_json(running),))
+        conn.execute(_DELETE_CLAIMS, (_json([(sid, key) for _, sid, key, _ in together]),))
+        # a claim holding its schedule's fire entry gives it up: next_fire replaces it
+        conn.execute(_SETTLE_SCHEDULES, (_json([(sid, item.runs_started, fire) for item, sid, _, fire in together]),))
+        nexts = [(sid, item.next_fire) for item, sid, _, fire in together if fire and item.next_fire is not None]
+        if nexts:
+            conn.execute(_PUT_ENTRIES, (_json([_entry_row(*n) for n in nexts]),))
+        notes.extend(entry.due for _, entry in nexts)
+        for item, sid, _, _ in together:
+            if item.park is not None:
+                self._park(conn, sid, item.park, notes)
+        return results
 
     def _commit_one(self, conn: sqlite3.Connection, item: Commit, notes: list[datetime]) -> bool:
         claim = item.claim
@@ -593,10 +814,9 @@ class SQLiteStore(StoreBase):
         held = conn.execute("SELECT token FROM claims WHERE schedule_id = ? AND key = ?", (sid, key)).fetchone()
         if held is None or held[0] != claim.token:
             return False  # lease lost or schedule removed: write nothing
-        records = sorted((*item.dispatched, *item.skipped), key=lambda r: (r.nominal, r.attempt))
         conn.executemany(
             "INSERT INTO history (schedule_id, run_id, status, record) VALUES (?, ?, ?, ?)",
-            [(sid, r.run_id, r.status.value, _encode_record(r)) for r in records],
+            [(sid, r.run_id, r.status.value, _encode_record(r)) for r in _history_order(item)],
         )
         conn.executemany(
             "INSERT OR IGNORE INTO running (schedule_id, run_id) VALUES (?, ?)",
@@ -612,10 +832,13 @@ class SQLiteStore(StoreBase):
             if item.next_fire is not None:  # None: the schedule is finished
                 self._index_put(conn, sid, item.next_fire, notes)
         if item.park is not None:
-            park = json.dumps(item.park.to_dict(), separators=(",", ":"))
-            conn.execute("UPDATE schedules SET parked = ? WHERE id = ?", (park, sid))  # replaces a parked entry
-            self._maybe_unpark(conn, sid, notes)  # nothing running any more: do not strand it
+            self._park(conn, sid, item.park, notes)
         return True
+
+    def _park(self, conn: sqlite3.Connection, sid: str, park: Pending, notes: list[datetime]) -> None:
+        text = json.dumps(park.to_dict(), separators=(",", ":"))
+        conn.execute("UPDATE schedules SET parked = ? WHERE id = ?", (text, sid))  # replaces a parked entry
+        self._maybe_unpark(conn, sid, notes)  # nothing running any more: do not strand it
 
     def release(self, claims: Sequence[Claim]) -> None:
         notes: list[datetime] = []
@@ -633,44 +856,69 @@ class SQLiteStore(StoreBase):
                     continue  # lease lost or schedule removed: nothing to give back
                 self._unclaim(conn, sid, key, held[:4], token=claim.token, notes=notes)
 
-        self._write("release", work)
+        self._write("release", work, lease_only=True)
         self._notify(notes)
 
     def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool:
-        check_outcome(outcome, retry)
+        return self.record_outcomes([(outcome, retry)])[0]
+
+    def record_outcomes(self, items: Sequence[tuple[Outcome, Pending | None]]) -> list[bool]:
+        """:meth:`record_outcome` for each ``(outcome, retry)`` pair in order, in one transaction.
+
+        The run's history record is finished inside SQLite (``json_set`` of the six fields
+        an outcome changes), not decoded and encoded again in Python; a record that is not a
+        JSON object is reported and left as it is (the run still ends).
+        """
+        batch = check_outcomes(items)
+        if not batch:
+            return []
+        finishes = [
+            (
+                o.schedule_id,
+                o.run_id,
+                o.status.value,
+                iso(o.finished_at),
+                _json_str(o.error),  # as JSON text, which json() reads back: a NUL never meets SQL text
+                iso(retry.due) if retry is not None else None,
+                _json_str(o.traceback),
+                iso(o.started_at) if o.started_at else None,
+            )
+            for o, retry in batch
+        ]
         notes: list[datetime] = []
         unreadable: list[CorruptScheduleData] = []
-        sid = outcome.schedule_id
 
-        def work(conn: sqlite3.Connection) -> bool:
+        def work(conn: sqlite3.Connection) -> list[bool]:
             notes.clear()
             unreadable.clear()
-            if not conn.execute(
-                "DELETE FROM running WHERE schedule_id = ? AND run_id = ?", (sid, outcome.run_id)
-            ).rowcount:
-                return False  # unknown, already finished or removed: at most once per run id
-            row = conn.execute(
-                "SELECT seq, record FROM history WHERE schedule_id = ? AND run_id = ? AND status = ?"
-                " ORDER BY seq DESC LIMIT 1",
-                (sid, outcome.run_id, RunStatus.DISPATCHED.value),
-            ).fetchone()
-            if row is not None:
-                try:
-                    record = _decode_record(row[1])
-                except Exception as exc:
-                    unreadable.append(CorruptScheduleData(sid, f"history record {row[0]} unreadable ({exc})"))
-                else:
-                    done = finished_record(record, outcome, retry)
-                    conn.execute(
-                        "UPDATE history SET status = ?, record = ? WHERE seq = ?",
-                        (done.status.value, _encode_record(done), row[0]),
-                    )
-            if retry is not None:
-                self._index_put_new(conn, sid, retry, notes)
-            self._maybe_unpark(conn, sid, notes)
-            return True
+            pairs = _json([f[:2] for f in finishes])
+            running = {(sid, rid) for sid, rid in json.loads(conn.execute(_RUNNING_AMONG, (pairs,)).fetchone()[0])}
+            results: list[bool] = []
+            for sid, rid, *_ in finishes:
+                results.append((sid, rid) in running)
+                running.discard((sid, rid))  # a repeat later in the batch: at most once per run id
+            ended = [f for f, ok in zip(finishes, results, strict=True) if ok]
+            if not ended:
+                return results
+            # One statement each for the whole batch: every SQLite call lets the executor's
+            # threads take the GIL, so a statement per item is slow beyond its own cost.
+            text = _json(ended)
+            conn.execute(_END_RUNS, (text,))
+            for sid, seq in json.loads(conn.execute(_UNREADABLE_RECORDS, (text,)).fetchone()[0]):
+                unreadable.append(CorruptScheduleData(sid, f"history record {seq} unreadable (not a JSON object)"))
+            conn.execute(_FINISH_RECORDS, (text,))
+            for (outcome, retry), ok in zip(batch, results, strict=True):
+                if ok and retry is not None:
+                    self._index_put_new(conn, outcome.schedule_id, retry, notes)
+            # Then parked entries, once nothing of their schedule runs (usually none is parked:
+            # one query for the batch). Same end state as after each item: an un-parked entry
+            # and a retry never share a key.
+            ids = _json(list(dict.fromkeys(f[0] for f in ended)))
+            for (sid,) in conn.execute(_PARKED_AMONG, (ids,)).fetchall():
+                self._maybe_unpark(conn, sid, notes)
+            return results
 
-        done: bool = self._write("record_outcome", work)
+        done: list[bool] = self._write("record_outcome", work)
         for exc in unreadable:
             self._report(exc)
         self._notify(notes)
@@ -745,7 +993,7 @@ class SQLiteStore(StoreBase):
             conn.execute("DELETE FROM beats WHERE expires_at <= ?", (cutoff,))
             conn.execute("INSERT OR REPLACE INTO beats VALUES (?, ?, ?, ?)", (owner, at, expires, text))
 
-        self._write("heartbeat", work)
+        self._write("heartbeat", work, lease_only=True)
 
     def schedulers(self, now: datetime) -> list[SchedulerBeat]:
         at = to_ms(require_aware(now, "now"))
@@ -900,14 +1148,6 @@ class SQLiteStore(StoreBase):
             log.error("sqlite %s: parked entry of %r unreadable; dropped", self.path, sid)
             return
         self._index_put_new(conn, sid, parked, notes)
-
-    def _cap_history(self, conn: sqlite3.Connection, sid: str) -> None:
-        row = conn.execute(
-            "SELECT seq FROM history WHERE schedule_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
-            (sid, self.history_limit),
-        ).fetchone()
-        if row is not None:
-            conn.execute("DELETE FROM history WHERE schedule_id = ? AND seq <= ?", (sid, row[0]))
 
     def _notify(self, notes: Sequence[datetime]) -> None:
         if not notes:

@@ -45,6 +45,7 @@ __all__ = [
     "check_heartbeat",
     "check_limit",
     "check_outcome",
+    "check_outcomes",
     "check_set_paused",
     "finished_record",
     "fire_on_add",
@@ -77,6 +78,7 @@ class StoreBase(abc.ABC):
     * :meth:`add_many` -- one :meth:`add` per item, after checking the whole batch;
     * :meth:`claim_due_nowait` -- :meth:`claim_due` at once, its answer kept for the engine;
     * :meth:`commit_and_next_due` -- :meth:`commit`, then :meth:`next_due`;
+    * :meth:`record_outcomes` -- one :meth:`record_outcome` per item, after checking them all;
     * :meth:`warnings` -- nothing to say;
     * :meth:`check` -- raises StoreError: no consistency checker.
 
@@ -106,6 +108,9 @@ class StoreBase(abc.ABC):
 
     @abc.abstractmethod
     def next_due(self) -> datetime | None: ...
+
+    @abc.abstractmethod
+    def record_outcome(self, outcome: Outcome, retry: Pending | None) -> bool: ...
 
     # -- the defaults -------------------------------------------------------------------
 
@@ -143,6 +148,12 @@ class StoreBase(abc.ABC):
         """:meth:`commit`, then :meth:`next_due` (two calls; a failure of either is raised)."""
         results = self.commit(commits)
         return results, self.next_due()
+
+    def record_outcomes(self, items: Sequence[tuple[Outcome, Pending | None]]) -> list[bool]:
+        """One :meth:`record_outcome` per ``(outcome, retry)`` pair, in order, after the whole
+        batch was checked (so one bad item writes nothing); a store that can record them in
+        one transaction or round trip overrides this."""
+        return [self.record_outcome(outcome, retry) for outcome, retry in check_outcomes(items)]
 
     def warnings(self) -> list[str]:
         """Nothing in this store's configuration can lose schedules."""
@@ -249,20 +260,27 @@ def check_outcome(outcome: object, retry: object) -> None:
         check_extra_entry(retry, "retry")  # type: ignore[arg-type]  # checked here
 
 
+def _pairs(items: object, pair: str, article: str) -> list[tuple[Any, Any]]:
+    """``items`` as 2-tuples: a batch argument must be a sequence (not a string) of pairs."""
+    if not isinstance(items, Sequence) or isinstance(items, str):
+        raise ValidationError("items", items, f"expected a sequence of {pair} pairs")
+    out: list[tuple[Any, Any]] = []  # unchecked: the caller checks each half
+    for item in items:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise ValidationError("items", item, f"expected {article} {pair} pair")
+        out.append((item[0], item[1]))
+    return out
+
+
 def check_add_items(items: object) -> list[tuple[Schedule, Pending | None]]:
     """``add_many``'s items: ``(Schedule, fire entry or None)`` pairs whose ids are all distinct.
 
     A repeated id is refused (naming it) rather than applied twice: within one batch the
     second would silently replace the first, which is never what the caller meant.
     """
-    if not isinstance(items, Sequence) or isinstance(items, str):
-        raise ValidationError("items", items, "expected a sequence of (schedule, first) pairs")
     out: list[tuple[Schedule, Pending | None]] = []
     seen: set[str] = set()
-    for item in items:
-        if not isinstance(item, tuple | list) or len(item) != 2:
-            raise ValidationError("items", item, "expected a (schedule, first) pair")
-        schedule, first = item
+    for schedule, first in _pairs(items, "(schedule, first)", "a"):
         if not isinstance(schedule, Schedule):
             raise ValidationError("schedule", schedule, "expected a Schedule")
         check_fire_entry(first, "first")
@@ -298,6 +316,16 @@ def check_commit(item: object) -> Commit:
     if item.runs_started < 0:
         raise ValidationError("runs_started", item.runs_started, "must not be negative")
     return item
+
+
+def check_outcomes(items: object) -> list[tuple[Outcome, Pending | None]]:
+    """``record_outcomes``' items: ``(Outcome, retry entry or None)`` pairs (checked before
+    anything is written, so one bad item changes nothing)."""
+    out: list[tuple[Outcome, Pending | None]] = []
+    for outcome, retry in _pairs(items, "(outcome, retry)", "an"):
+        check_outcome(outcome, retry)
+        out.append((outcome, retry))
+    return out
 
 
 def check_heartbeat(owner: object, info: object, ttl: object) -> None:

@@ -105,6 +105,22 @@ def test_unknown_and_empty_options_are_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "store.path" in result.stderr
 
 
+def test_the_durability_level_is_an_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[str] = []
+    real = SQLiteStore.__init__
+
+    def spy(self: SQLiteStore, *args: object, **kwargs: object) -> None:
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+        opened.append(self.synchronous)
+
+    monkeypatch.setattr(SQLiteStore, "__init__", spy)
+    ok("list", "-S", f"path={tmp_path / 'a.db'}")
+    ok("list", "-S", f"path={tmp_path / 'a.db'}", "-S", "synchronous=normal")
+    assert opened == ["full", "normal"]
+    result = invoke("list", "-S", f"path={tmp_path / 'a.db'}", "-S", "synchronous=off")
+    assert result.exit_code == 2 and "store.synchronous" in result.stderr
+
+
 def test_history_survives_a_restart_and_catches_up(tmp_path: Path) -> None:
     config = tmp_path / "jobs.toml"
     config.write_text(

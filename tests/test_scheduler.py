@@ -628,7 +628,7 @@ class FlakyStore:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
-        if name in ("claim_due", "next_due", "record_outcome", "commit") and self.down:
+        if name in ("claim_due", "next_due", "record_outcome", "record_outcomes", "commit") and self.down:
 
             def fail(*args: Any, **kwargs: Any) -> Any:
                 raise StoreUnavailable("connection refused")

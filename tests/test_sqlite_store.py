@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import base64
+import json
 import pickle
 import sqlite3
 import stat
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schedcore import _sqlite_schema as sqlite_schema
+from schedcore import sqlite as sqlite_module
 from schedcore._sqlite_schema import SCHEMA_VERSION
 from schedcore.exceptions import CorruptScheduleData, StoreError, ValidationError
 from schedcore.model import Conflict
 from schedcore.protocols import Store
+from schedcore.records import PendingKind, RunRecord, RunStatus
 from schedcore.sqlite import SQLiteStore, default_path
 from schedcore.testing import StoreConformance
-from schedcore.testing.factories import at, commit_for, fire_entry, make_schedule
+from schedcore.testing.factories import at, commit_for, entry, fire_entry, make_schedule, outcome_for
 
 
 class TestSQLiteStore(StoreConformance):
@@ -167,9 +171,47 @@ def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path, monkeypatc
 
 @pytest.mark.parametrize("bad", [0, -1, True, "5"])
 def test_bad_options_are_refused(tmp_path: Path, bad: object) -> None:
-    for option in ("history_limit", "busy_timeout", "watch_interval"):
+    for option in ("history_limit", "busy_timeout", "watch_interval", "synchronous"):
         with pytest.raises(ValidationError, match=option):
             SQLiteStore(tmp_path / "s.db", **{option: bad})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("level", "pragma"), [("full", 2), ("normal", 1)])
+def test_the_durability_level_is_set_on_the_connection(tmp_path: Path, level: str, pragma: int) -> None:
+    store = SQLiteStore(tmp_path / "s.db", synchronous=level)
+    try:
+        assert store._conn.execute("PRAGMA synchronous").fetchone() == (pragma,)
+        assert store._conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        store.close()
+    default = SQLiteStore(tmp_path / "d.db")
+    assert default.synchronous == "full"  # durable against a power cut unless asked otherwise
+    default.close()
+
+
+def test_only_lease_bookkeeping_commits_without_the_fsync(tmp_path: Path) -> None:
+    """Claims and heartbeats are what a restart treats as lapsed anyway: no fsync for them;
+    everything a power cut must not undo (adds, commits, outcomes) keeps synchronous=FULL."""
+    store = SQLiteStore(tmp_path / "s.db")
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    try:
+        store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+        claims = store.claim_due(at(0), limit=5, lease=timedelta(seconds=30), owner="x")
+        store.heartbeat("x", {}, now=at(0), ttl=timedelta(seconds=6))
+        assert store.commit([commit_for(c, next_fire=fire_entry(60)) for c in claims]) == [True]
+        assert store.record_outcomes([(outcome_for("a", claims[0].entry), None)]) == [True]
+        assert store._conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL again
+    finally:
+        store._conn.set_trace_callback(None)
+        store.close()
+    levels = [line for line in seen if line.startswith(("PRAGMA synchronous =", "BEGIN", "COMMIT"))]
+    assert (
+        levels
+        == ["BEGIN IMMEDIATE", "COMMIT"]
+        + ["PRAGMA synchronous = NORMAL", "BEGIN IMMEDIATE", "COMMIT", "PRAGMA synchronous = FULL"] * 2
+        + ["BEGIN IMMEDIATE", "COMMIT"] * 2
+    )
 
 
 def test_default_path_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -246,6 +288,52 @@ def test_an_unreadable_history_record_is_skipped(
     _rows(path, "UPDATE history SET record = '{' WHERE seq = (SELECT MIN(seq) FROM history WHERE schedule_id = 'bad')")
     assert [r.nominal for r in store.history("bad")] == [at(65)]
     assert "history record" in caplog.text
+
+
+@pytest.mark.parametrize("record", ["{", "[1, 2]", "null", "x" * 100_000, "{" * 5_000])
+def test_outcomes_whose_history_record_is_unreadable_still_end_their_runs(
+    two: tuple[SQLiteStore, Path], caplog: pytest.LogCaptureFixture, record: str
+) -> None:
+    store, path = two
+    claims = store.claim_due(at(10), limit=5, lease=timedelta(seconds=30), owner="x")
+    assert store.commit([commit_for(c, next_fire=fire_entry(70)) for c in claims]) == [True, True]
+    _rows(path, "UPDATE history SET record = ? WHERE schedule_id = 'bad'", (record,))
+    outcomes = [(outcome_for(c.schedule_id, c.entry, "failed", error="x"), None) for c in claims]
+    assert store.record_outcomes(outcomes) == [True, True]  # one bad record fails nothing else
+    assert all(store.get(sid).running == () for sid in ("bad", "good"))  # type: ignore[union-attr]
+    assert _rows(path, "SELECT record FROM history WHERE schedule_id = 'bad'") == [(record,)]  # left as it was
+    assert [r.status for r in store.history("good")] == [RunStatus.FAILED]
+    assert "'bad'" in caplog.text and "history record" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["X'00'", "'7'", "1.5", "NULL"])
+def test_a_hostile_claim_row_refuses_only_its_own_commit(two: tuple[SQLiteStore, Path], value: str) -> None:
+    store, path = two
+    claims = store.claim_due(at(10), limit=5, lease=timedelta(seconds=30), owner="x")
+    _rows(path, f"UPDATE schedules SET fire_token = {value} WHERE id = 'bad'")
+    if value != "NULL":  # (a claim's token is NOT NULL)
+        _rows(path, f"UPDATE claims SET token = {value} WHERE schedule_id = 'bad'")
+    results = store.commit([commit_for(c, next_fire=fire_entry(70)) for c in claims])
+    assert dict(zip([c.schedule_id for c in claims], results, strict=True)) == {"bad": value == "NULL", "good": True}
+    assert [r.status for r in store.history("good")] == [RunStatus.DISPATCHED]
+
+
+def test_a_finished_record_reads_back_like_the_other_stores(tmp_path: Path) -> None:
+    """The record finished inside SQLite (json_set) is the record RunRecord.to_dict would write."""
+    store = SQLiteStore(tmp_path / "s.db")
+    store.add(make_schedule("a"), fire_entry(0), Conflict.ERROR)
+    [c] = store.claim_due(at(0), limit=1, lease=timedelta(seconds=30), owner="x")
+    assert store.commit([commit_for(c, next_fire=fire_entry(60))]) == [True]
+    error = 'Boom: "quoted" \u00e9\n'
+    trace = f'Traceback (most recent call last):\n  File "t.py", line 1, in <module>\n{error}'
+    outcome = outcome_for("a", c.entry, "failed", finished_at=at(1.5), error=error, traceback=trace)
+    assert store.record_outcomes([(outcome, entry("retry", 0, due=30, attempt=2))]) == [True]
+    [(raw,)] = _rows(tmp_path / "s.db", "SELECT record FROM history")
+    [record] = store.history("a")
+    assert json.loads(str(raw)) == record.to_dict()
+    assert (record.finished_at, record.error, record.retry_at) == (at(1.5), outcome.error, at(30))
+    assert record.traceback == outcome.traceback and record.traceback
+    store.close()
 
 
 # -- doctor -----------------------------------------------------------------------------
@@ -330,3 +418,33 @@ def test_watch_hears_the_writes_of_another_connection_within_the_interval(tmp_pa
         stop()
         sleeper.close()
         writer.close()
+
+
+# -- the record codec -------------------------------------------------------------------
+
+_instants = st.datetimes(
+    min_value=datetime(1970, 1, 2), max_value=datetime(9000, 1, 1), timezones=st.just(timezone.utc)
+).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000))
+
+
+@given(
+    st.builds(
+        RunRecord,
+        run_id=st.text(),
+        kind=st.sampled_from(PendingKind),
+        nominal=_instants,
+        due=_instants,
+        attempt=st.integers(0, 2**62),
+        status=st.sampled_from(RunStatus),
+        dispatched_at=st.none() | _instants,
+        finished_at=st.none() | _instants,
+        error=st.none() | st.text(),
+        retry_at=st.none() | _instants,
+        note=st.none() | st.text(),
+        traceback=st.none() | st.text(),
+    )
+)
+def test_the_compact_record_codec_writes_exactly_what_to_dict_does(record: RunRecord) -> None:
+    text = sqlite_module._encode_record(record)
+    assert text == json.dumps(record.to_dict(), separators=(",", ":"))
+    assert RunRecord.from_dict(json.loads(text)) == record

@@ -24,6 +24,8 @@ from schedcore.protocols import Store
 from schedcore.records import (
     AddResult,
     Claim,
+    Commit,
+    Outcome,
     OutcomeStatus,
     Pending,
     PendingKind,
@@ -264,14 +266,43 @@ class StoreMachine(RuleBasedStateMachine):
             elif h.current:
                 m.fire = h.entry
             return
-        commit = commit_for(
+        commit = self._commit_of(c, what, next_fire, park)
+        [ok] = self.store.commit([commit])
+        self._model_commit(commit, ok)
+
+    @precondition(lambda self: len(self.settleable()) > 1)
+    @rule(
+        data=st.data(),
+        how=st.lists(
+            st.tuples(st.sampled_from(["dispatch", "skip", "nothing"]), st.none() | st.integers(-5, 10), st.booleans()),
+            min_size=2,
+            max_size=6,
+        ),
+    )
+    def settle_many(self, data: st.DataObject, how: list[tuple[str, int | None, bool]]) -> None:
+        """Several claims committed in one call (entries of one schedule among them, at times)."""
+        claims = self.settleable()
+        picked = data.draw(st.lists(st.sampled_from(range(len(claims))), min_size=2, max_size=len(how), unique=True))
+        commits = [self._commit_of(claims[i], *how[n]) for n, i in enumerate(picked)]
+        results = self.store.commit(commits)
+        assert len(results) == len(commits)
+        for commit, ok in zip(commits, results, strict=True):  # the model applies them in order
+            self._model_commit(commit, ok)
+
+    def _commit_of(self, c: Claim, what: str, next_fire: int | None, park: bool) -> Commit:
+        return commit_for(
             c,
             dispatch=what == "dispatch",
             skip=what == "skip",
             next_fire=None if next_fire is None else self.new_entry(PendingKind.FIRE, next_fire),
             park=self.new_entry(PendingKind.BUFFERED, 0) if park else None,
         )
-        [ok] = self.store.commit([commit])
+
+    def _model_commit(self, commit: Commit, ok: bool) -> None:
+        c = commit.claim
+        h = self.held(c)
+        sid = c.schedule_id
+        key = c.entry.key(sid)
         if h is None:
             assert not ok, "a commit without the lease was accepted"
             self.claims.remove(c)
@@ -296,10 +327,25 @@ class StoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.finished) or any(m.running for m in self.model.values()))
     @rule(data=st.data(), status=st.sampled_from(OutcomeStatus), retry=st.none() | st.integers(0, 10))
     def record_outcome(self, data: st.DataObject, status: OutcomeStatus, retry: int | None) -> None:
+        outcome, retry_entry = self._draw_outcome(data, status, retry)
+        expected = self._model_outcome(outcome, retry_entry)
+        assert self.store.record_outcome(outcome, retry_entry) is expected  # at most once per run id
+
+    @precondition(lambda self: bool(self.finished) or any(m.running for m in self.model.values()))
+    @rule(
+        data=st.data(),
+        items=st.lists(st.tuples(st.sampled_from(OutcomeStatus), st.none() | st.integers(0, 10)), max_size=4),
+    )
+    def record_outcomes(self, data: st.DataObject, items: list[tuple[OutcomeStatus, int | None]]) -> None:
+        batch = [self._draw_outcome(data, status, retry) for status, retry in items]  # repeats included
+        expected = [self._model_outcome(outcome, retry_entry) for outcome, retry_entry in batch]
+        assert self.store.record_outcomes(batch) == expected
+
+    def _draw_outcome(
+        self, data: st.DataObject, status: OutcomeStatus, retry: int | None
+    ) -> tuple[Outcome, Pending | None]:
         runs = [(sid, p) for sid, m in self.model.items() for p in m.running.values()]
         sid, pending = data.draw(st.sampled_from(runs + self.finished))
-        rid = run_id(sid, pending)
-        m = self.model.get(sid)
         retry_entry = None
         if retry is not None:
             retry_entry = Pending(
@@ -309,28 +355,33 @@ class StoreMachine(RuleBasedStateMachine):
                 attempt=pending.attempt + 1,
             )
         error = None if status is OutcomeStatus.SUCCEEDED else f"{status.value}!"
-        trace = None if error is None else f"{TRACE_HEADER}\n  {rid}\n{error}"
+        trace = None if error is None else f"{TRACE_HEADER}\n  {run_id(sid, pending)}\n{error}"
         outcome = outcome_for(sid, pending, status, finished_at=self.now, error=error, traceback=trace)
+        return outcome, retry_entry
+
+    def _model_outcome(self, outcome: Outcome, retry_entry: Pending | None) -> bool:
+        """Apply ``outcome`` to the model; whether the store must record it."""
+        sid, rid = outcome.schedule_id, outcome.run_id
+        m = self.model.get(sid)
         if m is None or rid not in m.running:
-            assert self.store.record_outcome(outcome, retry_entry) is False  # at most once per run id
-            return
-        assert self.store.record_outcome(outcome, retry_entry) is True
-        del m.running[rid]
+            return False
+        pending = m.running.pop(rid)
         self.finished.append((sid, pending))
         for i, record in enumerate(m.history):
             if record.run_id == rid and record.status is RunStatus.DISPATCHED:
                 m.history[i] = attrs.evolve(
                     record,
-                    status=RunStatus(status.value),
-                    finished_at=self.now,
-                    error=error,
-                    traceback=trace,
+                    status=RunStatus(outcome.status.value),
+                    finished_at=outcome.finished_at,
+                    error=outcome.error,
+                    traceback=outcome.traceback,
                     retry_at=retry_entry.due if retry_entry else None,
                 )
                 break
         if retry_entry is not None:
             m.put(sid, retry_entry)
         m.unpark(sid)
+        return True
 
     @rule(
         sid=st.sampled_from(IDS),

@@ -949,7 +949,9 @@ class StoreConformance:
         assert stored.running == (run_id("a", retry),)
         assert stored.next_fire == fire_entry(60)
 
-    def test_record_outcome_unparks_when_nothing_is_left_running(self, store: Store) -> None:
+    def parked_behind_two_runs(self, store: Store) -> tuple[Pending, Pending, Pending]:
+        """Schedule ``a`` with two runs running (its first fire entry, a manual one) and an
+        occurrence parked until both end; returns the three entries."""
         self.add_fire(store, "a", 0)
         first = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
         manual = entry("manual", 1)
@@ -958,7 +960,11 @@ class StoreConformance:
         c = claim_one(store, at(60))
         park = entry("buffered", 60)
         assert store.commit([commit_for(c, dispatch=False, park=park, next_fire=fire_entry(120))]) == [True]
-        assert store.record_outcome(outcome_for("a", first.entry), None) is True
+        return first.entry, manual, park
+
+    def test_record_outcome_unparks_when_nothing_is_left_running(self, store: Store) -> None:
+        first, manual, park = self.parked_behind_two_runs(store)
+        assert store.record_outcome(outcome_for("a", first), None) is True
         stored = store.get("a")
         assert stored is not None and stored.parked == park and stored.running == (run_id("a", manual),)
         assert claim(store, at(100)) == []
@@ -973,6 +979,47 @@ class StoreConformance:
         assert store.remove("a") is True
         assert store.record_outcome(outcome_for("a", c.entry), entry("retry", 0, due=1, attempt=2)) is False
         assert store.get("a") is None and claim(store, FAR) == []
+
+    def test_record_outcomes_records_a_batch_in_order(self, store: Store) -> None:
+        self.add_fire(store, "a", 0)
+        ca = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        self.add_fire(store, "b", 0)
+        cb = self.dispatch_fire(store, "b", at(0), next_fire=fire_entry(60))
+        retry = entry("retry", 0, due=30, attempt=2)
+        items = [
+            (outcome_for("a", ca.entry, "succeeded", finished_at=at(2)), None),
+            (outcome_for("b", cb.entry, "failed", finished_at=at(3), error="RuntimeError: boom"), retry),
+            (outcome_for("a", ca.entry, "failed", finished_at=at(4), error="again"), retry),  # a repeat
+            (outcome_for("nope", fire_entry(0)), None),  # unknown
+        ]
+        assert store.record_outcomes(items) == [True, True, False, False]
+        [ra] = store.history("a")
+        [rb] = store.history("b")
+        assert ra.status is RunStatus.SUCCEEDED and ra.finished_at == at(2) and ra.error is None
+        assert (rb.status, rb.finished_at, rb.retry_at) == (RunStatus.FAILED, at(3), at(30))
+        assert rb.error == "RuntimeError: boom"
+        assert [(c.schedule_id, c.entry) for c in claim(store, at(30))] == [("b", retry)]  # only b's retry
+        assert store.record_outcomes([]) == []
+
+    def test_record_outcomes_unparks_once_the_batch_ends_every_run(self, store: Store) -> None:
+        first, manual, park = self.parked_behind_two_runs(store)
+        items = [(outcome_for("a", first), None), (outcome_for("a", manual), None)]
+        assert store.record_outcomes(items) == [True, True]
+        stored = store.get("a")
+        assert stored is not None and stored.parked is None and stored.running == ()
+        assert [cl.entry for cl in claim(store, at(100))] == [park]
+
+    @pytest.mark.parametrize("bad", ["junk", ("not an outcome", None), (None, None)])
+    def test_record_outcomes_refuses_bad_items_before_writing(self, store: Store, bad: object) -> None:
+        self.add_fire(store, "a", 0)
+        c = self.dispatch_fire(store, "a", at(0), next_fire=fire_entry(60))
+        good = (outcome_for("a", c.entry), None)
+        with pytest.raises(ValidationError):
+            store.record_outcomes([good, bad])  # type: ignore[list-item]
+        with pytest.raises(ValidationError):  # a fire entry is no retry
+            store.record_outcomes([(outcome_for("a", c.entry, "failed"), fire_entry(1))])
+        stored = store.get("a")
+        assert stored is not None and stored.running == (run_id("a", c.entry),)  # nothing was recorded
 
     # -- history -----------------------------------------------------------------------
 
