@@ -6,6 +6,7 @@ the entry still does not hand the runs over twice. A private real redis-server, 
 # ruff: noqa: F401, F811  (pytest fixtures imported from test_rq_support)
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -128,8 +129,15 @@ def test_a_poisoned_run_info_does_not_stop_the_retries_of_the_other_runs(rconn: 
         assert executor.reconcile() == 1
         executor.process_outcomes()
         clock.set(T0 + timedelta(seconds=2))
-        s.tick()
-        good = s.history("good")
+        # The executor's own outcome thread may have taken the payload first: wait until the
+        # report reached the engine (a bounded wait for a thread, not a timing assertion).
+        deadline = time.monotonic() + 30
+        while True:
+            s.tick()
+            good = s.history("good")
+            if good[0].status.value != "dispatched" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert [r.status.value for r in good] == ["lost"] and good[0].retry_at is not None
         clock.set(good[0].retry_at + timedelta(seconds=1))  # from the outcome's (wall clock) end
         s.tick()
