@@ -126,11 +126,13 @@ def test_a_poisoned_run_info_does_not_stop_the_retries_of_the_other_runs(rconn: 
         jobs = {sid: job_id_for(f"{sid}@{int(T0.timestamp() * 1000)}.1") for sid in ("good", "bad")}
         rconn.delete(*[Job.key_for(j) for j in jobs.values()])  # both vanished: LOST
         rconn.hset(executor.keys.runs, jobs["bad"], b"\xff{not json")
-        assert executor.reconcile() == 1
+        # The executor's own thread may reconcile (and take the outcome) first: then this pass
+        # finds nothing left, so only the history below says what happened.
+        assert executor.reconcile() in (0, 1)
         executor.process_outcomes()
         clock.set(T0 + timedelta(seconds=2))
-        # The executor's own outcome thread may have taken the payload first: wait until the
-        # report reached the engine (a bounded wait for a thread, not a timing assertion).
+        # Wait until the report reached the engine (a bounded wait for a thread, not a timing
+        # assertion).
         deadline = time.monotonic() + 30
         while True:
             s.tick()
