@@ -10,43 +10,20 @@ kills it with SIGKILL: the crash between claim and commit).
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import time
-from datetime import timedelta
+from pathlib import Path
 
-from schedcore.records import Commit, PendingKind
-from schedcore.testing.factories import T0, at, commit_for, fire_entry
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: tests/ for store_worker
+
+from store_worker import run
+
 from schedcore_redis import RedisStore
 
 
 def main() -> None:
-    url, namespace, mode, now_s, lease_s, batch_s, occurrences_s = sys.argv[1:8]
+    url, namespace, mode = sys.argv[1:4]
     store = RedisStore.from_url(url, namespace=namespace, history_limit=1000, check=False)
-    now, lease, batch, occurrences = (
-        at(float(now_s)),
-        timedelta(seconds=float(lease_s)),
-        int(batch_s),
-        int(occurrences_s),
-    )
-    owner = f"worker-{os.getpid()}"
-    if mode == "hang":
-        claims = store.claim_due(now, limit=batch, lease=lease, owner=owner)
-        print(json.dumps({"claimed": [[c.schedule_id, c.token] for c in claims]}), flush=True)
-        time.sleep(600)
-        return
-    claimed = committed = 0
-    while claims := store.claim_due(now, limit=batch, lease=lease, owner=owner):
-        claimed += len(claims)
-        commits: list[Commit] = []
-        for c in claims:
-            nominal = (c.entry.nominal - T0).total_seconds()
-            more = c.entry.kind is PendingKind.FIRE and nominal + 60 < occurrences * 60
-            commits.append(commit_for(c, next_fire=fire_entry(nominal + 60) if more else None))
-        committed += sum(store.commit(commits))
-    store.close()
-    print(json.dumps({"claimed": claimed, "committed": committed}), flush=True)
+    run(store, mode, sys.argv[4:8])
 
 
 if __name__ == "__main__":
