@@ -124,8 +124,11 @@ def test_a_poisoned_run_info_does_not_stop_the_retries_of_the_other_runs(rconn: 
         clock.set(T0 + timedelta(seconds=1))
         s.tick()
         jobs = {sid: job_id_for(f"{sid}@{int(T0.timestamp() * 1000)}.1") for sid in ("good", "bad")}
-        rconn.delete(*[Job.key_for(j) for j in jobs.values()])  # both vanished: LOST
-        rconn.hset(executor.keys.runs, jobs["bad"], b"\xff{not json")
+        # Held so that the executor's own first reconciler pass cannot report both runs
+        # between the two writes (after them, whichever pass comes first sees the poison).
+        with executor._reconcile_lock:
+            rconn.delete(*[Job.key_for(j) for j in jobs.values()])  # both vanished: LOST
+            rconn.hset(executor.keys.runs, jobs["bad"], b"\xff{not json")
         # The executor's own thread may reconcile (and take the outcome) first: then this pass
         # finds nothing left, so only the history below says what happened.
         assert executor.reconcile() in (0, 1)
